@@ -1,0 +1,106 @@
+using System.Collections.Immutable;
+using EcsLite.Api.V1;
+using EcsLite.Store.V1;
+
+namespace EcsLite.Coordinator.Core.State;
+
+/// <summary>
+/// The cluster state as one immutable value. Commands read it and return <see cref="StateChange"/>s;
+/// <see cref="Apply(StateChange)"/> is the only way it changes, both for new commands and when the
+/// host rebuilds it from the store, so the two can never disagree.
+/// Messages held here are never mutated: commands clone before changing one.
+/// </summary>
+public sealed record CoordinatorState(
+    ImmutableSortedDictionary<string, Cluster> Clusters,
+    ImmutableSortedDictionary<string, TaskDefinitionFamily> Families)
+{
+    public static CoordinatorState Empty { get; } = new(
+        ImmutableSortedDictionary.Create<string, Cluster>(StringComparer.Ordinal),
+        ImmutableSortedDictionary.Create<string, TaskDefinitionFamily>(StringComparer.Ordinal));
+
+    public CoordinatorState Apply(StateChange change) => change switch
+    {
+        ClusterPut put => this with { Clusters = Clusters.SetItem(put.Cluster.ClusterName, put.Cluster) },
+        FamilyPut put => this with { Families = Families.SetItem(put.Family, Family(put.Family) with { LastRevision = put.LastRevision }) },
+        TaskDefinitionPut put => WithFamily(put.Definition.TaskDefinition.Family, f => f.With(put.Definition)),
+        TaskDefinitionRemoved removed => WithFamily(removed.Family, f => f.Without(removed.Revision)),
+        _ => throw new ArgumentOutOfRangeException(nameof(change), change, "unknown state change"),
+    };
+
+    public CoordinatorState Apply(IEnumerable<StateChange> changes) => changes.Aggregate(this, (state, change) => state.Apply(change));
+
+    public TaskDefinitionFamily Family(string name) =>
+        Families.TryGetValue(name, out var family) ? family : TaskDefinitionFamily.New(name);
+
+    private CoordinatorState WithFamily(string name, Func<TaskDefinitionFamily, TaskDefinitionFamily> change) =>
+        this with { Families = Families.SetItem(name, change(Family(name))) };
+}
+
+/// <summary>
+/// A task definition family: its revision counter, the revisions that still exist, and the newest
+/// ACTIVE one (what a bare family name means), kept at hand so a describe by family is O(log n).
+/// </summary>
+public sealed record TaskDefinitionFamily(
+    string Name,
+    int LastRevision,
+    ImmutableSortedDictionary<int, StoredTaskDefinition> Revisions,
+    StoredTaskDefinition? LatestActive)
+{
+    public static TaskDefinitionFamily New(string name) => new(name, 0, ImmutableSortedDictionary<int, StoredTaskDefinition>.Empty, null);
+
+    public bool HasActive => LatestActive is not null;
+
+    internal TaskDefinitionFamily With(StoredTaskDefinition definition)
+    {
+        var revision = definition.TaskDefinition.Revision;
+        var next = this with { Revisions = Revisions.SetItem(revision, definition) };
+        var active = definition.TaskDefinition.Status == TaskDefinitionStatus.Active;
+        if (active && revision >= (LatestActive?.TaskDefinition.Revision ?? 0))
+        {
+            return next with { LatestActive = definition };
+        }
+
+        return !active && revision == LatestActive?.TaskDefinition.Revision ? next.FindLatestActive() : next;
+    }
+
+    internal TaskDefinitionFamily Without(int revision)
+    {
+        var next = this with { Revisions = Revisions.Remove(revision) };
+        return revision == LatestActive?.TaskDefinition.Revision ? next.FindLatestActive() : next;
+    }
+
+    private TaskDefinitionFamily FindLatestActive() => this with
+    {
+        LatestActive = Revisions.Values.LastOrDefault(d => d.TaskDefinition.Status == TaskDefinitionStatus.Active),
+    };
+}
+
+/// <summary>What a command changes; the host turns each into a store write.</summary>
+public abstract record StateChange;
+
+public sealed record ClusterPut(Cluster Cluster) : StateChange;
+
+public sealed record FamilyPut(string Family, int LastRevision) : StateChange;
+
+public sealed record TaskDefinitionPut(StoredTaskDefinition Definition) : StateChange;
+
+public sealed record TaskDefinitionRemoved(string Family, int Revision) : StateChange;
+
+/// <summary>A command's outcome: the changes to make durable and the reply to send once they are.</summary>
+public sealed record Mutation<T>(IReadOnlyList<StateChange> Changes, T Result);
+
+/// <summary>What a command may know of the world besides the state: the time and the ARN format.</summary>
+public sealed record CommandContext(DateTimeOffset Now, ArnFormat Arns);
+
+public static class TaskDefinitionStatus
+{
+    public const string Active = "ACTIVE";
+    public const string Inactive = "INACTIVE";
+    public const string DeleteInProgress = "DELETE_IN_PROGRESS";
+}
+
+public static class ClusterStatus
+{
+    public const string Active = "ACTIVE";
+    public const string Inactive = "INACTIVE";
+}

@@ -1,0 +1,77 @@
+using EcsLite.Api.V1;
+using EcsLite.Coordinator.Core.Clusters;
+using EcsLite.Coordinator.Core.State;
+using EcsLite.Coordinator.Core.TaskDefinitions;
+using EcsLite.Coordinator.Core.Validation;
+using EcsLite.Store.V1;
+
+namespace EcsLite.Coordinator.Core.Tagging;
+
+/// <summary>TagResource, UntagResource and ListTagsForResource over the resources EcsLite has so far.</summary>
+public static class TagCommands
+{
+    public static Mutation<TagResourceResponse> Tag(CoordinatorState state, TagResourceRequest request)
+    {
+        ShapeRules.Validate(request);
+        TagRules.Validate(request.Tags, "tags");
+        var change = Update(state, request.ResourceArn, tags => TagRules.Merge(tags, request.Tags, "tags"));
+        return new([change], new TagResourceResponse());
+    }
+
+    public static Mutation<UntagResourceResponse> Untag(CoordinatorState state, UntagResourceRequest request)
+    {
+        ShapeRules.Validate(request);
+        var remove = request.TagKeys.ToHashSet(StringComparer.Ordinal);
+        var change = Update(state, request.ResourceArn, tags => tags.Where(t => !remove.Contains(t.Key)).Select(t => t.Clone()).ToList());
+        return new([change], new UntagResourceResponse());
+    }
+
+    public static ListTagsForResourceResponse List(CoordinatorState state, ListTagsForResourceRequest request)
+    {
+        ShapeRules.Validate(request);
+        var response = new ListTagsForResourceResponse();
+        var resource = Find(state, request.ResourceArn);
+        response.Tags.Add(resource.Cluster?.Tags ?? resource.TaskDefinition!.Tags);
+        return response;
+    }
+
+    private static StateChange Update(CoordinatorState state, string arn, Func<IEnumerable<Tag>, List<Tag>> change)
+    {
+        var resource = Find(state, arn);
+        if (resource.Cluster is { } cluster)
+        {
+            var updated = cluster.Clone();
+            var tags = change(cluster.Tags);
+            updated.Tags.Clear();
+            updated.Tags.Add(tags);
+            return new ClusterPut(updated);
+        }
+
+        var definition = resource.TaskDefinition!.Clone();
+        var newTags = change(resource.TaskDefinition.Tags);
+        definition.Tags.Clear();
+        definition.Tags.Add(newTags);
+        return new TaskDefinitionPut(definition);
+    }
+
+    private static (Cluster? Cluster, StoredTaskDefinition? TaskDefinition) Find(CoordinatorState state, string arn)
+    {
+        if (!ArnFormat.TryParse(arn, out var type, out var id))
+        {
+            throw EcsException.InvalidParameter("resourceArn", $"'{arn}' is not an ECS resource ARN.");
+        }
+
+        switch (type)
+        {
+            case "cluster":
+                return (ClusterCommands.Active(state, id, "resourceArn"), null);
+            case "task-definition":
+                var (family, revision) = TaskDefinitionCommands.ParseReference(id, "resourceArn", revisionRequired: true);
+                var stored = state.Families.GetValueOrDefault(family)?.Revisions.GetValueOrDefault(revision!.Value)
+                    ?? throw new EcsException(EcsErrorType.ResourceNotFoundException, $"resourceArn: the task definition '{arn}' does not exist.", "resourceArn");
+                return (null, stored);
+            default:
+                throw EcsException.InvalidParameter("resourceArn", $"resources of type '{type}' cannot be tagged here; EcsLite tags clusters and task definitions.");
+        }
+    }
+}

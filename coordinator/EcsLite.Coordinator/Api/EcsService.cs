@@ -1,0 +1,54 @@
+using EcsLite.Api.V1;
+using EcsLite.Coordinator.Core.Clusters;
+using EcsLite.Coordinator.Core.Tagging;
+using EcsLite.Coordinator.Core.TaskDefinitions;
+using EcsLite.Coordinator.State;
+using Grpc.Core;
+
+namespace EcsLite.Coordinator.Api;
+
+/// <summary>
+/// The public API, one RPC per ECS action. Thin: reads go to the durable in-memory snapshot, writes
+/// through the state machine; the core decides everything. Errors are mapped by <see cref="EcsErrorInterceptor"/>.
+/// </summary>
+public sealed class EcsService(ClusterStateMachine state) : Ecs.EcsBase
+{
+    public override Task<CreateClusterResponse> CreateCluster(CreateClusterRequest request, ServerCallContext context) =>
+        state.ApplyAsync((s, c) => ClusterCommands.Create(s, request, c), context.CancellationToken);
+
+    public override Task<DescribeClustersResponse> DescribeClusters(DescribeClustersRequest request, ServerCallContext context) =>
+        Task.FromResult(ClusterCommands.Describe(state.Current, request, state.Arns));
+
+    public override Task<ListClustersResponse> ListClusters(ListClustersRequest request, ServerCallContext context) =>
+        Task.FromResult(ClusterCommands.List(state.Current, request));
+
+    public override Task<DeleteClusterResponse> DeleteCluster(DeleteClusterRequest request, ServerCallContext context) =>
+        state.ApplyAsync((s, _) => ClusterCommands.Delete(s, request), context.CancellationToken);
+
+    public override Task<RegisterTaskDefinitionResponse> RegisterTaskDefinition(RegisterTaskDefinitionRequest request, ServerCallContext context) =>
+        state.ApplyAsync((s, c) => TaskDefinitionCommands.Register(s, request, c), context.CancellationToken);
+
+    public override Task<DescribeTaskDefinitionResponse> DescribeTaskDefinition(DescribeTaskDefinitionRequest request, ServerCallContext context) =>
+        Task.FromResult(TaskDefinitionCommands.Describe(state.Current, request));
+
+    public override Task<ListTaskDefinitionsResponse> ListTaskDefinitions(ListTaskDefinitionsRequest request, ServerCallContext context) =>
+        Task.FromResult(TaskDefinitionCommands.List(state.Current, request));
+
+    public override Task<ListTaskDefinitionFamiliesResponse> ListTaskDefinitionFamilies(ListTaskDefinitionFamiliesRequest request, ServerCallContext context) =>
+        Task.FromResult(TaskDefinitionCommands.ListFamilies(state.Current, request));
+
+    public override Task<DeregisterTaskDefinitionResponse> DeregisterTaskDefinition(DeregisterTaskDefinitionRequest request, ServerCallContext context) =>
+        state.ApplyAsync((s, c) => TaskDefinitionCommands.Deregister(s, request, c), context.CancellationToken);
+
+    public override Task<DeleteTaskDefinitionsResponse> DeleteTaskDefinitions(DeleteTaskDefinitionsRequest request, ServerCallContext context) =>
+        state.ApplyAsync((s, c) => TaskDefinitionCommands.Delete(s, request, c), context.CancellationToken);
+
+    public override Task<TagResourceResponse> TagResource(TagResourceRequest request, ServerCallContext context) =>
+        state.ApplyAsync((s, _) => TagCommands.Tag(s, request), context.CancellationToken);
+
+    public override Task<UntagResourceResponse> UntagResource(UntagResourceRequest request, ServerCallContext context) =>
+        state.ApplyAsync((s, _) => TagCommands.Untag(s, request), context.CancellationToken);
+
+    public override Task<ListTagsForResourceResponse> ListTagsForResource(ListTagsForResourceRequest request, ServerCallContext context) =>
+        Task.FromResult(TagCommands.List(state.Current, request));
+}

@@ -1,0 +1,94 @@
+using System.Net;
+using System.Text.RegularExpressions;
+using Microsoft.Extensions.Options;
+
+namespace EcsLite.Coordinator;
+
+/// <summary>
+/// The coordinator's settings. Sources, later ones winning: built-in defaults, the JSON file named by
+/// --config, ECSLITE_-prefixed environment variables (ECSLITE_LISTEN, ECSLITE_DATADIR, ...), the command line.
+/// </summary>
+public sealed partial class CoordinatorOptions
+{
+    public const string DefaultListen = "127.0.0.1:7430";
+
+    /// <summary>Address for the gRPC API (HTTP/2 cleartext): host:port, [v6]:port, http://host:port or unix:/path.</summary>
+    public string Listen { get; set; } = DefaultListen;
+
+    /// <summary>Directory holding the cluster store; created if missing.</summary>
+    public string DataDir { get; set; } = DefaultDataDir();
+
+    /// <summary>The region written into ARNs.</summary>
+    public string Region { get; set; } = "local";
+
+    /// <summary>The 12-digit account id written into ARNs.</summary>
+    public string AccountId { get; set; } = "000000000000";
+
+    public static string DefaultDataDir() =>
+        Environment.UserName == "root" || Environment.IsPrivilegedProcess
+            ? "/var/lib/ecslite/coordinator"
+            : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData), "ecslite", "coordinator");
+
+    /// <summary>Where Kestrel listens: an IP endpoint or a unix socket path.</summary>
+    public (IPEndPoint? Endpoint, string? UnixSocket) ParseListen()
+    {
+        var text = Listen.Trim();
+        if (text.StartsWith("unix:", StringComparison.Ordinal))
+        {
+            return (null, text["unix:".Length..]);
+        }
+
+        if (text.StartsWith("http://", StringComparison.OrdinalIgnoreCase))
+        {
+            text = text["http://".Length..].TrimEnd('/');
+        }
+
+        if (text.StartsWith("localhost:", StringComparison.OrdinalIgnoreCase))
+        {
+            text = "127.0.0.1" + text["localhost".Length..];
+        }
+
+        return IPEndPoint.TryParse(text, out var endpoint) && endpoint.Port != 0
+            ? (endpoint, null)
+            : throw new FormatException($"Listen '{Listen}' is not host:port (e.g. 127.0.0.1:7430 or [::]:7430), http://host:port or unix:/path");
+    }
+
+    [GeneratedRegex("^[a-z0-9-]{1,64}$")]
+    private static partial Regex RegionPattern();
+
+    [GeneratedRegex("^[0-9]{12}$")]
+    private static partial Regex AccountPattern();
+
+    public sealed class Validator : IValidateOptions<CoordinatorOptions>
+    {
+        public ValidateOptionsResult Validate(string? name, CoordinatorOptions options)
+        {
+            var failures = new List<string>();
+            try
+            {
+                options.ParseListen();
+            }
+            catch (FormatException e)
+            {
+                failures.Add(e.Message);
+            }
+
+            if (string.IsNullOrWhiteSpace(options.DataDir))
+            {
+                failures.Add("DataDir must name a directory");
+            }
+
+            if (!RegionPattern().IsMatch(options.Region))
+            {
+                failures.Add($"Region '{options.Region}' must be lowercase letters, digits and hyphens (e.g. local, us-east-1)");
+            }
+
+            if (!AccountPattern().IsMatch(options.AccountId))
+            {
+                failures.Add($"AccountId '{options.AccountId}' must be 12 digits");
+            }
+
+            return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+        }
+    }
+}

@@ -1,0 +1,146 @@
+using EcsLite.Coordinator;
+using EcsLite.Coordinator.Api;
+using EcsLite.Coordinator.State;
+using EcsLite.Coordinator.Store;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Options;
+
+const string Usage = """
+    ecslite-coordinator: the EcsLite cluster coordinator (Amazon ECS's API over gRPC).
+
+    Options (each also settable in the --config JSON file or as ECSLITE_<NAME> in the environment):
+      --listen ADDRESS     gRPC address, host:port, [v6]:port or unix:/path   (Listen, default 127.0.0.1:7430)
+      --data-dir DIR       where the cluster store lives                       (DataDir, default /var/lib/ecslite/coordinator as root)
+      --region NAME        region written into ARNs                            (Region, default local)
+      --account-id ID      12-digit account written into ARNs                  (AccountId, default 000000000000)
+      --config FILE        JSON file with the settings above
+      --help, --version
+    """;
+
+if (args.Contains("--help") || args.Contains("-h"))
+{
+    Console.WriteLine(Usage);
+    return 0;
+}
+
+if (args.Contains("--version"))
+{
+    Console.WriteLine(typeof(CoordinatorOptions).Assembly.GetName().Version?.ToString(3));
+    return 0;
+}
+
+var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = args });
+builder.Configuration.Sources.Clear();
+builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+{
+    ["Logging:LogLevel:Default"] = "Information",
+    ["Logging:LogLevel:Microsoft.AspNetCore"] = "Warning",
+    ["Logging:LogLevel:Microsoft.Hosting.Lifetime"] = "Warning",
+});
+var configFile = ConfigFile(args) ?? Environment.GetEnvironmentVariable("ECSLITE_CONFIG");
+if (configFile is not null)
+{
+    builder.Configuration.AddJsonFile(Path.GetFullPath(configFile), optional: false, reloadOnChange: false);
+}
+
+builder.Configuration.AddEnvironmentVariables("ECSLITE_");
+builder.Configuration.AddCommandLine(args, new Dictionary<string, string>
+{
+    ["--listen"] = "Listen",
+    ["--data-dir"] = "DataDir",
+    ["--region"] = "Region",
+    ["--account-id"] = "AccountId",
+    ["--config"] = "Config",
+});
+
+var options = builder.Configuration.Get<CoordinatorOptions>() ?? new CoordinatorOptions();
+var validation = new CoordinatorOptions.Validator().Validate(null, options);
+if (validation.Failed)
+{
+    Console.Error.WriteLine($"ecslite-coordinator: invalid settings: {validation.FailureMessage}");
+    return 2;
+}
+
+builder.Services.AddSingleton<IOptions<CoordinatorOptions>>(Options.Create(options));
+builder.Services.AddSystemd();
+builder.Logging.AddSimpleConsole(o =>
+{
+    o.SingleLine = true;
+    o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ";
+    o.UseUtcTimestamp = true;
+});
+builder.WebHost.ConfigureKestrel(kestrel =>
+{
+    kestrel.AddServerHeader = false;
+    var (endpoint, socket) = options.ParseListen();
+    if (endpoint is not null)
+    {
+        kestrel.Listen(endpoint, listen => listen.Protocols = HttpProtocols.Http2);
+    }
+    else
+    {
+        kestrel.ListenUnixSocket(socket!, listen => listen.Protocols = HttpProtocols.Http2);
+    }
+});
+
+builder.Services.AddSingleton(TimeProvider.System);
+builder.Services.AddSingleton<IKeyValueStore>(_ => SqliteKeyValueStore.Open(options.DataDir));
+builder.Services.AddSingleton<ClusterStateMachine>();
+builder.Services.AddGrpc(grpc => grpc.Interceptors.Add<EcsErrorInterceptor>());
+builder.Services.AddGrpcReflection();
+builder.Services.AddGrpcHealthChecks()
+    .AddCheck<StoreHealthCheck>("store");
+
+var app = builder.Build();
+app.MapGrpcService<EcsService>();
+app.MapGrpcReflectionService();
+app.MapGrpcHealthChecksService();
+
+var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("EcsLite.Coordinator");
+var store = app.Services.GetRequiredService<IKeyValueStore>();
+Startup.LogDataDir(logger, (store as SqliteKeyValueStore)?.Path ?? options.DataDir);
+await app.Services.GetRequiredService<ClusterStateMachine>().LoadAsync(app.Lifetime.ApplicationStopping);
+await app.StartAsync();
+Startup.LogListening(logger, options.Listen, typeof(CoordinatorOptions).Assembly.GetName().Version?.ToString(3) ?? "?");
+await app.WaitForShutdownAsync();
+Startup.LogStopped(logger);
+await app.DisposeAsync();
+return 0;
+
+static string? ConfigFile(string[] args)
+{
+    for (var i = 0; i < args.Length; i++)
+    {
+        if (args[i] == "--config" && i + 1 < args.Length)
+        {
+            return args[i + 1];
+        }
+
+        if (args[i].StartsWith("--config=", StringComparison.Ordinal))
+        {
+            return args[i]["--config=".Length..];
+        }
+    }
+
+    return null;
+}
+
+/// <summary>SERVING once the cluster state has been loaded from the store.</summary>
+internal sealed class StoreHealthCheck(ClusterStateMachine state) : IHealthCheck
+{
+    public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>
+        Task.FromResult(state.Loaded ? HealthCheckResult.Healthy() : HealthCheckResult.Unhealthy("loading the cluster state"));
+}
+
+internal static partial class Startup
+{
+    [LoggerMessage(Level = LogLevel.Information, Message = "Cluster store: {Path} (SQLite, WAL, synchronous=FULL)")]
+    public static partial void LogDataDir(ILogger logger, string path);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "EcsLite coordinator {Version} listening on {Listen} (gRPC, HTTP/2 cleartext; reflection and grpc.health.v1 on)")]
+    public static partial void LogListening(ILogger logger, string listen, string version);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Stopped; all acknowledged writes are in the cluster store")]
+    public static partial void LogStopped(ILogger logger);
+}

@@ -1,0 +1,126 @@
+using System.Diagnostics;
+using EcsLite.Coordinator.Core;
+using EcsLite.Coordinator.Core.Clusters;
+using EcsLite.Coordinator.Core.State;
+using EcsLite.Coordinator.Store;
+using EcsLite.Api.V1;
+using Microsoft.Extensions.Options;
+
+namespace EcsLite.Coordinator.State;
+
+/// <summary>
+/// The one writer of the cluster state. Commands run one at a time against the newest state and their
+/// changes are queued to the store in the same order, so the store's group commit can make many of them
+/// durable at once. Readers see only what is durable: a state is published once its write has committed,
+/// and a caller is answered only after that.
+/// </summary>
+public sealed partial class ClusterStateMachine(
+    IKeyValueStore store, TimeProvider time, IOptions<CoordinatorOptions> options,
+    IHostApplicationLifetime lifetime, ILogger<ClusterStateMachine> logger)
+{
+    private readonly Lock _gate = new();
+    private readonly ArnFormat _arns = new(options.Value.Region, options.Value.AccountId);
+    private CoordinatorState _pending = CoordinatorState.Empty;
+    private Task _lastCommit = Task.CompletedTask;
+    private long _lastSequence;
+    private Published _published = new(CoordinatorState.Empty, 0);
+
+    /// <summary>The newest durable state; cheap, lock-free, never changes under the reader.</summary>
+    public CoordinatorState Current => Volatile.Read(ref _published).State;
+
+    public ArnFormat Arns => _arns;
+
+    public bool Loaded { get; private set; }
+
+    /// <summary>Rebuilds the state from the store and creates the default cluster on first start.</summary>
+    public async Task LoadAsync(CancellationToken cancellationToken)
+    {
+        var watch = Stopwatch.StartNew();
+        var range = await store.RangeAsync(StateKeys.Root, cancellationToken);
+        var state = CoordinatorState.Empty.Apply(range.Kvs.Select(StateKeys.FromRecord));
+        lock (_gate)
+        {
+            _pending = state;
+            Volatile.Write(ref _published, new Published(state, _lastSequence));
+        }
+
+        if (!state.Clusters.ContainsKey(ClusterCommands.DefaultCluster))
+        {
+            await ApplyAsync((s, c) => ClusterCommands.Create(s, new CreateClusterRequest(), c), cancellationToken);
+            LogDefaultClusterCreated(logger);
+        }
+
+        Loaded = true;
+        var revisions = state.Families.Values.Sum(f => f.Revisions.Count);
+        LogLoaded(logger, range.Revision, state.Clusters.Count, revisions, watch.ElapsedMilliseconds);
+    }
+
+    /// <summary>Runs a command; its changes are durable and visible to readers before this returns.</summary>
+    public async Task<T> ApplyAsync<T>(Func<CoordinatorState, CommandContext, Mutation<T>> command, CancellationToken cancellationToken)
+    {
+        Task commit;
+        CoordinatorState next;
+        long sequence;
+        Mutation<T> mutation;
+        lock (_gate)
+        {
+            mutation = command(_pending, new CommandContext(time.GetUtcNow(), _arns));
+            if (mutation.Changes.Count == 0)
+            {
+                // Nothing to write, but the answer may rest on writes still in flight.
+                commit = _lastCommit;
+                next = _pending;
+                sequence = _lastSequence;
+            }
+            else
+            {
+                next = _pending.Apply(mutation.Changes);
+                _pending = next;
+                sequence = ++_lastSequence;
+                commit = store.TxnAsync(Txn.Unconditional(mutation.Changes.Select(StateKeys.ToOp).ToList()), CancellationToken.None);
+                _lastCommit = commit;
+            }
+        }
+
+        try
+        {
+            // Not cancellable: once queued the write happens, and the state must be published with it.
+            await commit;
+        }
+        catch (Exception e)
+        {
+            // The in-memory state is now ahead of the store. Restarting rebuilds it from what is durable,
+            // which is the only safe way back (systemd restarts the service).
+            LogStoreWriteFailed(logger, e);
+            lifetime.StopApplication();
+            throw new EcsException(EcsErrorType.ServerException, "The cluster store could not save the change; the coordinator is restarting.");
+        }
+
+        Publish(next, sequence);
+        return mutation.Result;
+    }
+
+    private void Publish(CoordinatorState state, long sequence)
+    {
+        while (true)
+        {
+            var current = Volatile.Read(ref _published);
+            if (current.Sequence >= sequence ||
+                Interlocked.CompareExchange(ref _published, new Published(state, sequence), current) == current)
+            {
+                return;
+            }
+        }
+    }
+
+    private sealed record Published(CoordinatorState State, long Sequence);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Cluster state loaded: store revision {Revision}, {Clusters} clusters, {Revisions} task definition revisions, in {ElapsedMs} ms")]
+    private static partial void LogLoaded(ILogger logger, long revision, int clusters, int revisions, long elapsedMs);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Created the cluster 'default'")]
+    private static partial void LogDefaultClusterCreated(ILogger logger);
+
+    [LoggerMessage(Level = LogLevel.Critical, Message = "The cluster store failed to commit a change; stopping so that a restart reloads the durable state")]
+    private static partial void LogStoreWriteFailed(ILogger logger, Exception exception);
+}

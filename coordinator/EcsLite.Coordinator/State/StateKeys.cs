@@ -1,0 +1,54 @@
+using EcsLite.Coordinator.Core.State;
+using EcsLite.Coordinator.Store;
+using EcsLite.Api.V1;
+using EcsLite.Store.V1;
+using Google.Protobuf;
+
+namespace EcsLite.Coordinator.State;
+
+/// <summary>
+/// The store's key layout and the mapping between state changes and store records:
+///   /clusters/NAME                      Cluster
+///   /task-definition-families/FAMILY    TaskDefinitionFamilyRecord (the revision counter)
+///   /task-definitions/FAMILY/REVISION   StoredTaskDefinition (revision zero-padded, so keys sort by revision)
+/// </summary>
+public static class StateKeys
+{
+    public const string Root = "/";
+    private const string Clusters = "/clusters/";
+    private const string Families = "/task-definition-families/";
+    private const string TaskDefinitions = "/task-definitions/";
+
+    public static TxnOp ToOp(StateChange change) => change switch
+    {
+        ClusterPut put => new PutOp(Clusters + put.Cluster.ClusterName, put.Cluster.ToByteArray()),
+        FamilyPut put => new PutOp(Families + put.Family, new TaskDefinitionFamilyRecord { Family = put.Family, LastRevision = put.LastRevision }.ToByteArray()),
+        TaskDefinitionPut put => new PutOp(TaskDefinitionKey(put.Definition.TaskDefinition.Family, put.Definition.TaskDefinition.Revision), put.Definition.ToByteArray()),
+        TaskDefinitionRemoved removed => new DeleteOp(TaskDefinitionKey(removed.Family, removed.Revision)),
+        _ => throw new ArgumentOutOfRangeException(nameof(change), change, "no key for this change"),
+    };
+
+    /// <summary>The change that recreates a stored record in the state, for loading at start.</summary>
+    public static StateChange FromRecord(KeyValue kv)
+    {
+        if (kv.Key.StartsWith(Clusters, StringComparison.Ordinal))
+        {
+            return new ClusterPut(Cluster.Parser.ParseFrom(kv.Value));
+        }
+
+        if (kv.Key.StartsWith(Families, StringComparison.Ordinal))
+        {
+            var record = TaskDefinitionFamilyRecord.Parser.ParseFrom(kv.Value);
+            return new FamilyPut(record.Family, record.LastRevision);
+        }
+
+        if (kv.Key.StartsWith(TaskDefinitions, StringComparison.Ordinal))
+        {
+            return new TaskDefinitionPut(StoredTaskDefinition.Parser.ParseFrom(kv.Value));
+        }
+
+        throw new InvalidDataException($"the store holds a key this coordinator does not know: {kv.Key}");
+    }
+
+    private static string TaskDefinitionKey(string family, int revision) => $"{TaskDefinitions}{family}/{revision:D10}";
+}

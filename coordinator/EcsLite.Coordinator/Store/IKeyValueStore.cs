@@ -1,0 +1,76 @@
+namespace EcsLite.Coordinator.Store;
+
+/// <summary>
+/// The cluster store: keys with revisions, compare-and-swap transactions, range reads and watch by
+/// prefix from a revision. It is shaped like etcd's KV and Watch APIs so the embedded SQLite store and
+/// an etcd store are interchangeable and several coordinators can share etcd.
+/// A transaction is acknowledged only once it is durable.
+/// </summary>
+public interface IKeyValueStore : IAsyncDisposable
+{
+    /// <summary>Every key starting with <paramref name="prefix"/>, in key order, at one revision.</summary>
+    Task<RangeResult> RangeAsync(string prefix, CancellationToken cancellationToken);
+
+    /// <summary>If every compare holds, applies the success ops, else the failure ops, atomically.</summary>
+    Task<TxnResult> TxnAsync(Txn txn, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Changes to keys under <paramref name="prefix"/> from <paramref name="fromRevision"/> on, history
+    /// first, then live, until cancelled. Throws <see cref="CompactedException"/> if that history is gone.
+    /// </summary>
+    IAsyncEnumerable<WatchEvent> WatchAsync(string prefix, long fromRevision, CancellationToken cancellationToken);
+}
+
+public sealed record KeyValue(string Key, byte[] Value, long CreateRevision, long ModRevision, long Version);
+
+public sealed record RangeResult(IReadOnlyList<KeyValue> Kvs, long Revision);
+
+public enum CompareTarget
+{
+    /// <summary>Number of puts since the key was created; 0 when it does not exist.</summary>
+    Version,
+
+    /// <summary>Revision of the last change to the key; 0 when it does not exist.</summary>
+    ModRevision,
+}
+
+public enum CompareResult
+{
+    Equal,
+    NotEqual,
+    Less,
+    Greater,
+}
+
+public sealed record Compare(string Key, CompareTarget Target, CompareResult Result, long Value);
+
+public abstract record TxnOp(string Key);
+
+public sealed record PutOp(string Key, byte[] Value) : TxnOp(Key);
+
+public sealed record DeleteOp(string Key) : TxnOp(Key);
+
+public sealed record Txn(IReadOnlyList<Compare> Compares, IReadOnlyList<TxnOp> Success, IReadOnlyList<TxnOp>? Failure = null)
+{
+    public static Txn Unconditional(IReadOnlyList<TxnOp> ops) => new([], ops);
+}
+
+/// <summary>Whether the compares held, and the store's revision after the transaction.</summary>
+public sealed record TxnResult(bool Succeeded, long Revision);
+
+public enum WatchEventType
+{
+    Put,
+    Delete,
+}
+
+/// <summary>One change; for a delete, <see cref="KeyValue.Value"/> is empty and ModRevision is the deletion's revision.</summary>
+public sealed record WatchEvent(WatchEventType Type, KeyValue Kv);
+
+public sealed class CompactedException(long requested, long compacted)
+    : Exception($"revision {requested} has been compacted; the oldest revision kept is {compacted}")
+{
+    public long CompactRevision { get; } = compacted;
+
+    public long RequestedRevision { get; } = requested;
+}

@@ -1,0 +1,456 @@
+using System.Runtime.CompilerServices;
+using System.Threading.Channels;
+using Microsoft.Data.Sqlite;
+
+namespace EcsLite.Coordinator.Store;
+
+/// <summary>
+/// The embedded cluster store: one SQLite file in WAL mode with synchronous=FULL, so a commit is on
+/// disk before it is acknowledged. One writer loop applies transactions in arrival order and commits
+/// whatever has queued up as one SQLite transaction (group commit: one fsync for many writes).
+/// Every change is also kept in a history table, so a watcher can resume from a revision.
+/// </summary>
+public sealed class SqliteKeyValueStore : IKeyValueStore
+{
+    public const string FileName = "cluster-store.db";
+    private const int MaxBatch = 512;
+    private const string PrefixEnd = "\uFFFF";
+
+    private readonly string _connectionString;
+    private readonly SqliteConnection _writer;
+    private readonly Channel<Pending> _queue = Channel.CreateUnbounded<Pending>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly Lock _watchGate = new();
+    private readonly List<Watcher> _watchers = [];
+    private readonly long _historyToKeep;
+    private readonly Task _writerLoop;
+    private long _revision;
+    private long _compactRevision;
+    private long _commitsSinceCompaction;
+
+    private SqliteKeyValueStore(string path, long historyToKeep)
+    {
+        _connectionString = new SqliteConnectionStringBuilder { DataSource = path, Pooling = true }.ToString();
+        _historyToKeep = historyToKeep;
+        _writer = new SqliteConnection(_connectionString);
+        _writer.Open();
+        Execute(_writer, """
+            PRAGMA journal_mode = WAL;
+            PRAGMA synchronous = FULL;
+            CREATE TABLE IF NOT EXISTS kv (
+                key TEXT PRIMARY KEY, value BLOB NOT NULL,
+                create_revision INTEGER NOT NULL, mod_revision INTEGER NOT NULL, version INTEGER NOT NULL) WITHOUT ROWID;
+            CREATE TABLE IF NOT EXISTS history (
+                revision INTEGER NOT NULL, key TEXT NOT NULL, value BLOB,
+                create_revision INTEGER NOT NULL, version INTEGER NOT NULL,
+                PRIMARY KEY (revision, key)) WITHOUT ROWID;
+            CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+            INSERT OR IGNORE INTO meta VALUES ('revision', 0), ('compact_revision', 0);
+            """);
+        _revision = ReadMeta(_writer, "revision");
+        _compactRevision = ReadMeta(_writer, "compact_revision");
+        _writerLoop = Task.Factory.StartNew(WriteLoopAsync, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap();
+    }
+
+    public string Path { get; private init; } = "";
+
+    /// <summary>The revision of the last durable transaction.</summary>
+    public long Revision => Volatile.Read(ref _revision);
+
+    public static SqliteKeyValueStore Open(string directory, long historyToKeep = 100_000)
+    {
+        Directory.CreateDirectory(directory);
+        var path = System.IO.Path.Combine(directory, FileName);
+        return new SqliteKeyValueStore(path, historyToKeep) { Path = path };
+    }
+
+    public async Task<RangeResult> RangeAsync(string prefix, CancellationToken cancellationToken)
+    {
+        await using var connection = new SqliteConnection(_connectionString);
+        await connection.OpenAsync(cancellationToken);
+        // A deferred transaction reads one WAL snapshot without taking the write lock.
+        await using var transaction = connection.BeginTransaction(deferred: true);
+        var revision = ReadMeta(connection, "revision", transaction);
+        await using var command = connection.CreateCommand();
+        command.Transaction = transaction;
+        command.CommandText = "SELECT key, value, create_revision, mod_revision, version FROM kv WHERE key >= $p AND key < $end ORDER BY key";
+        command.Parameters.AddWithValue("$p", prefix);
+        command.Parameters.AddWithValue("$end", prefix + PrefixEnd);
+        var kvs = new List<KeyValue>();
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            kvs.Add(new KeyValue(reader.GetString(0), (byte[])reader.GetValue(1), reader.GetInt64(2), reader.GetInt64(3), reader.GetInt64(4)));
+        }
+
+        return new RangeResult(kvs, revision);
+    }
+
+    public Task<TxnResult> TxnAsync(Txn txn, CancellationToken cancellationToken)
+    {
+        if (txn.Success.Select(op => op.Key).Distinct(StringComparer.Ordinal).Count() != txn.Success.Count ||
+            (txn.Failure ?? []).Select(op => op.Key).Distinct(StringComparer.Ordinal).Count() != (txn.Failure?.Count ?? 0))
+        {
+            throw new ArgumentException("a transaction must not change the same key twice", nameof(txn));
+        }
+
+        var pending = new Pending(txn, new TaskCompletionSource<TxnResult>(TaskCreationOptions.RunContinuationsAsynchronously));
+        if (!_queue.Writer.TryWrite(pending))
+        {
+            throw new ObjectDisposedException(nameof(SqliteKeyValueStore));
+        }
+
+        return pending.Done.Task;
+    }
+
+    public async IAsyncEnumerable<WatchEvent> WatchAsync(string prefix, long fromRevision, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        var channel = Channel.CreateUnbounded<WatchEvent>(new UnboundedChannelOptions { SingleReader = true });
+        var watcher = new Watcher(prefix, channel.Writer);
+        List<WatchEvent> history;
+        lock (_watchGate)
+        {
+            if (fromRevision > 0 && fromRevision <= _compactRevision)
+            {
+                throw new CompactedException(fromRevision, _compactRevision + 1);
+            }
+
+            history = fromRevision > 0 && fromRevision <= _revision ? ReadHistory(prefix, fromRevision, _revision) : [];
+            _watchers.Add(watcher);
+        }
+
+        try
+        {
+            foreach (var change in history)
+            {
+                yield return change;
+            }
+
+            await foreach (var change in channel.Reader.ReadAllAsync(cancellationToken))
+            {
+                yield return change;
+            }
+        }
+        finally
+        {
+            lock (_watchGate)
+            {
+                _watchers.Remove(watcher);
+            }
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        _queue.Writer.TryComplete();
+        await _writerLoop.ConfigureAwait(false);
+        lock (_watchGate)
+        {
+            foreach (var watcher in _watchers)
+            {
+                watcher.Events.TryComplete();
+            }
+        }
+
+        await _writer.DisposeAsync();
+        SqliteConnection.ClearPool(new SqliteConnection(_connectionString));
+    }
+
+    private async Task WriteLoopAsync()
+    {
+        var batch = new List<Pending>(MaxBatch);
+        var statements = new Statements(_writer);
+        while (await _queue.Reader.WaitToReadAsync().ConfigureAwait(false))
+        {
+            batch.Clear();
+            while (batch.Count < MaxBatch && _queue.Reader.TryRead(out var pending))
+            {
+                batch.Add(pending);
+            }
+
+            var results = new TxnResult[batch.Count];
+            var events = new List<WatchEvent>();
+            var revision = _revision;
+            try
+            {
+                using var transaction = _writer.BeginTransaction(deferred: false);
+                statements.Use(transaction);
+                for (var i = 0; i < batch.Count; i++)
+                {
+                    results[i] = Apply(statements, batch[i].Txn, ref revision, events);
+                }
+
+                statements.SetMeta("revision", revision);
+                transaction.Commit();
+            }
+            catch (Exception e)
+            {
+                foreach (var pending in batch)
+                {
+                    pending.Done.TrySetException(e);
+                }
+
+                continue;
+            }
+
+            Publish(revision, events);
+            for (var i = 0; i < batch.Count; i++)
+            {
+                batch[i].Done.TrySetResult(results[i]);
+            }
+
+            _commitsSinceCompaction += batch.Count;
+            if (_commitsSinceCompaction >= 4096 && revision - _compactRevision > _historyToKeep)
+            {
+                Compact(statements, revision - _historyToKeep);
+            }
+        }
+    }
+
+    private static TxnResult Apply(Statements statements, Txn txn, ref long revision, List<WatchEvent> events)
+    {
+        var succeeded = txn.Compares.All(statements.Holds);
+        var ops = succeeded ? txn.Success : txn.Failure ?? [];
+        if (ops.Count == 0)
+        {
+            return new TxnResult(succeeded, revision);
+        }
+
+        var next = revision + 1;
+        var changed = false;
+        foreach (var op in ops)
+        {
+            var change = op switch
+            {
+                PutOp put => statements.Put(put.Key, put.Value, next),
+                DeleteOp delete => statements.Delete(delete.Key, next),
+                _ => throw new ArgumentOutOfRangeException(nameof(txn), op, "unknown operation"),
+            };
+            if (change is not null)
+            {
+                events.Add(change);
+                changed = true;
+            }
+        }
+
+        if (changed)
+        {
+            revision = next;
+        }
+
+        return new TxnResult(succeeded, revision);
+    }
+
+    private void Publish(long revision, List<WatchEvent> events)
+    {
+        lock (_watchGate)
+        {
+            Volatile.Write(ref _revision, revision);
+            foreach (var watcher in _watchers)
+            {
+                foreach (var change in events)
+                {
+                    if (change.Kv.Key.StartsWith(watcher.Prefix, StringComparison.Ordinal))
+                    {
+                        watcher.Events.TryWrite(change);
+                    }
+                }
+            }
+        }
+    }
+
+    private void Compact(Statements statements, long upTo)
+    {
+        try
+        {
+            using var transaction = _writer.BeginTransaction(deferred: false);
+            statements.Use(transaction);
+            statements.DeleteHistoryUpTo(upTo);
+            statements.SetMeta("compact_revision", upTo);
+            transaction.Commit();
+            lock (_watchGate)
+            {
+                _compactRevision = upTo;
+            }
+
+            _commitsSinceCompaction = 0;
+        }
+        catch (SqliteException)
+        {
+            // Compaction is housekeeping; the next pass tries again.
+        }
+    }
+
+    private List<WatchEvent> ReadHistory(string prefix, long from, long to)
+    {
+        using var connection = new SqliteConnection(_connectionString);
+        connection.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = """
+            SELECT revision, key, value, create_revision, version FROM history
+            WHERE revision >= $from AND revision <= $to AND key >= $p AND key < $end ORDER BY revision, key
+            """;
+        command.Parameters.AddWithValue("$from", from);
+        command.Parameters.AddWithValue("$to", to);
+        command.Parameters.AddWithValue("$p", prefix);
+        command.Parameters.AddWithValue("$end", prefix + PrefixEnd);
+        using var reader = command.ExecuteReader();
+        var events = new List<WatchEvent>();
+        while (reader.Read())
+        {
+            var deleted = reader.IsDBNull(2);
+            var kv = new KeyValue(reader.GetString(1), deleted ? [] : (byte[])reader.GetValue(2), reader.GetInt64(3), reader.GetInt64(0), reader.GetInt64(4));
+            events.Add(new WatchEvent(deleted ? WatchEventType.Delete : WatchEventType.Put, kv));
+        }
+
+        return events;
+    }
+
+    private static void Execute(SqliteConnection connection, string sql)
+    {
+        using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        command.ExecuteNonQuery();
+    }
+
+    private static long ReadMeta(SqliteConnection connection, string name, SqliteTransaction? transaction = null)
+    {
+        using var command = connection.CreateCommand();
+        command.Transaction = transaction;
+        command.CommandText = "SELECT value FROM meta WHERE name = $name";
+        command.Parameters.AddWithValue("$name", name);
+        return Convert.ToInt64(command.ExecuteScalar() ?? 0L, System.Globalization.CultureInfo.InvariantCulture);
+    }
+
+    private sealed record Pending(Txn Txn, TaskCompletionSource<TxnResult> Done);
+
+    private sealed record Watcher(string Prefix, ChannelWriter<WatchEvent> Events);
+
+    /// <summary>The writer's prepared statements, reused for every transaction.</summary>
+    private sealed class Statements
+    {
+        private readonly SqliteCommand _read;
+        private readonly SqliteCommand _put;
+        private readonly SqliteCommand _delete;
+        private readonly SqliteCommand _history;
+        private readonly SqliteCommand _meta;
+        private readonly SqliteCommand _compact;
+
+        public Statements(SqliteConnection connection)
+        {
+            _read = Command(connection, "SELECT version, mod_revision FROM kv WHERE key = $key", "$key");
+            _put = Command(connection, """
+                INSERT INTO kv (key, value, create_revision, mod_revision, version) VALUES ($key, $value, $rev, $rev, 1)
+                ON CONFLICT (key) DO UPDATE SET value = excluded.value, mod_revision = excluded.mod_revision, version = version + 1
+                RETURNING create_revision, version
+                """, "$key", "$value", "$rev");
+            _delete = Command(connection, "DELETE FROM kv WHERE key = $key RETURNING create_revision, version", "$key");
+            _history = Command(connection, "INSERT INTO history (revision, key, value, create_revision, version) VALUES ($rev, $key, $value, $create, $version)",
+                "$rev", "$key", "$value", "$create", "$version");
+            _meta = Command(connection, "UPDATE meta SET value = $value WHERE name = $name", "$name", "$value");
+            _compact = Command(connection, "DELETE FROM history WHERE revision <= $rev", "$rev");
+        }
+
+        public void Use(SqliteTransaction transaction)
+        {
+            foreach (var command in new[] { _read, _put, _delete, _history, _meta, _compact })
+            {
+                command.Transaction = transaction;
+            }
+        }
+
+        public bool Holds(Compare compare)
+        {
+            _read.Parameters[0].Value = compare.Key;
+            long version = 0, modRevision = 0;
+            using (var reader = _read.ExecuteReader())
+            {
+                if (reader.Read())
+                {
+                    version = reader.GetInt64(0);
+                    modRevision = reader.GetInt64(1);
+                }
+            }
+
+            var actual = compare.Target == CompareTarget.Version ? version : modRevision;
+            return compare.Result switch
+            {
+                CompareResult.Equal => actual == compare.Value,
+                CompareResult.NotEqual => actual != compare.Value,
+                CompareResult.Less => actual < compare.Value,
+                CompareResult.Greater => actual > compare.Value,
+                _ => false,
+            };
+        }
+
+        public WatchEvent Put(string key, byte[] value, long revision)
+        {
+            _put.Parameters[0].Value = key;
+            _put.Parameters[1].Value = value;
+            _put.Parameters[2].Value = revision;
+            long create, version;
+            using (var reader = _put.ExecuteReader())
+            {
+                reader.Read();
+                create = reader.GetInt64(0);
+                version = reader.GetInt64(1);
+            }
+
+            AddHistory(revision, key, value, create, version);
+            return new WatchEvent(WatchEventType.Put, new KeyValue(key, value, create, revision, version));
+        }
+
+        public WatchEvent? Delete(string key, long revision)
+        {
+            _delete.Parameters[0].Value = key;
+            long create, version;
+            using (var reader = _delete.ExecuteReader())
+            {
+                if (!reader.Read())
+                {
+                    return null;
+                }
+
+                create = reader.GetInt64(0);
+                version = reader.GetInt64(1);
+            }
+
+            AddHistory(revision, key, null, create, version);
+            return new WatchEvent(WatchEventType.Delete, new KeyValue(key, [], create, revision, version));
+        }
+
+        public void SetMeta(string name, long value)
+        {
+            _meta.Parameters[0].Value = name;
+            _meta.Parameters[1].Value = value;
+            _meta.ExecuteNonQuery();
+        }
+
+        public void DeleteHistoryUpTo(long revision)
+        {
+            _compact.Parameters[0].Value = revision;
+            _compact.ExecuteNonQuery();
+        }
+
+        private void AddHistory(long revision, string key, byte[]? value, long create, long version)
+        {
+            _history.Parameters[0].Value = revision;
+            _history.Parameters[1].Value = key;
+            _history.Parameters[2].Value = (object?)value ?? DBNull.Value;
+            _history.Parameters[3].Value = create;
+            _history.Parameters[4].Value = version;
+            _history.ExecuteNonQuery();
+        }
+
+        private static SqliteCommand Command(SqliteConnection connection, string sql, params string[] parameters)
+        {
+            var command = connection.CreateCommand();
+            command.CommandText = sql;
+            foreach (var name in parameters)
+            {
+                command.Parameters.Add(new SqliteParameter { ParameterName = name });
+            }
+
+            return command;
+        }
+    }
+}
