@@ -19,6 +19,9 @@ internal static partial class ShapeRules
 {
     public static void Validate(IMessage message) => Walk(message, prefix: "");
 
+    /// <summary>The model's rule for "Shape.member", if it has one.</summary>
+    public static MemberRule? Rule(string shapeMember) => Table.GetValueOrDefault(shapeMember);
+
     private static void Walk(IMessage message, string prefix)
     {
         var descriptor = message.Descriptor;
