@@ -34,9 +34,10 @@ public sealed partial class CoordinatorProcess : IAsyncDisposable
 
     public string Address => $"http://127.0.0.1:{Port}";
 
-    public GrpcChannel Channel { get; }
+    /// <summary>A channel to the current process; a new one after each start, so no reconnect backoff carries over.</summary>
+    public GrpcChannel Channel { get; private set; }
 
-    public Ecs.EcsClient Ecs { get; }
+    public Ecs.EcsClient Ecs { get; private set; }
 
     public int ProcessId => _process?.Id ?? 0;
 
@@ -64,13 +65,18 @@ public sealed partial class CoordinatorProcess : IAsyncDisposable
 
     public async Task StartAgainAsync(params string[] extraArgs)
     {
-        var info = new ProcessStartInfo("dotnet")
+        var program = RepoPaths.Coordinator;
+        var info = new ProcessStartInfo(program.EndsWith(".dll", StringComparison.Ordinal) ? "dotnet" : program)
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        info.ArgumentList.Add(RepoPaths.CoordinatorDll);
+        if (program.EndsWith(".dll", StringComparison.Ordinal))
+        {
+            info.ArgumentList.Add(program);
+        }
+
         foreach (var arg in new[] { "--listen", $"127.0.0.1:{Port}", "--data-dir", DataDir }.Concat(extraArgs))
         {
             info.ArgumentList.Add(arg);
@@ -83,6 +89,9 @@ public sealed partial class CoordinatorProcess : IAsyncDisposable
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
         _process = process;
+        Channel.Dispose();
+        Channel = GrpcChannel.ForAddress(Address);
+        Ecs = new Ecs.EcsClient(Channel);
         await WaitServingAsync(TimeSpan.FromSeconds(30));
         LastStartToServing = watch.Elapsed;
     }
@@ -96,6 +105,14 @@ public sealed partial class CoordinatorProcess : IAsyncDisposable
             if (_process is { HasExited: true })
             {
                 throw new InvalidOperationException($"the coordinator exited with {_process.ExitCode}:\n{Output}");
+            }
+
+            // Probe with a plain TCP connect first: a refused gRPC connection puts the channel into a
+            // reconnect backoff of about a second, which would be measured as start-up time.
+            if (!await AcceptsConnectionsAsync())
+            {
+                await Task.Delay(10);
+                continue;
             }
 
             try
@@ -163,6 +180,20 @@ public sealed partial class CoordinatorProcess : IAsyncDisposable
         return path;
     }
 
+    private async Task<bool> AcceptsConnectionsAsync()
+    {
+        try
+        {
+            using var client = new TcpClient();
+            await client.ConnectAsync(IPAddress.Loopback, Port);
+            return true;
+        }
+        catch (SocketException)
+        {
+            return false;
+        }
+    }
+
     public static int FreePort()
     {
         using var listener = new TcpListener(IPAddress.Loopback, 0);
@@ -198,6 +229,12 @@ public static class RepoPaths
 
     public static string CoordinatorDll =>
         Path.Combine(Root, "coordinator", "EcsLite.Coordinator", "bin", Configuration, "net10.0", "ecslite-coordinator.dll");
+
+    /// <summary>
+    /// The coordinator to start: ECSLITE_COORDINATOR if set (e.g. the published, ReadyToRun build that
+    /// install.sh ships, for benchmarks), else the build next to the tests.
+    /// </summary>
+    public static string Coordinator => Environment.GetEnvironmentVariable("ECSLITE_COORDINATOR") is { Length: > 0 } path ? path : CoordinatorDll;
 
     public static string Examples => Path.Combine(Root, "examples");
 

@@ -1,0 +1,92 @@
+using System.Diagnostics;
+using EcsLite.Api.V1;
+using EcsLite.Testing;
+using Google.Protobuf;
+using Grpc.Net.Client;
+
+namespace EcsLite.Coordinator.Tests;
+
+/// <summary>What an operator runs: the systemd unit and install.sh.</summary>
+public class PackagingTests
+{
+    private static async Task<(int ExitCode, string Output)> RunAsync(string file, IEnumerable<string> args, IDictionary<string, string>? environment = null, int timeoutSeconds = 300)
+    {
+        var info = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var arg in args)
+        {
+            info.ArgumentList.Add(arg);
+        }
+
+        foreach (var (key, value) in environment ?? new Dictionary<string, string>())
+        {
+            info.Environment[key] = value;
+        }
+
+        using var process = Process.Start(info)!;
+        var output = process.StandardOutput.ReadToEndAsync();
+        var error = process.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(timeoutSeconds));
+        await process.WaitForExitAsync(timeout.Token);
+        return (process.ExitCode, await output + await error);
+    }
+
+    [Fact]
+    public async Task The_coordinator_unit_passes_systemd_analyze_verify()
+    {
+        var directory = CoordinatorProcess.TempDirectory("ecslite-unit");
+        var apphost = Path.ChangeExtension(RepoPaths.CoordinatorDll, null);
+        var unit = File.ReadAllText(Path.Combine(RepoPaths.Root, "packaging", "systemd", "ecslite-coordinator.service"))
+            .Replace("/opt/ecslite/coordinator/ecslite-coordinator", apphost, StringComparison.Ordinal);
+        var path = Path.Combine(directory, "ecslite-coordinator.service");
+        await File.WriteAllTextAsync(path, unit);
+
+        var (code, output) = await RunAsync("systemd-analyze", ["verify", path]);
+
+        Assert.True(code == 0, output);
+        Assert.DoesNotContain("ecslite-coordinator.service:", output, StringComparison.Ordinal);
+        Assert.Contains("Type=notify", unit, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Install_script_builds_starts_serves_and_stops_the_coordinator()
+    {
+        var root = CoordinatorProcess.TempDirectory("ecslite-install");
+        var port = CoordinatorProcess.FreePort();
+        var environment = new Dictionary<string, string>
+        {
+            ["ECSLITE_PREFIX"] = Path.Combine(root, "opt"),
+            ["ECSLITE_ETC"] = Path.Combine(root, "etc"),
+            ["ECSLITE_DATA_DIR"] = Path.Combine(root, "data"),
+            ["ECSLITE_RUN_DIR"] = Path.Combine(root, "run"),
+            ["ECSLITE_LISTEN"] = $"127.0.0.1:{port}",
+            ["ECSLITE_SYSTEMD"] = "no",
+        };
+        var script = Path.Combine(RepoPaths.Root, "install.sh");
+        try
+        {
+            var (code, output) = await RunAsync(script, [], environment);
+            Assert.True(code == 0, output);
+            Assert.Contains($"serving on 127.0.0.1:{port}", output, StringComparison.Ordinal);
+            Assert.Contains("grpcurl -plaintext", output, StringComparison.Ordinal);
+
+            using var channel = GrpcChannel.ForAddress($"http://127.0.0.1:{port}");
+            var ecs = new Ecs.EcsClient(channel);
+            var example = JsonParser.Default.Parse<RegisterTaskDefinitionRequest>(File.ReadAllText(Path.Combine(RepoPaths.Examples, "fargate-task-definition.json")));
+            var registered = await ecs.RegisterTaskDefinitionAsync(example);
+            Assert.Equal(1, registered.TaskDefinition.Revision);
+            Assert.True(File.Exists(Path.Combine(root, "data", "cluster-store.db")));
+            Assert.Contains("\"Listen\": \"127.0.0.1:" + port, File.ReadAllText(Path.Combine(root, "etc", "coordinator.json")), StringComparison.Ordinal);
+            var pid = int.Parse(File.ReadAllText(Path.Combine(root, "run", "coordinator.pid")).Trim(), System.Globalization.CultureInfo.InvariantCulture);
+
+            var (stopCode, stopOutput) = await RunAsync(script, ["stop"], environment);
+            Assert.True(stopCode == 0, stopOutput);
+            Assert.False(Directory.Exists($"/proc/{pid}"), "the coordinator is still running after install.sh stop");
+            Assert.Contains("Stopped; all acknowledged writes", File.ReadAllText(Path.Combine(root, "run", "coordinator.log")), StringComparison.Ordinal);
+        }
+        finally
+        {
+            await RunAsync(script, ["uninstall"], environment);
+            Directory.Delete(root, recursive: true);
+        }
+    }
+}
