@@ -24,8 +24,12 @@ var example = new JsonParser(JsonParser.Settings.Default).Parse<RegisterTaskDefi
 Console.WriteLine($"coordinator {RepoPaths.Coordinator}, {Environment.ProcessorCount} cores; {clients} clients");
 
 // 1. Sustained registration rate: `clients` concurrent callers for `seconds`.
+//    Baseline: the same callers sending health checks, i.e. what gRPC alone allows on this machine.
 await using (var sustained = await CoordinatorProcess.StartAsync())
 {
+    var probe = new Health.HealthClient(sustained.Channel);
+    var (calls, callTime) = await LoopAsync(_ => probe.CheckAsync(new HealthCheckRequest()).ResponseAsync, long.MaxValue, TimeSpan.FromSeconds(seconds));
+    results.Add(("grpc.health.v1 Check, sustained (baseline)", $"{calls / callTime.TotalSeconds:N0}/s ({clients} clients)", ""));
     var (count, elapsed) = await RegisterAsync(sustained.Ecs, long.MaxValue, TimeSpan.FromSeconds(seconds));
     results.Add(("RegisterTaskDefinition, sustained", $"{count / elapsed.TotalSeconds:N0}/s ({count:N0} in {elapsed.TotalSeconds:N1} s, {clients} clients)", ">= 2,000/s"));
 }
@@ -65,17 +69,27 @@ foreach (var (measure, value, target) in results)
 
 return 0;
 
-async Task<(long Count, TimeSpan Elapsed)> RegisterAsync(Ecs.EcsClient client, long total, TimeSpan duration)
+Task<(long Count, TimeSpan Elapsed)> RegisterAsync(Ecs.EcsClient client, long total, TimeSpan duration)
+{
+    var requests = Enumerable.Range(0, clients).Select(c =>
+    {
+        var request = example.Clone();
+        request.Family = $"bench-{c % 8}";
+        return request;
+    }).ToArray();
+    return LoopAsync(c => client.RegisterTaskDefinitionAsync(requests[c]).ResponseAsync, total, duration);
+}
+
+// `clients` concurrent callers, each calling in a loop until `total` calls or `duration` (both bounded).
+async Task<(long Count, TimeSpan Elapsed)> LoopAsync(Func<int, Task> call, long total, TimeSpan duration)
 {
     var count = 0L;
     var watch = Stopwatch.StartNew();
     await Task.WhenAll(Enumerable.Range(0, clients).Select(async c =>
     {
-        var request = example.Clone();
-        request.Family = $"bench-{c % 8}";
         while (watch.Elapsed < duration && Interlocked.Increment(ref count) <= total)
         {
-            await client.RegisterTaskDefinitionAsync(request);
+            await call(c);
         }
     }));
     return (Math.Min(count, total), watch.Elapsed);

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using EcsLite.Api.V1;
 using EcsLite.Testing;
 
@@ -7,32 +6,12 @@ namespace EcsLite.Coordinator.Tests;
 /// <summary>The coordinator's settings from the command line, the environment and a config file.</summary>
 public class ConfigurationTests
 {
-    private static async Task<(int ExitCode, string Output)> RunAsync(IEnumerable<string> args, IDictionary<string, string>? environment = null)
-    {
-        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        info.ArgumentList.Add(RepoPaths.CoordinatorDll);
-        foreach (var arg in args)
-        {
-            info.ArgumentList.Add(arg);
-        }
-
-        foreach (var (key, value) in environment ?? new Dictionary<string, string>())
-        {
-            info.Environment[key] = value;
-        }
-
-        using var process = Process.Start(info)!;
-        var output = process.StandardOutput.ReadToEndAsync();
-        var error = process.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-        await process.WaitForExitAsync(timeout.Token);
-        return (process.ExitCode, await output + await error);
-    }
+    private static Task<(int ExitCode, string Output)> RunAsync(string dll, string[] args) => ProcessRunner.RunAsync("dotnet", [dll, .. args]);
 
     [Fact]
     public async Task Help_lists_every_setting()
     {
-        var (code, output) = await RunAsync(["--help"]);
+        var (code, output) = await RunAsync(RepoPaths.CoordinatorDll, ["--help"]);
         Assert.Equal(0, code);
         foreach (var option in new[] { "--listen", "--data-dir", "--region", "--account-id", "--config" })
         {
@@ -46,7 +25,7 @@ public class ConfigurationTests
     [InlineData("--region", "Not A Region")]
     public async Task Invalid_settings_stop_the_start_with_a_clear_message(string option, string value)
     {
-        var (code, output) = await RunAsync([option, value, "--data-dir", CoordinatorProcess.TempDirectory("ecslite-config")]);
+        var (code, output) = await RunAsync(RepoPaths.CoordinatorDll, [option, value, "--data-dir", CoordinatorProcess.TempDirectory("ecslite-config")]);
         Assert.Equal(2, code);
         Assert.Contains("invalid settings", output, StringComparison.Ordinal);
         Assert.Contains(value, output, StringComparison.Ordinal);

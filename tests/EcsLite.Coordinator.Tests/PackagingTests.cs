@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using EcsLite.Api.V1;
 using EcsLite.Testing;
 using Google.Protobuf;
@@ -9,27 +8,6 @@ namespace EcsLite.Coordinator.Tests;
 /// <summary>What an operator runs: the systemd unit and install.sh.</summary>
 public class PackagingTests
 {
-    private static async Task<(int ExitCode, string Output)> RunAsync(string file, IEnumerable<string> args, IDictionary<string, string>? environment = null, int timeoutSeconds = 300)
-    {
-        var info = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var arg in args)
-        {
-            info.ArgumentList.Add(arg);
-        }
-
-        foreach (var (key, value) in environment ?? new Dictionary<string, string>())
-        {
-            info.Environment[key] = value;
-        }
-
-        using var process = Process.Start(info)!;
-        var output = process.StandardOutput.ReadToEndAsync();
-        var error = process.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(timeoutSeconds));
-        await process.WaitForExitAsync(timeout.Token);
-        return (process.ExitCode, await output + await error);
-    }
-
     [Fact]
     public async Task The_coordinator_unit_passes_systemd_analyze_verify()
     {
@@ -40,7 +18,7 @@ public class PackagingTests
         var path = Path.Combine(directory, "ecslite-coordinator.service");
         await File.WriteAllTextAsync(path, unit);
 
-        var (code, output) = await RunAsync("systemd-analyze", ["verify", path]);
+        var (code, output) = await ProcessRunner.RunAsync("systemd-analyze", ["verify", path]);
 
         Assert.True(code == 0, output);
         Assert.DoesNotContain("ecslite-coordinator.service:", output, StringComparison.Ordinal);
@@ -64,7 +42,7 @@ public class PackagingTests
         var script = Path.Combine(RepoPaths.Root, "install.sh");
         try
         {
-            var (code, output) = await RunAsync(script, [], environment);
+            var (code, output) = await ProcessRunner.RunAsync(script, [], environment);
             Assert.True(code == 0, output);
             Assert.Contains($"serving on 127.0.0.1:{port}", output, StringComparison.Ordinal);
             Assert.Contains("grpcurl -plaintext", output, StringComparison.Ordinal);
@@ -78,14 +56,14 @@ public class PackagingTests
             Assert.Contains("\"Listen\": \"127.0.0.1:" + port, File.ReadAllText(Path.Combine(root, "etc", "coordinator.json")), StringComparison.Ordinal);
             var pid = int.Parse(File.ReadAllText(Path.Combine(root, "run", "coordinator.pid")).Trim(), System.Globalization.CultureInfo.InvariantCulture);
 
-            var (stopCode, stopOutput) = await RunAsync(script, ["stop"], environment);
+            var (stopCode, stopOutput) = await ProcessRunner.RunAsync(script, ["stop"], environment);
             Assert.True(stopCode == 0, stopOutput);
             Assert.False(Directory.Exists($"/proc/{pid}"), "the coordinator is still running after install.sh stop");
             Assert.Contains("Stopped; all acknowledged writes", File.ReadAllText(Path.Combine(root, "run", "coordinator.log")), StringComparison.Ordinal);
         }
         finally
         {
-            await RunAsync(script, ["uninstall"], environment);
+            await ProcessRunner.RunAsync(script, ["uninstall"], environment);
             Directory.Delete(root, recursive: true);
         }
     }
