@@ -125,13 +125,10 @@ public static class TaskDefinitionCommands
             families = state.Families.TryGetValue(request.FamilyPrefix, out var only) ? [only] : [];
         }
 
-        var matching = families
-            .SelectMany(f => f.Revisions.Values)
-            .Where(d => d.TaskDefinition.Status == status);
-        if (descending)
-        {
-            matching = families.Reverse().SelectMany(f => f.Revisions.Values.Reverse()).Where(d => d.TaskDefinition.Status == status);
-        }
+        var ordered = descending
+            ? families.Reverse().SelectMany(f => f.Revisions.Values.Reverse())
+            : families.SelectMany(f => f.Revisions.Values);
+        var matching = ordered.Where(d => d.TaskDefinition.Status == status);
 
         var (page, next) = Paging.Take(matching, SortKey, request.HasMaxResults, request.MaxResults, request.NextToken,
             descending ? Descending.Instance : StringComparer.Ordinal);
