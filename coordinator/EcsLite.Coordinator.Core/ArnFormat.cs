@@ -14,6 +14,8 @@ public sealed record ArnFormat(string Region = "local", string AccountId = "0000
 
     public string TaskDefinition(string family, int revision) => $"{Prefix}task-definition/{family}:{revision}";
 
+    public string ContainerInstance(string cluster, string id) => $"{Prefix}container-instance/{cluster}/{id}";
+
     /// <summary>Splits an ECS ARN into resource type and id; accepts any region and account, as ECS does for parsing.</summary>
     public static bool TryParse(string value, [NotNullWhen(true)] out string? resourceType, [NotNullWhen(true)] out string? resourceId)
     {

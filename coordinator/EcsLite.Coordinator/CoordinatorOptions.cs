@@ -24,6 +24,12 @@ public sealed partial class CoordinatorOptions
     /// <summary>The 12-digit account id written into ARNs.</summary>
     public string AccountId { get; set; } = "000000000000";
 
+    /// <summary>How often agents send heartbeats (told to each agent in its welcome).</summary>
+    public TimeSpan HeartbeatInterval { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>Heartbeats an agent may miss before its instance counts as disconnected.</summary>
+    public int MissedHeartbeats { get; set; } = 3;
+
     public static string DefaultDataDir() =>
         Environment.UserName == "root" || Environment.IsPrivilegedProcess
             ? "/var/lib/ecslite/coordinator"
@@ -81,6 +87,16 @@ public sealed partial class CoordinatorOptions
             if (!RegionPattern().IsMatch(options.Region))
             {
                 failures.Add($"Region '{options.Region}' must be lowercase letters, digits and hyphens (e.g. local, us-east-1)");
+            }
+
+            if (options.HeartbeatInterval < TimeSpan.FromMilliseconds(100) || options.HeartbeatInterval > TimeSpan.FromMinutes(5))
+            {
+                failures.Add($"HeartbeatInterval {options.HeartbeatInterval} must be between 00:00:00.1 and 00:05:00");
+            }
+
+            if (options.MissedHeartbeats is < 1 or > 100)
+            {
+                failures.Add($"MissedHeartbeats {options.MissedHeartbeats} must be between 1 and 100");
             }
 
             if (!AccountPattern().IsMatch(options.AccountId))

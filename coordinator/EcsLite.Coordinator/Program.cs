@@ -1,4 +1,5 @@
 using EcsLite.Coordinator;
+using EcsLite.Coordinator.Agents;
 using EcsLite.Coordinator.Api;
 using EcsLite.Coordinator.State;
 using EcsLite.Coordinator.Store;
@@ -14,6 +15,8 @@ const string Usage = """
       --data-dir DIR       where the cluster store lives                       (DataDir, default /var/lib/ecslite/coordinator as root)
       --region NAME        region written into ARNs                            (Region, default local)
       --account-id ID      12-digit account written into ARNs                  (AccountId, default 000000000000)
+      HeartbeatInterval    agents' heartbeat interval (config/env only)         (default 00:00:02)
+      MissedHeartbeats     heartbeats missed before an instance is disconnected (default 3)
       --config FILE        JSON file with the settings above
       --help, --version
     """;
@@ -37,6 +40,7 @@ builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
     ["Logging:LogLevel:Default"] = "Information",
     ["Logging:LogLevel:Microsoft.AspNetCore"] = "Warning",
     ["Logging:LogLevel:Microsoft.Hosting.Lifetime"] = "Warning",
+    ["Logging:LogLevel:Grpc"] = "Warning",
 });
 var configFile = ConfigFile(args) ?? Environment.GetEnvironmentVariable("ECSLITE_CONFIG");
 if (configFile is not null)
@@ -73,6 +77,9 @@ builder.Logging.AddSimpleConsole(o =>
 builder.WebHost.ConfigureKestrel(kestrel =>
 {
     kestrel.AddServerHeader = false;
+    // Agents hold one stream each for as long as they run; pings find connections that died silently.
+    kestrel.Limits.Http2.KeepAlivePingDelay = TimeSpan.FromSeconds(15);
+    kestrel.Limits.Http2.KeepAlivePingTimeout = TimeSpan.FromSeconds(20);
     var (endpoint, socket) = options.ParseListen();
     if (endpoint is not null)
     {
@@ -87,6 +94,8 @@ builder.WebHost.ConfigureKestrel(kestrel =>
 builder.Services.AddSingleton(TimeProvider.System);
 builder.Services.AddSingleton<IKeyValueStore>(_ => SqliteKeyValueStore.Open(options.DataDir));
 builder.Services.AddSingleton<ClusterStateMachine>();
+builder.Services.AddSingleton<AgentSessions>();
+builder.Services.AddHostedService<HeartbeatMonitor>();
 builder.Services.AddGrpc(grpc => grpc.Interceptors.Add<EcsErrorInterceptor>());
 builder.Services.AddGrpcReflection();
 builder.Services.AddGrpcHealthChecks()
@@ -94,6 +103,7 @@ builder.Services.AddGrpcHealthChecks()
 
 var app = builder.Build();
 app.MapGrpcService<EcsService>();
+app.MapGrpcService<AgentChannelService>();
 app.MapGrpcReflectionService();
 app.MapGrpcHealthChecksService();
 

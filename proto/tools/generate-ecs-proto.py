@@ -24,6 +24,8 @@ ACTIONS = [
     "RegisterTaskDefinition", "DescribeTaskDefinition", "ListTaskDefinitions",
     "ListTaskDefinitionFamilies", "DeregisterTaskDefinition", "DeleteTaskDefinitions",
     "TagResource", "UntagResource", "ListTagsForResource",
+    "ListContainerInstances", "DescribeContainerInstances", "DeregisterContainerInstance",
+    "UpdateContainerInstancesState", "PutAttributes", "DeleteAttributes", "ListAttributes",
 ]
 
 SCALARS = {"string": "string", "boolean": "bool", "integer": "int32", "long": "int64",

@@ -1,5 +1,6 @@
 using EcsLite.Api.V1;
 using EcsLite.Coordinator.Core.Clusters;
+using EcsLite.Coordinator.Core.ContainerInstances;
 using EcsLite.Coordinator.Core.State;
 using EcsLite.Coordinator.Core.Tagging;
 using EcsLite.Coordinator.Core.TaskDefinitions;
@@ -66,9 +67,12 @@ public class ClusterAndTagCommandsTests
     public void DeleteCluster_is_refused_while_the_cluster_has_instances_services_or_tasks()
     {
         var state = Create(CoordinatorState.Empty, new CreateClusterRequest { ClusterName = "busy" });
+        var (withInstance, _) = Run(state, s => ContainerInstanceCommands.Join(s, ContainerInstanceCommandsTests.Hello("busy"), Context(), "abc"));
+        var error = Assert.Throws<EcsException>(() => ClusterCommands.Delete(withInstance, new DeleteClusterRequest { Cluster = "busy" }));
+        Assert.Equal(EcsErrorType.ClusterContainsContainerInstancesException, error.ErrorType);
+
         foreach (var (change, expected) in new (Action<Cluster>, string)[]
         {
-            (c => c.RegisteredContainerInstancesCount = 1, EcsErrorType.ClusterContainsContainerInstancesException),
             (c => c.ActiveServicesCount = 2, EcsErrorType.ClusterContainsServicesException),
             (c => c.RunningTasksCount = 3, EcsErrorType.ClusterContainsTasksException),
         })
@@ -76,7 +80,7 @@ public class ClusterAndTagCommandsTests
             var cluster = state.Clusters["busy"].Clone();
             change(cluster);
             var busy = state.Apply(new ClusterPut(cluster));
-            var error = Assert.Throws<EcsException>(() => ClusterCommands.Delete(busy, new DeleteClusterRequest { Cluster = "busy" }));
+            error = Assert.Throws<EcsException>(() => ClusterCommands.Delete(busy, new DeleteClusterRequest { Cluster = "busy" }));
             Assert.Equal(expected, error.ErrorType);
         }
     }

@@ -85,7 +85,7 @@ public static class ClusterCommands
             var name = ArnFormat.ClusterName(references[i], $"clusters[{i}]");
             if (state.Clusters.TryGetValue(name, out var cluster))
             {
-                response.Clusters.Add(View(cluster, include));
+                response.Clusters.Add(View(state, cluster, include));
             }
             else
             {
@@ -118,7 +118,7 @@ public static class ClusterCommands
     {
         ShapeRules.Validate(request);
         var cluster = Active(state, request.Cluster);
-        if (cluster.RegisteredContainerInstancesCount > 0)
+        if (RegisteredInstances(state, cluster.ClusterName) > 0)
         {
             throw new EcsException(EcsErrorType.ClusterContainsContainerInstancesException,
                 "The cluster cannot be deleted while container instances are active or draining.", "cluster");
@@ -150,15 +150,18 @@ public static class ClusterCommands
             : throw EcsException.ClusterNotFound();
     }
 
-    /// <summary>ECS returns tags, settings, configuration, statistics and attachments only when asked to.</summary>
-    private static Cluster View(Cluster cluster, HashSet<string> include)
-    {
-        if (include.IsSupersetOf(["TAGS", "SETTINGS", "CONFIGURATIONS", "STATISTICS", "ATTACHMENTS"]))
-        {
-            return cluster;
-        }
+    /// <summary>Container instances that count as registered: ACTIVE or DRAINING.</summary>
+    public static int RegisteredInstances(CoordinatorState state, string cluster) =>
+        state.ContainerInstances.Values.Count(i => i.Cluster == cluster && i.ContainerInstance.Status != ContainerInstanceStatus.Inactive);
 
+    /// <summary>
+    /// The cluster as ECS shows it: counts as of now; tags, settings, configuration, statistics and
+    /// attachments only when asked for.
+    /// </summary>
+    private static Cluster View(CoordinatorState state, Cluster cluster, HashSet<string> include)
+    {
         var view = cluster.Clone();
+        view.RegisteredContainerInstancesCount = RegisteredInstances(state, cluster.ClusterName);
         if (!include.Contains("TAGS"))
         {
             view.Tags.Clear();

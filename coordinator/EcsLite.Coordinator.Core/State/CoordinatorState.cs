@@ -12,11 +12,15 @@ namespace EcsLite.Coordinator.Core.State;
 /// </summary>
 public sealed record CoordinatorState(
     ImmutableSortedDictionary<string, Cluster> Clusters,
-    ImmutableSortedDictionary<string, TaskDefinitionFamily> Families)
+    ImmutableSortedDictionary<string, TaskDefinitionFamily> Families,
+    ImmutableSortedDictionary<string, StoredContainerInstance> ContainerInstances,
+    ImmutableDictionary<string, AgentConnection> Connections)
 {
     public static CoordinatorState Empty { get; } = new(
         ImmutableSortedDictionary.Create<string, Cluster>(StringComparer.Ordinal),
-        ImmutableSortedDictionary.Create<string, TaskDefinitionFamily>(StringComparer.Ordinal));
+        ImmutableSortedDictionary.Create<string, TaskDefinitionFamily>(StringComparer.Ordinal),
+        ImmutableSortedDictionary.Create<string, StoredContainerInstance>(StringComparer.Ordinal),
+        ImmutableDictionary.Create<string, AgentConnection>(StringComparer.Ordinal));
 
     public CoordinatorState Apply(StateChange change) => change switch
     {
@@ -24,10 +28,15 @@ public sealed record CoordinatorState(
         FamilyPut put => this with { Families = Families.SetItem(put.Family, Family(put.Family) with { LastRevision = put.LastRevision }) },
         TaskDefinitionPut put => WithFamily(put.Definition.TaskDefinition.Family, f => f.With(put.Definition)),
         TaskDefinitionRemoved removed => WithFamily(removed.Family, f => f.Without(removed.Revision)),
+        ContainerInstancePut put => this with { ContainerInstances = ContainerInstances.SetItem(put.Instance.ContainerInstance.ContainerInstanceArn, put.Instance) },
+        AgentConnectionChanged changed => this with { Connections = Connections.SetItem(changed.ContainerInstanceArn, new AgentConnection(changed.Connected, changed.At)) },
         _ => throw new ArgumentOutOfRangeException(nameof(change), change, "unknown state change"),
     };
 
     public CoordinatorState Apply(IEnumerable<StateChange> changes) => changes.Aggregate(this, (state, change) => state.Apply(change));
+
+    /// <summary>Whether the instance's agent is connected now; never connected since this coordinator started counts as not.</summary>
+    public bool IsConnected(string containerInstanceArn) => Connections.TryGetValue(containerInstanceArn, out var c) && c.Connected;
 
     public TaskDefinitionFamily Family(string name) =>
         Families.TryGetValue(name, out var family) ? family : TaskDefinitionFamily.New(name);
@@ -86,6 +95,17 @@ public sealed record TaskDefinitionPut(StoredTaskDefinition Definition) : StateC
 
 public sealed record TaskDefinitionRemoved(string Family, int Revision) : StateChange;
 
+public sealed record ContainerInstancePut(StoredContainerInstance Instance) : StateChange;
+
+/// <summary>
+/// An agent connected or went away. Not stored: after a restart every agent counts as disconnected
+/// until it reconnects, which it does on its own.
+/// </summary>
+public sealed record AgentConnectionChanged(string ContainerInstanceArn, bool Connected, DateTimeOffset At) : StateChange;
+
+/// <summary>An agent's connection as this coordinator sees it, and since when.</summary>
+public sealed record AgentConnection(bool Connected, DateTimeOffset Since);
+
 /// <summary>A command's outcome: the changes to make durable and the reply to send once they are.</summary>
 public sealed record Mutation<T>(IReadOnlyList<StateChange> Changes, T Result);
 
@@ -97,6 +117,13 @@ public static class TaskDefinitionStatus
     public const string Active = "ACTIVE";
     public const string Inactive = "INACTIVE";
     public const string DeleteInProgress = "DELETE_IN_PROGRESS";
+}
+
+public static class ContainerInstanceStatus
+{
+    public const string Active = "ACTIVE";
+    public const string Draining = "DRAINING";
+    public const string Inactive = "INACTIVE";
 }
 
 public static class ClusterStatus

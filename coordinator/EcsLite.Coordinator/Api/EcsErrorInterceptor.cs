@@ -29,6 +29,20 @@ public sealed partial class EcsErrorInterceptor(ILogger<EcsErrorInterceptor> log
         }
     }
 
+    public override async Task DuplexStreamingServerHandler<TRequest, TResponse>(
+        IAsyncStreamReader<TRequest> requestStream, IServerStreamWriter<TResponse> responseStream, ServerCallContext context,
+        DuplexStreamingServerMethod<TRequest, TResponse> continuation)
+    {
+        try
+        {
+            await continuation(requestStream, responseStream, context);
+        }
+        catch (EcsException e)
+        {
+            throw ToRpc(e);
+        }
+    }
+
     public static RpcException ToRpc(EcsException e)
     {
         var code = e.ErrorType switch

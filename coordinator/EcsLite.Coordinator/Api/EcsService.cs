@@ -1,5 +1,7 @@
 using EcsLite.Api.V1;
+using EcsLite.Coordinator.Agents;
 using EcsLite.Coordinator.Core.Clusters;
+using EcsLite.Coordinator.Core.ContainerInstances;
 using EcsLite.Coordinator.Core.Tagging;
 using EcsLite.Coordinator.Core.TaskDefinitions;
 using EcsLite.Coordinator.State;
@@ -11,7 +13,7 @@ namespace EcsLite.Coordinator.Api;
 /// The public API, one RPC per ECS action. Thin: reads go to the durable in-memory snapshot, writes
 /// through the state machine; the core decides everything. Errors are mapped by <see cref="EcsErrorInterceptor"/>.
 /// </summary>
-public sealed class EcsService(ClusterStateMachine state) : Ecs.EcsBase
+public sealed class EcsService(ClusterStateMachine state, AgentSessions sessions) : Ecs.EcsBase
 {
     public override Task<CreateClusterResponse> CreateCluster(CreateClusterRequest request, ServerCallContext context) =>
         state.ApplyAsync((s, c) => ClusterCommands.Create(s, request, c), context.CancellationToken);
@@ -51,4 +53,29 @@ public sealed class EcsService(ClusterStateMachine state) : Ecs.EcsBase
 
     public override Task<ListTagsForResourceResponse> ListTagsForResource(ListTagsForResourceRequest request, ServerCallContext context) =>
         Task.FromResult(TagCommands.List(state.Current, request));
+
+    public override Task<ListContainerInstancesResponse> ListContainerInstances(ListContainerInstancesRequest request, ServerCallContext context) =>
+        Task.FromResult(ContainerInstanceCommands.List(state.Current, request));
+
+    public override Task<DescribeContainerInstancesResponse> DescribeContainerInstances(DescribeContainerInstancesRequest request, ServerCallContext context) =>
+        Task.FromResult(ContainerInstanceCommands.Describe(state.Current, request, state.Arns));
+
+    public override async Task<DeregisterContainerInstanceResponse> DeregisterContainerInstance(DeregisterContainerInstanceRequest request, ServerCallContext context)
+    {
+        var response = await state.ApplyAsync((s, c) => ContainerInstanceCommands.Deregister(s, request, c), context.CancellationToken);
+        sessions.Find(response.ContainerInstance.ContainerInstanceArn)?.Close("the container instance was deregistered");
+        return response;
+    }
+
+    public override Task<UpdateContainerInstancesStateResponse> UpdateContainerInstancesState(UpdateContainerInstancesStateRequest request, ServerCallContext context) =>
+        state.ApplyAsync((s, c) => ContainerInstanceCommands.UpdateState(s, request, c), context.CancellationToken);
+
+    public override Task<PutAttributesResponse> PutAttributes(PutAttributesRequest request, ServerCallContext context) =>
+        state.ApplyAsync((s, c) => ContainerInstanceCommands.PutAttributes(s, request, c), context.CancellationToken);
+
+    public override Task<DeleteAttributesResponse> DeleteAttributes(DeleteAttributesRequest request, ServerCallContext context) =>
+        state.ApplyAsync((s, c) => ContainerInstanceCommands.DeleteAttributes(s, request, c), context.CancellationToken);
+
+    public override Task<ListAttributesResponse> ListAttributes(ListAttributesRequest request, ServerCallContext context) =>
+        Task.FromResult(ContainerInstanceCommands.ListAttributes(state.Current, request));
 }

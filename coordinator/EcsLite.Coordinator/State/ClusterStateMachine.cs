@@ -65,21 +65,17 @@ public sealed partial class ClusterStateMachine(
         lock (_gate)
         {
             mutation = command(_pending, new CommandContext(time.GetUtcNow(), _arns));
-            if (mutation.Changes.Count == 0)
+            next = _pending.Apply(mutation.Changes);
+            _pending = next;
+            sequence = mutation.Changes.Count == 0 ? _lastSequence : ++_lastSequence;
+            var ops = mutation.Changes.Select(StateKeys.ToOp).OfType<TxnOp>().ToList();
+            if (ops.Count > 0)
             {
-                // Nothing to write, but the answer may rest on writes still in flight.
-                commit = _lastCommit;
-                next = _pending;
-                sequence = _lastSequence;
+                _lastCommit = store.TxnAsync(Txn.Unconditional(ops), CancellationToken.None);
             }
-            else
-            {
-                next = _pending.Apply(mutation.Changes);
-                _pending = next;
-                sequence = ++_lastSequence;
-                commit = store.TxnAsync(Txn.Unconditional(mutation.Changes.Select(StateKeys.ToOp).ToList()), CancellationToken.None);
-                _lastCommit = commit;
-            }
+
+            // With nothing to write, the answer (and any in-memory change) still rests on writes in flight.
+            commit = _lastCommit;
         }
 
         try

@@ -1,0 +1,253 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+
+namespace EcsLite.Agent.Core;
+
+/// <summary>
+/// The agent's settings, named as the ECS agent names them where the meaning is the same.
+/// Sources, later ones winning: defaults, the config file (ECS's ecs.config format: KEY=VALUE lines),
+/// the environment, the command line (--coordinator URL (repeatable), --cluster, --data-dir).
+/// </summary>
+public sealed record AgentSettings
+{
+    public static readonly int[] DefaultReservedPorts = [22, 2375, 2376, 51678, 51679];
+
+    /// <summary>ECSLITE_COORDINATOR (comma-separated) or --coordinator: tried in turn until one answers.</summary>
+    public IReadOnlyList<Uri> Coordinators { get; init; } = [new("http://127.0.0.1:7430")];
+
+    /// <summary>ECS_CLUSTER.</summary>
+    public string Cluster { get; init; } = "default";
+
+    /// <summary>ECS_DATADIR: where the agent keeps its identity and, later, task state.</summary>
+    public string DataDir { get; init; } = "/var/lib/ecslite/agent";
+
+    /// <summary>ECS_RESERVED_MEMORY: MiB kept back from tasks.</summary>
+    public int ReservedMemoryMiB { get; init; }
+
+    /// <summary>ECS's default reserved ports plus ECS_RESERVED_PORTS.</summary>
+    public IReadOnlyList<int> ReservedPorts { get; init; } = DefaultReservedPorts;
+
+    /// <summary>ECS_RESERVED_PORTS_UDP.</summary>
+    public IReadOnlyList<int> ReservedPortsUdp { get; init; } = [];
+
+    /// <summary>ECS_INSTANCE_ATTRIBUTES: custom attributes as a JSON object.</summary>
+    public IReadOnlyDictionary<string, string> InstanceAttributes { get; init; } = new Dictionary<string, string>();
+
+    /// <summary>ECS_LOGLEVEL: debug, info, warn, error or crit.</summary>
+    public string LogLevel { get; init; } = "info";
+
+    /// <summary>ECS_CONTAINER_STOP_TIMEOUT: SIGTERM to SIGKILL when a task stops.</summary>
+    public TimeSpan ContainerStopTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>ECS_ENGINE_TASK_CLEANUP_WAIT_DURATION: how long a stopped task's containers are kept.</summary>
+    public TimeSpan TaskCleanupWaitDuration { get; init; } = TimeSpan.FromHours(3);
+
+    /// <summary>ECS_IMAGE_PULL_BEHAVIOR: default, always, once or prefer-cached.</summary>
+    public string ImagePullBehavior { get; init; } = "default";
+
+    private static readonly string[] LogLevels = ["debug", "info", "warn", "error", "crit"];
+    private static readonly string[] PullBehaviors = ["default", "always", "once", "prefer-cached"];
+
+    /// <summary>Builds the settings; a bad value is a <see cref="FormatException"/> naming the variable.</summary>
+    /// <param name="file">KEY=VALUE pairs from the config file.</param>
+    /// <param name="environment">The process environment.</param>
+    /// <param name="args">Command-line arguments.</param>
+    public static AgentSettings From(IReadOnlyDictionary<string, string> file, IReadOnlyDictionary<string, string> environment, IReadOnlyList<string> args)
+    {
+        var values = new Dictionary<string, string>(file, StringComparer.Ordinal);
+        foreach (var (key, value) in environment)
+        {
+            if (key.StartsWith("ECS_", StringComparison.Ordinal) || key.StartsWith("ECSLITE_", StringComparison.Ordinal))
+            {
+                values[key] = value;
+            }
+        }
+
+        var coordinators = new List<string>();
+        for (var i = 0; i < args.Count; i++)
+        {
+            string Value() => i + 1 < args.Count ? args[++i] : throw new FormatException($"{args[i]} needs a value");
+            switch (args[i])
+            {
+                case "--coordinator":
+                    coordinators.Add(Value());
+                    break;
+                case "--cluster":
+                    values["ECS_CLUSTER"] = Value();
+                    break;
+                case "--data-dir":
+                    values["ECS_DATADIR"] = Value();
+                    break;
+                case "--config":
+                    i++;
+                    break;
+                default:
+                    throw new FormatException($"unknown option '{args[i]}' (see --help)");
+            }
+        }
+
+        if (coordinators.Count > 0)
+        {
+            values["ECSLITE_COORDINATOR"] = string.Join(',', coordinators);
+        }
+
+        var settings = new AgentSettings();
+        if (values.TryGetValue("ECSLITE_COORDINATOR", out var urls))
+        {
+            settings = settings with { Coordinators = [.. urls.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(CoordinatorUri)] };
+        }
+
+        if (values.TryGetValue("ECS_CLUSTER", out var cluster))
+        {
+            settings = settings with { Cluster = Regex.IsMatch(cluster, "^[A-Za-z0-9_-]{1,255}$") ? cluster : throw new FormatException($"ECS_CLUSTER '{cluster}' is not a cluster name") };
+        }
+
+        if (values.TryGetValue("ECS_DATADIR", out var dataDir))
+        {
+            settings = settings with { DataDir = dataDir.Length > 0 ? dataDir : throw new FormatException("ECS_DATADIR is empty") };
+        }
+
+        if (values.TryGetValue("ECS_RESERVED_MEMORY", out var memory))
+        {
+            settings = settings with { ReservedMemoryMiB = int.TryParse(memory, CultureInfo.InvariantCulture, out var mib) && mib >= 0 ? mib : throw new FormatException($"ECS_RESERVED_MEMORY '{memory}' is not a number of MiB") };
+        }
+
+        if (values.TryGetValue("ECS_RESERVED_PORTS", out var ports))
+        {
+            settings = settings with { ReservedPorts = [.. DefaultReservedPorts.Union(Ports("ECS_RESERVED_PORTS", ports)).Order()] };
+        }
+
+        if (values.TryGetValue("ECS_RESERVED_PORTS_UDP", out var udp))
+        {
+            settings = settings with { ReservedPortsUdp = [.. Ports("ECS_RESERVED_PORTS_UDP", udp).Distinct().Order()] };
+        }
+
+        if (values.TryGetValue("ECS_INSTANCE_ATTRIBUTES", out var attributes))
+        {
+            settings = settings with { InstanceAttributes = Attributes(attributes) };
+        }
+
+        if (values.TryGetValue("ECS_LOGLEVEL", out var level))
+        {
+            settings = settings with { LogLevel = LogLevels.Contains(level.ToLowerInvariant()) ? level.ToLowerInvariant() : throw new FormatException($"ECS_LOGLEVEL '{level}' is not one of {string.Join(", ", LogLevels)}") };
+        }
+
+        if (values.TryGetValue("ECS_CONTAINER_STOP_TIMEOUT", out var stop))
+        {
+            settings = settings with { ContainerStopTimeout = GoDuration.Parse(stop, "ECS_CONTAINER_STOP_TIMEOUT") };
+        }
+
+        if (values.TryGetValue("ECS_ENGINE_TASK_CLEANUP_WAIT_DURATION", out var cleanup))
+        {
+            settings = settings with { TaskCleanupWaitDuration = GoDuration.Parse(cleanup, "ECS_ENGINE_TASK_CLEANUP_WAIT_DURATION") };
+        }
+
+        if (values.TryGetValue("ECS_IMAGE_PULL_BEHAVIOR", out var pull))
+        {
+            settings = settings with { ImagePullBehavior = PullBehaviors.Contains(pull) ? pull : throw new FormatException($"ECS_IMAGE_PULL_BEHAVIOR '{pull}' is not one of {string.Join(", ", PullBehaviors)}") };
+        }
+
+        return settings;
+    }
+
+    /// <summary>KEY=VALUE lines as in ECS's /etc/ecs/ecs.config; '#' starts a comment; values may be quoted.</summary>
+    public static Dictionary<string, string> ParseConfigFile(string text)
+    {
+        var values = new Dictionary<string, string>(StringComparer.Ordinal);
+        var number = 0;
+        foreach (var raw in text.Split('\n'))
+        {
+            number++;
+            var line = raw.Trim();
+            if (line.Length == 0 || line.StartsWith('#'))
+            {
+                continue;
+            }
+
+            var equals = line.IndexOf('=');
+            if (equals <= 0)
+            {
+                throw new FormatException($"line {number}: expected KEY=VALUE, got '{line}'");
+            }
+
+            var value = line[(equals + 1)..].Trim();
+            if (value.Length >= 2 && value[0] is '"' or '\'' && value[^1] == value[0])
+            {
+                value = value[1..^1];
+            }
+
+            values[line[..equals].Trim()] = value;
+        }
+
+        return values;
+    }
+
+    private static Uri CoordinatorUri(string text)
+    {
+        var withScheme = text.Contains("://", StringComparison.Ordinal) ? text : "http://" + text;
+        return Uri.TryCreate(withScheme, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https" && uri.Port > 0
+            ? uri
+            : throw new FormatException($"coordinator '{text}' is not a URL such as http://192.0.2.10:7430");
+    }
+
+    private static IEnumerable<int> Ports(string name, string text)
+    {
+        try
+        {
+            var ports = JsonSerializer.Deserialize<int[]>(text) ?? [];
+            return ports.All(p => p is >= 1 and <= 65535) ? ports : throw new FormatException();
+        }
+        catch (Exception e) when (e is JsonException or FormatException)
+        {
+            throw new FormatException($"{name} '{text}' must be a JSON list of ports, e.g. [80, 8080]");
+        }
+    }
+
+    private static Dictionary<string, string> Attributes(string text)
+    {
+        try
+        {
+            return JsonSerializer.Deserialize<Dictionary<string, string>>(text) ?? [];
+        }
+        catch (JsonException)
+        {
+            throw new FormatException($"ECS_INSTANCE_ATTRIBUTES '{text}' must be a JSON object of strings, e.g. {{\"stack\": \"prod\"}}");
+        }
+    }
+}
+
+/// <summary>Durations as the ECS agent writes them (Go's format): 30s, 1m30s, 500ms, 3h.</summary>
+public static partial class GoDuration
+{
+    [GeneratedRegex(@"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")]
+    private static partial Regex Part();
+
+    public static TimeSpan Parse(string text, string name)
+    {
+        var total = TimeSpan.Zero;
+        var consumed = 0;
+        foreach (Match match in Part().Matches(text))
+        {
+            if (match.Index != consumed)
+            {
+                break;
+            }
+
+            var n = double.Parse(match.Groups[1].Value, CultureInfo.InvariantCulture);
+            total += match.Groups[2].Value switch
+            {
+                "h" => TimeSpan.FromHours(n),
+                "m" => TimeSpan.FromMinutes(n),
+                "s" => TimeSpan.FromSeconds(n),
+                "ms" => TimeSpan.FromMilliseconds(n),
+                _ => TimeSpan.FromMicroseconds(match.Groups[2].Value == "ns" ? n / 1000 : n),
+            };
+            consumed += match.Length;
+        }
+
+        return consumed == text.Length && text.Length > 0
+            ? total
+            : throw new FormatException($"{name} '{text}' is not a duration such as 30s, 1m30s or 3h");
+    }
+}

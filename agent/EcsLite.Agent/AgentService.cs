@@ -1,0 +1,75 @@
+using EcsLite.Agent.Core;
+using EcsLite.Api.V1;
+using Microsoft.Extensions.Hosting.Systemd;
+
+namespace EcsLite.Agent;
+
+/// <summary>
+/// Runs the agent channel for this host. Start-up completes only once the host has joined its cluster,
+/// so under systemd (Type=notify) READY=1 means "registered"; SIGTERM then sends STOPPING=1.
+/// While the agent runs, WATCHDOG=1 is sent at half the unit's WatchdogSec.
+/// </summary>
+public sealed partial class AgentService : IHostedService, IAgentRuntime
+{
+    private readonly HostInspector _host;
+    private readonly CoordinatorConnection _connection;
+    private readonly ISystemdNotifier? _systemd;
+    private readonly ILogger<AgentService> _logger;
+    private readonly CancellationTokenSource _stopping = new();
+    private Task _running = Task.CompletedTask;
+
+    public AgentService(AgentSettings settings, HostInspector host, InstanceIdentity identity, TimeProvider time, ILogger<AgentService> logger, ISystemdNotifier? systemd = null)
+    {
+        _host = host;
+        _logger = logger;
+        _systemd = systemd is { IsEnabled: true } ? systemd : null;
+        _connection = new CoordinatorConnection(settings.Coordinators, this, identity, time, logger);
+        _connection.Welcomed += (welcome, coordinator) =>
+            _systemd?.Notify(new ServiceState($"STATUS=Joined {coordinator} as {welcome.ContainerInstanceArn}"));
+    }
+
+    public CoordinatorConnection Connection => _connection;
+
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        _running = Task.WhenAll(_connection.RunAsync(_stopping.Token), WatchdogAsync(_stopping.Token));
+        LogWaiting(_logger);
+        await _connection.Registered.WaitAsync(cancellationToken);
+    }
+
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        await _stopping.CancelAsync();
+        await _running.WaitAsync(cancellationToken);
+    }
+
+    public AgentHello Hello(string? containerInstanceArn) => _host.Hello(containerInstanceArn, []);
+
+    public HostUsage Usage() => _host.Usage();
+
+    /// <summary>Running tasks arrives with the agent-tasks issue; until then the desired set is always empty.</summary>
+    public Task ApplyAsync(DesiredTaskSet desired, CancellationToken cancellationToken) => Task.CompletedTask;
+
+    private async Task WatchdogAsync(CancellationToken cancellationToken)
+    {
+        if (_systemd is null || !long.TryParse(Environment.GetEnvironmentVariable("WATCHDOG_USEC"), out var usec) || usec <= 0)
+        {
+            return;
+        }
+
+        using var timer = new PeriodicTimer(TimeSpan.FromMicroseconds(usec / 2));
+        try
+        {
+            while (await timer.WaitForNextTickAsync(cancellationToken))
+            {
+                _systemd.Notify(new ServiceState("WATCHDOG=1"));
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Joining the cluster; waiting for a coordinator to welcome this host")]
+    private static partial void LogWaiting(ILogger logger);
+}

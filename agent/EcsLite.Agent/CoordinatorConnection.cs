@@ -1,0 +1,189 @@
+using System.Net.Sockets;
+using System.Threading.Channels;
+using EcsLite.Agent.Core;
+using EcsLite.Api.V1;
+using Google.Protobuf.WellKnownTypes;
+using Grpc.Core;
+using Grpc.Net.Client;
+
+namespace EcsLite.Agent;
+
+/// <summary>What the agent channel needs from the agent it serves (the real host, or a simulated one).</summary>
+public interface IAgentRuntime
+{
+    /// <summary>The hello to send, naming the instance the agent already is, if any.</summary>
+    AgentHello Hello(string? containerInstanceArn);
+
+    HostUsage Usage();
+
+    /// <summary>Applies a desired task set; the set is acknowledged once this returns.</summary>
+    Task ApplyAsync(DesiredTaskSet desired, CancellationToken cancellationToken);
+}
+
+/// <summary>
+/// The agent's end of the agent channel: dials a coordinator, says hello, keeps the stream with
+/// heartbeats, acknowledges desired task sets, and when anything breaks reconnects forever, with
+/// capped exponential backoff and jitter, trying each configured coordinator in turn.
+/// </summary>
+public sealed partial class CoordinatorConnection(
+    IReadOnlyList<Uri> coordinators, IAgentRuntime runtime, InstanceIdentity identity, TimeProvider time, ILogger logger)
+{
+    private static readonly TimeSpan WelcomeTimeout = TimeSpan.FromSeconds(15);
+    private readonly TaskCompletionSource _registered = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>Completes when the agent has first been welcomed as a container instance.</summary>
+    public Task Registered => _registered.Task;
+
+    /// <summary>True while a stream to a coordinator is established.</summary>
+    public bool Connected { get; private set; }
+
+    /// <summary>Invoked after every welcome (for systemd's STATUS line, tests, the simulator).</summary>
+    public event Action<Welcome, Uri>? Welcomed;
+
+    public async Task RunAsync(CancellationToken stopping)
+    {
+        var attempt = 0;
+        var index = 0;
+        while (!stopping.IsCancellationRequested)
+        {
+            var coordinator = coordinators[index % coordinators.Count];
+            var welcomed = false;
+            try
+            {
+                welcomed = await SessionAsync(coordinator, () => welcomed = true, stopping);
+                LogStreamEnded(logger, coordinator);
+            }
+            catch (Exception) when (stopping.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (RpcException e) when (e.StatusCode is StatusCode.InvalidArgument or StatusCode.NotFound or StatusCode.FailedPrecondition or StatusCode.Aborted)
+            {
+                LogRefused(logger, coordinator, e.Status.Detail);
+            }
+            catch (Exception e) when (e is RpcException or IOException or HttpRequestException or SocketException or TimeoutException)
+            {
+                LogUnreachable(logger, coordinator, e.Message);
+            }
+            finally
+            {
+                Connected = false;
+            }
+
+            if (welcomed)
+            {
+                attempt = 0;
+            }
+            else
+            {
+                index++;
+            }
+
+            var delay = Backoff.Delay(attempt++, Random.Shared.NextDouble());
+            LogReconnecting(logger, delay.TotalMilliseconds);
+            try
+            {
+                await Task.Delay(delay, time, stopping);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+        }
+    }
+
+    private async Task<bool> SessionAsync(Uri coordinator, Action markWelcomed, CancellationToken stopping)
+    {
+        // A fresh channel per attempt: our backoff decides when to retry, not the channel's own.
+        using var channel = GrpcChannel.ForAddress(coordinator, new GrpcChannelOptions
+        {
+            HttpHandler = new SocketsHttpHandler
+            {
+                ConnectTimeout = TimeSpan.FromSeconds(5),
+                KeepAlivePingDelay = TimeSpan.FromSeconds(10),
+                KeepAlivePingTimeout = TimeSpan.FromSeconds(10),
+                KeepAlivePingPolicy = HttpKeepAlivePingPolicy.Always,
+                PooledConnectionIdleTimeout = Timeout.InfiniteTimeSpan,
+            },
+        });
+        using var session = CancellationTokenSource.CreateLinkedTokenSource(stopping);
+        using var call = new AgentChannel.AgentChannelClient(channel).Connect(cancellationToken: session.Token);
+        var outbox = Channel.CreateBounded<AgentMessage>(new BoundedChannelOptions(64) { SingleReader = true });
+        var writer = WriteAsync(call.RequestStream, outbox.Reader, session.Token);
+        Task heartbeats = Task.CompletedTask;
+        try
+        {
+            await outbox.Writer.WriteAsync(new AgentMessage { Hello = runtime.Hello(identity.ContainerInstanceArn) }, session.Token);
+            using (var welcomeTimeout = CancellationTokenSource.CreateLinkedTokenSource(session.Token))
+            {
+                welcomeTimeout.CancelAfter(WelcomeTimeout);
+                if (!await call.ResponseStream.MoveNext(welcomeTimeout.Token) || call.ResponseStream.Current.KindCase != CoordinatorMessage.KindOneofCase.Welcome)
+                {
+                    throw new IOException("the coordinator did not answer hello with welcome");
+                }
+            }
+
+            var welcome = call.ResponseStream.Current.Welcome;
+            identity.Save(welcome.ContainerInstanceArn, welcome.Cluster);
+            markWelcomed();
+            Connected = true;
+            _registered.TrySetResult();
+            LogWelcomed(logger, coordinator, welcome.ContainerInstanceArn, welcome.Cluster);
+            Welcomed?.Invoke(welcome, coordinator);
+
+            var interval = welcome.HeartbeatInterval?.ToTimeSpan() is { TotalMilliseconds: > 0 } given ? given : TimeSpan.FromSeconds(2);
+            heartbeats = HeartbeatAsync(outbox.Writer, interval, session.Token);
+            while (await call.ResponseStream.MoveNext(session.Token))
+            {
+                var message = call.ResponseStream.Current;
+                if (message.KindCase == CoordinatorMessage.KindOneofCase.DesiredTasks)
+                {
+                    await runtime.ApplyAsync(message.DesiredTasks, session.Token);
+                    await outbox.Writer.WriteAsync(new AgentMessage { Ack = new Acknowledgement { Sequence = message.DesiredTasks.Sequence } }, session.Token);
+                }
+            }
+
+            return true;
+        }
+        finally
+        {
+            outbox.Writer.TryComplete();
+            await session.CancelAsync();
+            await Task.WhenAll(writer, heartbeats).ContinueWith(_ => { }, TaskScheduler.Default);
+        }
+    }
+
+    private async Task HeartbeatAsync(ChannelWriter<AgentMessage> outbox, TimeSpan interval, CancellationToken cancellationToken)
+    {
+        using var timer = new PeriodicTimer(interval, time);
+        while (await timer.WaitForNextTickAsync(cancellationToken))
+        {
+            var heartbeat = new AgentHeartbeat { SentAt = Timestamp.FromDateTimeOffset(time.GetUtcNow()), Usage = runtime.Usage() };
+            await outbox.WriteAsync(new AgentMessage { Heartbeat = heartbeat }, cancellationToken);
+        }
+    }
+
+    /// <summary>The one writer of the request stream.</summary>
+    private static async Task WriteAsync(IClientStreamWriter<AgentMessage> stream, ChannelReader<AgentMessage> outbox, CancellationToken cancellationToken)
+    {
+        await foreach (var message in outbox.ReadAllAsync(cancellationToken))
+        {
+            await stream.WriteAsync(message, cancellationToken);
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Joined {Coordinator} as {ContainerInstanceArn} in cluster {Cluster}")]
+    private static partial void LogWelcomed(ILogger logger, Uri coordinator, string containerInstanceArn, string cluster);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "The stream to {Coordinator} ended")]
+    private static partial void LogStreamEnded(ILogger logger, Uri coordinator);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "{Coordinator} refused this agent: {Detail}")]
+    private static partial void LogRefused(ILogger logger, Uri coordinator, string detail);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Cannot reach {Coordinator}: {Reason}")]
+    private static partial void LogUnreachable(ILogger logger, Uri coordinator, string reason);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Reconnecting in {DelayMs:F0} ms")]
+    private static partial void LogReconnecting(ILogger logger, double delayMs);
+}

@@ -1,0 +1,134 @@
+using EcsLite.Api.V1;
+using EcsLite.Coordinator.Core;
+using EcsLite.Coordinator.Core.ContainerInstances;
+using EcsLite.Coordinator.State;
+using Google.Protobuf.WellKnownTypes;
+using Grpc.Core;
+using Microsoft.Extensions.Options;
+
+namespace EcsLite.Coordinator.Agents;
+
+/// <summary>
+/// The coordinator's end of each agent's stream: hello registers or rejoins the container instance,
+/// welcome and the full desired task set answer it, heartbeats keep it connected.
+/// </summary>
+public sealed partial class AgentChannelService(
+    ClusterStateMachine state, AgentSessions sessions, TimeProvider time,
+    IOptions<CoordinatorOptions> options, ILogger<AgentChannelService> logger) : AgentChannel.AgentChannelBase
+{
+    private static readonly TimeSpan HelloTimeout = TimeSpan.FromSeconds(10);
+
+    public override async Task Connect(IAsyncStreamReader<AgentMessage> requestStream, IServerStreamWriter<CoordinatorMessage> responseStream, ServerCallContext context)
+    {
+        var hello = await ReadHelloAsync(requestStream, context.CancellationToken);
+        var stored = await state.ApplyAsync((s, c) => ContainerInstanceCommands.Join(s, hello, c, Guid.NewGuid().ToString("N")), context.CancellationToken);
+        var arn = stored.ContainerInstance.ContainerInstanceArn;
+
+        using var session = new AgentSession(arn, time.GetTimestamp(), context.CancellationToken);
+        sessions.Replace(session)?.Close("replaced by a newer connection from the same container instance");
+        LogConnected(logger, arn, hello.Hostname, context.Peer);
+        var writer = WriteAsync(session, responseStream);
+
+        session.Send(new CoordinatorMessage
+        {
+            Welcome = new Welcome { ContainerInstanceArn = arn, Cluster = stored.Cluster, HeartbeatInterval = Duration.FromTimeSpan(options.Value.HeartbeatInterval) },
+        });
+        session.Send(new CoordinatorMessage { DesiredTasks = new DesiredTaskSet { Sequence = session.NextSequence(), Full = true } });
+
+        try
+        {
+            while (await requestStream.MoveNext(session.Closed))
+            {
+                await HandleAsync(session, requestStream.Current);
+            }
+        }
+        catch (OperationCanceledException) when (session.Closed.IsCancellationRequested)
+        {
+        }
+        catch (IOException)
+        {
+            // the agent's connection broke
+        }
+        finally
+        {
+            session.Close("the stream ended");
+            if (sessions.Remove(session))
+            {
+                await state.ApplyAsync((s, c) => ContainerInstanceCommands.Disconnected(s, arn, c), CancellationToken.None);
+            }
+
+            LogDisconnected(logger, arn, session.CloseReason ?? "");
+            await writer;
+        }
+
+        if (session.CloseReason is { } reason && reason != "the stream ended" && !context.CancellationToken.IsCancellationRequested)
+        {
+            throw new RpcException(new Status(StatusCode.Aborted, reason));
+        }
+    }
+
+    private async Task HandleAsync(AgentSession session, AgentMessage message)
+    {
+        switch (message.KindCase)
+        {
+            case AgentMessage.KindOneofCase.Heartbeat:
+                session.Heartbeat(time.GetTimestamp(), message.Heartbeat.Usage);
+                if (session.Stale)
+                {
+                    session.Stale = false;
+                    await state.ApplyAsync((s, c) => ContainerInstanceCommands.Reconnected(s, session.ContainerInstanceArn, c), session.Closed);
+                    LogHeartbeatsResumed(logger, session.ContainerInstanceArn);
+                }
+
+                break;
+            case AgentMessage.KindOneofCase.Ack:
+                session.Acknowledge(message.Ack.Sequence);
+                break;
+            default:
+                throw EcsException.InvalidParameter("message", $"'{message.KindCase}' is not expected after hello.");
+        }
+    }
+
+    private static async Task<AgentHello> ReadHelloAsync(IAsyncStreamReader<AgentMessage> requestStream, CancellationToken cancellationToken)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(HelloTimeout);
+        try
+        {
+            if (await requestStream.MoveNext(timeout.Token) && requestStream.Current.KindCase == AgentMessage.KindOneofCase.Hello)
+            {
+                return requestStream.Current.Hello;
+            }
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+        }
+
+        throw EcsException.InvalidParameter("hello", "an agent must send hello first, within 10 seconds of connecting.");
+    }
+
+    /// <summary>The one writer of this response stream.</summary>
+    private async Task WriteAsync(AgentSession session, IServerStreamWriter<CoordinatorMessage> responseStream)
+    {
+        try
+        {
+            await foreach (var message in session.Outbox.ReadAllAsync(session.Closed))
+            {
+                await responseStream.WriteAsync(message, session.Closed);
+            }
+        }
+        catch (Exception e) when (e is OperationCanceledException or IOException or InvalidOperationException)
+        {
+            session.Close("the stream to the agent broke");
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Agent connected: {ContainerInstanceArn} ({Hostname}, from {Peer})")]
+    private static partial void LogConnected(ILogger logger, string containerInstanceArn, string hostname, string peer);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Agent disconnected: {ContainerInstanceArn} ({Reason})")]
+    private static partial void LogDisconnected(ILogger logger, string containerInstanceArn, string reason);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Heartbeats resumed: {ContainerInstanceArn} is connected again")]
+    private static partial void LogHeartbeatsResumed(ILogger logger, string containerInstanceArn);
+}
