@@ -1,8 +1,6 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
-using System.Runtime.InteropServices;
-using System.Text;
 using EcsLite.Api.V1;
 using Grpc.Core;
 using Grpc.Health.V1;
@@ -11,19 +9,24 @@ using Grpc.Net.Client;
 namespace EcsLite.Testing;
 
 /// <summary>
-/// The real ecslite-coordinator, started as its own process on a free loopback port with its own data
-/// directory. Tests talk to it over real gRPC and can stop it with SIGTERM or SIGKILL and start it again
-/// on the same data.
+/// The real ecslite-coordinator, started as its own process with its own data directory, by default on a
+/// free loopback port. Tests talk to it over real gRPC and can stop it with SIGTERM or SIGKILL and start
+/// it again on the same data. Inside a network namespace it is started through a wrapper
+/// (ip netns exec NS) and listens where the test says.
 /// </summary>
-public sealed partial class CoordinatorProcess : IAsyncDisposable
+public sealed class CoordinatorProcess : IAsyncDisposable
 {
-    private readonly StringBuilder _output = new();
-    private Process? _process;
+    private readonly string _listen;
+    private readonly IReadOnlyList<string>? _wrapper;
+    private TestProcess? _process;
 
-    private CoordinatorProcess(string dataDir, int port)
+    private CoordinatorProcess(string dataDir, int port, string listen, string address, IReadOnlyList<string>? wrapper)
     {
         DataDir = dataDir;
         Port = port;
+        _listen = listen;
+        Address = address;
+        _wrapper = wrapper;
         Channel = GrpcChannel.ForAddress(Address);
         Ecs = new Ecs.EcsClient(Channel);
     }
@@ -32,7 +35,8 @@ public sealed partial class CoordinatorProcess : IAsyncDisposable
 
     public int Port { get; }
 
-    public string Address => $"http://127.0.0.1:{Port}";
+    /// <summary>Where tests (and agents on this host) reach it, e.g. http://127.0.0.1:PORT.</summary>
+    public string Address { get; }
 
     /// <summary>A channel to the current process; a new one after each start, so no reconnect backoff carries over.</summary>
     public GrpcChannel Channel { get; private set; }
@@ -42,23 +46,21 @@ public sealed partial class CoordinatorProcess : IAsyncDisposable
     public int ProcessId => _process?.Id ?? 0;
 
     /// <summary>Everything the process printed so far, for failure messages.</summary>
-    public string Output
-    {
-        get
-        {
-            lock (_output)
-            {
-                return _output.ToString();
-            }
-        }
-    }
+    public string Output => _process?.Output ?? "";
 
     /// <summary>Time from process start to the health service answering SERVING, for the last start.</summary>
     public TimeSpan LastStartToServing { get; private set; }
 
-    public static async Task<CoordinatorProcess> StartAsync(string? dataDir = null, params string[] extraArgs)
+    public static Task<CoordinatorProcess> StartAsync(string? dataDir = null, params string[] extraArgs)
     {
-        var coordinator = new CoordinatorProcess(dataDir ?? TempDirectory("ecslite-coordinator"), FreePort());
+        var port = FreePort();
+        return StartListeningAsync(dataDir, $"127.0.0.1:{port}", $"http://127.0.0.1:{port}", null, extraArgs);
+    }
+
+    /// <summary>Starts a coordinator listening on <paramref name="listen"/>, reached by tests at <paramref name="address"/>.</summary>
+    public static async Task<CoordinatorProcess> StartListeningAsync(string? dataDir, string listen, string address, IReadOnlyList<string>? wrapper, params string[] extraArgs)
+    {
+        var coordinator = new CoordinatorProcess(dataDir ?? TempDirectory("ecslite-coordinator"), new Uri(address).Port, listen, address, wrapper);
         await coordinator.StartAgainAsync(extraArgs);
         return coordinator;
     }
@@ -66,29 +68,15 @@ public sealed partial class CoordinatorProcess : IAsyncDisposable
     public async Task StartAgainAsync(params string[] extraArgs)
     {
         var program = RepoPaths.Coordinator;
-        var info = new ProcessStartInfo(program.EndsWith(".dll", StringComparison.Ordinal) ? "dotnet" : program)
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
+        var command = new List<string>();
         if (program.EndsWith(".dll", StringComparison.Ordinal))
         {
-            info.ArgumentList.Add(program);
+            command.Add("dotnet");
         }
 
-        foreach (var arg in new[] { "--listen", $"127.0.0.1:{Port}", "--data-dir", DataDir }.Concat(extraArgs))
-        {
-            info.ArgumentList.Add(arg);
-        }
-
+        command.AddRange([program, "--listen", _listen, "--data-dir", DataDir, .. extraArgs]);
         var watch = Stopwatch.StartNew();
-        var process = Process.Start(info) ?? throw new InvalidOperationException("could not start the coordinator");
-        process.OutputDataReceived += (_, e) => Append(e.Data);
-        process.ErrorDataReceived += (_, e) => Append(e.Data);
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        _process = process;
+        _process = TestProcess.Start(command, wrapper: _wrapper);
         Channel.Dispose();
         Channel = GrpcChannel.ForAddress(Address);
         Ecs = new Ecs.EcsClient(Channel);
@@ -100,6 +88,7 @@ public sealed partial class CoordinatorProcess : IAsyncDisposable
     {
         var health = new Health.HealthClient(Channel);
         var deadline = DateTime.UtcNow + timeout;
+        var endpoint = new Uri(Address);
         while (true)
         {
             if (_process is { HasExited: true })
@@ -107,9 +96,14 @@ public sealed partial class CoordinatorProcess : IAsyncDisposable
                 throw new InvalidOperationException($"the coordinator exited with {_process.ExitCode}:\n{Output}");
             }
 
+            if (DateTime.UtcNow > deadline)
+            {
+                throw new TimeoutException($"the coordinator did not become SERVING within {timeout}:\n{Output}");
+            }
+
             // Probe with a plain TCP connect first: a refused gRPC connection puts the channel into a
             // reconnect backoff of about a second, which would be measured as start-up time.
-            if (!await AcceptsConnectionsAsync())
+            if (!await AcceptsConnectionsAsync(endpoint.Host, endpoint.Port))
             {
                 await Task.Delay(10);
                 continue;
@@ -123,13 +117,8 @@ public sealed partial class CoordinatorProcess : IAsyncDisposable
                     return;
                 }
             }
-            catch (RpcException) when (DateTime.UtcNow < deadline)
+            catch (RpcException)
             {
-            }
-
-            if (DateTime.UtcNow > deadline)
-            {
-                throw new TimeoutException($"the coordinator did not become SERVING within {timeout}:\n{Output}");
             }
 
             await Task.Delay(20);
@@ -137,32 +126,18 @@ public sealed partial class CoordinatorProcess : IAsyncDisposable
     }
 
     /// <summary>SIGKILL: no chance to flush or clean up, as in a power cut of the process.</summary>
-    public async Task KillAsync()
-    {
-        if (_process is { HasExited: false } process)
-        {
-            process.Kill();
-            await process.WaitForExitAsync();
-        }
-    }
+    public Task KillAsync() => _process?.KillAsync() ?? Task.CompletedTask;
 
     /// <summary>SIGTERM, then wait for a graceful exit; returns the exit code.</summary>
-    public async Task<int> StopAsync(TimeSpan? timeout = null)
-    {
-        if (_process is not { HasExited: false } process)
-        {
-            return _process?.ExitCode ?? 0;
-        }
-
-        _ = SendSignal(process.Id, 15);
-        using var cts = new CancellationTokenSource(timeout ?? TimeSpan.FromSeconds(15));
-        await process.WaitForExitAsync(cts.Token);
-        return process.ExitCode;
-    }
+    public Task<int> StopAsync(TimeSpan? timeout = null) => _process?.StopAsync(timeout) ?? Task.FromResult(0);
 
     public async ValueTask DisposeAsync()
     {
-        await KillAsync();
+        if (_process is not null)
+        {
+            await _process.DisposeAsync();
+        }
+
         Channel.Dispose();
         try
         {
@@ -180,20 +155,6 @@ public sealed partial class CoordinatorProcess : IAsyncDisposable
         return path;
     }
 
-    private async Task<bool> AcceptsConnectionsAsync()
-    {
-        try
-        {
-            using var client = new TcpClient();
-            await client.ConnectAsync(IPAddress.Loopback, Port);
-            return true;
-        }
-        catch (SocketException)
-        {
-            return false;
-        }
-    }
-
     public static int FreePort()
     {
         using var listener = new TcpListener(IPAddress.Loopback, 0);
@@ -201,21 +162,20 @@ public sealed partial class CoordinatorProcess : IAsyncDisposable
         return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
-    private void Append(string? line)
+    private static async Task<bool> AcceptsConnectionsAsync(string host, int port)
     {
-        if (line is null)
+        try
         {
-            return;
+            using var client = new TcpClient();
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(1));
+            await client.ConnectAsync(host, port, timeout.Token);
+            return true;
         }
-
-        lock (_output)
+        catch (Exception e) when (e is SocketException or OperationCanceledException)
         {
-            _output.AppendLine(line);
+            return false;
         }
     }
-
-    [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
-    private static partial int SendSignal(int pid, int signal);
 }
 
 /// <summary>Where the repository's files and build outputs are, found from the test assembly's location.</summary>
@@ -235,6 +195,9 @@ public static class RepoPaths
     /// install.sh ships, for benchmarks), else the build next to the tests.
     /// </summary>
     public static string Coordinator => Environment.GetEnvironmentVariable("ECSLITE_COORDINATOR") is { Length: > 0 } path ? path : CoordinatorDll;
+
+    public static string AgentDll =>
+        Path.Combine(Root, "agent", "EcsLite.Agent", "bin", Configuration, "net10.0", "ecslite-agent.dll");
 
     public static string Examples => Path.Combine(Root, "examples");
 

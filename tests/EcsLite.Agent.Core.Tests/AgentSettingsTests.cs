@@ -1,0 +1,89 @@
+namespace EcsLite.Agent.Core.Tests;
+
+public class AgentSettingsTests
+{
+    private static readonly Dictionary<string, string> None = [];
+
+    [Fact]
+    public void Defaults_are_the_ECS_agents()
+    {
+        var settings = AgentSettings.From(None, None, []);
+        Assert.Equal("default", settings.Cluster);
+        Assert.Equal([22, 2375, 2376, 51678, 51679], settings.ReservedPorts);
+        Assert.Empty(settings.ReservedPortsUdp);
+        Assert.Equal(TimeSpan.FromSeconds(30), settings.ContainerStopTimeout);
+        Assert.Equal(TimeSpan.FromHours(3), settings.TaskCleanupWaitDuration);
+        Assert.Equal("default", settings.ImagePullBehavior);
+        Assert.Equal([new Uri("http://127.0.0.1:7430")], settings.Coordinators);
+    }
+
+    [Fact]
+    public void ECS_variables_are_read_from_the_file_then_the_environment_then_the_command_line()
+    {
+        var file = AgentSettings.ParseConfigFile("""
+            # as in /etc/ecs/ecs.config
+            ECS_CLUSTER=from-file
+            ECS_RESERVED_MEMORY=256
+            ECS_RESERVED_PORTS=[8080, 22]
+            ECS_RESERVED_PORTS_UDP="[53]"
+            ECS_INSTANCE_ATTRIBUTES={"stack": "prod", "rack": "r2"}
+            ECS_LOGLEVEL=debug
+            ECS_CONTAINER_STOP_TIMEOUT=1m30s
+            ECS_ENGINE_TASK_CLEANUP_WAIT_DURATION=10m
+            ECS_IMAGE_PULL_BEHAVIOR=prefer-cached
+            ECSLITE_COORDINATOR=10.0.0.1:7430, http://10.0.0.2:7430
+            """);
+        var environment = new Dictionary<string, string> { ["ECS_CLUSTER"] = "from-env", ["PATH"] = "/bin" };
+
+        var fromEnvironment = AgentSettings.From(file, environment, []);
+        Assert.Equal("from-env", fromEnvironment.Cluster);
+        Assert.Equal(256, fromEnvironment.ReservedMemoryMiB);
+        Assert.Equal([22, 2375, 2376, 8080, 51678, 51679], fromEnvironment.ReservedPorts);
+        Assert.Equal([53], fromEnvironment.ReservedPortsUdp);
+        Assert.Equal("r2", fromEnvironment.InstanceAttributes["rack"]);
+        Assert.Equal("debug", fromEnvironment.LogLevel);
+        Assert.Equal(TimeSpan.FromSeconds(90), fromEnvironment.ContainerStopTimeout);
+        Assert.Equal(TimeSpan.FromMinutes(10), fromEnvironment.TaskCleanupWaitDuration);
+        Assert.Equal("prefer-cached", fromEnvironment.ImagePullBehavior);
+        Assert.Equal([new Uri("http://10.0.0.1:7430"), new Uri("http://10.0.0.2:7430")], fromEnvironment.Coordinators);
+
+        var fromArgs = AgentSettings.From(file, environment, ["--cluster", "from-args", "--coordinator", "http://a:1", "--coordinator", "b:2", "--data-dir", "/srv/agent"]);
+        Assert.Equal("from-args", fromArgs.Cluster);
+        Assert.Equal([new Uri("http://a:1"), new Uri("http://b:2")], fromArgs.Coordinators);
+        Assert.Equal("/srv/agent", fromArgs.DataDir);
+    }
+
+    [Theory]
+    [InlineData("ECS_CLUSTER", "no spaces allowed")]
+    [InlineData("ECS_RESERVED_MEMORY", "lots")]
+    [InlineData("ECS_RESERVED_PORTS", "[70000]")]
+    [InlineData("ECS_RESERVED_PORTS_UDP", "53")]
+    [InlineData("ECS_INSTANCE_ATTRIBUTES", "stack=prod")]
+    [InlineData("ECS_LOGLEVEL", "verbose")]
+    [InlineData("ECS_CONTAINER_STOP_TIMEOUT", "30")]
+    [InlineData("ECS_ENGINE_TASK_CLEANUP_WAIT_DURATION", "3 hours")]
+    [InlineData("ECS_IMAGE_PULL_BEHAVIOR", "sometimes")]
+    [InlineData("ECSLITE_COORDINATOR", "ftp://x:1")]
+    public void A_bad_value_is_refused_naming_the_variable(string name, string value)
+    {
+        var error = Assert.Throws<FormatException>(() => AgentSettings.From(None, new Dictionary<string, string> { [name] = value }, []));
+        Assert.Contains(name.StartsWith("ECSLITE", StringComparison.Ordinal) ? "coordinator" : name, error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Unknown_options_and_malformed_config_lines_are_refused()
+    {
+        Assert.Throws<FormatException>(() => AgentSettings.From(None, None, ["--clsuter", "x"]));
+        Assert.Throws<FormatException>(() => AgentSettings.From(None, None, ["--cluster"]));
+        var error = Assert.Throws<FormatException>(() => AgentSettings.ParseConfigFile("ECS_CLUSTER=a\njust words\n"));
+        Assert.Contains("line 2", error.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("30s", 30_000)]
+    [InlineData("1m30s", 90_000)]
+    [InlineData("500ms", 500)]
+    [InlineData("3h", 10_800_000)]
+    [InlineData("1.5s", 1_500)]
+    public void Go_durations(string text, int milliseconds) => Assert.Equal(TimeSpan.FromMilliseconds(milliseconds), GoDuration.Parse(text, "X"));
+}

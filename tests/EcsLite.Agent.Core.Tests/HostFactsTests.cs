@@ -1,0 +1,72 @@
+namespace EcsLite.Agent.Core.Tests;
+
+public class HostFactsTests
+{
+    [Fact]
+    public void Memory_comes_from_meminfo_minus_the_reserved_part()
+    {
+        var (total, available) = HostFacts.ParseMemInfo("MemTotal:        3884100 kB\nMemFree:          120000 kB\nMemAvailable:    2048000 kB\n");
+        Assert.Equal((3884100L, 2048000L), (total, available));
+        var resources = HostFacts.RegisteredResources(4, total, new AgentSettings { ReservedMemoryMiB = 256 });
+        Assert.Equal(4096, resources.Single(r => r.Name == "CPU").IntegerValue);
+        Assert.Equal((3884100 / 1024) - 256, resources.Single(r => r.Name == "MEMORY").IntegerValue);
+        Assert.Equal(["22", "2375", "2376", "51678", "51679"], resources.Single(r => r.Name == "PORTS").StringSetValue);
+        Assert.Equal("STRINGSET", resources.Single(r => r.Name == "PORTS_UDP").Type);
+    }
+
+    [Theory]
+    [InlineData("0-3", 4)]
+    [InlineData("0", 1)]
+    [InlineData("0-3,6,8-9\n", 7)]
+    public void Online_cpu_lists_are_counted(string list, int count) => Assert.Equal(count, HostFacts.CountCpuList(list));
+
+    [Fact]
+    public void Cpu_usage_is_the_busy_share_between_two_samples()
+    {
+        var before = HostFacts.ParseCpuTimes("cpu  100 0 100 700 100 0 0 0 0 0\ncpu0 1 2 3 4\n");
+        var after = HostFacts.ParseCpuTimes("cpu  150 0 150 750 150 0 0 0 0 0\n");
+        Assert.Equal(50.0, HostFacts.CpuPercent(before, after), 3);
+        Assert.Equal(0.0, HostFacts.CpuPercent(after, after));
+    }
+
+    [Theory]
+    [InlineData("X64", "x86_64")]
+    [InlineData("x86_64", "x86_64")]
+    [InlineData("Arm64", "arm64")]
+    [InlineData("aarch64", "arm64")]
+    public void Architectures_use_ECS_words(string machine, string ecs) => Assert.Equal(ecs, HostFacts.CpuArchitecture(machine));
+
+    [Fact]
+    public void The_instance_type_is_the_board_or_VM_model()
+    {
+        Assert.Equal("Raspberry Pi 4 Model B Rev 1.4", HostFacts.InstanceType("Raspberry Pi 4 Model B Rev 1.4\0", "ignored"));
+        Assert.Equal("Standard PC (Q35 + ICH9, 2009)", HostFacts.InstanceType(null, "Standard PC (Q35 + ICH9, 2009)\n"));
+        Assert.Null(HostFacts.InstanceType(null, "To be filled by O.E.M."));
+    }
+
+    [Fact]
+    public void Attributes_are_ECS_names_plus_custom_ones_which_win()
+    {
+        var settings = new AgentSettings { InstanceAttributes = new Dictionary<string, string> { ["stack"] = "prod", ["hostname"] = "alias" } };
+        var attributes = HostFacts.Attributes("arm64", "Raspberry Pi 5", "pi-5", settings).ToDictionary(a => a.Name, a => a.Value);
+        Assert.Equal("linux", attributes["ecs.os-type"]);
+        Assert.Equal("LINUX", attributes["ecs.os-family"]);
+        Assert.Equal("arm64", attributes["ecs.cpu-architecture"]);
+        Assert.Equal("Raspberry Pi 5", attributes["ecs.instance-type"]);
+        Assert.Equal("prod", attributes["stack"]);
+        Assert.Equal("alias", attributes["hostname"]);
+    }
+
+    [Fact]
+    public void Backoff_grows_exponentially_with_jitter_and_is_capped()
+    {
+        Assert.InRange(Backoff.Delay(0, 0.0).TotalMilliseconds, 125, 125);
+        Assert.InRange(Backoff.Delay(0, 0.999).TotalMilliseconds, 249, 250);
+        Assert.InRange(Backoff.Delay(3, 0.5).TotalMilliseconds, 1499, 1501);
+        for (var attempt = 0; attempt < 100; attempt++)
+        {
+            var delay = Backoff.Delay(attempt, Random.Shared.NextDouble());
+            Assert.True(delay <= Backoff.Cap && delay >= Backoff.Cap / 2 || attempt < 7);
+        }
+    }
+}

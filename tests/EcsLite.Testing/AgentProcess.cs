@@ -1,0 +1,74 @@
+using System.Text.Json;
+
+namespace EcsLite.Testing;
+
+/// <summary>The real ecslite-agent as its own process, with its own data directory, optionally inside a network namespace.</summary>
+public sealed class AgentProcess : IAsyncDisposable
+{
+    private readonly IReadOnlyList<string> _coordinators;
+    private readonly IDictionary<string, string> _environment;
+    private readonly IReadOnlyList<string>? _wrapper;
+    private readonly string[] _extraArgs;
+
+    private AgentProcess(IReadOnlyList<string> coordinators, string dataDir, IDictionary<string, string> environment, IReadOnlyList<string>? wrapper, string[] extraArgs)
+    {
+        _coordinators = coordinators;
+        DataDir = dataDir;
+        _environment = environment;
+        _wrapper = wrapper;
+        _extraArgs = extraArgs;
+    }
+
+    public string DataDir { get; }
+
+    public TestProcess Process { get; private set; } = null!;
+
+    public string Output => Process.Output;
+
+    /// <summary>The instance ARN the agent saved after its welcome, if any.</summary>
+    public string? ContainerInstanceArn
+    {
+        get
+        {
+            var path = Path.Combine(DataDir, "instance.json");
+            return File.Exists(path) ? JsonDocument.Parse(File.ReadAllText(path)).RootElement.GetProperty("ContainerInstanceArn").GetString() : null;
+        }
+    }
+
+    public static AgentProcess Start(string coordinator, string? dataDir = null, IDictionary<string, string>? environment = null, IReadOnlyList<string>? wrapper = null, params string[] extraArgs) =>
+        Start([coordinator], dataDir, environment, wrapper, extraArgs);
+
+    public static AgentProcess Start(IReadOnlyList<string> coordinators, string? dataDir, IDictionary<string, string>? environment, IReadOnlyList<string>? wrapper, params string[] extraArgs)
+    {
+        var agent = new AgentProcess(coordinators, dataDir ?? CoordinatorProcess.TempDirectory("ecslite-agent"), environment ?? new Dictionary<string, string>(), wrapper, extraArgs);
+        agent.StartAgain();
+        return agent;
+    }
+
+    public void StartAgain()
+    {
+        var command = new List<string> { "dotnet", RepoPaths.AgentDll, "--data-dir", DataDir };
+        foreach (var coordinator in _coordinators)
+        {
+            command.AddRange(["--coordinator", coordinator]);
+        }
+
+        command.AddRange(_extraArgs);
+        Process = TestProcess.Start(command, _environment, _wrapper);
+    }
+
+    /// <summary>Waits until the agent reports that a coordinator welcomed it.</summary>
+    public Task WaitJoinedAsync(TimeSpan? timeout = null) => Process.WaitForOutputAsync("Joined ", timeout ?? TimeSpan.FromSeconds(30));
+
+    public async ValueTask DisposeAsync()
+    {
+        await Process.DisposeAsync();
+        try
+        {
+            Directory.Delete(DataDir, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+}

@@ -1,0 +1,22 @@
+namespace EcsLite.Testing;
+
+/// <summary>Waiting on a condition with a deadline instead of sleeping a fixed time.</summary>
+public static class Eventually
+{
+    /// <summary>Polls <paramref name="condition"/> until it holds; returns how long that took.</summary>
+    public static async Task<TimeSpan> HoldsAsync(Func<Task<bool>> condition, TimeSpan timeout, string what)
+    {
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        while (!await condition())
+        {
+            if (watch.Elapsed > timeout)
+            {
+                throw new TimeoutException($"{what} did not happen within {timeout}");
+            }
+
+            await Task.Delay(50);
+        }
+
+        return watch.Elapsed;
+    }
+}
