@@ -1,18 +1,24 @@
 #!/usr/bin/env bash
-# EcsLite install: builds the coordinator, installs it, starts it (as a systemd service where systemd
-# runs, else in the background), waits until it serves, and prints how to talk to it.
+# EcsLite install: builds the coordinator and the agent, installs them, starts them (as systemd services
+# where systemd runs, else in the background), waits until the coordinator serves and the agent has
+# joined, and prints how to talk to them. The result is a single-host cluster.
 #
-#   ./install.sh            install or upgrade, then start
-#   ./install.sh stop       stop the coordinator
-#   ./install.sh uninstall  stop it and remove the programs and unit (the cluster store is kept)
+#   ./install.sh            install or upgrade the coordinator and an agent on this host, then start them
+#   ./install.sh agent      install only the agent, to join this host to a coordinator elsewhere
+#                           (ECSLITE_COORDINATOR=http://HOST:7430 ./install.sh agent)
+#   ./install.sh stop       stop what is running
+#   ./install.sh uninstall  stop and remove the programs and units (cluster store and settings are kept)
 #
 # Settings (environment):
-#   ECSLITE_LISTEN    gRPC address                         (default 127.0.0.1:7430)
-#   ECSLITE_PREFIX    where the programs go                (default /opt/ecslite)
-#   ECSLITE_ETC       where coordinator.json goes          (default /etc/ecslite)
-#   ECSLITE_DATA_DIR  the cluster store                    (default /var/lib/ecslite/coordinator)
-#   ECSLITE_RUN_DIR   pid and log without systemd          (default /var/log/ecslite)
-#   ECSLITE_SYSTEMD   auto | yes | no                      (default auto: yes when systemd is running)
+#   ECSLITE_LISTEN       the coordinator's gRPC address       (default 127.0.0.1:7430; 0.0.0.0:7430 for other hosts)
+#   ECSLITE_COORDINATOR  where the agent dials                (default http://ECSLITE_LISTEN)
+#   ECSLITE_CLUSTER      the cluster the agent joins          (default default)
+#   ECSLITE_PREFIX       where the programs go                (default /opt/ecslite)
+#   ECSLITE_ETC          where the settings files go          (default /etc/ecslite)
+#   ECSLITE_DATA_DIR     the coordinator's cluster store      (default /var/lib/ecslite/coordinator)
+#   ECSLITE_AGENT_DIR    the agent's data directory           (default /var/lib/ecslite/agent)
+#   ECSLITE_RUN_DIR      pids and logs without systemd        (default /var/log/ecslite)
+#   ECSLITE_SYSTEMD      auto | yes | no                      (default auto: yes when systemd is running)
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -20,9 +26,11 @@ listen=${ECSLITE_LISTEN:-127.0.0.1:7430}
 prefix=${ECSLITE_PREFIX:-/opt/ecslite}
 etc=${ECSLITE_ETC:-/etc/ecslite}
 data_dir=${ECSLITE_DATA_DIR:-/var/lib/ecslite/coordinator}
+agent_dir=${ECSLITE_AGENT_DIR:-/var/lib/ecslite/agent}
+cluster=${ECSLITE_CLUSTER:-default}
 run_dir=${ECSLITE_RUN_DIR:-/var/log/ecslite}
 use_systemd=${ECSLITE_SYSTEMD:-auto}
-unit=/etc/systemd/system/ecslite-coordinator.service
+units=/etc/systemd/system
 action=${1:-install}
 
 say() { printf '==> %s\n' "$*"; }
@@ -34,18 +42,35 @@ fi
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
-stop_coordinator() {
+stop_service() { # name
   if [ "$use_systemd" = yes ]; then
-    as_root systemctl stop ecslite-coordinator 2>/dev/null || true
-  elif [ -f "$run_dir/coordinator.pid" ]; then
-    pid=$(cat "$run_dir/coordinator.pid")
+    as_root systemctl stop "ecslite-$1" 2>/dev/null || true
+  elif [ -f "$run_dir/$1.pid" ]; then
+    pid=$(cat "$run_dir/$1.pid")
     if kill -0 "$pid" 2>/dev/null; then
       kill -TERM "$pid"
-      for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     fi
-    rm -f "$run_dir/coordinator.pid"
+    rm -f "$run_dir/$1.pid"
   fi
 }
+
+start_service() { # name, then the command line
+  local name=$1; shift
+  if [ "$use_systemd" = yes ]; then
+    sed -e "s#/opt/ecslite#$prefix#g" -e "s#/etc/ecslite#$etc#g" "$here/packaging/systemd/ecslite-$name.service" \
+      | as_root tee "$units/ecslite-$name.service" >/dev/null
+    as_root systemctl daemon-reload
+    as_root systemctl enable "ecslite-$name" >/dev/null 2>&1
+    as_root systemctl restart --no-block "ecslite-$name"
+  else
+    mkdir -p "$run_dir"
+    nohup "$@" >>"$run_dir/$name.log" 2>&1 &
+    echo $! >"$run_dir/$name.pid"
+  fi
+}
+
+logs_of() { if [ "$use_systemd" = yes ]; then echo "journalctl -u ecslite-$1"; else echo "tail -f $run_dir/$1.log"; fi; }
 
 # A gRPC health check with curl alone: an empty HealthCheckRequest, answered SERVING as 08 01.
 serving() {
@@ -55,18 +80,22 @@ serving() {
 }
 
 case "$action" in
-  stop) stop_coordinator; say "coordinator stopped"; exit 0 ;;
+  stop) stop_service agent; stop_service coordinator; say "stopped"; exit 0 ;;
   uninstall)
-    stop_coordinator
-    if [ "$use_systemd" = yes ]; then
-      as_root systemctl disable ecslite-coordinator 2>/dev/null || true
-      as_root rm -f "$unit"; as_root systemctl daemon-reload
-    fi
-    as_root rm -rf "$prefix/coordinator"
-    say "removed; the cluster store in $data_dir and $etc/coordinator.json are kept"
+    stop_service agent; stop_service coordinator
+    for name in agent coordinator; do
+      if [ "$use_systemd" = yes ]; then
+        as_root systemctl disable "ecslite-$name" 2>/dev/null || true
+        as_root rm -f "$units/ecslite-$name.service"
+      fi
+      as_root rm -rf "${prefix:?}/$name"
+    done
+    [ "$use_systemd" = yes ] && as_root systemctl daemon-reload
+    say "removed; the cluster store ($data_dir), the agent's identity ($agent_dir) and $etc are kept"
     exit 0 ;;
-  install) ;;
-  *) die "unknown action '$action' (install, stop or uninstall)" ;;
+  install) components="coordinator agent" ;;
+  agent) components="agent" ;;
+  *) die "unknown action '$action' (install, agent, stop or uninstall)" ;;
 esac
 
 # 1. What the build and the health probe need.
@@ -89,55 +118,74 @@ case "$(uname -m)" in
   *) die "unsupported CPU architecture $(uname -m) (x86_64 and aarch64 are)" ;;
 esac
 
-# 2. Build: framework-dependent, ReadyToRun-compiled so it starts serving quickly.
-say "building ecslite-coordinator for $rid"
+# 2. Build: framework-dependent, ReadyToRun-compiled so they start quickly.
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
-dotnet publish "$here/coordinator/EcsLite.Coordinator/EcsLite.Coordinator.csproj" -c Release -r "$rid" \
-  --self-contained false -p:PublishReadyToRun=true -nologo -v quiet -o "$stage/coordinator" >/dev/null
+for name in $components; do
+  say "building ecslite-$name for $rid"
+  project=$here/coordinator/EcsLite.Coordinator/EcsLite.Coordinator.csproj
+  [ "$name" = agent ] && project=$here/agent/EcsLite.Agent/EcsLite.Agent.csproj
+  dotnet publish "$project" -c Release -r "$rid" --self-contained false -p:PublishReadyToRun=true \
+    -nologo -v quiet -o "$stage/$name" >/dev/null
+done
 
-# 3. Install programs and settings (an existing coordinator.json is kept).
-stop_coordinator
-as_root mkdir -p "$prefix" "$etc" "$data_dir"
-as_root rm -rf "$prefix/coordinator"
-as_root cp -r "$stage/coordinator" "$prefix/coordinator"
+# 3. Install programs and settings (existing settings files are kept).
+for name in $components; do stop_service "$name"; done
+as_root mkdir -p "$prefix" "$etc"
+for name in $components; do
+  as_root rm -rf "${prefix:?}/$name"
+  as_root cp -r "$stage/$name" "$prefix/$name"
+done
 as_root cp "$here/examples/fargate-task-definition.json" "$prefix/" 2>/dev/null || true
-if [ ! -f "$etc/coordinator.json" ]; then
-  printf '{\n  "Listen": "%s",\n  "DataDir": "%s",\n  "Region": "local",\n  "AccountId": "000000000000"\n}\n' \
-    "$listen" "$data_dir" | as_root tee "$etc/coordinator.json" >/dev/null
-fi
-listen=$(sed -n 's/.*"Listen": *"\([^"]*\)".*/\1/p' "$etc/coordinator.json")
-listen=${listen:-127.0.0.1:7430}
 
-# 4. Start.
-if [ "$use_systemd" = yes ]; then
-  sed -e "s#/opt/ecslite#$prefix#g" -e "s#/etc/ecslite#$etc#g" "$here/packaging/systemd/ecslite-coordinator.service" \
-    | as_root tee "$unit" >/dev/null
-  as_root systemctl daemon-reload
-  as_root systemctl enable --now ecslite-coordinator >/dev/null
-  as_root systemctl restart ecslite-coordinator
-  logs="journalctl -u ecslite-coordinator"
-else
-  mkdir -p "$run_dir"
-  nohup "$prefix/coordinator/ecslite-coordinator" \
-    --config "$etc/coordinator.json" >>"$run_dir/coordinator.log" 2>&1 &
-  echo $! >"$run_dir/coordinator.pid"
-  logs="tail -f $run_dir/coordinator.log"
+if [[ " $components " == *" coordinator "* ]]; then
+  as_root mkdir -p "$data_dir"
+  if [ ! -f "$etc/coordinator.json" ]; then
+    printf '{\n  "Listen": "%s",\n  "DataDir": "%s",\n  "Region": "local",\n  "AccountId": "000000000000"\n}\n' \
+      "$listen" "$data_dir" | as_root tee "$etc/coordinator.json" >/dev/null
+  fi
+  listen=$(sed -n 's/.*"Listen": *"\([^"]*\)".*/\1/p' "$etc/coordinator.json")
+  listen=${listen:-127.0.0.1:7430}
+  start_service coordinator "$prefix/coordinator/ecslite-coordinator" --config "$etc/coordinator.json"
+  for _ in $(seq 1 300); do serving && break; sleep 0.1; done
+  serving || die "the coordinator did not start serving on $listen; see: $(logs_of coordinator)"
 fi
 
-for _ in $(seq 1 300); do serving && break; sleep 0.1; done
-serving || die "the coordinator did not start serving on $listen; see: $logs"
+coordinator_url=${ECSLITE_COORDINATOR:-http://${listen/0.0.0.0/127.0.0.1}}
+if [ ! -f "$etc/agent.conf" ]; then
+  printf '# ecslite-agent settings, in ECS'"'"'s ecs.config format (see docs/configuration.md)\nECS_CLUSTER=%s\nECSLITE_COORDINATOR=%s\nECS_DATADIR=%s\n' \
+    "$cluster" "$coordinator_url" "$agent_dir" | as_root tee "$etc/agent.conf" >/dev/null
+fi
+as_root mkdir -p "$agent_dir"
+start_service agent "$prefix/agent/ecslite-agent" --config "$etc/agent.conf"
+for _ in $(seq 1 300); do [ -f "$agent_dir/instance.json" ] && break; sleep 0.1; done
+[ -f "$agent_dir/instance.json" ] || die "the agent did not join $coordinator_url; see: $(logs_of agent)"
+instance=$(sed -n 's/.*"ContainerInstanceArn":"\([^"]*\)".*/\1/p' "$agent_dir/instance.json")
+
+if [ "$components" = agent ]; then
+  cat <<DONE
+
+This host joined the cluster as $instance
+Agent logs: $(logs_of agent)        Stop: $0 stop
+DONE
+  exit 0
+fi
 
 cat <<DONE
 
-EcsLite coordinator is serving on $listen (gRPC with reflection; cluster store in $data_dir).
-Logs: $logs        Stop: $0 stop
+EcsLite is running: a single-host cluster.
+  coordinator  serving on $listen (gRPC with reflection; cluster store in $data_dir)
+  agent        joined as $instance
+Logs: $(logs_of coordinator); $(logs_of agent)        Stop: $0 stop
 
 Talk to it with grpcurl (any gRPC client works; reflection is on):
   grpcurl -plaintext $listen list ecslite.v1.Ecs
-  grpcurl -plaintext $listen ecslite.v1.Ecs/ListClusters
+  grpcurl -plaintext $listen ecslite.v1.Ecs/ListContainerInstances
+  grpcurl -plaintext -d '{"containerInstances": ["$instance"]}' $listen ecslite.v1.Ecs/DescribeContainerInstances
   grpcurl -plaintext -d @ $listen ecslite.v1.Ecs/RegisterTaskDefinition < $here/examples/fargate-task-definition.json
   grpcurl -plaintext -d '{"taskDefinition": "fargate-task-definition"}' $listen ecslite.v1.Ecs/DescribeTaskDefinition
 
-Running tasks needs an agent on each host (ecslite-agent), which arrives with the agent issue.
+Join another host: set "Listen": "0.0.0.0:7430" in $etc/coordinator.json, restart, then on that host:
+  ECSLITE_COORDINATOR=http://THIS-HOST:7430 ./install.sh agent
+Running tasks on the agents arrives with the agent-tasks issue.
 DONE

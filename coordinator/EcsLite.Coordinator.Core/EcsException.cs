@@ -28,8 +28,8 @@ public sealed class EcsException(string errorType, string message, string? field
     public static EcsException Client(string field, string message) =>
         new(EcsErrorType.ClientException, $"{field}: {message}", field);
 
-    public static EcsException ClusterNotFound() =>
-        new(EcsErrorType.ClusterNotFoundException, "Cluster not found.", "cluster");
+    public static EcsException ClusterNotFound(string field = "cluster") =>
+        new(EcsErrorType.ClusterNotFoundException, $"{field}: Cluster not found.", field);
 
     public override string ToString() => $"{ErrorType}: {Message}";
 }

@@ -8,25 +8,28 @@ namespace EcsLite.Coordinator.Tests;
 /// <summary>What an operator runs: the systemd unit and install.sh.</summary>
 public class PackagingTests
 {
-    [Fact]
-    public async Task The_coordinator_unit_passes_systemd_analyze_verify()
+    [Theory]
+    [InlineData("coordinator")]
+    [InlineData("agent")]
+    public async Task The_units_pass_systemd_analyze_verify(string name)
     {
         var directory = CoordinatorProcess.TempDirectory("ecslite-unit");
-        var apphost = Path.ChangeExtension(RepoPaths.CoordinatorDll, null);
-        var unit = File.ReadAllText(Path.Combine(RepoPaths.Root, "packaging", "systemd", "ecslite-coordinator.service"))
-            .Replace("/opt/ecslite/coordinator/ecslite-coordinator", apphost, StringComparison.Ordinal);
-        var path = Path.Combine(directory, "ecslite-coordinator.service");
+        var apphost = Path.ChangeExtension(name == "agent" ? RepoPaths.AgentDll : RepoPaths.CoordinatorDll, null);
+        var unit = File.ReadAllText(Path.Combine(RepoPaths.Root, "packaging", "systemd", $"ecslite-{name}.service"))
+            .Replace($"/opt/ecslite/{name}/ecslite-{name}", apphost, StringComparison.Ordinal);
+        var path = Path.Combine(directory, $"ecslite-{name}.service");
         await File.WriteAllTextAsync(path, unit);
 
         var (code, output) = await ProcessRunner.RunAsync("systemd-analyze", ["verify", path]);
 
         Assert.True(code == 0, output);
-        Assert.DoesNotContain("ecslite-coordinator.service:", output, StringComparison.Ordinal);
+        Assert.DoesNotContain($"ecslite-{name}.service:", output, StringComparison.Ordinal);
         Assert.Contains("Type=notify", unit, StringComparison.Ordinal);
+        Directory.Delete(directory, recursive: true);
     }
 
     [Fact]
-    public async Task Install_script_builds_starts_serves_and_stops_the_coordinator()
+    public async Task Install_script_brings_up_a_single_host_cluster_and_stops_it()
     {
         var root = CoordinatorProcess.TempDirectory("ecslite-install");
         var port = CoordinatorProcess.FreePort();
@@ -35,6 +38,7 @@ public class PackagingTests
             ["ECSLITE_PREFIX"] = Path.Combine(root, "opt"),
             ["ECSLITE_ETC"] = Path.Combine(root, "etc"),
             ["ECSLITE_DATA_DIR"] = Path.Combine(root, "data"),
+            ["ECSLITE_AGENT_DIR"] = Path.Combine(root, "agent"),
             ["ECSLITE_RUN_DIR"] = Path.Combine(root, "run"),
             ["ECSLITE_LISTEN"] = $"127.0.0.1:{port}",
             ["ECSLITE_SYSTEMD"] = "no",
@@ -45,6 +49,7 @@ public class PackagingTests
             var (code, output) = await ProcessRunner.RunAsync(script, [], environment);
             Assert.True(code == 0, output);
             Assert.Contains($"serving on 127.0.0.1:{port}", output, StringComparison.Ordinal);
+            Assert.Contains("agent        joined as arn:aws:ecs:local:000000000000:container-instance/default/", output, StringComparison.Ordinal);
             Assert.Contains("grpcurl -plaintext", output, StringComparison.Ordinal);
 
             using var channel = GrpcChannel.ForAddress($"http://127.0.0.1:{port}");
@@ -54,11 +59,16 @@ public class PackagingTests
             Assert.Equal(1, registered.TaskDefinition.Revision);
             Assert.True(File.Exists(Path.Combine(root, "data", "cluster-store.db")));
             Assert.Contains("\"Listen\": \"127.0.0.1:" + port, File.ReadAllText(Path.Combine(root, "etc", "coordinator.json")), StringComparison.Ordinal);
-            var pid = int.Parse(File.ReadAllText(Path.Combine(root, "run", "coordinator.pid")).Trim(), System.Globalization.CultureInfo.InvariantCulture);
+            var instances = await ecs.DescribeContainerInstancesAsync(new DescribeContainerInstancesRequest
+            {
+                ContainerInstances = { (await ecs.ListContainerInstancesAsync(new ListContainerInstancesRequest())).ContainerInstanceArns },
+            });
+            Assert.True(Assert.Single(instances.ContainerInstances).AgentConnected);
+            var pids = new[] { "coordinator", "agent" }.Select(n => File.ReadAllText(Path.Combine(root, "run", $"{n}.pid")).Trim()).ToList();
 
             var (stopCode, stopOutput) = await ProcessRunner.RunAsync(script, ["stop"], environment);
             Assert.True(stopCode == 0, stopOutput);
-            Assert.False(Directory.Exists($"/proc/{pid}"), "the coordinator is still running after install.sh stop");
+            Assert.All(pids, pid => Assert.False(Directory.Exists($"/proc/{pid}"), $"process {pid} is still running after install.sh stop"));
             Assert.Contains("Stopped; all acknowledged writes", File.ReadAllText(Path.Combine(root, "run", "coordinator.log")), StringComparison.Ordinal);
         }
         finally

@@ -147,7 +147,7 @@ public static class ClusterCommands
         var name = ArnFormat.ClusterName(clusterOrArn, field);
         return state.Clusters.TryGetValue(name, out var cluster) && cluster.Status == ClusterStatus.Active
             ? cluster
-            : throw EcsException.ClusterNotFound();
+            : throw EcsException.ClusterNotFound(field);
     }
 
     /// <summary>Container instances that count as registered: ACTIVE or DRAINING.</summary>
