@@ -143,7 +143,7 @@ public class ClusterAndTagCommandsTests
     }
 
     [Theory]
-    [InlineData("arn:aws:ecs:local:000000000000:cluster/none", EcsErrorType.ClusterNotFoundException, "cluster")]
+    [InlineData("arn:aws:ecs:local:000000000000:cluster/none", EcsErrorType.ClusterNotFoundException, "resourceArn")]
     [InlineData("arn:aws:ecs:local:000000000000:task-definition/none:1", EcsErrorType.ResourceNotFoundException, "resourceArn")]
     [InlineData("arn:aws:ecs:local:000000000000:task-definition/none", EcsErrorType.InvalidParameterException, "resourceArn")]
     [InlineData("arn:aws:ecs:local:000000000000:capacity-provider/x", EcsErrorType.InvalidParameterException, "resourceArn")]
