@@ -195,7 +195,7 @@ public sealed record AgentSettings
     {
         try
         {
-            var ports = JsonSerializer.Deserialize<int[]>(text) ?? [];
+            var ports = JsonSerializer.Deserialize(text, SettingsJson.Default.Int32Array) ?? [];
             return ports.All(p => p is >= 1 and <= 65535) ? ports : throw new FormatException();
         }
         catch (Exception e) when (e is JsonException or FormatException)
@@ -208,7 +208,7 @@ public sealed record AgentSettings
     {
         try
         {
-            return JsonSerializer.Deserialize<Dictionary<string, string>>(text) ?? [];
+            return JsonSerializer.Deserialize(text, SettingsJson.Default.DictionaryStringString) ?? [];
         }
         catch (JsonException)
         {
@@ -216,6 +216,11 @@ public sealed record AgentSettings
         }
     }
 }
+
+/// <summary>Source-generated JSON for the settings, so a trimmed agent needs no reflection.</summary>
+[System.Text.Json.Serialization.JsonSerializable(typeof(int[]))]
+[System.Text.Json.Serialization.JsonSerializable(typeof(Dictionary<string, string>))]
+internal sealed partial class SettingsJson : System.Text.Json.Serialization.JsonSerializerContext;
 
 /// <summary>Durations as the ECS agent writes them (Go's format): 30s, 1m30s, 500ms, 3h.</summary>
 public static partial class GoDuration

@@ -23,7 +23,7 @@ public sealed class InstanceIdentity(string dataDir)
             return;
         }
 
-        var saved = JsonSerializer.Deserialize<Saved>(File.ReadAllText(Path));
+        var saved = JsonSerializer.Deserialize(File.ReadAllText(Path), IdentityJson.Default.Saved);
         ContainerInstanceArn = saved?.ContainerInstanceArn;
         Cluster = saved?.Cluster;
     }
@@ -39,7 +39,7 @@ public sealed class InstanceIdentity(string dataDir)
         var temporary = Path + ".tmp";
         using (var file = new FileStream(temporary, FileMode.Create, FileAccess.Write))
         {
-            JsonSerializer.Serialize(file, new Saved(containerInstanceArn, cluster));
+            JsonSerializer.Serialize(file, new Saved(containerInstanceArn, cluster), IdentityJson.Default.Saved);
             file.Flush(flushToDisk: true);
         }
 
@@ -48,5 +48,8 @@ public sealed class InstanceIdentity(string dataDir)
         Cluster = cluster;
     }
 
-    private sealed record Saved(string ContainerInstanceArn, string Cluster);
+    internal sealed record Saved(string ContainerInstanceArn, string Cluster);
 }
+
+[System.Text.Json.Serialization.JsonSerializable(typeof(InstanceIdentity.Saved))]
+internal sealed partial class IdentityJson : System.Text.Json.Serialization.JsonSerializerContext;

@@ -1,122 +1,19 @@
-using System.Diagnostics;
-using System.Globalization;
-using System.Text.RegularExpressions;
-using EcsLite.Api.V1;
-using EcsLite.Testing;
-using Google.Protobuf;
-using Grpc.Health.V1;
+using EcsLite.Benchmarks;
 
-// The foundation's figures, measured against the real coordinator process over real gRPC on loopback:
-//   RegisterTaskDefinition sustained rate, DescribeTaskDefinition latency with 10,000 revisions stored,
-//   and time to serve after a restart, each beside a baseline measured in the same run.
-// Usage: dotnet run -c Release --project tests/EcsLite.Benchmarks -- [--revisions 10000] [--clients 32] [--seconds 10]
-// ECSLITE_COORDINATOR=/path/to/ecslite-coordinator measures a published build instead of bin/Release.
-
-var revisions = Option("--revisions", 10_000);
-var clients = Option("--clients", 32);
-var seconds = Option("--seconds", 10);
-var samples = Option("--samples", 20_000);
-var results = new List<(string Measure, string Value, string Target)>();
-
-var example = new JsonParser(JsonParser.Settings.Default).Parse<RegisterTaskDefinitionRequest>(
-    File.ReadAllText(Path.Combine(RepoPaths.Examples, "fargate-task-definition.json")));
-
-Console.WriteLine($"coordinator {RepoPaths.Coordinator}, {Environment.ProcessorCount} cores; {clients} clients");
-
-// 1. Sustained registration rate: `clients` concurrent callers for `seconds`.
-//    Baseline: the same callers sending health checks, i.e. what gRPC alone allows on this machine.
-await using (var sustained = await CoordinatorProcess.StartAsync())
+// Load programs over real gRPC against the real processes; see docs/benchmarks.md for the figures.
+//   taskdefs      RegisterTaskDefinition rate, DescribeTaskDefinition latency, start-up with 10,000 revisions
+//   agent-idle    the real agent's VmRSS and CPU while idle and connected, per build
+//   agent-fleet   coordinator CPU and VmRSS with 1,000 simulated agents heartbeating
+return args.FirstOrDefault() switch
 {
-    var probe = new Health.HealthClient(sustained.Channel);
-    var (calls, callTime) = await LoopAsync(_ => probe.CheckAsync(new HealthCheckRequest()).ResponseAsync, long.MaxValue, TimeSpan.FromSeconds(seconds));
-    results.Add(("grpc.health.v1 Check, sustained (baseline)", $"{calls / callTime.TotalSeconds:N0}/s ({clients} clients)", ""));
-    var (count, elapsed) = await RegisterAsync(sustained.Ecs, long.MaxValue, TimeSpan.FromSeconds(seconds));
-    results.Add(("RegisterTaskDefinition, sustained", $"{count / elapsed.TotalSeconds:N0}/s ({count:N0} in {elapsed.TotalSeconds:N1} s, {clients} clients)", ">= 2,000/s"));
-}
+    "agent-idle" => await AgentIdleBenchmark.RunAsync(args),
+    "agent-fleet" => await AgentFleetBenchmark.RunAsync(args),
+    "taskdefs" or null => await TaskDefinitionBenchmark.RunAsync(args),
+    var other => Fail(other),
+};
 
-// 2. A store holding exactly `revisions` task definition revisions for the read and restart figures.
-await using var coordinator = await CoordinatorProcess.StartAsync();
-var ecs = coordinator.Ecs;
-var health = new Health.HealthClient(coordinator.Channel);
-var (registered, _) = await RegisterAsync(ecs, revisions, TimeSpan.MaxValue);
-
-// 3. Read latency with that many revisions stored; the gRPC health check is the floor on this machine.
-var healthLatency = await Measure(samples, _ => health.CheckAsync(new HealthCheckRequest()).ResponseAsync);
-var byRevision = await Measure(samples, i => ecs.DescribeTaskDefinitionAsync(new DescribeTaskDefinitionRequest { TaskDefinition = $"bench-{i % 8}:{1 + (i % 100)}" }).ResponseAsync);
-var byFamily = await Measure(samples, i => ecs.DescribeTaskDefinitionAsync(new DescribeTaskDefinitionRequest { TaskDefinition = $"bench-{i % 8}" }).ResponseAsync);
-results.Add(("grpc.health.v1 Check (baseline)", healthLatency, ""));
-results.Add(($"DescribeTaskDefinition family:revision ({registered:N0} stored)", byRevision, "p99 < 2 ms"));
-results.Add(($"DescribeTaskDefinition family, latest ACTIVE ({registered:N0} stored)", byFamily, "p99 < 2 ms"));
-
-// 4. Start to serving with everything stored, against an empty store (the baseline) in the same run.
-await coordinator.StopAsync();
-await coordinator.StartAgainAsync();
-var full = coordinator.LastStartToServing;
-var loadMs = Regex.Matches(coordinator.Output, @"revisions, in (\d+) ms").Last().Groups[1].Value;
-await using var empty = await CoordinatorProcess.StartAsync();
-results.Add(("start to SERVING, empty store (baseline)", $"{empty.LastStartToServing.TotalMilliseconds:N0} ms", ""));
-results.Add(($"start to SERVING, {registered:N0} revisions stored", $"{full.TotalMilliseconds:N0} ms (state loaded in {loadMs} ms)", "< 1,000 ms"));
-var status = File.ReadAllText($"/proc/{coordinator.ProcessId}/status");
-results.Add(("coordinator VmRSS after restart", Regex.Match(status, @"VmRSS:\s+(\d+ kB)").Groups[1].Value, ""));
-
-Console.WriteLine();
-Console.WriteLine("| measure | result | target |");
-Console.WriteLine("| --- | --- | --- |");
-foreach (var (measure, value, target) in results)
+static int Fail(string command)
 {
-    Console.WriteLine($"| {measure} | {value} | {target} |");
-}
-
-return 0;
-
-Task<(long Count, TimeSpan Elapsed)> RegisterAsync(Ecs.EcsClient client, long total, TimeSpan duration)
-{
-    var requests = Enumerable.Range(0, clients).Select(c =>
-    {
-        var request = example.Clone();
-        request.Family = $"bench-{c % 8}";
-        return request;
-    }).ToArray();
-    return LoopAsync(c => client.RegisterTaskDefinitionAsync(requests[c]).ResponseAsync, total, duration);
-}
-
-// `clients` concurrent callers, each calling in a loop until `total` calls or `duration` (both bounded).
-async Task<(long Count, TimeSpan Elapsed)> LoopAsync(Func<int, Task> call, long total, TimeSpan duration)
-{
-    var count = 0L;
-    var watch = Stopwatch.StartNew();
-    await Task.WhenAll(Enumerable.Range(0, clients).Select(async c =>
-    {
-        while (watch.Elapsed < duration && Interlocked.Increment(ref count) <= total)
-        {
-            await call(c);
-        }
-    }));
-    return (Math.Min(count, total), watch.Elapsed);
-}
-
-int Option(string name, int fallback)
-{
-    var index = Array.IndexOf(args, name);
-    return index >= 0 && index + 1 < args.Length ? int.Parse(args[index + 1], CultureInfo.InvariantCulture) : fallback;
-}
-
-static async Task<string> Measure(int count, Func<int, Task> call)
-{
-    for (var i = 0; i < 500; i++)
-    {
-        await call(i); // warm-up
-    }
-
-    var latencies = new double[count];
-    for (var i = 0; i < count; i++)
-    {
-        var start = Stopwatch.GetTimestamp();
-        await call(i);
-        latencies[i] = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
-    }
-
-    Array.Sort(latencies);
-    double P(double q) => latencies[(int)Math.Min(count - 1, Math.Ceiling(q * count) - 1)];
-    return $"p50 {P(0.50):N3} ms, p99 {P(0.99):N3} ms, max {latencies[^1]:N3} ms ({count:N0} sequential calls)";
+    Console.Error.WriteLine($"unknown benchmark '{command}': taskdefs, agent-idle or agent-fleet");
+    return 2;
 }

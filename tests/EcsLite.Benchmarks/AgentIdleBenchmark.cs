@@ -1,0 +1,59 @@
+using EcsLite.Testing;
+
+namespace EcsLite.Benchmarks;
+
+/// <summary>
+/// The real agent connected to the real coordinator and otherwise idle: VmRSS and CPU over a window,
+/// for each build given (--agent PATH, repeatable; a .dll runs under dotnet), all in the same run.
+/// Usage: ... agent-idle --agent /tmp/agent-fd/ecslite-agent --agent /tmp/agent-sc/ecslite-agent [--warmup 70] [--seconds 60]
+/// Extra environment for a build: --agent "PATH ENV=VALUE ENV2=VALUE".
+/// </summary>
+internal static class AgentIdleBenchmark
+{
+    public static async Task<int> RunAsync(string[] args)
+    {
+        var warmup = TimeSpan.FromSeconds(Report.Option(args, "--warmup", 70));
+        var window = TimeSpan.FromSeconds(Report.Option(args, "--seconds", 60));
+        var builds = Report.Options(args, "--agent").DefaultIfEmpty(RepoPaths.AgentDll).ToList();
+
+        await using var coordinator = await CoordinatorProcess.StartAsync();
+        var agents = new List<(string Build, TestProcess Process, string DataDir)>();
+        foreach (var build in builds)
+        {
+            var parts = build.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            var environment = parts.Skip(1).Select(p => p.Split('=', 2)).ToDictionary(p => p[0], p => p[1]);
+            var dataDir = CoordinatorProcess.TempDirectory("ecslite-agent-idle");
+            string[] command = parts[0].EndsWith(".dll", StringComparison.Ordinal) ? ["dotnet", parts[0]] : [parts[0]];
+            var process = TestProcess.Start([.. command, "--coordinator", coordinator.Address, "--data-dir", dataDir], environment);
+            agents.Add((build, process, dataDir));
+        }
+
+        foreach (var agent in agents)
+        {
+            await agent.Process.WaitForOutputAsync("Joined ", TimeSpan.FromSeconds(30));
+        }
+
+        Console.WriteLine($"{agents.Count} agents joined; warming up {warmup.TotalSeconds} s, then measuring {window.TotalSeconds} s");
+        await Task.Delay(warmup);
+        var before = agents.Select(a => Report.CpuTime(a.Process.Id)).ToList();
+        var coordinatorBefore = Report.CpuTime(coordinator.ProcessId);
+        await Task.Delay(window);
+        var results = new List<(string, string, string)>();
+        for (var i = 0; i < agents.Count; i++)
+        {
+            var cpu = 100 * (Report.CpuTime(agents[i].Process.Id) - before[i]).TotalSeconds / window.TotalSeconds;
+            results.Add(($"agent {agents[i].Build}", $"VmRSS {Report.RssKiB(agents[i].Process.Id):N0} kB, CPU {cpu:N2}% of one core", "<= 40 MB, < 0.5%"));
+        }
+
+        var coordinatorCpu = 100 * (Report.CpuTime(coordinator.ProcessId) - coordinatorBefore).TotalSeconds / window.TotalSeconds;
+        results.Add(($"coordinator with {agents.Count} agents (reference)", $"VmRSS {Report.RssKiB(coordinator.ProcessId):N0} kB, CPU {coordinatorCpu:N2}%", ""));
+        Report.Print(results);
+        foreach (var agent in agents)
+        {
+            await agent.Process.DisposeAsync();
+            Directory.Delete(agent.DataDir, recursive: true);
+        }
+
+        return 0;
+    }
+}
