@@ -118,15 +118,20 @@ case "$(uname -m)" in
   *) die "unsupported CPU architecture $(uname -m) (x86_64 and aarch64 are)" ;;
 esac
 
-# 2. Build: framework-dependent, ReadyToRun-compiled so they start quickly.
+# 2. Build. The coordinator: framework-dependent and ReadyToRun, so it serves soon after it starts.
+#    The agent: self-contained and trimmed, so a host needs no .NET and the agent stays small
+#    (docs/benchmarks.md has the measurements behind both choices).
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 for name in $components; do
   say "building ecslite-$name for $rid"
-  project=$here/coordinator/EcsLite.Coordinator/EcsLite.Coordinator.csproj
-  [ "$name" = agent ] && project=$here/agent/EcsLite.Agent/EcsLite.Agent.csproj
-  dotnet publish "$project" -c Release -r "$rid" --self-contained false -p:PublishReadyToRun=true \
-    -nologo -v quiet -o "$stage/$name" >/dev/null
+  if [ "$name" = agent ]; then
+    dotnet publish "$here/agent/EcsLite.Agent/EcsLite.Agent.csproj" -c Release -r "$rid" --self-contained true \
+      -p:PublishTrimmed=true -p:TrimMode=partial -nologo -v quiet -o "$stage/agent" >/dev/null
+  else
+    dotnet publish "$here/coordinator/EcsLite.Coordinator/EcsLite.Coordinator.csproj" -c Release -r "$rid" \
+      --self-contained false -p:PublishReadyToRun=true -nologo -v quiet -o "$stage/coordinator" >/dev/null
+  fi
 done
 
 # 3. Install programs and settings (existing settings files are kept).
@@ -157,7 +162,7 @@ if [ ! -f "$etc/agent.conf" ]; then
     "$cluster" "$coordinator_url" "$agent_dir" | as_root tee "$etc/agent.conf" >/dev/null
 fi
 as_root mkdir -p "$agent_dir"
-start_service agent "$prefix/agent/ecslite-agent" --config "$etc/agent.conf"
+DOTNET_GCgen0size=0x100000 start_service agent "$prefix/agent/ecslite-agent" --config "$etc/agent.conf"
 for _ in $(seq 1 300); do [ -f "$agent_dir/instance.json" ] && break; sleep 0.1; done
 [ -f "$agent_dir/instance.json" ] || die "the agent did not join $coordinator_url; see: $(logs_of agent)"
 instance=$(sed -n 's/.*"ContainerInstanceArn":"\([^"]*\)".*/\1/p' "$agent_dir/instance.json")

@@ -1,6 +1,5 @@
 using System.Globalization;
 using System.Text.Json;
-using System.Text.RegularExpressions;
 
 namespace EcsLite.Agent.Core;
 
@@ -100,7 +99,7 @@ public sealed record AgentSettings
 
         if (values.TryGetValue("ECS_CLUSTER", out var cluster))
         {
-            settings = settings with { Cluster = Regex.IsMatch(cluster, "^[A-Za-z0-9_-]{1,255}$") ? cluster : throw new FormatException($"ECS_CLUSTER '{cluster}' is not a cluster name") };
+            settings = settings with { Cluster = IsClusterName(cluster) ? cluster : throw new FormatException($"ECS_CLUSTER '{cluster}' is not a cluster name (1-255 letters, digits, _ and -)") };
         }
 
         if (values.TryGetValue("ECS_DATADIR", out var dataDir))
@@ -191,17 +190,34 @@ public sealed record AgentSettings
             : throw new FormatException($"coordinator '{text}' is not a URL such as http://192.0.2.10:7430");
     }
 
-    private static IEnumerable<int> Ports(string name, string text)
+    private static bool IsClusterName(string name) =>
+        name.Length is > 0 and <= 255 && name.All(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '-');
+
+    /// <summary>A JSON list of port numbers, e.g. [80, 8080].</summary>
+    private static List<int> Ports(string name, string text)
     {
-        try
+        var trimmed = text.Trim();
+        var ports = new List<int>();
+        if (trimmed.Length >= 2 && trimmed[0] == '[' && trimmed[^1] == ']')
         {
-            var ports = JsonSerializer.Deserialize(text, SettingsJson.Default.Int32Array) ?? [];
-            return ports.All(p => p is >= 1 and <= 65535) ? ports : throw new FormatException();
+            foreach (var item in trimmed[1..^1].Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+            {
+                if (!int.TryParse(item, NumberStyles.None, CultureInfo.InvariantCulture, out var port) || port is < 1 or > 65535)
+                {
+                    ports = null;
+                    break;
+                }
+
+                ports.Add(port);
+            }
+
+            if (ports is not null)
+            {
+                return ports;
+            }
         }
-        catch (Exception e) when (e is JsonException or FormatException)
-        {
-            throw new FormatException($"{name} '{text}' must be a JSON list of ports, e.g. [80, 8080]");
-        }
+
+        throw new FormatException($"{name} '{text}' must be a JSON list of ports, e.g. [80, 8080]");
     }
 
     private static Dictionary<string, string> Attributes(string text)
@@ -212,47 +228,56 @@ public sealed record AgentSettings
         }
         catch (JsonException)
         {
-            throw new FormatException($"ECS_INSTANCE_ATTRIBUTES '{text}' must be a JSON object of strings, e.g. {{\"stack\": \"prod\"}}");
         }
+
+        throw new FormatException($"ECS_INSTANCE_ATTRIBUTES '{text}' must be a JSON object of strings, e.g. {{\"stack\": \"prod\"}}");
     }
 }
 
-/// <summary>Source-generated JSON for the settings, so a trimmed agent needs no reflection.</summary>
-[System.Text.Json.Serialization.JsonSerializable(typeof(int[]))]
+/// <summary>Source-generated JSON, so a trimmed agent needs no reflection for it.</summary>
 [System.Text.Json.Serialization.JsonSerializable(typeof(Dictionary<string, string>))]
 internal sealed partial class SettingsJson : System.Text.Json.Serialization.JsonSerializerContext;
 
 /// <summary>Durations as the ECS agent writes them (Go's format): 30s, 1m30s, 500ms, 3h.</summary>
-public static partial class GoDuration
+public static class GoDuration
 {
-    [GeneratedRegex(@"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")]
-    private static partial Regex Part();
-
     public static TimeSpan Parse(string text, string name)
     {
         var total = TimeSpan.Zero;
-        var consumed = 0;
-        foreach (Match match in Part().Matches(text))
+        var i = 0;
+        while (i < text.Length)
         {
-            if (match.Index != consumed)
+            var start = i;
+            while (i < text.Length && (char.IsAsciiDigit(text[i]) || text[i] == '.'))
             {
-                break;
+                i++;
             }
 
-            var n = double.Parse(match.Groups[1].Value, CultureInfo.InvariantCulture);
-            total += match.Groups[2].Value switch
+            var unitStart = i;
+            while (i < text.Length && !char.IsAsciiDigit(text[i]) && text[i] != '.')
+            {
+                i++;
+            }
+
+            if (unitStart == start || !double.TryParse(text.AsSpan(start, unitStart - start), NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out var n))
+            {
+                throw Invalid(text, name);
+            }
+
+            total += text[unitStart..i] switch
             {
                 "h" => TimeSpan.FromHours(n),
                 "m" => TimeSpan.FromMinutes(n),
                 "s" => TimeSpan.FromSeconds(n),
                 "ms" => TimeSpan.FromMilliseconds(n),
-                _ => TimeSpan.FromMicroseconds(match.Groups[2].Value == "ns" ? n / 1000 : n),
+                "us" or "µs" => TimeSpan.FromMicroseconds(n),
+                "ns" => TimeSpan.FromMicroseconds(n / 1000),
+                _ => throw Invalid(text, name),
             };
-            consumed += match.Length;
         }
 
-        return consumed == text.Length && text.Length > 0
-            ? total
-            : throw new FormatException($"{name} '{text}' is not a duration such as 30s, 1m30s or 3h");
+        return text.Length > 0 ? total : throw Invalid(text, name);
     }
+
+    private static FormatException Invalid(string text, string name) => new($"{name} '{text}' is not a duration such as 30s, 1m30s or 3h");
 }
