@@ -73,9 +73,10 @@ public sealed partial class AgentChannelService(
         {
             case AgentMessage.KindOneofCase.Heartbeat:
                 session.Heartbeat(time.GetTimestamp(), message.Heartbeat.Usage);
-                if (session.Stale)
+
+                // Heartbeats resumed after the monitor marked the instance disconnected (a stalled agent).
+                if (!state.Current.IsConnected(session.ContainerInstanceArn) && sessions.Find(session.ContainerInstanceArn) == session)
                 {
-                    session.Stale = false;
                     await state.ApplyAsync((s, c) => ContainerInstanceCommands.Reconnected(s, session.ContainerInstanceArn, c), session.Closed);
                     LogHeartbeatsResumed(logger, session.ContainerInstanceArn);
                 }

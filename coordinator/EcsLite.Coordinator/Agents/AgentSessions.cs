@@ -28,9 +28,6 @@ public sealed class AgentSession(string containerInstanceArn, long connectedAt, 
     /// <summary>Why the coordinator closed the session, if it did.</summary>
     public string? CloseReason { get; private set; }
 
-    /// <summary>Set by the heartbeat monitor when heartbeats stopped; cleared when they resume.</summary>
-    public bool Stale { get; set; }
-
     public HostUsage? Usage { get; private set; }
 
     public long LastHeartbeat => Interlocked.Read(ref _lastHeartbeat);

@@ -22,12 +22,11 @@ public sealed partial class HeartbeatMonitor(
             var now = time.GetTimestamp();
             foreach (var session in sessions.All)
             {
-                if (session.Stale || time.GetElapsedTime(session.LastHeartbeat, now) <= limit)
+                if (time.GetElapsedTime(session.LastHeartbeat, now) <= limit || !state.Current.IsConnected(session.ContainerInstanceArn))
                 {
                     continue;
                 }
 
-                session.Stale = true;
                 LogMissed(logger, session.ContainerInstanceArn, options.Value.MissedHeartbeats);
                 await state.ApplyAsync((s, c) => ContainerInstanceCommands.Disconnected(s, session.ContainerInstanceArn, c), stoppingToken);
             }
