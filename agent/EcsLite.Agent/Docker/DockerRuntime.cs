@@ -1,0 +1,151 @@
+using System.Globalization;
+using Docker.DotNet;
+using Docker.DotNet.Models;
+
+namespace EcsLite.Agent.Docker;
+
+/// <summary>An image could not be pulled; the message starts as ECS's does (CannotPullContainerError:).</summary>
+public sealed class CannotPullContainerException(string image, string detail)
+    : Exception($"CannotPullContainerError: pull image {image}: {detail}");
+
+/// <summary>What the agent needs to know of a container, read from Docker.</summary>
+public sealed record ContainerFacts(
+    string Id,
+    string Status,
+    bool Running,
+    int? ExitCode,
+    bool OomKilled,
+    string? Health,
+    DateTimeOffset? StartedAt,
+    DateTimeOffset? FinishedAt,
+    string ImageId,
+    IReadOnlyList<(int ContainerPort, int HostPort, string Protocol, string BindIp)> Bindings);
+
+/// <summary>
+/// The local Docker engine (unix socket, engine API 1.41 or later) through Docker.DotNet: the only place
+/// the agent talks to Docker. Image pulls follow ECS_IMAGE_PULL_BEHAVIOR.
+/// </summary>
+public sealed class DockerRuntime(IDockerClient client) : IDisposable
+{
+    public const string DefaultEndpoint = "unix:///var/run/docker.sock";
+
+    public static DockerRuntime Connect(string endpoint = DefaultEndpoint) =>
+        new(new DockerClientConfiguration(new Uri(endpoint)).CreateClient(new System.Version(1, 41)));
+
+    public async Task<string> VersionAsync(CancellationToken cancellationToken) =>
+        (await client.System.GetVersionAsync(cancellationToken)).Version;
+
+    /// <summary>
+    /// Pulls per ECS_IMAGE_PULL_BEHAVIOR: default pulls and falls back to a cached copy, always pulls,
+    /// once and prefer-cached use a cached copy when there is one.
+    /// </summary>
+    public async Task PullAsync(string image, string behavior, CancellationToken cancellationToken)
+    {
+        var cached = await ExistsAsync(image, cancellationToken);
+        if (cached && behavior is "once" or "prefer-cached")
+        {
+            return;
+        }
+
+        try
+        {
+            var (name, tag) = SplitTag(image);
+            await client.Images.CreateImageAsync(new ImagesCreateParameters { FromImage = name, Tag = tag }, null, new Progress<JSONMessage>(), cancellationToken);
+        }
+        catch (Exception e) when (e is DockerApiException or HttpRequestException or IOException)
+        {
+            if (cached && behavior == "default")
+            {
+                return;
+            }
+
+            throw new CannotPullContainerException(image, e is DockerApiException api ? api.ResponseBody.Trim() : e.Message);
+        }
+    }
+
+    public async Task<bool> ExistsAsync(string image, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await client.Images.InspectImageAsync(image, cancellationToken);
+            return true;
+        }
+        catch (DockerImageNotFoundException)
+        {
+            return false;
+        }
+    }
+
+    public async Task<string> CreateAsync(CreateContainerParameters parameters, CancellationToken cancellationToken) =>
+        (await client.Containers.CreateContainerAsync(parameters, cancellationToken)).ID;
+
+    public Task StartAsync(string id, CancellationToken cancellationToken) =>
+        client.Containers.StartContainerAsync(id, new ContainerStartParameters(), cancellationToken);
+
+    /// <summary>SIGTERM, then SIGKILL once <paramref name="timeout"/> has passed.</summary>
+    public Task StopAsync(string id, TimeSpan timeout, CancellationToken cancellationToken) =>
+        client.Containers.StopContainerAsync(id, new ContainerStopParameters { WaitBeforeKillSeconds = (uint)Math.Ceiling(timeout.TotalSeconds) }, cancellationToken);
+
+    public Task RemoveAsync(string id, CancellationToken cancellationToken) =>
+        client.Containers.RemoveContainerAsync(id, new ContainerRemoveParameters { Force = true, RemoveVolumes = true }, cancellationToken);
+
+    public async Task<ContainerFacts> InspectAsync(string id, CancellationToken cancellationToken)
+    {
+        var inspected = await client.Containers.InspectContainerAsync(id, cancellationToken);
+        var state = inspected.State;
+        var bindings = new List<(int, int, string, string)>();
+        foreach (var (key, ports) in inspected.NetworkSettings?.Ports ?? new Dictionary<string, IList<PortBinding>>())
+        {
+            var parts = key.Split('/');
+            foreach (var port in ports ?? [])
+            {
+                if (int.TryParse(port.HostPort, CultureInfo.InvariantCulture, out var hostPort))
+                {
+                    bindings.Add((int.Parse(parts[0], CultureInfo.InvariantCulture), hostPort, parts.Length > 1 ? parts[1] : "tcp", port.HostIP));
+                }
+            }
+        }
+
+        return new ContainerFacts(
+            inspected.ID,
+            state.Status,
+            state.Running,
+            state.Running || state.Status == "created" ? null : (int)state.ExitCode,
+            state.OOMKilled,
+            state.Health?.Status,
+            Time(state.StartedAt),
+            Time(state.FinishedAt),
+            inspected.Image,
+            bindings);
+    }
+
+    /// <summary>The containers this container instance owns, found by their labels (after a restart too).</summary>
+    public Task<IList<ContainerListResponse>> ListOwnedAsync(string containerInstanceArn, CancellationToken cancellationToken) =>
+        client.Containers.ListContainersAsync(new ContainersListParameters
+        {
+            All = true,
+            Filters = new Dictionary<string, IDictionary<string, bool>>
+            {
+                ["label"] = new Dictionary<string, bool> { [$"{ContainerSpec.InstanceLabel}={containerInstanceArn}"] = true },
+            },
+        }, cancellationToken);
+
+    public void Dispose() => client.Dispose();
+
+    private static (string Name, string Tag) SplitTag(string image)
+    {
+        var at = image.IndexOf('@');
+        if (at >= 0)
+        {
+            return (image[..at], image[(at + 1)..]);
+        }
+
+        var colon = image.LastIndexOf(':');
+        return colon > image.LastIndexOf('/') ? (image[..colon], image[(colon + 1)..]) : (image, "latest");
+    }
+
+    private static DateTimeOffset? Time(string? text) =>
+        DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var time) && time.Year > 1
+            ? time
+            : null;
+}

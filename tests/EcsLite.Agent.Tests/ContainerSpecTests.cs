@@ -1,0 +1,106 @@
+using EcsLite.Agent.Docker;
+using EcsLite.Api.V1;
+using EcsLite.Testing;
+using Google.Protobuf;
+
+namespace EcsLite.Agent.Tests;
+
+/// <summary>Container definitions as Docker create parameters (pure mapping, no Docker).</summary>
+public class ContainerSpecTests
+{
+    private static readonly JsonParser Parser = new(JsonParser.Settings.Default.WithIgnoreUnknownFields(false));
+
+    /// <summary>A corpus task definition as registered (a TaskDefinition has no tags member; they are kept beside it).</summary>
+    private static TaskDefinition Definition(string name)
+    {
+        var node = System.Text.Json.Nodes.JsonNode.Parse(TaskDefinitionCases.Corpus().Single(c => c.Name == name).Json)!.AsObject();
+        node.Remove("tags");
+        return Parser.Parse<TaskDefinition>(node.ToJsonString());
+    }
+
+    private static TaskContext Context(TaskDefinition definition, string? network = null) => new(
+        "arn:aws:ecs:local:000000000000:task/default/0123456789abcdef", definition.Family, 3, "default",
+        "arn:aws:ecs:local:000000000000:container-instance/default/abc", definition.HasNetworkMode ? definition.NetworkMode : "bridge",
+        [.. definition.Volumes], "127.0.0.1", network);
+
+    [Fact]
+    public void Labels_name_command_environment_and_resources()
+    {
+        var definition = Definition("wordpress-links.json");
+        var task = Context(definition);
+        var names = definition.ContainerDefinitions.ToDictionary(c => c.Name, c => ContainerSpec.Name(task, c));
+        var wordpress = ContainerSpec.Build(task, definition.ContainerDefinitions[0], names);
+
+        Assert.Equal("ecs-wordpress-3-wordpress-0123456789abcdef", wordpress.Name);
+        Assert.Equal(task.TaskArn, wordpress.Labels[ContainerSpec.TaskArnLabel]);
+        Assert.Equal("wordpress", wordpress.Labels[ContainerSpec.ContainerNameLabel]);
+        Assert.Equal(task.ContainerInstanceArn, wordpress.Labels[ContainerSpec.InstanceLabel]);
+        Assert.Contains("WORDPRESS_DB_HOST=mysql", wordpress.Env);
+        Assert.Equal(500L * 1024 * 1024, wordpress.HostConfig.Memory);
+        Assert.Equal(10, wordpress.HostConfig.CPUShares);
+        Assert.Equal(["ecs-wordpress-3-mysql-0123456789abcdef:mysql"], wordpress.HostConfig.Links);
+        var binding = Assert.Single(wordpress.HostConfig.PortBindings["80/tcp"]);
+        Assert.Equal(("127.0.0.1", "80"), (binding.HostIP, binding.HostPort));
+    }
+
+    [Fact]
+    public void Linux_parameters_ulimits_sysctls_and_health_check()
+    {
+        var definition = Definition("linux-parameters.json");
+        var postgres = ContainerSpec.Build(Context(definition), definition.ContainerDefinitions[0]);
+        var host = postgres.HostConfig;
+
+        Assert.Equal(["SYS_NICE", "IPC_LOCK"], host.CapAdd);
+        Assert.Equal(["NET_RAW"], host.CapDrop);
+        Assert.True(host.Init);
+        Assert.Equal(256L * 1024 * 1024, host.ShmSize);
+        Assert.Equal("rw,noexec,size=64m", host.Tmpfs["/run/postgresql"]);
+        Assert.Equal(("/dev/fuse", "rw"), (host.Devices[0].PathOnHost, host.Devices[0].CgroupPermissions));
+        Assert.Equal((65536L, 65536L), (host.Ulimits[0].Soft, host.Ulimits[0].Hard));
+        Assert.Equal("1024", host.Sysctls["net.core.somaxconn"]);
+        Assert.Equal(["no-new-privileges"], host.SecurityOpt);
+        Assert.Equal(1024L * 1024 * 1024, host.MemoryReservation);
+
+        var ordered = Definition("ordered-startup.json");
+        var cache = ContainerSpec.Build(Context(ordered), ordered.ContainerDefinitions[1]);
+        Assert.Equal(["CMD-SHELL", "redis-cli ping || exit 1"], cache.Healthcheck.Test);
+        Assert.Equal(TimeSpan.FromSeconds(10), cache.Healthcheck.Interval);
+        Assert.Equal(3, cache.Healthcheck.Retries);
+    }
+
+    [Fact]
+    public void Volumes_bind_host_paths_and_name_docker_volumes_by_scope()
+    {
+        var definition = Definition("volumes.json");
+        var task = Context(definition);
+        var ingest = ContainerSpec.Build(task, definition.ContainerDefinitions[0]);
+        Assert.Equal(
+            ["/srv/media/incoming:/data/incoming", "ecs-media-processing-3-scratch-0123456789abcdef:/scratch", "shared-cache:/cache"],
+            ingest.HostConfig.Binds);
+        var transcode = ContainerSpec.Build(task, definition.ContainerDefinitions[1], new Dictionary<string, string> { ["ingest"] = "ecs-ingest" });
+        Assert.Equal(["ecs-ingest:ro"], transcode.HostConfig.VolumesFrom);
+    }
+
+    [Fact]
+    public void Network_modes_and_log_drivers()
+    {
+        var seed = Parser.Parse<TaskDefinition>(File.ReadAllText(Path.Combine(RepoPaths.Examples, "fargate-task-definition.json")));
+        var awsvpc = ContainerSpec.Build(Context(seed, "ecs-task-net"), seed.ContainerDefinitions[0]);
+        Assert.Equal("ecs-task-net", awsvpc.HostConfig.NetworkMode);
+        Assert.Equal("80", awsvpc.HostConfig.PortBindings["80/tcp"][0].HostPort);
+        Assert.Equal("json-file", awsvpc.HostConfig.LogConfig.Type);
+        Assert.Equal(["sh", "-c"], awsvpc.Entrypoint);
+
+        var exporter = Definition("node-exporter-host.json");
+        var host = ContainerSpec.Build(Context(exporter), exporter.ContainerDefinitions[0]);
+        Assert.Equal("host", host.HostConfig.NetworkMode);
+        Assert.Null(host.HostConfig.PortBindings);
+        Assert.Equal(["/:/host:ro"], host.HostConfig.Binds);
+        Assert.True(host.HostConfig.ReadonlyRootfs);
+
+        var drivers = Definition("log-drivers.json");
+        var syslog = ContainerSpec.Build(Context(drivers), drivers.ContainerDefinitions[1]);
+        Assert.Equal("syslog", syslog.HostConfig.LogConfig.Type);
+        Assert.Equal("app", syslog.HostConfig.LogConfig.Config["tag"]);
+    }
+}

@@ -1,0 +1,112 @@
+using EcsLite.Agent.Docker;
+using EcsLite.Api.V1;
+using EcsLite.Testing;
+using Google.Protobuf;
+
+namespace EcsLite.Agent.Tests;
+
+/// <summary>The agent's Docker edge against the real Docker engine, with images built locally from busybox-static.</summary>
+public sealed class DockerRuntimeTests : IAsyncLifetime
+{
+    private readonly DockerRuntime _docker = DockerRuntime.Connect();
+    private readonly List<string> _containers = [];
+    private readonly string _instance = $"arn:aws:ecs:local:000000000000:container-instance/default/test{Guid.NewGuid():N}";
+
+    public Task InitializeAsync() => LocalImages.EnsureAsync();
+
+    public async Task DisposeAsync()
+    {
+        foreach (var id in _containers)
+        {
+            await _docker.RemoveAsync(id, default);
+        }
+
+        _docker.Dispose();
+    }
+
+    private TaskContext Task(TaskDefinition definition, string network = "bridge") => new(
+        $"arn:aws:ecs:local:000000000000:task/default/{Guid.NewGuid():N}", definition.Family, 1, "default", _instance, network, [.. definition.Volumes], "127.0.0.1");
+
+    private async Task<string> RunAsync(TaskContext task, ContainerDefinition container)
+    {
+        await _docker.PullAsync(container.Image, "default", default);
+        var id = await _docker.CreateAsync(ContainerSpec.Build(task, container), default);
+        _containers.Add(id);
+        await _docker.StartAsync(id, default);
+        return id;
+    }
+
+    [Fact]
+    public async Task The_seeds_container_runs_unchanged_and_serves_its_page_on_an_ephemeral_host_port()
+    {
+        var seed = JsonParser.Default.Parse<TaskDefinition>(File.ReadAllText(Path.Combine(RepoPaths.Examples, "fargate-task-definition.json")));
+        var container = seed.ContainerDefinitions[0];
+        container.PortMappings[0].HostPort = 0; // bridge mode here; awsvpc (hostPort 80) needs the task's own network
+        var id = await RunAsync(Task(seed), container);
+
+        var facts = await _docker.InspectAsync(id, default);
+        var binding = Assert.Single(facts.Bindings);
+        Assert.Equal((80, "tcp", "127.0.0.1"), (binding.ContainerPort, binding.Protocol, binding.BindIp));
+        using var http = new HttpClient();
+        var page = "";
+        await Eventually.HoldsAsync(async () =>
+        {
+            try
+            {
+                page = await http.GetStringAsync($"http://127.0.0.1:{binding.HostPort}/");
+                return true;
+            }
+            catch (HttpRequestException)
+            {
+                return false;
+            }
+        }, TimeSpan.FromSeconds(10), "the page being served");
+        Assert.Contains("Congratulations!", page, StringComparison.Ordinal);
+        Assert.Contains((await _docker.ListOwnedAsync(_instance, default)), c => c.ID == id);
+
+        await _docker.StopAsync(id, TimeSpan.FromSeconds(2), default);
+        var stopped = await _docker.InspectAsync(id, default);
+        Assert.False(stopped.Running);
+        Assert.NotNull(stopped.ExitCode);
+    }
+
+    [Fact]
+    public async Task A_memory_limit_is_enforced_and_an_out_of_memory_kill_is_reported()
+    {
+        var definition = new TaskDefinition { Family = "oom" };
+        var container = new ContainerDefinition
+        {
+            Name = "hog",
+            Image = LocalImages.Busybox,
+            Memory = 16,
+            // dd itself is the container's main process, so the kernel's OOM kill ends the container.
+            Command = { "dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1" },
+        };
+        var id = await RunAsync(Task(definition), container);
+
+        ContainerFacts facts = null!;
+        await Eventually.HoldsAsync(async () => !(facts = await _docker.InspectAsync(id, default)).Running, TimeSpan.FromSeconds(20), "the container ending");
+        Assert.True(facts.OomKilled);
+        Assert.Equal(137, facts.ExitCode);
+    }
+
+    [Fact]
+    public async Task A_command_that_fails_at_once_ends_with_its_exit_code()
+    {
+        var container = new ContainerDefinition { Name = "fails", Image = LocalImages.Busybox, Memory = 16, Command = { "sh", "-c", "exit 3" } };
+        var id = await RunAsync(Task(new TaskDefinition { Family = "fails" }), container);
+        ContainerFacts facts = null!;
+        await Eventually.HoldsAsync(async () => !(facts = await _docker.InspectAsync(id, default)).Running, TimeSpan.FromSeconds(10), "the container ending");
+        Assert.Equal(3, facts.ExitCode);
+        Assert.False(facts.OomKilled);
+    }
+
+    [Fact]
+    public async Task A_pull_that_cannot_succeed_is_reported_in_ECS_words()
+    {
+        // A registry on loopback where nothing listens: the pull fails without leaving this machine.
+        var error = await Assert.ThrowsAsync<CannotPullContainerException>(() => _docker.PullAsync("127.0.0.1:5999/ecslite/missing:1", "default", default));
+        Assert.StartsWith("CannotPullContainerError:", error.Message, StringComparison.Ordinal);
+        await _docker.PullAsync(LocalImages.Busybox, "prefer-cached", default);
+    }
+}
