@@ -126,11 +126,15 @@ trap 'rm -rf "$stage"' EXIT
 for name in $components; do
   say "building ecslite-$name for $rid"
   if [ "$name" = agent ]; then
-    dotnet publish "$here/agent/EcsLite.Agent/EcsLite.Agent.csproj" -c Release -r "$rid" --self-contained true \
-      -p:PublishTrimmed=true -p:TrimMode=partial -nologo -v quiet -o "$stage/agent" >/dev/null
+    build=(dotnet publish "$here/agent/EcsLite.Agent/EcsLite.Agent.csproj" -c Release -r "$rid" --self-contained true
+      -p:PublishTrimmed=true -p:TrimMode=partial -nologo -v quiet -o "$stage/agent")
   else
-    dotnet publish "$here/coordinator/EcsLite.Coordinator/EcsLite.Coordinator.csproj" -c Release -r "$rid" \
-      --self-contained false -p:PublishReadyToRun=true -nologo -v quiet -o "$stage/coordinator" >/dev/null
+    build=(dotnet publish "$here/coordinator/EcsLite.Coordinator/EcsLite.Coordinator.csproj" -c Release -r "$rid"
+      --self-contained false -p:PublishReadyToRun=true -nologo -v quiet -o "$stage/coordinator")
+  fi
+  if ! "${build[@]}" >"$stage/$name.build.log" 2>&1; then
+    cat "$stage/$name.build.log" >&2
+    die "building ecslite-$name failed"
   fi
 done
 
