@@ -45,6 +45,9 @@ public sealed record AgentSettings
     /// <summary>ECS_IMAGE_PULL_BEHAVIOR: default, always, once or prefer-cached.</summary>
     public string ImagePullBehavior { get; init; } = "default";
 
+    /// <summary>ECSLITE_HOST_PORT_ADDRESS: the host address tasks' ports are published on (ECS: all addresses).</summary>
+    public string HostPortAddress { get; init; } = "0.0.0.0";
+
     private static readonly string[] LogLevels = ["debug", "info", "warn", "error", "crit"];
     private static readonly string[] PullBehaviors = ["default", "always", "once", "prefer-cached"];
 
@@ -145,6 +148,11 @@ public sealed record AgentSettings
         if (values.TryGetValue("ECS_IMAGE_PULL_BEHAVIOR", out var pull))
         {
             settings = settings with { ImagePullBehavior = PullBehaviors.Contains(pull) ? pull : throw new FormatException($"ECS_IMAGE_PULL_BEHAVIOR '{pull}' is not one of {string.Join(", ", PullBehaviors)}") };
+        }
+
+        if (values.TryGetValue("ECSLITE_HOST_PORT_ADDRESS", out var address))
+        {
+            settings = settings with { HostPortAddress = System.Net.IPAddress.TryParse(address, out _) ? address : throw new FormatException($"ECSLITE_HOST_PORT_ADDRESS '{address}' is not an IP address") };
         }
 
         return settings;

@@ -1,4 +1,6 @@
 using EcsLite.Agent.Core;
+using EcsLite.Agent.Docker;
+using EcsLite.Agent.Tasks;
 using EcsLite.Api.V1;
 using Microsoft.Extensions.Hosting.Systemd;
 
@@ -12,6 +14,9 @@ namespace EcsLite.Agent;
 public sealed partial class AgentService : IHostedService, IAgentRuntime
 {
     private readonly HostInspector _host;
+    private readonly AgentSettings _settings;
+    private readonly TimeProvider _time;
+    private TaskEngine? _tasks;
     private readonly CoordinatorConnection _connection;
     private readonly ISystemdNotifier? _systemd;
     private readonly ILogger<AgentService> _logger;
@@ -21,6 +26,8 @@ public sealed partial class AgentService : IHostedService, IAgentRuntime
     public AgentService(AgentSettings settings, HostInspector host, InstanceIdentity identity, TimeProvider time, ILogger<AgentService> logger, ISystemdNotifier? systemd = null)
     {
         _host = host;
+        _settings = settings;
+        _time = time;
         _logger = logger;
         _systemd = systemd is { IsEnabled: true } ? systemd : null;
         _connection = new CoordinatorConnection(settings.Coordinators, this, identity, time, logger);
@@ -41,14 +48,37 @@ public sealed partial class AgentService : IHostedService, IAgentRuntime
     {
         await _stopping.CancelAsync();
         await _running.WaitAsync(cancellationToken);
+        if (_tasks is not null)
+        {
+            // Containers keep running: the agent leaves them to Docker and adopts them when it comes back.
+            await _tasks.DisposeAsync();
+        }
     }
 
-    public AgentHello Hello(string? containerInstanceArn) => _host.Hello(containerInstanceArn, []);
+    public AgentHello Hello(string? containerInstanceArn) => _host.Hello(containerInstanceArn, _tasks?.Snapshot() ?? []);
 
     public HostUsage Usage() => _host.Usage();
 
-    /// <summary>Running tasks arrives with the agent-tasks issue; until then the desired set is always empty.</summary>
-    public Task ApplyAsync(DesiredTaskSet desired, CancellationToken cancellationToken) => Task.CompletedTask;
+    /// <summary>
+    /// Hands the desired tasks to the task engine. The engine (and with it the Docker client) is created
+    /// on the first task, so an agent with nothing to run stays small.
+    /// </summary>
+    public Task ApplyAsync(DesiredTaskSet desired, CancellationToken cancellationToken)
+    {
+        if (_tasks is null && desired.Tasks.Count == 0)
+        {
+            return Task.CompletedTask;
+        }
+
+        if (_tasks is null)
+        {
+            _tasks = new TaskEngine(DockerRuntime.Connect(), _settings, _time, _logger);
+            _tasks.Changed += change => _connection.Send(new AgentMessage { TaskStateChange = change });
+        }
+
+        _tasks.Apply(desired, _connection.ContainerInstanceArn ?? "", _connection.Cluster ?? _settings.Cluster);
+        return Task.CompletedTask;
+    }
 
     private async Task WatchdogAsync(CancellationToken cancellationToken)
     {

@@ -34,8 +34,21 @@ public sealed partial class CoordinatorConnection(
     /// <summary>Completes when the agent has first been welcomed as a container instance.</summary>
     public Task Registered => _registered.Task;
 
+    private ChannelWriter<AgentMessage>? _current;
+
     /// <summary>True while a stream to a coordinator is established.</summary>
     public bool Connected { get; private set; }
+
+    /// <summary>The instance this agent is, once welcomed.</summary>
+    public string? ContainerInstanceArn => identity.ContainerInstanceArn;
+
+    public string? Cluster => identity.Cluster;
+
+    /// <summary>
+    /// Sends a message on the current stream, if there is one. Nothing is queued while disconnected:
+    /// the next hello carries the full state instead (level-triggered).
+    /// </summary>
+    public void Send(AgentMessage message) => Volatile.Read(ref _current)?.TryWrite(message);
 
     /// <summary>Invoked after every welcome (for systemd's STATUS line, tests, the simulator).</summary>
     public event Action<Welcome, Uri>? Welcomed;
@@ -127,6 +140,7 @@ public sealed partial class CoordinatorConnection(
             identity.Save(welcome.ContainerInstanceArn, welcome.Cluster);
             markWelcomed();
             Connected = true;
+            Volatile.Write(ref _current, outbox.Writer);
             _registered.TrySetResult();
             LogWelcomed(logger, coordinator, welcome.ContainerInstanceArn, welcome.Cluster);
             Welcomed?.Invoke(welcome, coordinator);
@@ -147,6 +161,7 @@ public sealed partial class CoordinatorConnection(
         }
         finally
         {
+            Volatile.Write(ref _current, null);
             outbox.Writer.TryComplete();
             await session.CancelAsync();
             await Task.WhenAll(writer, heartbeats).ContinueWith(_ => { }, TaskScheduler.Default);

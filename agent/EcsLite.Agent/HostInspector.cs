@@ -17,7 +17,7 @@ public sealed class HostInspector(AgentSettings settings)
     public string Hostname { get; } = Environment.MachineName;
 
     /// <summary>The hello this host sends: identity, resources, attributes and the tasks it knows.</summary>
-    public AgentHello Hello(string? containerInstanceArn, IEnumerable<AgentTaskStatus> tasks)
+    public AgentHello Hello(string? containerInstanceArn, IEnumerable<TaskStateChange> tasks)
     {
         var (totalKiB, _) = HostFacts.ParseMemInfo(File.ReadAllText("/proc/meminfo"));
         var hello = new AgentHello

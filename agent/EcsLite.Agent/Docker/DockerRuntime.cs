@@ -130,6 +130,35 @@ public sealed class DockerRuntime(IDockerClient client) : IDisposable
             },
         }, cancellationToken);
 
+    /// <summary>A bridge network of the task's own (awsvpc), labelled with the task.</summary>
+    public async Task EnsureNetworkAsync(string name, string taskArn, CancellationToken cancellationToken)
+    {
+        var existing = await client.Networks.ListNetworksAsync(new NetworksListParameters
+        {
+            Filters = new Dictionary<string, IDictionary<string, bool>> { ["name"] = new Dictionary<string, bool> { [name] = true } },
+        }, cancellationToken);
+        if (existing.All(n => n.Name != name))
+        {
+            await client.Networks.CreateNetworkAsync(new NetworksCreateParameters
+            {
+                Name = name,
+                Driver = "bridge",
+                Labels = new Dictionary<string, string> { [ContainerSpec.TaskArnLabel] = taskArn },
+            }, cancellationToken);
+        }
+    }
+
+    public async Task RemoveNetworkAsync(string name, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await client.Networks.DeleteNetworkAsync(name, cancellationToken);
+        }
+        catch (DockerNetworkNotFoundException)
+        {
+        }
+    }
+
     public void Dispose() => client.Dispose();
 
     private static (string Name, string Tag) SplitTag(string image)

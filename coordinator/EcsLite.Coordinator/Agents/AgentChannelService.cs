@@ -85,6 +85,10 @@ public sealed partial class AgentChannelService(
             case AgentMessage.KindOneofCase.Ack:
                 session.Acknowledge(message.Ack.Sequence);
                 break;
+            case AgentMessage.KindOneofCase.TaskStateChange:
+                // The coordinator sends no tasks yet (RunTask and placement come next), so it keeps none;
+                // the agent reports its full state in every hello, so nothing is lost by not storing these.
+                break;
             default:
                 throw EcsException.InvalidParameter("message", $"'{message.KindCase}' is not expected after hello.");
         }

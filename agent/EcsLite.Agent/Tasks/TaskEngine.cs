@@ -1,0 +1,85 @@
+using System.Collections.Concurrent;
+using EcsLite.Agent.Core;
+using EcsLite.Agent.Core.Tasks;
+using EcsLite.Agent.Docker;
+using EcsLite.Api.V1;
+
+namespace EcsLite.Agent.Tasks;
+
+/// <summary>
+/// This host's tasks: one supervisor per task, started when the coordinator first wants the task and
+/// told when it wants it stopped. A full desired set also stops every task it no longer names.
+/// </summary>
+public sealed partial class TaskEngine(DockerRuntime docker, AgentSettings settings, TimeProvider time, ILogger logger) : IAsyncDisposable
+{
+    private readonly ConcurrentDictionary<string, (TaskSupervisor Supervisor, Task Running)> _tasks = new(StringComparer.Ordinal);
+    private readonly CancellationTokenSource _stopping = new();
+
+    /// <summary>Every change of every task's state, in the order the supervisors saw them.</summary>
+    public event Action<TaskStateChange>? Changed;
+
+    public IEnumerable<TaskStateChange> Snapshot() => _tasks.Values.Select(t => t.Supervisor.Current);
+
+    public void Apply(DesiredTaskSet desired, string containerInstanceArn, string cluster)
+    {
+        foreach (var task in desired.Tasks)
+        {
+            var status = task.DesiredStatus == "STOPPED" ? DesiredStatus.Stopped : DesiredStatus.Running;
+            if (_tasks.TryGetValue(task.TaskArn, out var known))
+            {
+                known.Supervisor.Desire(status);
+            }
+            else if (status == DesiredStatus.Running && task.TaskDefinition is not null)
+            {
+                Start(task, containerInstanceArn, cluster);
+            }
+        }
+
+        if (desired.Full)
+        {
+            var wanted = desired.Tasks.Select(t => t.TaskArn).ToHashSet(StringComparer.Ordinal);
+            foreach (var (arn, known) in _tasks.Where(t => !wanted.Contains(t.Key)))
+            {
+                known.Supervisor.Desire(DesiredStatus.Stopped, "UserInitiated", "The coordinator no longer wants this task");
+            }
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stopping.CancelAsync();
+        await Task.WhenAll(_tasks.Values.Select(t => t.Running)).ContinueWith(_ => { }, TaskScheduler.Default);
+        docker.Dispose();
+    }
+
+    private void Start(DesiredTask task, string containerInstanceArn, string cluster)
+    {
+        var definition = task.TaskDefinition;
+        var networkMode = definition.HasNetworkMode ? definition.NetworkMode : "bridge";
+        var taskId = task.TaskArn[(task.TaskArn.LastIndexOf('/') + 1)..];
+        var context = new TaskContext(task.TaskArn, definition.Family, definition.Revision, cluster, containerInstanceArn, networkMode,
+            [.. definition.Volumes], settings.HostPortAddress, networkMode == "awsvpc" ? $"ecs-task-{taskId}" : null);
+        var supervisor = new TaskSupervisor(task, context, docker, settings, time, logger, change => Changed?.Invoke(change));
+        _tasks[task.TaskArn] = (supervisor, Task.Run(async () =>
+        {
+            try
+            {
+                await supervisor.RunAsync(_stopping.Token);
+            }
+            catch (OperationCanceledException)
+            {
+            }
+            catch (Exception e)
+            {
+                LogSupervisorFailed(logger, task.TaskArn, e);
+            }
+        }));
+        LogStarted(logger, task.TaskArn, $"{definition.Family}:{definition.Revision}");
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Task {TaskArn} ({TaskDefinition}) wanted: starting")]
+    private static partial void LogStarted(ILogger logger, string taskArn, string taskDefinition);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "The supervisor of task {TaskArn} failed")]
+    private static partial void LogSupervisorFailed(ILogger logger, string taskArn, Exception exception);
+}

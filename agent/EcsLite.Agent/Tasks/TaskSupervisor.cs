@@ -1,0 +1,293 @@
+using EcsLite.Agent.Core;
+using EcsLite.Agent.Core.Tasks;
+using EcsLite.Agent.Docker;
+using EcsLite.Api.V1;
+using Google.Protobuf.WellKnownTypes;
+using ContainerState = EcsLite.Agent.Core.Tasks.ContainerState;
+using TaskState = EcsLite.Agent.Core.Tasks.TaskState;
+
+namespace EcsLite.Agent.Tasks;
+
+/// <summary>
+/// The one owner of a task's state on this host: asks the core state machine what to do next, does it
+/// through Docker, reads back what Docker says, and reports every change. Runs until the task is STOPPED.
+/// </summary>
+public sealed partial class TaskSupervisor
+{
+    private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(500);
+
+    private readonly DockerRuntime _docker;
+    private readonly AgentSettings _settings;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly TaskDefinition _definition;
+    private readonly TaskContext _context;
+    private readonly Action<TaskStateChange> _report;
+    private readonly SemaphoreSlim _wake = new(0);
+    private readonly Dictionary<string, string> _runtimeIds = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, ContainerFacts> _facts = new(StringComparer.Ordinal);
+    private TaskState _state;
+    private string _stopCode = "";
+    private string _stoppedReason = "";
+    private DateTimeOffset? _pullStartedAt, _pullStoppedAt, _startedAt, _stoppingAt, _stoppedAt;
+    private TaskStateChange? _lastReported;
+
+    public TaskSupervisor(DesiredTask desired, TaskContext context, DockerRuntime docker, AgentSettings settings, TimeProvider time, ILogger logger, Action<TaskStateChange> report)
+    {
+        _definition = desired.TaskDefinition;
+        _context = context;
+        _docker = docker;
+        _settings = settings;
+        _time = time;
+        _logger = logger;
+        _report = report;
+        _state = new TaskState(desired.TaskArn, DesiredStatus.Running, [.. _definition.ContainerDefinitions.Select(Initial)]);
+    }
+
+    public string TaskArn => _state.TaskArn;
+
+    public TaskStateChange Current => Snapshot();
+
+    /// <summary>A new desired status; only a move forward (to STOPPED) has any effect.</summary>
+    public void Desire(DesiredStatus status, string stopCode = "UserInitiated", string reason = "Task stopped by the coordinator")
+    {
+        var forward = TaskStateMachine.Forward(_state.Desired, status);
+        if (forward != _state.Desired)
+        {
+            (_stopCode, _stoppedReason) = _stopCode.Length == 0 ? (stopCode, reason) : (_stopCode, _stoppedReason);
+            _state = _state with { Desired = forward };
+            _stoppingAt ??= _time.GetUtcNow();
+        }
+
+        _wake.Release();
+    }
+
+    public async Task RunAsync(CancellationToken cancellationToken)
+    {
+        await PrepareNetworkAsync(cancellationToken);
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            foreach (var action in TaskStateMachine.Next(_state, _time.GetUtcNow()))
+            {
+                await ExecuteAsync(action, cancellationToken);
+            }
+
+            await RefreshAsync(cancellationToken);
+            Report();
+            if (TaskStateMachine.LastStatus(_state) == "STOPPED")
+            {
+                await RemoveNetworkAsync();
+                return;
+            }
+
+            await _wake.WaitAsync(PollInterval, cancellationToken);
+        }
+    }
+
+    private async Task ExecuteAsync(TaskAction action, CancellationToken cancellationToken)
+    {
+        switch (action)
+        {
+            case TaskAction.Pull pull:
+                _pullStartedAt ??= _time.GetUtcNow();
+                try
+                {
+                    await _docker.PullAsync(Definition(pull.Container).Image, _settings.ImagePullBehavior, cancellationToken);
+                    Set(pull.Container, c => c with { Known = ContainerStatus.Pulled });
+                    if (_state.Containers.All(c => c.Known >= ContainerStatus.Pulled))
+                    {
+                        _pullStoppedAt ??= _time.GetUtcNow();
+                    }
+                }
+                catch (CannotPullContainerException e)
+                {
+                    Fail(pull.Container, TaskStateMachine.TaskFailedToStart, e.Message);
+                }
+
+                break;
+            case TaskAction.Create create:
+                try
+                {
+                    var parameters = ContainerSpec.Build(_context, Definition(create.Container), Names());
+                    if (_context.TaskNetwork is { } network)
+                    {
+                        parameters.NetworkingConfig = new global::Docker.DotNet.Models.NetworkingConfig
+                        {
+                            EndpointsConfig = new Dictionary<string, global::Docker.DotNet.Models.EndpointSettings> { [network] = new() { Aliases = [create.Container] } },
+                        };
+                    }
+
+                    _runtimeIds[create.Container] = await _docker.CreateAsync(parameters, cancellationToken);
+                    Set(create.Container, c => c with { Known = ContainerStatus.Created, CreatedAt = _time.GetUtcNow() });
+                }
+                catch (Exception e) when (e is global::Docker.DotNet.DockerApiException or ArgumentException)
+                {
+                    Fail(create.Container, TaskStateMachine.TaskFailedToStart, $"CannotCreateContainerError: {Message(e)}");
+                }
+
+                break;
+            case TaskAction.Start or TaskAction.Restart:
+                var name = action is TaskAction.Start s ? s.Container : ((TaskAction.Restart)action).Container;
+                try
+                {
+                    await _docker.StartAsync(_runtimeIds[name], cancellationToken);
+                    Set(name, c => c with { Known = ContainerStatus.Running, StartedAt = _time.GetUtcNow(), ExitCode = null, Reason = null });
+                    _startedAt ??= TaskStateMachine.LastStatus(_state) == "RUNNING" ? _time.GetUtcNow() : null;
+                }
+                catch (global::Docker.DotNet.DockerApiException e)
+                {
+                    Fail(name, TaskStateMachine.TaskFailedToStart, $"CannotStartContainerError: {Message(e)}");
+                }
+
+                break;
+            case TaskAction.Stop stop:
+                var timeout = Definition(stop.Container) is { HasStopTimeout: true } d ? TimeSpan.FromSeconds(d.StopTimeout) : _settings.ContainerStopTimeout;
+                await _docker.StopAsync(_runtimeIds[stop.Container], timeout, cancellationToken);
+                break;
+            case TaskAction.MarkStopped mark:
+                Set(mark.Container, c => c with { Known = ContainerStatus.Stopped });
+                break;
+            case TaskAction.StopTask stopTask:
+                LogStopping(_logger, TaskArn, stopTask.StopCode, stopTask.Reason);
+                Desire(DesiredStatus.Stopped, stopTask.StopCode, stopTask.Reason);
+                break;
+        }
+    }
+
+    /// <summary>Reads each created container's state back from Docker: the known state follows what Docker says.</summary>
+    private async Task RefreshAsync(CancellationToken cancellationToken)
+    {
+        foreach (var (name, id) in _runtimeIds)
+        {
+            var facts = await _docker.InspectAsync(id, cancellationToken);
+            _facts[name] = facts;
+            var container = _state.Containers.First(c => c.Name == name);
+            if (container.Known == ContainerStatus.Running && !facts.Running && facts.Status is "exited" or "dead")
+            {
+                var reason = facts.OomKilled ? "OutOfMemoryError: Container killed due to memory usage" : container.Reason;
+                Set(name, c => c with { Known = ContainerStatus.Stopped, ExitCode = facts.ExitCode, Reason = reason });
+            }
+            else if (container.Known == ContainerStatus.Created && facts.Status is "exited" or "dead")
+            {
+                Set(name, c => c with { Known = ContainerStatus.Stopped, ExitCode = facts.ExitCode });
+            }
+
+            Set(name, c => c with { Health = facts.Health switch { "healthy" => HealthStatus.Healthy, "unhealthy" => HealthStatus.Unhealthy, _ => HealthStatus.Unknown } });
+        }
+
+        if (TaskStateMachine.LastStatus(_state) == "STOPPED")
+        {
+            _stoppedAt ??= _time.GetUtcNow();
+        }
+    }
+
+    private void Report()
+    {
+        var change = Snapshot();
+        if (!change.Equals(_lastReported))
+        {
+            _lastReported = change;
+            _report(change);
+        }
+    }
+
+    private TaskStateChange Snapshot()
+    {
+        var change = new TaskStateChange
+        {
+            TaskArn = TaskArn,
+            LastStatus = TaskStateMachine.LastStatus(_state),
+            DesiredStatus = _state.Desired == DesiredStatus.Running ? "RUNNING" : "STOPPED",
+            StopCode = _stopCode,
+            StoppedReason = _stoppedReason,
+            PullStartedAt = Stamp(_pullStartedAt),
+            PullStoppedAt = Stamp(_pullStoppedAt),
+            StartedAt = Stamp(_startedAt),
+            StoppingAt = Stamp(_stoppingAt),
+            StoppedAt = Stamp(_stoppedAt),
+            ExecutionStoppedAt = Stamp(_stoppedAt),
+        };
+        foreach (var container in _state.Containers)
+        {
+            var state = new ContainerStateChange
+            {
+                ContainerName = container.Name,
+                LastStatus = TaskStateMachine.LastStatus(container),
+                RuntimeId = _runtimeIds.GetValueOrDefault(container.Name, ""),
+                Reason = container.Reason ?? "",
+                HealthStatus = container.Health switch { HealthStatus.Healthy => "HEALTHY", HealthStatus.Unhealthy => "UNHEALTHY", _ => "UNKNOWN" },
+            };
+            if (container.ExitCode is { } code)
+            {
+                state.ExitCode = code;
+            }
+
+            if (_facts.TryGetValue(container.Name, out var facts))
+            {
+                state.ImageDigest = facts.ImageId;
+                if (facts.Running)
+                {
+                    state.NetworkBindings.Add(facts.Bindings.Select(b => new AgentNetworkBinding { BindIP = b.BindIp, ContainerPort = b.ContainerPort, HostPort = b.HostPort, Protocol = b.Protocol }));
+                }
+            }
+
+            change.Containers.Add(state);
+        }
+
+        return change;
+    }
+
+    /// <summary>awsvpc: the task's own Docker network, on which its containers reach each other by name.</summary>
+    private async Task PrepareNetworkAsync(CancellationToken cancellationToken)
+    {
+        if (_context.TaskNetwork is { } network)
+        {
+            await _docker.EnsureNetworkAsync(network, _context.TaskArn, cancellationToken);
+        }
+    }
+
+    private async Task RemoveNetworkAsync()
+    {
+        if (_context.TaskNetwork is { } network)
+        {
+            foreach (var id in _runtimeIds.Values)
+            {
+                await _docker.RemoveAsync(id, CancellationToken.None);
+            }
+
+            await _docker.RemoveNetworkAsync(network, CancellationToken.None);
+        }
+    }
+
+    private void Fail(string container, string stopCode, string reason)
+    {
+        Set(container, c => c with { Reason = reason });
+        LogStopping(_logger, TaskArn, stopCode, reason);
+        Desire(DesiredStatus.Stopped, stopCode, reason);
+    }
+
+    private void Set(string name, Func<ContainerState, ContainerState> change) =>
+        _state = _state with { Containers = [.. _state.Containers.Select(c => c.Name == name ? change(c) : c)] };
+
+    private ContainerDefinition Definition(string name) => _definition.ContainerDefinitions.First(c => c.Name == name);
+
+    private Dictionary<string, string> Names() =>
+        _definition.ContainerDefinitions.ToDictionary(c => c.Name, c => ContainerSpec.Name(_context, c), StringComparer.Ordinal);
+
+    private static ContainerState Initial(ContainerDefinition container) => new(
+        container.Name,
+        !container.HasEssential || container.Essential,
+        ContainerStatus.None,
+        [.. container.DependsOn.Select(d => new Dependency(d.ContainerName, System.Enum.Parse<DependencyCondition>(d.Condition, ignoreCase: true)))],
+        StartTimeout: container.HasStartTimeout ? TimeSpan.FromSeconds(container.StartTimeout) : null,
+        RestartPolicy: container.RestartPolicy is { Enabled: true } policy
+            ? new RestartPolicy(true, policy.IgnoredExitCodes.ToHashSet(), policy.HasRestartAttemptPeriod ? TimeSpan.FromSeconds(policy.RestartAttemptPeriod) : RestartPolicy.DefaultAttemptPeriod)
+            : null);
+
+    private static Timestamp? Stamp(DateTimeOffset? time) => time is { } t ? Timestamp.FromDateTimeOffset(t) : null;
+
+    private static string Message(Exception e) => e is global::Docker.DotNet.DockerApiException api ? api.ResponseBody.Trim() : e.Message;
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Task {TaskArn} stopping: {StopCode}: {Reason}")]
+    private static partial void LogStopping(ILogger logger, string taskArn, string stopCode, string reason);
+}

@@ -1,0 +1,159 @@
+using EcsLite.Agent.Docker;
+using EcsLite.Api.V1;
+using EcsLite.Testing;
+using Google.Protobuf;
+
+namespace EcsLite.Agent.Tests;
+
+/// <summary>
+/// The real agent running tasks on the real Docker engine, driven through its real channel by a stand-in
+/// coordinator (the coordinator's own RunTask comes with the next issue).
+/// </summary>
+public sealed class AgentTaskTests : IAsyncLifetime
+{
+    private FakeCoordinator _coordinator = null!;
+    private AgentProcess _agent = null!;
+
+    public async Task InitializeAsync()
+    {
+        await LocalImages.EnsureAsync();
+        _coordinator = await FakeCoordinator.StartAsync();
+        _agent = AgentProcess.Start(_coordinator.Address, environment: new Dictionary<string, string>
+        {
+            ["ECSLITE_HOST_PORT_ADDRESS"] = "127.0.0.1",
+            ["ECS_IMAGE_PULL_BEHAVIOR"] = "prefer-cached", // the images are local; nothing is pulled from outside
+            ["ECS_CONTAINER_STOP_TIMEOUT"] = "2s",
+        });
+        await _agent.WaitJoinedAsync();
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _agent.DisposeAsync();
+        await _coordinator.DisposeAsync();
+        using var docker = DockerRuntime.Connect();
+        foreach (var container in await docker.ListOwnedAsync(FakeCoordinator.InstanceArn, default))
+        {
+            await docker.RemoveAsync(container.ID, default);
+        }
+    }
+
+    private static string NewTaskArn() => $"arn:aws:ecs:local:000000000000:task/default/{Guid.NewGuid():N}";
+
+    private static TaskDefinition Definition(string json, int revision = 1)
+    {
+        var definition = JsonParser.Default.Parse<TaskDefinition>(json);
+        definition.Revision = revision;
+        return definition;
+    }
+
+    [Fact]
+    public async Task The_seed_task_definition_runs_unchanged_serves_its_page_and_stops()
+    {
+        var seed = Definition(File.ReadAllText(Path.Combine(RepoPaths.Examples, "fargate-task-definition.json")));
+        var arn = NewTaskArn();
+        await _coordinator.WantAsync(arn, "RUNNING", seed);
+
+        var running = await _coordinator.WaitForAsync(arn, r => r.LastStatus == "RUNNING", TimeSpan.FromSeconds(60));
+        var container = Assert.Single(running.Containers);
+        Assert.Equal("RUNNING", container.LastStatus);
+        Assert.NotEmpty(container.RuntimeId);
+        var binding = Assert.Single(container.NetworkBindings);
+        Assert.Equal((80, 80, "tcp"), (binding.ContainerPort, binding.HostPort, binding.Protocol));
+        Assert.NotNull(running.PullStartedAt);
+        Assert.NotNull(running.StartedAt);
+
+        using var http = new HttpClient();
+        var page = "";
+        await Eventually.HoldsAsync(async () =>
+        {
+            try
+            {
+                page = await http.GetStringAsync("http://127.0.0.1:80/");
+                return true;
+            }
+            catch (HttpRequestException)
+            {
+                return false;
+            }
+        }, TimeSpan.FromSeconds(10), "the page being served");
+        Assert.Contains("Congratulations!", page, StringComparison.Ordinal);
+
+        await _coordinator.WantAsync(arn, "STOPPED", seed);
+        var stopped = await _coordinator.WaitForAsync(arn, r => r.LastStatus == "STOPPED", TimeSpan.FromSeconds(30));
+        Assert.Equal("UserInitiated", stopped.StopCode);
+        Assert.Equal("STOPPED", stopped.Containers[0].LastStatus);
+        Assert.NotNull(stopped.StoppedAt);
+    }
+
+    [Fact]
+    public async Task An_essential_container_exiting_stops_the_task_and_its_other_containers()
+    {
+        var definition = Definition($$"""
+            {
+              "family": "essential-exit",
+              "containerDefinitions": [
+                { "name": "main", "image": "{{LocalImages.Busybox}}", "memory": 32, "command": ["sh", "-c", "sleep 1; exit 2"] },
+                { "name": "side", "image": "{{LocalImages.Busybox}}", "memory": 32, "essential": false, "command": ["sleep", "300"] },
+                { "name": "brief", "image": "{{LocalImages.Busybox}}", "memory": 32, "essential": false, "command": ["true"] }
+              ]
+            }
+            """);
+        var arn = NewTaskArn();
+        await _coordinator.WantAsync(arn, "RUNNING", definition);
+
+        var stopped = await _coordinator.WaitForAsync(arn, r => r.LastStatus == "STOPPED", TimeSpan.FromSeconds(60));
+        Assert.Equal("EssentialContainerExited", stopped.StopCode);
+        Assert.Equal("Essential container in task exited", stopped.StoppedReason);
+        var main = stopped.Containers.Single(c => c.ContainerName == "main");
+        Assert.Equal(2, main.ExitCode);
+        Assert.All(stopped.Containers, c => Assert.Equal("STOPPED", c.LastStatus));
+        // The non-essential container that ended at once did not stop the task: the essential one did, later.
+        Assert.Contains(_coordinator.Reports(arn), r => r.LastStatus == "RUNNING" && r.Containers.Single(c => c.ContainerName == "brief").LastStatus == "STOPPED");
+    }
+
+    [Fact]
+    public async Task Containers_start_in_dependency_order()
+    {
+        var definition = Definition($$"""
+            {
+              "family": "ordered",
+              "containerDefinitions": [
+                { "name": "migrate", "image": "{{LocalImages.Busybox}}", "memory": 32, "essential": false, "command": ["sh", "-c", "sleep 1"] },
+                { "name": "db", "image": "{{LocalImages.Busybox}}", "memory": 32, "command": ["sleep", "300"],
+                  "healthCheck": { "command": ["CMD-SHELL", "true"], "interval": 5, "timeout": 2, "retries": 1 } },
+                { "name": "app", "image": "{{LocalImages.Busybox}}", "memory": 32, "command": ["sleep", "300"],
+                  "dependsOn": [{ "containerName": "migrate", "condition": "SUCCESS" }, { "containerName": "db", "condition": "HEALTHY" }] }
+              ]
+            }
+            """);
+        var arn = NewTaskArn();
+        await _coordinator.WantAsync(arn, "RUNNING", definition);
+
+        await _coordinator.WaitForAsync(arn, r => r.LastStatus == "RUNNING", TimeSpan.FromSeconds(60));
+        var firstAppRunning = _coordinator.Reports(arn).First(r => r.Containers.Single(c => c.ContainerName == "app").LastStatus == "RUNNING");
+        var migrate = firstAppRunning.Containers.Single(c => c.ContainerName == "migrate");
+        Assert.Equal(("STOPPED", 0), (migrate.LastStatus, migrate.ExitCode));
+        Assert.Equal("HEALTHY", firstAppRunning.Containers.Single(c => c.ContainerName == "db").HealthStatus);
+        Assert.DoesNotContain(_coordinator.Reports(arn), r =>
+            r.Containers.Single(c => c.ContainerName == "app").LastStatus == "RUNNING" && r.Containers.Single(c => c.ContainerName == "db").HealthStatus != "HEALTHY");
+
+        await _coordinator.WantAsync(arn, "STOPPED", definition);
+        await _coordinator.WaitForAsync(arn, r => r.LastStatus == "STOPPED", TimeSpan.FromSeconds(30));
+    }
+
+    [Fact]
+    public async Task An_image_that_cannot_be_pulled_stops_the_task_with_CannotPullContainerError()
+    {
+        var definition = Definition("""
+            { "family": "missing-image", "containerDefinitions": [{ "name": "app", "image": "127.0.0.1:5999/ecslite/missing:1", "memory": 32 }] }
+            """);
+        var arn = NewTaskArn();
+        await _coordinator.WantAsync(arn, "RUNNING", definition);
+
+        var stopped = await _coordinator.WaitForAsync(arn, r => r.LastStatus == "STOPPED", TimeSpan.FromSeconds(60));
+        Assert.Equal("TaskFailedToStart", stopped.StopCode);
+        Assert.StartsWith("CannotPullContainerError:", stopped.StoppedReason, StringComparison.Ordinal);
+        Assert.StartsWith("CannotPullContainerError:", stopped.Containers[0].Reason, StringComparison.Ordinal);
+    }
+}

@@ -1,0 +1,141 @@
+using System.Collections.Concurrent;
+using System.Threading.Channels;
+using EcsLite.Api.V1;
+using Google.Protobuf.WellKnownTypes;
+using Grpc.Core;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace EcsLite.Testing;
+
+/// <summary>
+/// The coordinator's side of the agent channel and nothing else, over real gRPC on loopback: it welcomes
+/// one agent, sends it the desired tasks a test asks for, and records every task state the agent reports.
+/// For testing the agent's task handling before the coordinator places tasks itself.
+/// </summary>
+public sealed class FakeCoordinator : IAsyncDisposable
+{
+    public const string InstanceArn = "arn:aws:ecs:local:000000000000:container-instance/default/fakecoordinator";
+
+    private readonly WebApplication _app;
+    private readonly Channel<DesiredTaskSet> _pushes = Channel.CreateUnbounded<DesiredTaskSet>();
+    private readonly ConcurrentDictionary<string, DesiredTask> _wanted = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, List<TaskStateChange>> _reports = new(StringComparer.Ordinal);
+    private long _sequence;
+
+    private FakeCoordinator(int port)
+    {
+        Port = port;
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.ConfigureKestrel(k => k.ListenLocalhost(port, o => o.Protocols = HttpProtocols.Http2));
+        builder.Services.AddGrpc();
+        builder.Services.AddSingleton(this);
+        _app = builder.Build();
+        _app.MapGrpcService<Service>();
+    }
+
+    public int Port { get; }
+
+    public string Address => $"http://127.0.0.1:{Port}";
+
+    public static async Task<FakeCoordinator> StartAsync()
+    {
+        var coordinator = new FakeCoordinator(CoordinatorProcess.FreePort());
+        await coordinator._app.StartAsync();
+        return coordinator;
+    }
+
+    /// <summary>Tells the agent to run (or stop) a task; also part of every full set sent on reconnect.</summary>
+    public async Task WantAsync(string taskArn, string desiredStatus, TaskDefinition definition)
+    {
+        var task = new DesiredTask { TaskArn = taskArn, DesiredStatus = desiredStatus, TaskDefinition = definition };
+        _wanted[taskArn] = task;
+        await _pushes.Writer.WriteAsync(new DesiredTaskSet { Full = false, Tasks = { task } });
+    }
+
+    public IReadOnlyList<TaskStateChange> Reports(string taskArn)
+    {
+        var list = _reports.GetOrAdd(taskArn, _ => []);
+        lock (list)
+        {
+            return [.. list];
+        }
+    }
+
+    /// <summary>Waits for a report of the task that satisfies <paramref name="condition"/>.</summary>
+    public async Task<TaskStateChange> WaitForAsync(string taskArn, Func<TaskStateChange, bool> condition, TimeSpan timeout)
+    {
+        TaskStateChange? found = null;
+        await Eventually.HoldsAsync(() => Task.FromResult((found = Reports(taskArn).LastOrDefault(condition)) is not null), timeout,
+            $"a report of {taskArn} matching the condition (reports so far: {string.Join(" | ", Reports(taskArn).Select(r => $"{r.LastStatus}/{r.StopCode}/{r.StoppedReason}"))})");
+        return found!;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        _pushes.Writer.TryComplete();
+        await _app.StopAsync();
+        await _app.DisposeAsync();
+    }
+
+    private sealed class Service(FakeCoordinator coordinator) : AgentChannel.AgentChannelBase
+    {
+        public override async Task Connect(IAsyncStreamReader<AgentMessage> requestStream, IServerStreamWriter<CoordinatorMessage> responseStream, ServerCallContext context)
+        {
+            if (!await requestStream.MoveNext() || requestStream.Current.KindCase != AgentMessage.KindOneofCase.Hello)
+            {
+                return;
+            }
+
+            foreach (var task in requestStream.Current.Hello.Tasks)
+            {
+                coordinator.Record(task);
+            }
+
+            await responseStream.WriteAsync(new CoordinatorMessage
+            {
+                Welcome = new Welcome { ContainerInstanceArn = InstanceArn, Cluster = "default", HeartbeatInterval = Duration.FromTimeSpan(TimeSpan.FromSeconds(2)) },
+            });
+            var full = new DesiredTaskSet { Sequence = (ulong)Interlocked.Increment(ref coordinator._sequence), Full = true };
+            full.Tasks.Add(coordinator._wanted.Values);
+            await responseStream.WriteAsync(new CoordinatorMessage { DesiredTasks = full });
+
+            var reading = Task.Run(async () =>
+            {
+                while (await requestStream.MoveNext(context.CancellationToken))
+                {
+                    if (requestStream.Current.KindCase == AgentMessage.KindOneofCase.TaskStateChange)
+                    {
+                        coordinator.Record(requestStream.Current.TaskStateChange);
+                    }
+                }
+            });
+            try
+            {
+                await foreach (var push in coordinator._pushes.Reader.ReadAllAsync(context.CancellationToken))
+                {
+                    push.Sequence = (ulong)Interlocked.Increment(ref coordinator._sequence);
+                    await responseStream.WriteAsync(new CoordinatorMessage { DesiredTasks = push });
+                }
+            }
+            catch (OperationCanceledException)
+            {
+            }
+
+            await reading.ContinueWith(_ => { }, TaskScheduler.Default);
+        }
+    }
+
+    private void Record(TaskStateChange change)
+    {
+        var list = _reports.GetOrAdd(change.TaskArn, _ => []);
+        lock (list)
+        {
+            list.Add(change);
+        }
+    }
+}
