@@ -70,14 +70,18 @@ public sealed partial class AgentService : IHostedService, IAgentRuntime
             return Task.CompletedTask;
         }
 
-        if (_tasks is null)
-        {
-            _tasks = new TaskEngine(DockerRuntime.Connect(), _settings, _time, _logger);
-            _tasks.Changed += change => _connection.Send(new AgentMessage { TaskStateChange = change });
-        }
-
+        _tasks ??= CreateEngine();
         _tasks.Apply(desired, _connection.ContainerInstanceArn ?? "", _connection.Cluster ?? _settings.Cluster);
         return Task.CompletedTask;
+    }
+
+    /// <summary>Kept out of line so the Docker client's assemblies load only when there is a task.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private TaskEngine CreateEngine()
+    {
+        var engine = new TaskEngine(DockerRuntime.Connect(), _settings, _time, _logger);
+        engine.Changed += change => _connection.Send(new AgentMessage { TaskStateChange = change });
+        return engine;
     }
 
     private async Task WatchdogAsync(CancellationToken cancellationToken)

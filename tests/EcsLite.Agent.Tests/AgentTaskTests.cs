@@ -52,6 +52,7 @@ public sealed class AgentTaskTests : IAsyncLifetime
     {
         var seed = Definition(File.ReadAllText(Path.Combine(RepoPaths.Examples, "fargate-task-definition.json")));
         var arn = NewTaskArn();
+        var network = $"ecs-task-{arn[(arn.LastIndexOf('/') + 1)..]}";
         await _coordinator.WantAsync(arn, "RUNNING", seed);
 
         var running = await _coordinator.WaitForAsync(arn, r => r.LastStatus == "RUNNING", TimeSpan.FromSeconds(60));
@@ -84,6 +85,8 @@ public sealed class AgentTaskTests : IAsyncLifetime
         Assert.Equal("UserInitiated", stopped.StopCode);
         Assert.Equal("STOPPED", stopped.Containers[0].LastStatus);
         Assert.NotNull(stopped.StoppedAt);
+        var (_, networks) = await ProcessRunner.RunAsync("docker", ["network", "ls", "--format", "{{.Name}}"]);
+        Assert.DoesNotContain(network, networks, StringComparison.Ordinal);
     }
 
     [Fact]

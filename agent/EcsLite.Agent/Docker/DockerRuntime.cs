@@ -148,10 +148,16 @@ public sealed class DockerRuntime(IDockerClient client) : IDisposable
         }
     }
 
-    public async Task RemoveNetworkAsync(string name, CancellationToken cancellationToken)
+    /// <summary>Disconnects the given containers (they may stay, stopped) and removes the network.</summary>
+    public async Task RemoveNetworkAsync(string name, IEnumerable<string> containers, CancellationToken cancellationToken)
     {
         try
         {
+            foreach (var id in containers)
+            {
+                await client.Networks.DisconnectNetworkAsync(name, new NetworkDisconnectParameters { Container = id, Force = true }, cancellationToken);
+            }
+
             await client.Networks.DeleteNetworkAsync(name, cancellationToken);
         }
         catch (DockerNetworkNotFoundException)

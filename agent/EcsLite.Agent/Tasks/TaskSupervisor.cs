@@ -73,12 +73,14 @@ public sealed partial class TaskSupervisor
             }
 
             await RefreshAsync(cancellationToken);
-            Report();
             if (TaskStateMachine.LastStatus(_state) == "STOPPED")
             {
                 await RemoveNetworkAsync();
+                Report();
                 return;
             }
+
+            Report();
 
             await _wake.WaitAsync(PollInterval, cancellationToken);
         }
@@ -246,16 +248,12 @@ public sealed partial class TaskSupervisor
         }
     }
 
+    /// <summary>The stopped containers stay (for their logs, until cleanup); the task's network goes now.</summary>
     private async Task RemoveNetworkAsync()
     {
         if (_context.TaskNetwork is { } network)
         {
-            foreach (var id in _runtimeIds.Values)
-            {
-                await _docker.RemoveAsync(id, CancellationToken.None);
-            }
-
-            await _docker.RemoveNetworkAsync(network, CancellationToken.None);
+            await _docker.RemoveNetworkAsync(network, _runtimeIds.Values, CancellationToken.None);
         }
     }
 
