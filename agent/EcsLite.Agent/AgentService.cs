@@ -23,8 +23,13 @@ public sealed partial class AgentService : IHostedService, IAgentRuntime
     private readonly CancellationTokenSource _stopping = new();
     private Task _running = Task.CompletedTask;
 
+    private readonly TaskStore _store;
+    private readonly InstanceIdentity _identity;
+
     public AgentService(AgentSettings settings, HostInspector host, InstanceIdentity identity, TimeProvider time, ILogger<AgentService> logger, ISystemdNotifier? systemd = null)
     {
+        _store = new TaskStore(settings.DataDir);
+        _identity = identity;
         _host = host;
         _settings = settings;
         _time = time;
@@ -39,6 +44,13 @@ public sealed partial class AgentService : IHostedService, IAgentRuntime
 
     public async Task StartAsync(CancellationToken cancellationToken)
     {
+        // After a restart, take back this host's tasks before saying hello, so the hello reports them.
+        if (!_store.IsEmpty && _identity.ContainerInstanceArn is { } arn)
+        {
+            _tasks = CreateEngine();
+            await _tasks.AdoptAsync(arn, _identity.Cluster ?? _settings.Cluster, cancellationToken);
+        }
+
         _running = Task.WhenAll(_connection.RunAsync(_stopping.Token), WatchdogAsync(_stopping.Token));
         LogWaiting(_logger);
         await _connection.Registered.WaitAsync(cancellationToken);
@@ -79,7 +91,7 @@ public sealed partial class AgentService : IHostedService, IAgentRuntime
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
     private TaskEngine CreateEngine()
     {
-        var engine = new TaskEngine(DockerRuntime.Connect(), _settings, _time, _logger);
+        var engine = new TaskEngine(DockerRuntime.Connect(), _store, _settings, _time, _logger);
         engine.Changed += change => _connection.Send(new AgentMessage { TaskStateChange = change });
         return engine;
     }

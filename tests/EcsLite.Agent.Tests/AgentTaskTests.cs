@@ -159,4 +159,63 @@ public sealed class AgentTaskTests : IAsyncLifetime
         Assert.StartsWith("CannotPullContainerError:", stopped.StoppedReason, StringComparison.Ordinal);
         Assert.StartsWith("CannotPullContainerError:", stopped.Containers[0].Reason, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task After_a_SIGKILL_the_restarted_agent_adopts_its_containers_without_restarting_them_and_leaves_no_orphans()
+    {
+        var definition = Definition($$"""
+            { "family": "long-running", "containerDefinitions": [{ "name": "app", "image": "{{LocalImages.Busybox}}", "memory": 16, "command": ["sleep", "600"] }] }
+            """);
+        var arns = Enumerable.Range(0, 5).Select(_ => NewTaskArn()).ToList();
+        foreach (var arn in arns)
+        {
+            await _coordinator.WantAsync(arn, "RUNNING", definition);
+        }
+
+        foreach (var arn in arns)
+        {
+            await _coordinator.WaitForAsync(arn, r => r.LastStatus == "RUNNING", TimeSpan.FromSeconds(60));
+        }
+
+        using var docker = DockerRuntime.Connect();
+        async Task<Dictionary<string, DateTimeOffset?>> StartTimesAsync()
+        {
+            var times = new Dictionary<string, DateTimeOffset?>();
+            foreach (var container in await docker.ListOwnedAsync(FakeCoordinator.InstanceArn, default))
+            {
+                times[container.ID] = (await docker.InspectAsync(container.ID, default)).StartedAt;
+            }
+
+            return times;
+        }
+
+        var before = await StartTimesAsync();
+        Assert.Equal(5, before.Count);
+
+        await _agent.Process.KillAsync();
+        var hellos = _coordinator.Hellos;
+        _coordinator.Forget(arns[4]); // no longer wanted: the full set after the restart leaves it out
+        _agent.StartAgain();
+        await Eventually.HoldsAsync(() => Task.FromResult(_coordinator.Hellos > hellos), TimeSpan.FromSeconds(30), "the restarted agent's hello");
+
+        // The hello reports all five tasks, running, from what Docker's labels said.
+        Assert.Equal(arns.Order(), _coordinator.LastHelloTasks.Select(t => t.TaskArn).Order());
+        Assert.All(_coordinator.LastHelloTasks, t => Assert.Equal("RUNNING", t.LastStatus));
+
+        var stopped = await _coordinator.WaitForAsync(arns[4], r => r.LastStatus == "STOPPED", TimeSpan.FromSeconds(30));
+        Assert.Equal("UserInitiated", stopped.StopCode);
+
+        var after = await StartTimesAsync();
+        Assert.Equal(before.Keys.Order(), after.Keys.Order()); // no container added: no orphans, no duplicates
+        foreach (var arn in arns.Take(4))
+        {
+            var id = _coordinator.Reports(arn).Last().Containers[0].RuntimeId;
+            Assert.Equal(before[id], after[id]); // not restarted
+            Assert.True((await docker.InspectAsync(id, default)).Running);
+        }
+
+        // An adopted task is still fully in the agent's hands: it stops when asked.
+        await _coordinator.WantAsync(arns[0], "STOPPED", definition);
+        await _coordinator.WaitForAsync(arns[0], r => r.LastStatus == "STOPPED", TimeSpan.FromSeconds(30));
+    }
 }

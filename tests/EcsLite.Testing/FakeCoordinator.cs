@@ -25,6 +25,7 @@ public sealed class FakeCoordinator : IAsyncDisposable
     private readonly ConcurrentDictionary<string, DesiredTask> _wanted = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, List<TaskStateChange>> _reports = new(StringComparer.Ordinal);
     private long _sequence;
+    private int _hellos;
 
     private FakeCoordinator(int port)
     {
@@ -56,6 +57,14 @@ public sealed class FakeCoordinator : IAsyncDisposable
         _wanted[taskArn] = task;
         await _pushes.Writer.WriteAsync(new DesiredTaskSet { Full = false, Tasks = { task } });
     }
+
+    /// <summary>Stops wanting a task without saying so: only the next full desired set (on reconnect) leaves it out.</summary>
+    public void Forget(string taskArn) => _wanted.TryRemove(taskArn, out _);
+
+    /// <summary>How many times an agent said hello, and the tasks it reported in the last one.</summary>
+    public int Hellos => Volatile.Read(ref _hellos);
+
+    public IReadOnlyList<TaskStateChange> LastHelloTasks { get; private set; } = [];
 
     public IReadOnlyList<TaskStateChange> Reports(string taskArn)
     {
@@ -95,6 +104,9 @@ public sealed class FakeCoordinator : IAsyncDisposable
             {
                 coordinator.Record(task);
             }
+
+            coordinator.LastHelloTasks = [.. requestStream.Current.Hello.Tasks];
+            Interlocked.Increment(ref coordinator._hellos);
 
             await responseStream.WriteAsync(new CoordinatorMessage
             {

@@ -10,7 +10,7 @@ namespace EcsLite.Agent.Tasks;
 /// This host's tasks: one supervisor per task, started when the coordinator first wants the task and
 /// told when it wants it stopped. A full desired set also stops every task it no longer names.
 /// </summary>
-public sealed partial class TaskEngine(DockerRuntime docker, AgentSettings settings, TimeProvider time, ILogger logger) : IAsyncDisposable
+public sealed partial class TaskEngine(DockerRuntime docker, TaskStore store, AgentSettings settings, TimeProvider time, ILogger logger) : IAsyncDisposable
 {
     private readonly ConcurrentDictionary<string, (TaskSupervisor Supervisor, Task Running)> _tasks = new(StringComparer.Ordinal);
     private readonly CancellationTokenSource _stopping = new();
@@ -19,6 +19,22 @@ public sealed partial class TaskEngine(DockerRuntime docker, AgentSettings setti
     public event Action<TaskStateChange>? Changed;
 
     public IEnumerable<TaskStateChange> Snapshot() => _tasks.Values.Select(t => t.Supervisor.Current);
+
+    /// <summary>
+    /// After a restart: takes back every task this host has containers for, as Docker's labels show
+    /// them, without restarting any; each supervisor then finishes whatever transition was half done.
+    /// </summary>
+    public async Task AdoptAsync(string containerInstanceArn, string cluster, CancellationToken cancellationToken)
+    {
+        var owned = await docker.ListOwnedAsync(containerInstanceArn, cancellationToken);
+        foreach (var task in store.LoadAll())
+        {
+            var containers = owned
+                .Where(c => c.Labels.TryGetValue(ContainerSpec.TaskArnLabel, out var arn) && arn == task.TaskArn)
+                .ToDictionary(c => c.Labels[ContainerSpec.ContainerNameLabel], c => c.ID, StringComparer.Ordinal);
+            Start(task, containerInstanceArn, cluster, containers);
+        }
+    }
 
     public void Apply(DesiredTaskSet desired, string containerInstanceArn, string cluster)
     {
@@ -52,19 +68,27 @@ public sealed partial class TaskEngine(DockerRuntime docker, AgentSettings setti
         docker.Dispose();
     }
 
-    private void Start(DesiredTask task, string containerInstanceArn, string cluster)
+    private void Start(DesiredTask task, string containerInstanceArn, string cluster, IReadOnlyDictionary<string, string>? adopted = null)
     {
         var definition = task.TaskDefinition;
         var networkMode = definition.HasNetworkMode ? definition.NetworkMode : "bridge";
         var taskId = task.TaskArn[(task.TaskArn.LastIndexOf('/') + 1)..];
         var context = new TaskContext(task.TaskArn, definition.Family, definition.Revision, cluster, containerInstanceArn, networkMode,
             [.. definition.Volumes], settings.HostPortAddress, networkMode == "awsvpc" ? $"ecs-task-{taskId}" : null);
-        var supervisor = new TaskSupervisor(task, context, docker, settings, time, logger, change => Changed?.Invoke(change));
+        if (adopted is null)
+        {
+            store.Save(task);
+        }
+
+        var supervisor = new TaskSupervisor(task, context, docker, settings, time, logger, change => Changed?.Invoke(change), adopted);
         _tasks[task.TaskArn] = (supervisor, Task.Run(async () =>
         {
             try
             {
                 await supervisor.RunAsync(_stopping.Token);
+                await supervisor.CleanUpAsync(settings.TaskCleanupWaitDuration, _stopping.Token);
+                store.Remove(task.TaskArn);
+                _tasks.TryRemove(task.TaskArn, out _);
             }
             catch (OperationCanceledException)
             {
@@ -74,11 +98,21 @@ public sealed partial class TaskEngine(DockerRuntime docker, AgentSettings setti
                 LogSupervisorFailed(logger, task.TaskArn, e);
             }
         }));
-        LogStarted(logger, task.TaskArn, $"{definition.Family}:{definition.Revision}");
+        if (adopted is null)
+        {
+            LogStarted(logger, task.TaskArn, $"{definition.Family}:{definition.Revision}");
+        }
+        else
+        {
+            LogAdopted(logger, task.TaskArn, adopted.Count);
+        }
     }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Task {TaskArn} ({TaskDefinition}) wanted: starting")]
     private static partial void LogStarted(ILogger logger, string taskArn, string taskDefinition);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Task {TaskArn} adopted after a restart, with its {Containers} containers")]
+    private static partial void LogAdopted(ILogger logger, string taskArn, int containers);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "The supervisor of task {TaskArn} failed")]
     private static partial void LogSupervisorFailed(ILogger logger, string taskArn, Exception exception);

@@ -32,8 +32,13 @@ public sealed partial class TaskSupervisor
     private DateTimeOffset? _pullStartedAt, _pullStoppedAt, _startedAt, _stoppingAt, _stoppedAt;
     private TaskStateChange? _lastReported;
 
-    public TaskSupervisor(DesiredTask desired, TaskContext context, DockerRuntime docker, AgentSettings settings, TimeProvider time, ILogger logger, Action<TaskStateChange> report)
+    private readonly IReadOnlyDictionary<string, string>? _adopted;
+
+    /// <param name="adopted">Containers (by name) that already exist for this task, after an agent restart.</param>
+    public TaskSupervisor(DesiredTask desired, TaskContext context, DockerRuntime docker, AgentSettings settings, TimeProvider time, ILogger logger,
+        Action<TaskStateChange> report, IReadOnlyDictionary<string, string>? adopted = null)
     {
+        _adopted = adopted;
         _definition = desired.TaskDefinition;
         _context = context;
         _docker = docker;
@@ -41,7 +46,8 @@ public sealed partial class TaskSupervisor
         _time = time;
         _logger = logger;
         _report = report;
-        _state = new TaskState(desired.TaskArn, DesiredStatus.Running, [.. _definition.ContainerDefinitions.Select(Initial)]);
+        _state = new TaskState(desired.TaskArn, desired.DesiredStatus == "STOPPED" ? DesiredStatus.Stopped : DesiredStatus.Running,
+            [.. _definition.ContainerDefinitions.Select(Initial)]);
     }
 
     public string TaskArn => _state.TaskArn;
@@ -65,6 +71,7 @@ public sealed partial class TaskSupervisor
     public async Task RunAsync(CancellationToken cancellationToken)
     {
         await PrepareNetworkAsync(cancellationToken);
+        await AdoptAsync(cancellationToken);
         while (!cancellationToken.IsCancellationRequested)
         {
             foreach (var action in TaskStateMachine.Next(_state, _time.GetUtcNow()))
@@ -153,6 +160,35 @@ public sealed partial class TaskSupervisor
                 LogStopping(_logger, TaskArn, stopTask.StopCode, stopTask.Reason);
                 Desire(DesiredStatus.Stopped, stopTask.StopCode, stopTask.Reason);
                 break;
+        }
+    }
+
+    /// <summary>Containers that exist already take the state Docker gives them; none is restarted.</summary>
+    private async Task AdoptAsync(CancellationToken cancellationToken)
+    {
+        foreach (var (name, id) in _adopted ?? new Dictionary<string, string>())
+        {
+            var facts = await _docker.InspectAsync(id, cancellationToken);
+            _runtimeIds[name] = id;
+            _facts[name] = facts;
+            var known = facts.Running ? ContainerStatus.Running : facts.Status == "created" ? ContainerStatus.Created : ContainerStatus.Stopped;
+            Set(name, c => c with { Known = known, ExitCode = facts.ExitCode, StartedAt = facts.StartedAt, CreatedAt = _time.GetUtcNow() });
+        }
+
+        if (_adopted is { Count: > 0 })
+        {
+            _pullStartedAt ??= _time.GetUtcNow();
+            _startedAt ??= _state.Containers.Min(c => c.StartedAt);
+        }
+    }
+
+    /// <summary>Once STOPPED: after the cleanup wait, the task's containers and task-scoped volumes are removed.</summary>
+    public async Task CleanUpAsync(TimeSpan wait, CancellationToken cancellationToken)
+    {
+        await Task.Delay(wait, _time, cancellationToken);
+        foreach (var id in _runtimeIds.Values)
+        {
+            await _docker.RemoveAsync(id, cancellationToken);
         }
     }
 
