@@ -166,7 +166,7 @@ if [ ! -f "$etc/agent.conf" ]; then
     "$cluster" "$coordinator_url" "$agent_dir" | as_root tee "$etc/agent.conf" >/dev/null
 fi
 as_root mkdir -p "$agent_dir"
-DOTNET_GCgen0size=0x100000 start_service agent "$prefix/agent/ecslite-agent" --config "$etc/agent.conf"
+DOTNET_GCgen0size=0x40000 start_service agent "$prefix/agent/ecslite-agent" --config "$etc/agent.conf"
 for _ in $(seq 1 300); do [ -f "$agent_dir/instance.json" ] && break; sleep 0.1; done
 [ -f "$agent_dir/instance.json" ] || die "the agent did not join $coordinator_url; see: $(logs_of agent)"
 instance=$(sed -n 's/.*"ContainerInstanceArn":"\([^"]*\)".*/\1/p' "$agent_dir/instance.json")

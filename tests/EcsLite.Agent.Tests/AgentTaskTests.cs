@@ -146,6 +146,23 @@ public sealed class AgentTaskTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_container_killed_for_memory_is_reported_as_ECS_reports_it()
+    {
+        var definition = Definition($$"""
+            { "family": "memory-hog", "containerDefinitions": [{ "name": "hog", "image": "{{LocalImages.Busybox}}", "memory": 16,
+              "command": ["dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"] }] }
+            """);
+        var arn = NewTaskArn();
+        await _coordinator.WantAsync(arn, "RUNNING", definition);
+
+        var stopped = await _coordinator.WaitForAsync(arn, r => r.LastStatus == "STOPPED", TimeSpan.FromSeconds(60));
+        var hog = Assert.Single(stopped.Containers);
+        Assert.Equal(137, hog.ExitCode);
+        Assert.Equal("OutOfMemoryError: Container killed due to memory usage", hog.Reason);
+        Assert.Equal("EssentialContainerExited", stopped.StopCode);
+    }
+
+    [Fact]
     public async Task An_image_that_cannot_be_pulled_stops_the_task_with_CannotPullContainerError()
     {
         var definition = Definition("""

@@ -168,6 +168,12 @@ public static class TaskStateMachine
             }
         }
 
+        // Every container ended and none will be restarted: the task is over, even without an essential one.
+        if (actions.Count == 0 && task.Containers.All(c => c.Known == ContainerStatus.Stopped))
+        {
+            return [new TaskAction.StopTask(EssentialContainerExited, "Essential container in task exited")];
+        }
+
         return actions;
     }
 

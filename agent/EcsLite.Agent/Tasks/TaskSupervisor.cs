@@ -80,15 +80,22 @@ public sealed partial class TaskSupervisor
             }
 
             await RefreshAsync(cancellationToken);
-            if (TaskStateMachine.LastStatus(_state) == "STOPPED")
+
+            // Finished only once the task is meant to stop: if every container exited while it was meant
+            // to run, the next pass decides why (an essential exit) or restarts what the policy restarts.
+            if (TaskStateMachine.LastStatus(_state) == "STOPPED" && _state.Desired == DesiredStatus.Stopped)
             {
                 await RemoveNetworkAsync();
                 Report();
                 return;
             }
 
-            Report();
+            if (TaskStateMachine.LastStatus(_state) == "STOPPED")
+            {
+                continue; // not reported: it has no stop code until the next pass gives it one
+            }
 
+            Report();
             await _wake.WaitAsync(PollInterval, cancellationToken);
         }
     }
