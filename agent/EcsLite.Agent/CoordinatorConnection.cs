@@ -141,9 +141,9 @@ public sealed partial class CoordinatorConnection(
             markWelcomed();
             Connected = true;
             Volatile.Write(ref _current, outbox.Writer);
-            _registered.TrySetResult();
             LogWelcomed(logger, coordinator, welcome.ContainerInstanceArn, welcome.Cluster);
             Welcomed?.Invoke(welcome, coordinator);
+            _registered.TrySetResult();
 
             var interval = welcome.HeartbeatInterval?.ToTimeSpan() is { TotalMilliseconds: > 0 } given ? given : TimeSpan.FromSeconds(2);
             heartbeats = HeartbeatAsync(outbox.Writer, interval, session.Token);

@@ -39,7 +39,7 @@ public sealed partial class SystemdNotifyTests : IDisposable
             await using var coordinator = await CoordinatorProcess.StartListeningAsync(null, $"127.0.0.1:{port}", $"http://127.0.0.1:{port}", null);
             await Eventually.HoldsAsync(() => Task.FromResult(notify.Messages.Contains("READY=1")), TimeSpan.FromSeconds(35), "READY=1");
             Assert.True(File.Exists(Path.Combine(dataDir, "instance.json")), "READY=1 arrived before the instance identity was saved");
-            Assert.Contains(notify.Messages, m => m.StartsWith("STATUS=Joined", StringComparison.Ordinal));
+            await Eventually.HoldsAsync(() => Task.FromResult(notify.Messages.Any(m => m.StartsWith("STATUS=Joined", StringComparison.Ordinal))), TimeSpan.FromSeconds(5), "STATUS=Joined");
             await Eventually.HoldsAsync(() => Task.FromResult(notify.Messages.Contains("WATCHDOG=1")), TimeSpan.FromSeconds(5), "WATCHDOG=1");
 
             // SIGTERM to the agent itself (the child of the "systemd" shell), as systemd would send it.

@@ -70,14 +70,19 @@ public sealed partial class TestProcess : IAsyncDisposable
 
     public void Signal(int signal) => _ = SendSignal(_process.Id, signal);
 
-    /// <summary>SIGKILL: no chance to clean up, as in a power cut of the process.</summary>
+    /// <summary>
+    /// SIGKILL: no chance to clean up, as in a power cut of the process. Its children go too (a wrapper
+    /// such as a shell would otherwise leave them running, holding the output pipes open).
+    /// </summary>
     public async Task KillAsync()
     {
         if (!_process.HasExited)
         {
-            _process.Kill();
-            await _process.WaitForExitAsync();
+            _process.Kill(entireProcessTree: true);
         }
+
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(15));
+        await _process.WaitForExitAsync(timeout.Token);
     }
 
     /// <summary>SIGTERM, then wait for the exit; returns the exit code.</summary>
