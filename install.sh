@@ -104,6 +104,7 @@ command -v curl >/dev/null || missing+=(curl)
 if ! command -v dotnet >/dev/null || ! dotnet --list-sdks 2>/dev/null | grep -q '^10\.'; then
   missing+=(dotnet-sdk-10.0)
 fi
+command -v dockerd >/dev/null || missing+=(docker.io)   # the engine the agent runs tasks on
 if [ ${#missing[@]} -gt 0 ]; then
   say "installing ${missing[*]}"
   as_root apt-get update -qq || true
@@ -164,6 +165,18 @@ coordinator_url=${ECSLITE_COORDINATOR:-http://${listen/0.0.0.0/127.0.0.1}}
 if [ ! -f "$etc/agent.conf" ]; then
   printf '# ecslite-agent settings, in ECS'"'"'s ecs.config format (see docs/configuration.md)\nECS_CLUSTER=%s\nECSLITE_COORDINATOR=%s\nECS_DATADIR=%s\n' \
     "$cluster" "$coordinator_url" "$agent_dir" | as_root tee "$etc/agent.conf" >/dev/null
+fi
+# The agent drives the local Docker engine: make sure one answers.
+if ! as_root docker version >/dev/null 2>&1; then
+  say "starting the Docker engine"
+  if [ "$use_systemd" = yes ]; then
+    as_root systemctl enable --now docker >/dev/null 2>&1 || true
+  else
+    mkdir -p "$run_dir"
+    as_root sh -c "nohup dockerd >>'$run_dir/dockerd.log' 2>&1 &"
+  fi
+  for _ in $(seq 1 100); do as_root docker version >/dev/null 2>&1 && break; sleep 0.3; done
+  as_root docker version >/dev/null 2>&1 || say "warning: no Docker engine answers; the agent will join but cannot run tasks"
 fi
 as_root mkdir -p "$agent_dir"
 DOTNET_GCgen0size=0x40000 start_service agent "$prefix/agent/ecslite-agent" --config "$etc/agent.conf"
