@@ -36,9 +36,29 @@ public sealed class AgentTaskTests : IAsyncLifetime
         {
             await docker.RemoveAsync(container.ID, default);
         }
+
+        // The tasks' cgroups, now empty (the agent removes them only after its cleanup wait).
+        foreach (var cgroup in _taskIds.SelectMany(id => Directory.EnumerateDirectories("/sys/fs/cgroup").Append("/sys/fs/cgroup")
+                     .Select(c => Path.Combine(c, "ecslite", id))).Where(Directory.Exists))
+        {
+            try
+            {
+                Directory.Delete(cgroup);
+            }
+            catch (IOException)
+            {
+            }
+        }
     }
 
-    private static string NewTaskArn() => $"arn:aws:ecs:local:000000000000:task/default/{Guid.NewGuid():N}";
+    private readonly List<string> _taskIds = [];
+
+    private string NewTaskArn()
+    {
+        var id = Guid.NewGuid().ToString("N");
+        _taskIds.Add(id);
+        return $"arn:aws:ecs:local:000000000000:task/default/{id}";
+    }
 
     private static TaskDefinition Definition(string json, int revision = 1)
     {
@@ -79,6 +99,23 @@ public sealed class AgentTaskTests : IAsyncLifetime
             }
         }, TimeSpan.FromSeconds(10), "the page being served");
         Assert.Contains("Congratulations!", page, StringComparison.Ordinal);
+
+        // Task-level cpu 256 and memory 512 are hard limits on a cgroup that holds the task's containers.
+        var taskId = arn[(arn.LastIndexOf('/') + 1)..];
+        var (_, parent) = await ProcessRunner.RunAsync("docker", ["inspect", "--format", "{{.HostConfig.CgroupParent}}", container.RuntimeId]);
+        Assert.Equal($"/ecslite/{taskId}", parent.Trim());
+        if (File.Exists("/sys/fs/cgroup/cgroup.controllers"))
+        {
+            Assert.Equal("536870912", File.ReadAllText($"/sys/fs/cgroup/ecslite/{taskId}/memory.max").Trim());
+            Assert.Equal("25000 100000", File.ReadAllText($"/sys/fs/cgroup/ecslite/{taskId}/cpu.max").Trim());
+        }
+        else
+        {
+            Assert.Equal("536870912", File.ReadAllText($"/sys/fs/cgroup/memory/ecslite/{taskId}/memory.limit_in_bytes").Trim());
+            Assert.Equal("25000", File.ReadAllText($"/sys/fs/cgroup/cpu/ecslite/{taskId}/cpu.cfs_quota_us").Trim());
+            Assert.True(Directory.EnumerateDirectories($"/sys/fs/cgroup/memory/ecslite/{taskId}").Any(d => d.Contains(container.RuntimeId, StringComparison.Ordinal)),
+                "the container's memory cgroup is not inside the task's");
+        }
 
         await _coordinator.WantAsync(arn, "STOPPED", seed);
         var stopped = await _coordinator.WaitForAsync(arn, r => r.LastStatus == "STOPPED", TimeSpan.FromSeconds(30));

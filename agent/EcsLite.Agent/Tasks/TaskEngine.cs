@@ -73,8 +73,18 @@ public sealed partial class TaskEngine(DockerRuntime docker, TaskStore store, Ag
         var definition = task.TaskDefinition;
         var networkMode = definition.HasNetworkMode ? definition.NetworkMode : "bridge";
         var taskId = task.TaskArn[(task.TaskArn.LastIndexOf('/') + 1)..];
+        TaskCgroup? cgroup = null;
+        try
+        {
+            cgroup = TaskCgroup.Create(taskId, Units(definition.HasCpu ? definition.Cpu : null), Units(definition.HasMemory ? definition.Memory : null));
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            LogNoCgroup(logger, task.TaskArn, e.Message);
+        }
+
         var context = new TaskContext(task.TaskArn, definition.Family, definition.Revision, cluster, containerInstanceArn, networkMode,
-            [.. definition.Volumes], settings.HostPortAddress, networkMode == "awsvpc" ? $"ecs-task-{taskId}" : null);
+            [.. definition.Volumes], settings.HostPortAddress, networkMode == "awsvpc" ? $"ecs-task-{taskId}" : null, cgroup?.Parent);
         if (adopted is null)
         {
             store.Save(task);
@@ -87,6 +97,7 @@ public sealed partial class TaskEngine(DockerRuntime docker, TaskStore store, Ag
             {
                 await supervisor.RunAsync(_stopping.Token);
                 await supervisor.CleanUpAsync(settings.TaskCleanupWaitDuration, _stopping.Token);
+                cgroup?.Remove();
                 store.Remove(task.TaskArn);
                 _tasks.TryRemove(task.TaskArn, out _);
             }
@@ -107,6 +118,12 @@ public sealed partial class TaskEngine(DockerRuntime docker, TaskStore store, Ag
             LogAdopted(logger, task.TaskArn, adopted.Count);
         }
     }
+
+    /// <summary>Task-level cpu and memory arrive in registered (numeric) form.</summary>
+    private static int? Units(string? value) => int.TryParse(value, System.Globalization.CultureInfo.InvariantCulture, out var units) ? units : null;
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Task {TaskArn} runs without its task-level cgroup limits: {Reason}")]
+    private static partial void LogNoCgroup(ILogger logger, string taskArn, string reason);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Task {TaskArn} ({TaskDefinition}) wanted: starting")]
     private static partial void LogStarted(ILogger logger, string taskArn, string taskDefinition);
