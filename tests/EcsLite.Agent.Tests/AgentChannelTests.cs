@@ -115,7 +115,7 @@ public class AgentChannelTests
         var port = CoordinatorProcess.FreePort();
         await using var agent = AgentProcess.Start($"http://127.0.0.1:{port}");
         await agent.Process.WaitForOutputAsync("Cannot reach", TimeSpan.FromSeconds(10));
-        await Task.Delay(TimeSpan.FromSeconds(2));
+        await agent.Process.WaitForOutputAsync("Reconnecting in", TimeSpan.FromSeconds(10));
         Assert.Null(agent.ContainerInstanceArn);
 
         await using var coordinator = await CoordinatorProcess.StartListeningAsync(null, $"127.0.0.1:{port}", $"http://127.0.0.1:{port}", null);

@@ -68,6 +68,23 @@ public sealed partial class TestProcess : IAsyncDisposable
         }
     }
 
+    /// <summary>Waits for the process to end, killing it (and failing) if it takes longer than <paramref name="timeout"/>.</summary>
+    public async Task<int> WaitForExitAsync(TimeSpan timeout)
+    {
+        using var cts = new CancellationTokenSource(timeout);
+        try
+        {
+            await _process.WaitForExitAsync(cts.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            await KillAsync();
+            throw new TimeoutException($"the process did not finish within {timeout}; output:\n{Output}");
+        }
+
+        return _process.ExitCode;
+    }
+
     public void Signal(int signal) => _ = SendSignal(_process.Id, signal);
 
     /// <summary>
@@ -86,16 +103,14 @@ public sealed partial class TestProcess : IAsyncDisposable
     }
 
     /// <summary>SIGTERM, then wait for the exit; returns the exit code.</summary>
-    public async Task<int> StopAsync(TimeSpan? timeout = null)
+    public Task<int> StopAsync(TimeSpan? timeout = null)
     {
         if (!_process.HasExited)
         {
             Signal(15);
-            using var cts = new CancellationTokenSource(timeout ?? TimeSpan.FromSeconds(15));
-            await _process.WaitForExitAsync(cts.Token);
         }
 
-        return _process.ExitCode;
+        return WaitForExitAsync(timeout ?? TimeSpan.FromSeconds(15));
     }
 
     public async ValueTask DisposeAsync()

@@ -72,7 +72,8 @@ public sealed partial class AgentChannelService(
         switch (message.KindCase)
         {
             case AgentMessage.KindOneofCase.Heartbeat:
-                session.Heartbeat(time.GetTimestamp(), message.Heartbeat.Usage);
+                // The usage it carries is not kept yet: nothing reads it until metrics exist.
+                session.Heartbeat(time.GetTimestamp());
 
                 // Heartbeats resumed after the monitor marked the instance disconnected (a stalled agent).
                 if (!state.Current.IsConnected(session.ContainerInstanceArn) && sessions.Find(session.ContainerInstanceArn) == session)

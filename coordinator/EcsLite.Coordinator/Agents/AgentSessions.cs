@@ -28,8 +28,6 @@ public sealed class AgentSession(string containerInstanceArn, long connectedAt, 
     /// <summary>Why the coordinator closed the session, if it did.</summary>
     public string? CloseReason { get; private set; }
 
-    public HostUsage? Usage { get; private set; }
-
     public long LastHeartbeat => Interlocked.Read(ref _lastHeartbeat);
 
     public ulong Acknowledged => (ulong)Interlocked.Read(ref _acknowledged);
@@ -38,11 +36,7 @@ public sealed class AgentSession(string containerInstanceArn, long connectedAt, 
 
     public ulong NextSequence() => (ulong)Interlocked.Increment(ref _sequence);
 
-    public void Heartbeat(long timestamp, HostUsage? usage)
-    {
-        Interlocked.Exchange(ref _lastHeartbeat, timestamp);
-        Usage = usage;
-    }
+    public void Heartbeat(long timestamp) => Interlocked.Exchange(ref _lastHeartbeat, timestamp);
 
     public void Acknowledge(ulong sequence) => Interlocked.Exchange(ref _acknowledged, (long)sequence);
 
