@@ -133,7 +133,7 @@ public sealed class AgentTaskTests : IAsyncLifetime
             {
               "family": "essential-exit",
               "containerDefinitions": [
-                { "name": "main", "image": "{{LocalImages.Busybox}}", "memory": 32, "command": ["sh", "-c", "sleep 1; exit 2"] },
+                { "name": "main", "image": "{{LocalImages.Busybox}}", "memory": 32, "command": ["sh", "-c", "sleep 3; exit 2"] },
                 { "name": "side", "image": "{{LocalImages.Busybox}}", "memory": 32, "essential": false, "command": ["sleep", "300"] },
                 { "name": "brief", "image": "{{LocalImages.Busybox}}", "memory": 32, "essential": false, "command": ["true"] }
               ]

@@ -165,7 +165,33 @@ public sealed class DockerRuntime(IDockerClient client) : IDisposable
         }
     }
 
+    /// <summary>
+    /// Docker's events for this instance's containers (start, die, oom, health_status, ...) as they
+    /// happen, each passed on with the container's task ARN; returns when the stream ends.
+    /// </summary>
+    public Task WatchAsync(string containerInstanceArn, Action<string> taskChanged, CancellationToken cancellationToken) =>
+        client.System.MonitorEventsAsync(new ContainerEventsParameters
+        {
+            Filters = new Dictionary<string, IDictionary<string, bool>>
+            {
+                ["type"] = new Dictionary<string, bool> { ["container"] = true },
+                ["label"] = new Dictionary<string, bool> { [$"{ContainerSpec.InstanceLabel}={containerInstanceArn}"] = true },
+            },
+        }, new Inline<Message>(message =>
+        {
+            if (message.Actor?.Attributes?.TryGetValue(ContainerSpec.TaskArnLabel, out var taskArn) == true)
+            {
+                taskChanged(taskArn);
+            }
+        }), cancellationToken);
+
     public void Dispose() => client.Dispose();
+
+    /// <summary>Reports on the reading thread, in order (Progress would post each to the thread pool).</summary>
+    private sealed class Inline<T>(Action<T> report) : IProgress<T>
+    {
+        public void Report(T value) => report(value);
+    }
 
     private static (string Name, string Tag) SplitTag(string image)
     {

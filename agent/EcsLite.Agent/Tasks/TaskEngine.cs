@@ -14,6 +14,7 @@ public sealed partial class TaskEngine(DockerRuntime docker, TaskStore store, Ag
 {
     private readonly ConcurrentDictionary<string, (TaskSupervisor Supervisor, Task Running)> _tasks = new(StringComparer.Ordinal);
     private readonly CancellationTokenSource _stopping = new();
+    private Task? _watching;
 
     /// <summary>Every change of every task's state, in the order the supervisors saw them.</summary>
     public event Action<TaskStateChange>? Changed;
@@ -64,12 +65,52 @@ public sealed partial class TaskEngine(DockerRuntime docker, TaskStore store, Ag
     public async ValueTask DisposeAsync()
     {
         await _stopping.CancelAsync();
-        await Task.WhenAll(_tasks.Values.Select(t => t.Running)).ContinueWith(_ => { }, TaskScheduler.Default);
+        await Task.WhenAll(_tasks.Values.Select(t => t.Running).Append(_watching ?? Task.CompletedTask)).ContinueWith(_ => { }, TaskScheduler.Default);
         docker.Dispose();
+    }
+
+    /// <summary>
+    /// One Docker event stream for the whole host wakes the supervisor of the task an event is about.
+    /// If the stream breaks (Docker restarted), every supervisor looks again once it is back.
+    /// </summary>
+    private async Task WatchAsync(string containerInstanceArn, CancellationToken cancellationToken)
+    {
+        var attempt = 0;
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            try
+            {
+                var watching = docker.WatchAsync(containerInstanceArn, taskArn =>
+                {
+                    if (_tasks.TryGetValue(taskArn, out var task))
+                    {
+                        task.Supervisor.Wake();
+                    }
+                }, cancellationToken);
+                foreach (var task in _tasks.Values)
+                {
+                    task.Supervisor.Wake();
+                }
+
+                await watching;
+                attempt = 0;
+            }
+            catch (Exception) when (cancellationToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception e)
+            {
+                LogEventsLost(logger, e.Message);
+            }
+
+            await Task.Delay(Backoff.Delay(attempt++, Random.Shared.NextDouble()), time, cancellationToken).ContinueWith(_ => { }, TaskScheduler.Default);
+        }
     }
 
     private void Start(DesiredTask task, string containerInstanceArn, string cluster, IReadOnlyDictionary<string, string>? adopted = null)
     {
+        _watching ??= WatchAsync(containerInstanceArn, _stopping.Token);
         var definition = task.TaskDefinition;
         var networkMode = definition.HasNetworkMode ? definition.NetworkMode : "bridge";
         var taskId = task.TaskArn[(task.TaskArn.LastIndexOf('/') + 1)..];
@@ -121,6 +162,9 @@ public sealed partial class TaskEngine(DockerRuntime docker, TaskStore store, Ag
 
     /// <summary>Task-level cpu and memory arrive in registered (numeric) form.</summary>
     private static int? Units(string? value) => int.TryParse(value, System.Globalization.CultureInfo.InvariantCulture, out var units) ? units : null;
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Docker's event stream broke ({Reason}); reconnecting, and polling meanwhile")]
+    private static partial void LogEventsLost(ILogger logger, string reason);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Task {TaskArn} runs without its task-level cgroup limits: {Reason}")]
     private static partial void LogNoCgroup(ILogger logger, string taskArn, string reason);

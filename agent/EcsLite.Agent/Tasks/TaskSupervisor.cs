@@ -14,7 +14,10 @@ namespace EcsLite.Agent.Tasks;
 /// </summary>
 public sealed partial class TaskSupervisor
 {
-    private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(500);
+    // Docker's events wake the supervisor at once; the poll only covers events missed while the
+    // event stream reconnects.
+    private static readonly TimeSpan PollInterval = TimeSpan.FromSeconds(5);
+    private const int MaxPassesWithoutWaiting = 16;
 
     private readonly DockerRuntime _docker;
     private readonly AgentSettings _settings;
@@ -65,18 +68,30 @@ public sealed partial class TaskSupervisor
             _stoppingAt ??= _time.GetUtcNow();
         }
 
-        _wake.Release();
+        Wake();
+    }
+
+    /// <summary>Something about the task's containers changed (a Docker event): look again now.</summary>
+    public void Wake()
+    {
+        if (_wake.CurrentCount == 0)
+        {
+            _wake.Release();
+        }
     }
 
     public async Task RunAsync(CancellationToken cancellationToken)
     {
         await PrepareNetworkAsync(cancellationToken);
         await AdoptAsync(cancellationToken);
+        var passesWithoutWaiting = 0;
         while (!cancellationToken.IsCancellationRequested)
         {
+            var acted = false;
             foreach (var action in TaskStateMachine.Next(_state, _time.GetUtcNow()))
             {
                 await ExecuteAsync(action, cancellationToken);
+                acted = true;
             }
 
             await RefreshAsync(cancellationToken);
@@ -96,7 +111,14 @@ public sealed partial class TaskSupervisor
             }
 
             Report();
-            await _wake.WaitAsync(PollInterval, cancellationToken);
+
+            // A pass that did something goes straight on to the next step (pull, create, start); the
+            // bound keeps a step that never takes effect from spinning.
+            if (!acted || ++passesWithoutWaiting > MaxPassesWithoutWaiting)
+            {
+                passesWithoutWaiting = 0;
+                await _wake.WaitAsync(PollInterval, cancellationToken);
+            }
         }
     }
 
