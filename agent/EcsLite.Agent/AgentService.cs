@@ -87,6 +87,10 @@ public sealed partial class AgentService : IHostedService, IAgentRuntime
         return Task.CompletedTask;
     }
 
+    public IAsyncEnumerable<LogChunk> LogsAsync(LogRequest request, CancellationToken cancellationToken) =>
+        _tasks?.LogsAsync(request, cancellationToken)
+            ?? throw new LogsUnavailableException($"ResourceNotFoundException: task {request.TaskArn} is not on this host");
+
     /// <summary>Kept out of line so the Docker client's assemblies load only when there is a task.</summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
     private TaskEngine CreateEngine()

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Net.Sockets;
 using System.Threading.Channels;
 using EcsLite.Agent.Core;
@@ -18,7 +19,16 @@ public interface IAgentRuntime
 
     /// <summary>Applies a desired task set; the set is acknowledged once this returns.</summary>
     Task ApplyAsync(DesiredTaskSet desired, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// A container's logs in chunks (events, and the awslogs names in the first); ends when the logs
+    /// do, or with <see cref="LogsUnavailableException"/> when there are none to read.
+    /// </summary>
+    IAsyncEnumerable<LogChunk> LogsAsync(LogRequest request, CancellationToken cancellationToken);
 }
+
+/// <summary>Why a log request cannot be served, in ECS's words ("ResourceNotFoundException: ...").</summary>
+public sealed class LogsUnavailableException(string message) : Exception(message);
 
 /// <summary>
 /// The agent's end of the agent channel: dials a coordinator, says hello, keeps the stream with
@@ -123,6 +133,7 @@ public sealed partial class CoordinatorConnection(
         using var call = new AgentChannel.AgentChannelClient(channel).Connect(cancellationToken: session.Token);
         var outbox = Channel.CreateBounded<AgentMessage>(new BoundedChannelOptions(64) { SingleReader = true });
         var writer = WriteAsync(call.RequestStream, outbox.Reader, session.Token);
+        var logRequests = new ConcurrentDictionary<ulong, CancellationTokenSource>();
         Task heartbeats = Task.CompletedTask;
         try
         {
@@ -150,10 +161,25 @@ public sealed partial class CoordinatorConnection(
             while (await call.ResponseStream.MoveNext(session.Token))
             {
                 var message = call.ResponseStream.Current;
-                if (message.KindCase == CoordinatorMessage.KindOneofCase.DesiredTasks)
+                switch (message.KindCase)
                 {
-                    await runtime.ApplyAsync(message.DesiredTasks, session.Token);
-                    await outbox.Writer.WriteAsync(new AgentMessage { Ack = new Acknowledgement { Sequence = message.DesiredTasks.Sequence } }, session.Token);
+                    case CoordinatorMessage.KindOneofCase.DesiredTasks:
+                        await runtime.ApplyAsync(message.DesiredTasks, session.Token);
+                        await outbox.Writer.WriteAsync(new AgentMessage { Ack = new Acknowledgement { Sequence = message.DesiredTasks.Sequence } }, session.Token);
+                        break;
+                    case CoordinatorMessage.KindOneofCase.LogRequest:
+                        var request = message.LogRequest;
+                        var serving = CancellationTokenSource.CreateLinkedTokenSource(session.Token);
+                        if (logRequests.TryAdd(request.RequestId, serving))
+                        {
+                            _ = ServeLogsAsync(request, outbox.Writer, serving, logRequests);
+                        }
+
+                        break;
+                    case CoordinatorMessage.KindOneofCase.LogCancel when logRequests.TryRemove(message.LogCancel.RequestId, out var cancelled):
+                        await cancelled.CancelAsync();
+                        cancelled.Dispose();
+                        break;
                 }
             }
 
@@ -165,6 +191,44 @@ public sealed partial class CoordinatorConnection(
             outbox.Writer.TryComplete();
             await session.CancelAsync();
             await Task.WhenAll(writer, heartbeats).ContinueWith(_ => { }, TaskScheduler.Default);
+        }
+    }
+
+    /// <summary>
+    /// Streams one log request's chunks with the stream's backpressure, then a last chunk with end set
+    /// (and the error, if any). A cancelled request (LogCancel, or the session ending) sends nothing more.
+    /// </summary>
+    private async Task ServeLogsAsync(LogRequest request, ChannelWriter<AgentMessage> outbox, CancellationTokenSource serving,
+        ConcurrentDictionary<ulong, CancellationTokenSource> requests)
+    {
+        var last = new LogChunk { RequestId = request.RequestId, End = true };
+        try
+        {
+            try
+            {
+                await foreach (var chunk in runtime.LogsAsync(request, serving.Token))
+                {
+                    chunk.RequestId = request.RequestId;
+                    await outbox.WriteAsync(new AgentMessage { LogChunk = chunk }, serving.Token);
+                }
+            }
+            catch (Exception e) when (!serving.IsCancellationRequested)
+            {
+                last.Error = e is LogsUnavailableException ? e.Message : $"ServerException: {e.Message}";
+            }
+
+            await outbox.WriteAsync(new AgentMessage { LogChunk = last }, serving.Token);
+        }
+        catch (Exception) when (serving.IsCancellationRequested)
+        {
+        }
+        finally
+        {
+            // Whoever takes the request out of the table disposes it (here, or the LogCancel handler).
+            if (requests.TryRemove(request.RequestId, out _))
+            {
+                serving.Dispose();
+            }
         }
     }
 

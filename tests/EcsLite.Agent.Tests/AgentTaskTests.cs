@@ -200,6 +200,75 @@ public sealed class AgentTaskTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Logs_are_read_over_the_channel_with_tail_and_follow_and_stay_readable_after_the_task_stops()
+    {
+        var definition = Definition($$"""
+            {
+              "family": "logger",
+              "containerDefinitions": [
+                { "name": "app", "image": "{{LocalImages.Busybox}}", "memory": 32,
+                  "command": ["sh", "-c", "i=0; while [ $i -lt 12 ]; do i=$((i+1)); echo line $i; echo oops $i >&2; sleep 0.5; done"],
+                  "logConfiguration": { "logDriver": "awslogs", "options": { "awslogs-group": "/ecs/logger", "awslogs-region": "us-east-1", "awslogs-stream-prefix": "ecs" } } },
+                { "name": "quiet", "image": "{{LocalImages.Busybox}}", "memory": 32, "essential": false, "command": ["sleep", "300"] }
+              ]
+            }
+            """);
+        var arn = NewTaskArn();
+        var taskId = arn[(arn.LastIndexOf('/') + 1)..];
+        await _coordinator.WantAsync(arn, "RUNNING", definition);
+        await _coordinator.WaitForAsync(arn, r => r.LastStatus == "RUNNING", TimeSpan.FromSeconds(30));
+
+        // Follow from the last 2 lines: the lines written later arrive on the same stream, in order.
+        var followed = new List<LogEvent>();
+        LogChunk? first = null;
+        using (var enough = new CancellationTokenSource(TimeSpan.FromSeconds(30)))
+        {
+            await foreach (var chunk in _coordinator.LogsAsync(new LogRequest { TaskArn = arn, ContainerName = "app", Tail = 2, Follow = true }, enough.Token))
+            {
+                first ??= chunk;
+                Assert.Empty(chunk.Error);
+                followed.AddRange(chunk.Events);
+                if (followed.Any(e => e.Message == "line 12"))
+                {
+                    break;
+                }
+            }
+        }
+
+        Assert.Equal("/ecs/logger", first!.LogGroupName);
+        Assert.Equal($"ecs/app/{taskId}", first.LogStreamName);
+        var stdout = followed.Where(e => e.Source == "stdout").Select(e => int.Parse(e.Message["line ".Length..], System.Globalization.CultureInfo.InvariantCulture)).ToList();
+        Assert.Equal(Enumerable.Range(stdout[0], stdout.Count), stdout); // no gaps, no repeats
+        Assert.True(stdout[0] < 10, $"following began at line {stdout[0]}, so no line arrived by following");
+        Assert.Contains(followed, e => e.Source == "stderr" && e.Message.StartsWith("oops ", StringComparison.Ordinal));
+        Assert.All(followed, e => Assert.True(Math.Abs((DateTimeOffset.UtcNow - e.Timestamp.ToDateTimeOffset()).TotalMinutes) < 2));
+
+        // The essential container ended; its logs stay readable (without follow the stream ends by itself).
+        await _coordinator.WaitForAsync(arn, r => r.LastStatus == "STOPPED", TimeSpan.FromSeconds(60));
+        var all = new List<LogEvent>();
+        LogChunk? last = null;
+        await foreach (var chunk in _coordinator.LogsAsync(new LogRequest { TaskArn = arn, ContainerName = "app" }))
+        {
+            all.AddRange(chunk.Events);
+            last = chunk;
+        }
+
+        Assert.True(last!.End);
+        Assert.Equal(24, all.Count);
+        Assert.Equal("line 1", all.First(e => e.Source == "stdout").Message);
+        var tail = await _coordinator.LogsAsync(new LogRequest { TaskArn = arn, ContainerName = "app", Tail = 3 }).SelectMany(c => c.Events.ToAsyncEnumerable()).ToListAsync();
+        // The last 3 of the 4 lines of the last round (stdout and stderr may interleave either way).
+        Assert.Equal(3, tail.Count);
+        Assert.All(tail, e => Assert.Contains(e.Message, new[] { "line 11", "oops 11", "line 12", "oops 12" }));
+
+        // Asking for what is not there is answered with ECS's error words.
+        var unnamed = await _coordinator.LogsAsync(new LogRequest { TaskArn = arn }).LastAsync();
+        Assert.StartsWith("InvalidParameterException: containerName", unnamed.Error, StringComparison.Ordinal);
+        var unknown = await _coordinator.LogsAsync(new LogRequest { TaskArn = arn + "0", ContainerName = "app" }).LastAsync();
+        Assert.StartsWith("ResourceNotFoundException", unknown.Error, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task An_image_that_cannot_be_pulled_stops_the_task_with_CannotPullContainerError()
     {
         var definition = Definition("""

@@ -76,5 +76,8 @@ internal static class AgentFleetBenchmark
         public HostUsage Usage() => new() { CpuPercent = 1, MemoryUsedMiB = 512, MemoryAvailableMiB = 7680 };
 
         public Task ApplyAsync(DesiredTaskSet desired, CancellationToken cancellationToken) => Task.CompletedTask;
+
+        public IAsyncEnumerable<LogChunk> LogsAsync(LogRequest request, CancellationToken cancellationToken) =>
+            throw new LogsUnavailableException("ResourceNotFoundException: a simulated host runs no tasks");
     }
 }

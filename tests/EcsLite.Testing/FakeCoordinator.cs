@@ -21,7 +21,8 @@ public sealed class FakeCoordinator : IAsyncDisposable
     public const string InstanceArn = "arn:aws:ecs:local:000000000000:container-instance/default/fakecoordinator";
 
     private readonly WebApplication _app;
-    private readonly Channel<DesiredTaskSet> _pushes = Channel.CreateUnbounded<DesiredTaskSet>();
+    private readonly Channel<CoordinatorMessage> _pushes = Channel.CreateUnbounded<CoordinatorMessage>();
+    private readonly ConcurrentDictionary<ulong, Channel<LogChunk>> _logRequests = new();
     private readonly ConcurrentDictionary<string, DesiredTask> _wanted = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, List<TaskStateChange>> _reports = new(StringComparer.Ordinal);
     private long _sequence;
@@ -55,7 +56,40 @@ public sealed class FakeCoordinator : IAsyncDisposable
     {
         var task = new DesiredTask { TaskArn = taskArn, DesiredStatus = desiredStatus, TaskDefinition = definition };
         _wanted[taskArn] = task;
-        await _pushes.Writer.WriteAsync(new DesiredTaskSet { Full = false, Tasks = { task } });
+        await _pushes.Writer.WriteAsync(new CoordinatorMessage { DesiredTasks = new DesiredTaskSet { Full = false, Tasks = { task } } });
+    }
+
+    /// <summary>
+    /// Asks the agent for a container's logs over the channel and yields the chunks it answers with,
+    /// up to the one marked end; leaving early sends a LogCancel.
+    /// </summary>
+    public async IAsyncEnumerable<LogChunk> LogsAsync(LogRequest request, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        request.RequestId = (ulong)Interlocked.Increment(ref _sequence);
+        var chunks = Channel.CreateUnbounded<LogChunk>();
+        _logRequests[request.RequestId] = chunks;
+        await _pushes.Writer.WriteAsync(new CoordinatorMessage { LogRequest = request }, cancellationToken);
+        var ended = false;
+        try
+        {
+            await foreach (var chunk in chunks.Reader.ReadAllAsync(cancellationToken))
+            {
+                ended = chunk.End;
+                yield return chunk;
+                if (ended)
+                {
+                    yield break;
+                }
+            }
+        }
+        finally
+        {
+            _logRequests.TryRemove(request.RequestId, out _);
+            if (!ended)
+            {
+                _pushes.Writer.TryWrite(new CoordinatorMessage { LogCancel = new LogCancel { RequestId = request.RequestId } });
+            }
+        }
     }
 
     /// <summary>Stops wanting a task without saying so: only the next full desired set (on reconnect) leaves it out.</summary>
@@ -124,14 +158,23 @@ public sealed class FakeCoordinator : IAsyncDisposable
                     {
                         coordinator.Record(requestStream.Current.TaskStateChange);
                     }
+                    else if (requestStream.Current.KindCase == AgentMessage.KindOneofCase.LogChunk
+                        && coordinator._logRequests.TryGetValue(requestStream.Current.LogChunk.RequestId, out var chunks))
+                    {
+                        chunks.Writer.TryWrite(requestStream.Current.LogChunk);
+                    }
                 }
             });
             try
             {
                 await foreach (var push in coordinator._pushes.Reader.ReadAllAsync(context.CancellationToken))
                 {
-                    push.Sequence = (ulong)Interlocked.Increment(ref coordinator._sequence);
-                    await responseStream.WriteAsync(new CoordinatorMessage { DesiredTasks = push });
+                    if (push.DesiredTasks is { } desired)
+                    {
+                        desired.Sequence = (ulong)Interlocked.Increment(ref coordinator._sequence);
+                    }
+
+                    await responseStream.WriteAsync(push);
                 }
             }
             catch (OperationCanceledException)

@@ -1,4 +1,9 @@
 using System.Globalization;
+using System.Runtime.CompilerServices;
+using System.Text;
+using System.Threading.Channels;
+using EcsLite.Api.V1;
+using Google.Protobuf.WellKnownTypes;
 using Docker.DotNet;
 using Docker.DotNet.Models;
 
@@ -184,6 +189,108 @@ public sealed class DockerRuntime(IDockerClient client) : IDisposable
                 taskChanged(taskArn);
             }
         }), cancellationToken);
+
+    /// <summary>
+    /// A container's log lines from Docker (which keeps them size-bounded), in batches of whatever has
+    /// arrived, oldest first; with follow, until the container stops.
+    /// </summary>
+    public async IAsyncEnumerable<IReadOnlyList<LogEvent>> LogsAsync(string id, bool tty, int? tail, bool follow, DateTimeOffset? since,
+        [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        using var stream = await client.Containers.GetContainerLogsAsync(id, tty, new ContainerLogsParameters
+        {
+            ShowStdout = true,
+            ShowStderr = true,
+            Timestamps = true,
+            Follow = follow,
+            Tail = tail is { } lines ? Math.Max(lines, 0).ToString(CultureInfo.InvariantCulture) : "all",
+            Since = since is { } from ? (from.ToUnixTimeMilliseconds() / 1000.0).ToString("0.000", CultureInfo.InvariantCulture) : null,
+        }, cancellationToken);
+        var events = Channel.CreateBounded<LogEvent>(new BoundedChannelOptions(1024) { SingleReader = true, SingleWriter = true });
+        var reading = ReadLinesAsync(stream, events.Writer, cancellationToken);
+        while (await events.Reader.WaitToReadAsync(cancellationToken))
+        {
+            var batch = new List<LogEvent>();
+            while (batch.Count < 500 && events.Reader.TryRead(out var logEvent))
+            {
+                batch.Add(logEvent);
+            }
+
+            yield return batch;
+        }
+
+        await reading;
+    }
+
+    /// <summary>Splits Docker's frames into lines ("&lt;RFC 3339 time&gt; &lt;text&gt;"), per stream.</summary>
+    private static async Task ReadLinesAsync(MultiplexedStream stream, ChannelWriter<LogEvent> events, CancellationToken cancellationToken)
+    {
+        var buffer = new byte[16 * 1024];
+        var partial = new Dictionary<MultiplexedStream.TargetStream, StringBuilder>();
+        try
+        {
+            while (true)
+            {
+                var read = await stream.ReadOutputAsync(buffer, 0, buffer.Length, cancellationToken);
+                if (read.EOF)
+                {
+                    break;
+                }
+
+                var text = Encoding.UTF8.GetString(buffer, 0, read.Count);
+                var line = partial.TryGetValue(read.Target, out var pending) ? pending : partial[read.Target] = new StringBuilder();
+                foreach (var c in text)
+                {
+                    if (c != '\n')
+                    {
+                        line.Append(c);
+                        continue;
+                    }
+
+                    await events.WriteAsync(LogLine(line.ToString(), read.Target), cancellationToken);
+                    line.Clear();
+                }
+            }
+
+            foreach (var (target, rest) in partial.Where(p => p.Value.Length > 0))
+            {
+                await events.WriteAsync(LogLine(rest.ToString(), target), cancellationToken);
+            }
+
+            events.TryComplete();
+        }
+        catch (Exception e)
+        {
+            events.TryComplete(e);
+        }
+    }
+
+    private static LogEvent LogLine(string line, MultiplexedStream.TargetStream target)
+    {
+        var space = line.IndexOf(' ', StringComparison.Ordinal);
+        var time = space > 0 ? Rfc3339(line[..space]) : null;
+        return new LogEvent
+        {
+            Timestamp = time,
+            Message = (time is null ? line : line[(space + 1)..]).TrimEnd('\r'),
+            Source = target == MultiplexedStream.TargetStream.StandardError ? "stderr" : "stdout",
+        };
+    }
+
+    /// <summary>Docker's timestamps have nanoseconds, more than DateTimeOffset parses.</summary>
+    private static Timestamp? Rfc3339(string text)
+    {
+        var dot = text.IndexOf('.', StringComparison.Ordinal);
+        var seconds = dot > 0 ? text[..dot] + "Z" : text;
+        if (!DateTimeOffset.TryParseExact(seconds, "yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var whole))
+        {
+            return null;
+        }
+
+        var fraction = dot > 0 ? new string([.. text[(dot + 1)..].TakeWhile(char.IsAsciiDigit)]) : "";
+        var nanos = fraction.Length == 0 ? 0 : int.Parse(fraction.PadRight(9, '0')[..9], CultureInfo.InvariantCulture);
+        return new Timestamp { Seconds = whole.ToUnixTimeSeconds(), Nanos = nanos };
+    }
 
     public void Dispose() => client.Dispose();
 

@@ -62,6 +62,31 @@ public sealed partial class TaskEngine(DockerRuntime docker, TaskStore store, Ag
         }
     }
 
+    /// <summary>A container's logs, while the agent keeps the task (until its cleanup after STOPPED).</summary>
+    public async IAsyncEnumerable<LogChunk> LogsAsync(LogRequest request, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        if (!_tasks.TryGetValue(request.TaskArn, out var task))
+        {
+            throw new LogsUnavailableException($"ResourceNotFoundException: task {request.TaskArn} is not on this host, or its containers were already cleaned up");
+        }
+
+        var (id, tty, group, stream) = task.Supervisor.LogSource(request.ContainerName);
+        var first = new LogChunk { LogGroupName = group ?? "", LogStreamName = stream ?? "" };
+        var since = request.Since?.ToDateTimeOffset();
+        await foreach (var batch in docker.LogsAsync(id, tty, request.HasTail ? request.Tail : null, request.Follow, since, cancellationToken))
+        {
+            var chunk = first ?? new LogChunk();
+            first = null;
+            chunk.Events.Add(batch);
+            yield return chunk;
+        }
+
+        if (first is not null)
+        {
+            yield return first;
+        }
+    }
+
     public async ValueTask DisposeAsync()
     {
         await _stopping.CancelAsync();

@@ -27,7 +27,7 @@ public sealed partial class TaskSupervisor
     private readonly TaskContext _context;
     private readonly Action<TaskStateChange> _report;
     private readonly SemaphoreSlim _wake = new(0);
-    private readonly Dictionary<string, string> _runtimeIds = new(StringComparer.Ordinal);
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, string> _runtimeIds = new(StringComparer.Ordinal);
     private readonly Dictionary<string, ContainerFacts> _facts = new(StringComparer.Ordinal);
     private TaskState _state;
     private string _stopCode = "";
@@ -69,6 +69,35 @@ public sealed partial class TaskSupervisor
         }
 
         Wake();
+    }
+
+    /// <summary>
+    /// Where a container's logs are: its Docker container, whether it has a TTY (raw, not multiplexed
+    /// output), and for awslogs the group and stream ECS would name (`prefix/container/task-id`).
+    /// </summary>
+    public (string RuntimeId, bool Tty, string? Group, string? Stream) LogSource(string containerName)
+    {
+        var containers = _definition.ContainerDefinitions;
+        var container = containerName.Length == 0 && containers.Count == 1
+            ? containers[0]
+            : containers.FirstOrDefault(c => c.Name == containerName)
+                ?? throw new LogsUnavailableException(containerName.Length == 0
+                    ? $"InvalidParameterException: containerName: the task has {containers.Count} containers ({string.Join(", ", containers.Select(c => c.Name))}); name one"
+                    : $"InvalidParameterException: containerName: the task has no container named '{containerName}'");
+        if (!_runtimeIds.TryGetValue(container.Name, out var id))
+        {
+            throw new LogsUnavailableException($"ResourceNotFoundException: container '{container.Name}' has not been created yet, so it has no logs");
+        }
+
+        string? group = null, stream = null;
+        if (container.LogConfiguration is { LogDriver: "awslogs" } awslogs)
+        {
+            group = awslogs.Options.GetValueOrDefault("awslogs-group");
+            var prefix = awslogs.Options.GetValueOrDefault("awslogs-stream-prefix");
+            stream = $"{(string.IsNullOrEmpty(prefix) ? "" : prefix + "/")}{container.Name}/{_context.TaskId}";
+        }
+
+        return (id, container.HasPseudoTerminal && container.PseudoTerminal, group, stream);
     }
 
     /// <summary>Something about the task's containers changed (a Docker event): look again now.</summary>
