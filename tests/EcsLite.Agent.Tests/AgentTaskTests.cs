@@ -23,6 +23,7 @@ public sealed class AgentTaskTests : IAsyncLifetime
             ["ECSLITE_HOST_PORT_ADDRESS"] = "127.0.0.1",
             ["ECS_IMAGE_PULL_BEHAVIOR"] = "prefer-cached", // the images are local; nothing is pulled from outside
             ["ECS_CONTAINER_STOP_TIMEOUT"] = "2s",
+            ["ECS_ENGINE_TASK_CLEANUP_WAIT_DURATION"] = "20s",
         });
         await _agent.WaitJoinedAsync();
     }
@@ -266,6 +267,68 @@ public sealed class AgentTaskTests : IAsyncLifetime
         Assert.StartsWith("InvalidParameterException: containerName", unnamed.Error, StringComparison.Ordinal);
         var unknown = await _coordinator.LogsAsync(new LogRequest { TaskArn = arn + "0", ContainerName = "app" }).LastAsync();
         Assert.StartsWith("ResourceNotFoundException", unknown.Error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Docker_volumes_get_their_driver_options_and_labels_by_scope_and_task_scoped_ones_go_at_cleanup()
+    {
+        var shared = $"ecslite-test-{Guid.NewGuid():N}";
+        var definition = Definition($$"""
+            {
+              "family": "volumes",
+              "containerDefinitions": [{
+                "name": "app", "image": "{{LocalImages.Busybox}}", "memory": 32,
+                "command": ["sh", "-c", "grep -q ' /scratch tmpfs ' /proc/mounts && echo kept > /shared/note && sleep 300"],
+                "mountPoints": [{ "sourceVolume": "scratch", "containerPath": "/scratch" }, { "sourceVolume": "{{shared}}", "containerPath": "/shared" }]
+              }],
+              "volumes": [
+                { "name": "scratch", "dockerVolumeConfiguration": { "scope": "task", "driver": "local",
+                  "driverOpts": { "type": "tmpfs", "device": "tmpfs", "o": "size=2m" }, "labels": { "team": "a" } } },
+                { "name": "{{shared}}", "dockerVolumeConfiguration": { "scope": "shared", "autoprovision": true, "labels": { "team": "b" } } }
+              ]
+            }
+            """);
+        var arn = NewTaskArn();
+        var taskVolume = $"ecs-volumes-1-scratch-{arn[(arn.LastIndexOf('/') + 1)..]}";
+        try
+        {
+            await _coordinator.WantAsync(arn, "RUNNING", definition);
+            await _coordinator.WaitForAsync(arn, r => r.LastStatus == "RUNNING", TimeSpan.FromSeconds(30));
+            var (_, scratch) = await ProcessRunner.RunAsync("docker", ["volume", "inspect", "--format", "{{json .Labels}} {{json .Options}}", taskVolume]);
+            Assert.Contains("\"team\":\"a\"", scratch, StringComparison.Ordinal);
+            Assert.Contains($"\"com.amazonaws.ecs.task-arn\":\"{arn}\"", scratch, StringComparison.Ordinal);
+            Assert.Contains("\"type\":\"tmpfs\"", scratch, StringComparison.Ordinal);
+            var (_, sharedLabels) = await ProcessRunner.RunAsync("docker", ["volume", "inspect", "--format", "{{json .Labels}}", shared]);
+            Assert.Contains("\"team\":\"b\"", sharedLabels, StringComparison.Ordinal);
+
+            // A shared volume that is not there and may not be made: the task fails to start, as ECS's does.
+            var strict = Definition($$"""
+                {
+                  "family": "strict-volume",
+                  "containerDefinitions": [{ "name": "app", "image": "{{LocalImages.Busybox}}", "memory": 32, "command": ["sleep", "300"],
+                    "mountPoints": [{ "sourceVolume": "{{shared}}-absent", "containerPath": "/data" }] }],
+                  "volumes": [{ "name": "{{shared}}-absent", "dockerVolumeConfiguration": { "scope": "shared", "autoprovision": false } }]
+                }
+                """);
+            var strictArn = NewTaskArn();
+            await _coordinator.WantAsync(strictArn, "RUNNING", strict);
+            var failed = await _coordinator.WaitForAsync(strictArn, r => r.LastStatus == "STOPPED", TimeSpan.FromSeconds(30));
+            Assert.Equal("TaskFailedToStart", failed.StopCode);
+            Assert.StartsWith("CannotCreateContainerError:", failed.StoppedReason, StringComparison.Ordinal);
+            Assert.Contains("autoprovision", failed.StoppedReason, StringComparison.Ordinal);
+
+            // After the cleanup wait the task-scoped volume goes with the containers; the shared one stays, with its data.
+            await _coordinator.WantAsync(arn, "STOPPED", definition);
+            await _coordinator.WaitForAsync(arn, r => r.LastStatus == "STOPPED", TimeSpan.FromSeconds(30));
+            await Eventually.HoldsAsync(async () => (await ProcessRunner.RunAsync("docker", ["volume", "ls", "-q"])).Output.Contains(taskVolume, StringComparison.Ordinal) is false,
+                TimeSpan.FromSeconds(60), "the task-scoped volume removed at cleanup");
+            var (_, note) = await ProcessRunner.RunAsync("docker", ["run", "--rm", "-v", $"{shared}:/shared", LocalImages.Busybox, "cat", "/shared/note"]);
+            Assert.Equal("kept", note.Trim());
+        }
+        finally
+        {
+            await ProcessRunner.RunAsync("docker", ["volume", "rm", "-f", shared]);
+        }
     }
 
     [Fact]

@@ -135,6 +135,33 @@ public sealed class DockerRuntime(IDockerClient client) : IDisposable
             },
         }, cancellationToken);
 
+    /// <summary>The driver of a Docker volume, or null when there is no volume of that name.</summary>
+    public async Task<string?> VolumeDriverAsync(string name, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return (await client.Volumes.InspectAsync(name, cancellationToken)).Driver;
+        }
+        catch (DockerApiException e) when (e.StatusCode == System.Net.HttpStatusCode.NotFound)
+        {
+            return null;
+        }
+    }
+
+    public Task CreateVolumeAsync(string name, string driver, IDictionary<string, string> options, IDictionary<string, string> labels, CancellationToken cancellationToken) =>
+        client.Volumes.CreateAsync(new VolumesCreateParameters { Name = name, Driver = driver, DriverOpts = options, Labels = labels }, cancellationToken);
+
+    public async Task RemoveVolumeAsync(string name, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await client.Volumes.RemoveAsync(name, force: true, cancellationToken);
+        }
+        catch (DockerApiException e) when (e.StatusCode == System.Net.HttpStatusCode.NotFound)
+        {
+        }
+    }
+
     /// <summary>A bridge network of the task's own (awsvpc), labelled with the task.</summary>
     public async Task EnsureNetworkAsync(string name, string taskArn, CancellationToken cancellationToken)
     {

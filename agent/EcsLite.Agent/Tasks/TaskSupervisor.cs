@@ -175,6 +175,7 @@ public sealed partial class TaskSupervisor
             case TaskAction.Create create:
                 try
                 {
+                    await PrepareVolumesAsync(Definition(create.Container), cancellationToken);
                     var parameters = ContainerSpec.Build(_context, Definition(create.Container), Names());
                     if (_context.TaskNetwork is { } network)
                     {
@@ -187,7 +188,7 @@ public sealed partial class TaskSupervisor
                     _runtimeIds[create.Container] = await _docker.CreateAsync(parameters, cancellationToken);
                     Set(create.Container, c => c with { Known = ContainerStatus.Created, CreatedAt = _time.GetUtcNow() });
                 }
-                catch (Exception e) when (e is global::Docker.DotNet.DockerApiException or ArgumentException)
+                catch (Exception e) when (e is global::Docker.DotNet.DockerApiException or ArgumentException or InvalidOperationException)
                 {
                     Fail(create.Container, TaskStateMachine.TaskFailedToStart, $"CannotCreateContainerError: {Message(e)}");
                 }
@@ -247,6 +248,55 @@ public sealed partial class TaskSupervisor
         foreach (var id in _runtimeIds.Values)
         {
             await _docker.RemoveAsync(id, cancellationToken);
+        }
+
+        foreach (var volume in _definition.Volumes.Where(v => v.Host is not { HasSourcePath: true } && v.DockerVolumeConfiguration is not { Scope: "shared" }))
+        {
+            await _docker.RemoveVolumeAsync(ContainerSpec.VolumeName(_context, volume), cancellationToken);
+        }
+    }
+
+    /// <summary>
+    /// The Docker volumes a container mounts, before it is created: a task-scoped one is made with its
+    /// driver, options and labels; a shared one is used if it exists (with the same driver) and made
+    /// only when autoprovision allows. Task volumes without any configuration are made by Docker.
+    /// </summary>
+    private async Task PrepareVolumesAsync(ContainerDefinition container, CancellationToken cancellationToken)
+    {
+        foreach (var mount in container.MountPoints)
+        {
+            var volume = _context.Volumes.FirstOrDefault(v => v.Name == mount.SourceVolume);
+            if (volume?.DockerVolumeConfiguration is not { } configuration)
+            {
+                continue;
+            }
+
+            var name = ContainerSpec.VolumeName(_context, volume);
+            var driver = configuration.HasDriver ? configuration.Driver : "local";
+            var existing = await _docker.VolumeDriverAsync(name, cancellationToken);
+            var shared = configuration.Scope == "shared";
+            if (existing is not null)
+            {
+                if (shared && configuration.HasDriver && existing != driver)
+                {
+                    throw new InvalidOperationException($"shared volume '{name}' exists with driver '{existing}', the task definition asks for '{driver}'");
+                }
+
+                continue;
+            }
+
+            if (shared && !(configuration.HasAutoprovision && configuration.Autoprovision))
+            {
+                throw new InvalidOperationException($"shared volume '{name}' does not exist and autoprovision is false");
+            }
+
+            var labels = new Dictionary<string, string>(configuration.Labels, StringComparer.Ordinal);
+            if (!shared)
+            {
+                labels[ContainerSpec.TaskArnLabel] = TaskArn;
+            }
+
+            await _docker.CreateVolumeAsync(name, driver, configuration.DriverOpts, labels, cancellationToken);
         }
     }
 
