@@ -45,6 +45,18 @@ public sealed record AgentSettings
     /// <summary>ECS_IMAGE_PULL_BEHAVIOR: default, always, once or prefer-cached.</summary>
     public string ImagePullBehavior { get; init; } = "default";
 
+    /// <summary>ECS_DISABLE_IMAGE_CLEANUP: keep every image the agent pulled.</summary>
+    public bool ImageCleanupDisabled { get; init; }
+
+    /// <summary>ECS_IMAGE_CLEANUP_INTERVAL: how often unused images are looked for.</summary>
+    public TimeSpan ImageCleanupInterval { get; init; } = TimeSpan.FromMinutes(30);
+
+    /// <summary>ECS_IMAGE_MINIMUM_CLEANUP_AGE: how long an image must have been unused before it goes.</summary>
+    public TimeSpan ImageMinimumCleanupAge { get; init; } = TimeSpan.FromHours(1);
+
+    /// <summary>ECS_NUM_IMAGES_DELETE_PER_CYCLE: at most this many images go per cleanup.</summary>
+    public int ImagesDeletedPerCycle { get; init; } = 5;
+
     /// <summary>ECSLITE_HOST_PORT_ADDRESS: the host address tasks' ports are published on (ECS: all addresses).</summary>
     public string HostPortAddress { get; init; } = "0.0.0.0";
 
@@ -148,6 +160,31 @@ public sealed record AgentSettings
         if (values.TryGetValue("ECS_IMAGE_PULL_BEHAVIOR", out var pull))
         {
             settings = settings with { ImagePullBehavior = PullBehaviors.Contains(pull) ? pull : throw new FormatException($"ECS_IMAGE_PULL_BEHAVIOR '{pull}' is not one of {string.Join(", ", PullBehaviors)}") };
+        }
+
+        if (values.TryGetValue("ECS_DISABLE_IMAGE_CLEANUP", out var disabled))
+        {
+            settings = settings with { ImageCleanupDisabled = bool.TryParse(disabled, out var flag) ? flag : throw new FormatException($"ECS_DISABLE_IMAGE_CLEANUP '{disabled}' is not true or false") };
+        }
+
+        if (values.TryGetValue("ECS_IMAGE_CLEANUP_INTERVAL", out var interval))
+        {
+            settings = settings with { ImageCleanupInterval = GoDuration.Parse(interval, "ECS_IMAGE_CLEANUP_INTERVAL") };
+        }
+
+        if (values.TryGetValue("ECS_IMAGE_MINIMUM_CLEANUP_AGE", out var age))
+        {
+            settings = settings with { ImageMinimumCleanupAge = GoDuration.Parse(age, "ECS_IMAGE_MINIMUM_CLEANUP_AGE") };
+        }
+
+        if (values.TryGetValue("ECS_NUM_IMAGES_DELETE_PER_CYCLE", out var perCycle))
+        {
+            settings = settings with
+            {
+                ImagesDeletedPerCycle = int.TryParse(perCycle, System.Globalization.CultureInfo.InvariantCulture, out var count) && count >= 1
+                    ? count
+                    : throw new FormatException($"ECS_NUM_IMAGES_DELETE_PER_CYCLE '{perCycle}' is not a whole number of at least 1"),
+            };
         }
 
         if (values.TryGetValue("ECSLITE_HOST_PORT_ADDRESS", out var address))

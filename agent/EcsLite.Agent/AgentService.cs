@@ -83,8 +83,7 @@ public sealed partial class AgentService : IHostedService, IAgentRuntime
         }
 
         _tasks ??= CreateEngine();
-        _tasks.Apply(desired, _connection.ContainerInstanceArn ?? "", _connection.Cluster ?? _settings.Cluster);
-        return Task.CompletedTask;
+        return _tasks.ApplyAsync(desired, _connection.ContainerInstanceArn ?? "", _connection.Cluster ?? _settings.Cluster, cancellationToken);
     }
 
     public IAsyncEnumerable<LogChunk> LogsAsync(LogRequest request, CancellationToken cancellationToken) =>

@@ -14,6 +14,10 @@ public class AgentSettingsTests
         Assert.Equal(TimeSpan.FromSeconds(30), settings.ContainerStopTimeout);
         Assert.Equal(TimeSpan.FromHours(3), settings.TaskCleanupWaitDuration);
         Assert.Equal("default", settings.ImagePullBehavior);
+        Assert.False(settings.ImageCleanupDisabled);
+        Assert.Equal(TimeSpan.FromMinutes(30), settings.ImageCleanupInterval);
+        Assert.Equal(TimeSpan.FromHours(1), settings.ImageMinimumCleanupAge);
+        Assert.Equal(5, settings.ImagesDeletedPerCycle);
         Assert.Equal([new Uri("http://127.0.0.1:7430")], settings.Coordinators);
     }
 
@@ -31,6 +35,10 @@ public class AgentSettingsTests
             ECS_CONTAINER_STOP_TIMEOUT=1m30s
             ECS_ENGINE_TASK_CLEANUP_WAIT_DURATION=10m
             ECS_IMAGE_PULL_BEHAVIOR=prefer-cached
+            ECS_DISABLE_IMAGE_CLEANUP=true
+            ECS_IMAGE_CLEANUP_INTERVAL=2h
+            ECS_IMAGE_MINIMUM_CLEANUP_AGE=45m
+            ECS_NUM_IMAGES_DELETE_PER_CYCLE=9
             ECSLITE_COORDINATOR=10.0.0.1:7430, http://10.0.0.2:7430
             """);
         var environment = new Dictionary<string, string> { ["ECS_CLUSTER"] = "from-env", ["PATH"] = "/bin" };
@@ -45,6 +53,10 @@ public class AgentSettingsTests
         Assert.Equal(TimeSpan.FromSeconds(90), fromEnvironment.ContainerStopTimeout);
         Assert.Equal(TimeSpan.FromMinutes(10), fromEnvironment.TaskCleanupWaitDuration);
         Assert.Equal("prefer-cached", fromEnvironment.ImagePullBehavior);
+        Assert.True(fromEnvironment.ImageCleanupDisabled);
+        Assert.Equal(TimeSpan.FromHours(2), fromEnvironment.ImageCleanupInterval);
+        Assert.Equal(TimeSpan.FromMinutes(45), fromEnvironment.ImageMinimumCleanupAge);
+        Assert.Equal(9, fromEnvironment.ImagesDeletedPerCycle);
         Assert.Equal([new Uri("http://10.0.0.1:7430"), new Uri("http://10.0.0.2:7430")], fromEnvironment.Coordinators);
 
         var fromArgs = AgentSettings.From(file, environment, ["--cluster", "from-args", "--coordinator", "http://a:1", "--coordinator", "b:2", "--data-dir", "/srv/agent"]);
@@ -63,6 +75,10 @@ public class AgentSettingsTests
     [InlineData("ECS_CONTAINER_STOP_TIMEOUT", "30")]
     [InlineData("ECS_ENGINE_TASK_CLEANUP_WAIT_DURATION", "3 hours")]
     [InlineData("ECS_IMAGE_PULL_BEHAVIOR", "sometimes")]
+    [InlineData("ECS_DISABLE_IMAGE_CLEANUP", "yes please")]
+    [InlineData("ECS_IMAGE_CLEANUP_INTERVAL", "often")]
+    [InlineData("ECS_IMAGE_MINIMUM_CLEANUP_AGE", "1 day")]
+    [InlineData("ECS_NUM_IMAGES_DELETE_PER_CYCLE", "0")]
     [InlineData("ECSLITE_COORDINATOR", "ftp://x:1")]
     public void A_bad_value_is_refused_naming_the_variable(string name, string value)
     {

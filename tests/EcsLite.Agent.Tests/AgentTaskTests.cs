@@ -33,7 +33,7 @@ public sealed class AgentTaskTests : IAsyncLifetime
         await _agent.DisposeAsync();
         await _coordinator.DisposeAsync();
         using var docker = DockerRuntime.Connect();
-        foreach (var container in await docker.ListOwnedAsync(FakeCoordinator.InstanceArn, default))
+        foreach (var container in await docker.ListOwnedAsync(_coordinator.InstanceArn, default))
         {
             await docker.RemoveAsync(container.ID, default);
         }
@@ -367,7 +367,7 @@ public sealed class AgentTaskTests : IAsyncLifetime
         async Task<Dictionary<string, DateTimeOffset?>> StartTimesAsync()
         {
             var times = new Dictionary<string, DateTimeOffset?>();
-            foreach (var container in await docker.ListOwnedAsync(FakeCoordinator.InstanceArn, default))
+            foreach (var container in await docker.ListOwnedAsync(_coordinator.InstanceArn, default))
             {
                 times[container.ID] = (await docker.InspectAsync(container.ID, default)).StartedAt;
             }

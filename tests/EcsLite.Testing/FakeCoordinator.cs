@@ -18,7 +18,8 @@ namespace EcsLite.Testing;
 /// </summary>
 public sealed class FakeCoordinator : IAsyncDisposable
 {
-    public const string InstanceArn = "arn:aws:ecs:local:000000000000:container-instance/default/fakecoordinator";
+    /// <summary>The container instance the agent is welcomed as (one per stand-in coordinator).</summary>
+    public string InstanceArn { get; }
 
     private readonly WebApplication _app;
     private readonly Channel<CoordinatorMessage> _pushes = Channel.CreateUnbounded<CoordinatorMessage>();
@@ -28,9 +29,10 @@ public sealed class FakeCoordinator : IAsyncDisposable
     private long _sequence;
     private int _hellos;
 
-    private FakeCoordinator(int port)
+    private FakeCoordinator(int port, string instanceId)
     {
         Port = port;
+        InstanceArn = $"arn:aws:ecs:local:000000000000:container-instance/default/{instanceId}";
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
         builder.WebHost.ConfigureKestrel(k => k.ListenLocalhost(port, o => o.Protocols = HttpProtocols.Http2));
@@ -44,9 +46,9 @@ public sealed class FakeCoordinator : IAsyncDisposable
 
     public string Address => $"http://127.0.0.1:{Port}";
 
-    public static async Task<FakeCoordinator> StartAsync()
+    public static async Task<FakeCoordinator> StartAsync(string instanceId = "fakecoordinator")
     {
-        var coordinator = new FakeCoordinator(CoordinatorProcess.FreePort());
+        var coordinator = new FakeCoordinator(CoordinatorProcess.FreePort(), instanceId);
         await coordinator._app.StartAsync();
         return coordinator;
     }
@@ -144,7 +146,7 @@ public sealed class FakeCoordinator : IAsyncDisposable
 
             await responseStream.WriteAsync(new CoordinatorMessage
             {
-                Welcome = new Welcome { ContainerInstanceArn = InstanceArn, Cluster = "default", HeartbeatInterval = Duration.FromTimeSpan(TimeSpan.FromSeconds(2)) },
+                Welcome = new Welcome { ContainerInstanceArn = coordinator.InstanceArn, Cluster = "default", HeartbeatInterval = Duration.FromTimeSpan(TimeSpan.FromSeconds(2)) },
             });
             var full = new DesiredTaskSet { Sequence = (ulong)Interlocked.Increment(ref coordinator._sequence), Full = true };
             full.Tasks.Add(coordinator._wanted.Values);

@@ -37,6 +37,10 @@ public sealed class DockerRuntime(IDockerClient client) : IDisposable
     public static DockerRuntime Connect(string endpoint = DefaultEndpoint) =>
         new(new DockerClientConfiguration(new Uri(endpoint)).CreateClient(new System.Version(1, 41)));
 
+    /// <summary>cgroupfs or systemd: how the engine names the cgroups it makes (and so a cgroup parent).</summary>
+    public async Task<string> CgroupDriverAsync(CancellationToken cancellationToken) =>
+        (await client.System.GetSystemInfoAsync(cancellationToken)).CgroupDriver ?? "cgroupfs";
+
     public async Task<string> VersionAsync(CancellationToken cancellationToken) =>
         (await client.System.GetVersionAsync(cancellationToken)).Version;
 
@@ -73,6 +77,27 @@ public sealed class DockerRuntime(IDockerClient client) : IDisposable
         try
         {
             await client.Images.InspectImageAsync(image, cancellationToken);
+            return true;
+        }
+        catch (DockerImageNotFoundException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>Every image a container on the host refers to, by the name it was created with and by id.</summary>
+    public async Task<IReadOnlySet<string>> ImagesInUseAsync(CancellationToken cancellationToken)
+    {
+        var containers = await client.Containers.ListContainersAsync(new ContainersListParameters { All = true }, cancellationToken);
+        return containers.SelectMany(c => new[] { c.Image, c.ImageID }).ToHashSet(StringComparer.Ordinal);
+    }
+
+    /// <summary>Removes an image (a tag that other tags share only loses the tag); false if it was already gone.</summary>
+    public async Task<bool> RemoveImageAsync(string image, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await client.Images.DeleteImageAsync(image, new ImageDeleteParameters(), cancellationToken);
             return true;
         }
         catch (DockerImageNotFoundException)

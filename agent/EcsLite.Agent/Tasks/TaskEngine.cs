@@ -15,6 +15,9 @@ public sealed partial class TaskEngine(DockerRuntime docker, TaskStore store, Ag
     private readonly ConcurrentDictionary<string, (TaskSupervisor Supervisor, Task Running)> _tasks = new(StringComparer.Ordinal);
     private readonly CancellationTokenSource _stopping = new();
     private Task? _watching;
+    private Task? _cleaningImages;
+    private string? _cgroupDriver;
+    private readonly ImageCleaner _images = new(docker, settings, time, logger);
 
     /// <summary>Every change of every task's state, in the order the supervisors saw them.</summary>
     public event Action<TaskStateChange>? Changed;
@@ -28,6 +31,7 @@ public sealed partial class TaskEngine(DockerRuntime docker, TaskStore store, Ag
     public async Task AdoptAsync(string containerInstanceArn, string cluster, CancellationToken cancellationToken)
     {
         var owned = await docker.ListOwnedAsync(containerInstanceArn, cancellationToken);
+        _cgroupDriver ??= await docker.CgroupDriverAsync(cancellationToken);
         foreach (var task in store.LoadAll())
         {
             var containers = owned
@@ -37,8 +41,13 @@ public sealed partial class TaskEngine(DockerRuntime docker, TaskStore store, Ag
         }
     }
 
-    public void Apply(DesiredTaskSet desired, string containerInstanceArn, string cluster)
+    public async Task ApplyAsync(DesiredTaskSet desired, string containerInstanceArn, string cluster, CancellationToken cancellationToken)
     {
+        if (desired.Tasks.Count > 0)
+        {
+            _cgroupDriver ??= await docker.CgroupDriverAsync(cancellationToken);
+        }
+
         foreach (var task in desired.Tasks)
         {
             var status = task.DesiredStatus == "STOPPED" ? DesiredStatus.Stopped : DesiredStatus.Running;
@@ -90,7 +99,7 @@ public sealed partial class TaskEngine(DockerRuntime docker, TaskStore store, Ag
     public async ValueTask DisposeAsync()
     {
         await _stopping.CancelAsync();
-        await Task.WhenAll(_tasks.Values.Select(t => t.Running).Append(_watching ?? Task.CompletedTask)).ContinueWith(_ => { }, TaskScheduler.Default);
+        await Task.WhenAll(_tasks.Values.Select(t => t.Running).Append(_watching ?? Task.CompletedTask).Append(_cleaningImages ?? Task.CompletedTask)).ContinueWith(_ => { }, TaskScheduler.Default);
         docker.Dispose();
     }
 
@@ -136,13 +145,18 @@ public sealed partial class TaskEngine(DockerRuntime docker, TaskStore store, Ag
     private void Start(DesiredTask task, string containerInstanceArn, string cluster, IReadOnlyDictionary<string, string>? adopted = null)
     {
         _watching ??= WatchAsync(containerInstanceArn, _stopping.Token);
+        _cleaningImages ??= _images.RunAsync(_stopping.Token);
+        foreach (var container in task.TaskDefinition.ContainerDefinitions)
+        {
+            _images.Used(container.Image);
+        }
         var definition = task.TaskDefinition;
         var networkMode = definition.HasNetworkMode ? definition.NetworkMode : "bridge";
         var taskId = task.TaskArn[(task.TaskArn.LastIndexOf('/') + 1)..];
         TaskCgroup? cgroup = null;
         try
         {
-            cgroup = TaskCgroup.Create(taskId, Units(definition.HasCpu ? definition.Cpu : null), Units(definition.HasMemory ? definition.Memory : null));
+            cgroup = TaskCgroup.Create(taskId, Units(definition.HasCpu ? definition.Cpu : null), Units(definition.HasMemory ? definition.Memory : null), _cgroupDriver ?? "cgroupfs");
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
