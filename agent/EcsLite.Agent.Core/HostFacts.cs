@@ -101,6 +101,26 @@ public static class HostFacts
         Ports("PORTS_UDP", settings.ReservedPortsUdp),
     ];
 
+    /// <summary>
+    /// What this agent can run, named as the ECS agent names its capabilities, so a task definition's
+    /// requiresAttributes (computed at registration, as ECS does) place it here. Not claimed: secrets
+    /// from SSM or Secrets Manager, and Docker volume plugins. IAM roles are accepted (there is no IAM
+    /// here: the task runs without AWS credentials); awslogs is kept locally by the agent.
+    /// </summary>
+    public static readonly IReadOnlyList<string> Capabilities =
+    [
+        "com.amazonaws.ecs.capability.docker-remote-api.1.41",
+        .. new[] { "awslogs", "json-file", "local", "syslog", "journald", "gelf", "fluentd", "splunk", "none" }.Select(d => $"com.amazonaws.ecs.capability.logging-driver.{d}"),
+        "com.amazonaws.ecs.capability.privileged-container",
+        "com.amazonaws.ecs.capability.task-iam-role",
+        "ecs.capability.execution-role-awslogs",
+        "ecs.capability.task-eni",
+        "ecs.capability.task-cpu-mem-limit",
+        "ecs.capability.container-health-check",
+        "ecs.capability.container-ordering",
+        "ecs.capability.container-restart-policy",
+    ];
+
     /// <summary>The attributes ECS agents report, plus the hostname and the configured custom ones.</summary>
     public static List<Api.V1.Attribute> Attributes(string cpuArchitecture, string? instanceType, string hostname, AgentSettings settings)
     {
@@ -115,6 +135,8 @@ public static class HostFacts
         {
             attributes.Add(new() { Name = "ecs.instance-type", Value = instanceType });
         }
+
+        attributes.AddRange(Capabilities.Select(name => new Api.V1.Attribute { Name = name }));
 
         foreach (var (name, value) in settings.InstanceAttributes.OrderBy(a => a.Key, StringComparer.Ordinal))
         {

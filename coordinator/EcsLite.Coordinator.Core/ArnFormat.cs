@@ -16,6 +16,10 @@ public sealed record ArnFormat(string Region = "local", string AccountId = "0000
 
     public string ContainerInstance(string cluster, string id) => $"{Prefix}container-instance/{cluster}/{id}";
 
+    public string Task(string cluster, string id) => $"{Prefix}task/{cluster}/{id}";
+
+    public string Container(string cluster, string taskId, string name) => $"{Prefix}container/{cluster}/{taskId}/{name}";
+
     /// <summary>Splits an ECS ARN into resource type and id; accepts any region and account, as ECS does for parsing.</summary>
     public static bool TryParse(string value, [NotNullWhen(true)] out string? resourceType, [NotNullWhen(true)] out string? resourceId)
     {

@@ -30,6 +30,9 @@ public sealed partial class CoordinatorOptions
     /// <summary>Heartbeats an agent may miss before its instance counts as disconnected.</summary>
     public int MissedHeartbeats { get; set; } = 3;
 
+    /// <summary>How long STOPPED tasks stay visible (DescribeTasks, ListTasks) before they are purged (ECS: about an hour).</summary>
+    public TimeSpan StoppedTaskRetention { get; set; } = TimeSpan.FromHours(1);
+
     public static string DefaultDataDir() =>
         Environment.UserName == "root" || Environment.IsPrivilegedProcess
             ? "/var/lib/ecslite/coordinator"
@@ -97,6 +100,11 @@ public sealed partial class CoordinatorOptions
             if (options.MissedHeartbeats is < 1 or > 100)
             {
                 failures.Add($"MissedHeartbeats {options.MissedHeartbeats} must be between 1 and 100");
+            }
+
+            if (options.StoppedTaskRetention < TimeSpan.Zero || options.StoppedTaskRetention > TimeSpan.FromDays(30))
+            {
+                failures.Add($"StoppedTaskRetention {options.StoppedTaskRetention} must be between 00:00:00 and 30.00:00:00");
             }
 
             if (!AccountPattern().IsMatch(options.AccountId))

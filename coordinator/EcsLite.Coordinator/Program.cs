@@ -17,6 +17,7 @@ const string Usage = """
       --account-id ID      12-digit account written into ARNs                  (AccountId, default 000000000000)
       HeartbeatInterval    agents' heartbeat interval (config/env only)         (default 00:00:02)
       MissedHeartbeats     heartbeats missed before an instance is disconnected (default 3)
+      StoppedTaskRetention how long STOPPED tasks stay visible (config/env only)  (default 01:00:00)
       --config FILE        JSON file with the settings above
       --help, --version
     """;
@@ -95,7 +96,9 @@ builder.Services.AddSingleton(TimeProvider.System);
 builder.Services.AddSingleton<IKeyValueStore>(_ => SqliteKeyValueStore.Open(options.DataDir));
 builder.Services.AddSingleton<ClusterStateMachine>();
 builder.Services.AddSingleton<AgentSessions>();
+builder.Services.AddSingleton<TaskDispatcher>();
 builder.Services.AddHostedService<HeartbeatMonitor>();
+builder.Services.AddHostedService<StoppedTaskPurger>();
 builder.Services.AddGrpc(grpc => grpc.Interceptors.Add<EcsErrorInterceptor>());
 builder.Services.AddGrpcReflection();
 builder.Services.AddGrpcHealthChecks()
@@ -104,6 +107,7 @@ builder.Services.AddGrpcHealthChecks()
 var app = builder.Build();
 app.MapGrpcService<EcsService>();
 app.MapGrpcService<AgentChannelService>();
+app.MapGrpcService<TaskLogsService>();
 app.MapGrpcReflectionService();
 app.MapGrpcHealthChecksService();
 

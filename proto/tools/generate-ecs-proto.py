@@ -26,6 +26,7 @@ ACTIONS = [
     "TagResource", "UntagResource", "ListTagsForResource",
     "ListContainerInstances", "DescribeContainerInstances", "DeregisterContainerInstance",
     "UpdateContainerInstancesState", "PutAttributes", "DeleteAttributes", "ListAttributes",
+    "RunTask", "StartTask", "StopTask", "DescribeTasks", "ListTasks",
 ]
 
 SCALARS = {"string": "string", "boolean": "bool", "integer": "int32", "long": "int64",

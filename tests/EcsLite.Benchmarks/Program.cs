@@ -4,16 +4,18 @@ using EcsLite.Benchmarks;
 //   taskdefs      RegisterTaskDefinition rate, DescribeTaskDefinition latency, start-up with 10,000 revisions
 //   agent-idle    the real agent's VmRSS and CPU while idle and connected, per build
 //   agent-fleet   coordinator CPU and VmRSS with 1,000 simulated agents heartbeating
+//   agent-tasks   task start-up through the agent vs docker run; the agent's VmRSS with 20 tasks
 return args.FirstOrDefault() switch
 {
     "agent-idle" => await AgentIdleBenchmark.RunAsync(args),
     "agent-fleet" => await AgentFleetBenchmark.RunAsync(args),
+    "agent-tasks" => await AgentTasksBenchmark.RunAsync(args),
     "taskdefs" or null => await TaskDefinitionBenchmark.RunAsync(args),
     var other => Fail(other),
 };
 
 static int Fail(string command)
 {
-    Console.Error.WriteLine($"unknown benchmark '{command}': taskdefs, agent-idle or agent-fleet");
+    Console.Error.WriteLine($"unknown benchmark '{command}': taskdefs, agent-idle, agent-fleet or agent-tasks");
     return 2;
 }

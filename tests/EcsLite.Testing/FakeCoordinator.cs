@@ -187,6 +187,9 @@ public sealed class FakeCoordinator : IAsyncDisposable
         }
     }
 
+    /// <summary>Every report as it arrives (for timing without polling).</summary>
+    public event Action<TaskStateChange>? Reported;
+
     private void Record(TaskStateChange change)
     {
         var list = _reports.GetOrAdd(change.TaskArn, _ => []);
@@ -194,5 +197,7 @@ public sealed class FakeCoordinator : IAsyncDisposable
         {
             list.Add(change);
         }
+
+        Reported?.Invoke(change);
     }
 }

@@ -24,7 +24,8 @@ public sealed record ContainerFacts(
     DateTimeOffset? StartedAt,
     DateTimeOffset? FinishedAt,
     string ImageId,
-    IReadOnlyList<(int ContainerPort, int HostPort, string Protocol, string BindIp)> Bindings);
+    IReadOnlyList<(int ContainerPort, int HostPort, string Protocol, string BindIp)> Bindings,
+    IReadOnlyDictionary<string, string> Addresses);
 
 /// <summary>
 /// The local Docker engine (unix socket, engine API 1.41 or later) through Docker.DotNet: the only place
@@ -146,7 +147,9 @@ public sealed class DockerRuntime(IDockerClient client) : IDisposable
             Time(state.StartedAt),
             Time(state.FinishedAt),
             inspected.Image,
-            bindings);
+            bindings,
+            (inspected.NetworkSettings?.Networks ?? new Dictionary<string, EndpointSettings>())
+                .Where(n => !string.IsNullOrEmpty(n.Value?.IPAddress)).ToDictionary(n => n.Key, n => n.Value.IPAddress, StringComparer.Ordinal));
     }
 
     /// <summary>The containers this container instance owns, found by their labels (after a restart too).</summary>

@@ -80,19 +80,13 @@ public sealed partial class TaskEngine(DockerRuntime docker, TaskStore store, Ag
         }
 
         var (id, tty, group, stream) = task.Supervisor.LogSource(request.ContainerName);
-        var first = new LogChunk { LogGroupName = group ?? "", LogStreamName = stream ?? "" };
+
+        // The names first, at once: a follower knows the stream is open before any line arrives.
+        yield return new LogChunk { LogGroupName = group ?? "", LogStreamName = stream ?? "" };
         var since = request.Since?.ToDateTimeOffset();
         await foreach (var batch in docker.LogsAsync(id, tty, request.HasTail ? request.Tail : null, request.Follow, since, cancellationToken))
         {
-            var chunk = first ?? new LogChunk();
-            first = null;
-            chunk.Events.Add(batch);
-            yield return chunk;
-        }
-
-        if (first is not null)
-        {
-            yield return first;
+            yield return new LogChunk { Events = { batch } };
         }
     }
 

@@ -371,6 +371,11 @@ public sealed partial class TaskSupervisor
             if (_facts.TryGetValue(container.Name, out var facts))
             {
                 state.ImageDigest = facts.ImageId;
+                if (_context.TaskNetwork is { } network && facts.Addresses.TryGetValue(network, out var address))
+                {
+                    state.PrivateIPv4Address = address;
+                }
+
                 if (facts.Running)
                 {
                     state.NetworkBindings.Add(facts.Bindings.Select(b => new AgentNetworkBinding { BindIP = b.BindIp, ContainerPort = b.ContainerPort, HostPort = b.HostPort, Protocol = b.Protocol }));

@@ -14,13 +14,15 @@ public sealed record CoordinatorState(
     ImmutableSortedDictionary<string, Cluster> Clusters,
     ImmutableSortedDictionary<string, TaskDefinitionFamily> Families,
     ImmutableSortedDictionary<string, StoredContainerInstance> ContainerInstances,
-    ImmutableDictionary<string, AgentConnection> Connections)
+    ImmutableDictionary<string, AgentConnection> Connections,
+    ImmutableSortedDictionary<string, StoredTask> Tasks)
 {
     public static CoordinatorState Empty { get; } = new(
         ImmutableSortedDictionary.Create<string, Cluster>(StringComparer.Ordinal),
         ImmutableSortedDictionary.Create<string, TaskDefinitionFamily>(StringComparer.Ordinal),
         ImmutableSortedDictionary.Create<string, StoredContainerInstance>(StringComparer.Ordinal),
-        ImmutableDictionary.Create<string, AgentConnection>(StringComparer.Ordinal));
+        ImmutableDictionary.Create<string, AgentConnection>(StringComparer.Ordinal),
+        ImmutableSortedDictionary.Create<string, StoredTask>(StringComparer.Ordinal));
 
     public CoordinatorState Apply(StateChange change) => change switch
     {
@@ -29,6 +31,8 @@ public sealed record CoordinatorState(
         TaskDefinitionPut put => WithFamily(put.Definition.TaskDefinition.Family, f => f.With(put.Definition)),
         TaskDefinitionRemoved removed => WithFamily(removed.Family, f => f.Without(removed.Revision)),
         ContainerInstancePut put => this with { ContainerInstances = ContainerInstances.SetItem(put.Instance.ContainerInstance.ContainerInstanceArn, put.Instance) },
+        TaskPut put => this with { Tasks = Tasks.SetItem(put.Task.Task.TaskArn, put.Task) },
+        TaskRemoved removed => this with { Tasks = Tasks.Remove(removed.TaskArn) },
         AgentConnectionChanged changed => this with { Connections = Connections.SetItem(changed.ContainerInstanceArn, new AgentConnection(changed.Connected, changed.At)) },
         _ => throw new ArgumentOutOfRangeException(nameof(change), change, "unknown state change"),
     };
@@ -97,6 +101,11 @@ public sealed record TaskDefinitionRemoved(string Family, int Revision) : StateC
 
 public sealed record ContainerInstancePut(StoredContainerInstance Instance) : StateChange;
 
+public sealed record TaskPut(StoredTask Task) : StateChange;
+
+/// <summary>A STOPPED task purged after its retention.</summary>
+public sealed record TaskRemoved(string TaskArn, string Cluster) : StateChange;
+
 /// <summary>
 /// An agent connected or went away. Not stored: after a restart every agent counts as disconnected
 /// until it reconnects, which it does on its own.
@@ -124,6 +133,24 @@ public static class ContainerInstanceStatus
     public const string Active = "ACTIVE";
     public const string Draining = "DRAINING";
     public const string Inactive = "INACTIVE";
+}
+
+/// <summary>ECS's task statuses (lastStatus and desiredStatus).</summary>
+public static class TaskStatus
+{
+    public const string Provisioning = "PROVISIONING";
+    public const string Pending = "PENDING";
+    public const string Activating = "ACTIVATING";
+    public const string Running = "RUNNING";
+    public const string Deactivating = "DEACTIVATING";
+    public const string Stopping = "STOPPING";
+    public const string Deprovisioning = "DEPROVISIONING";
+    public const string Stopped = "STOPPED";
+
+    private static readonly string[] Order = [Provisioning, Pending, Activating, Running, Deactivating, Stopping, Deprovisioning, Stopped];
+
+    /// <summary>Statuses only move forward: a report older than what is known changes nothing.</summary>
+    public static int Rank(string status) => Array.IndexOf(Order, status);
 }
 
 public static class ClusterStatus

@@ -1,6 +1,7 @@
 using EcsLite.Api.V1;
 using EcsLite.Coordinator.Core;
 using EcsLite.Coordinator.Core.ContainerInstances;
+using EcsLite.Coordinator.Core.Tasks;
 using EcsLite.Coordinator.State;
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
@@ -33,7 +34,17 @@ public sealed partial class AgentChannelService(
         {
             Welcome = new Welcome { ContainerInstanceArn = arn, Cluster = stored.Cluster, HeartbeatInterval = Duration.FromTimeSpan(options.Value.HeartbeatInterval) },
         });
-        session.Send(new CoordinatorMessage { DesiredTasks = new DesiredTaskSet { Sequence = session.NextSequence(), Full = true } });
+
+        // What the agent already runs, as it says, then everything wanted of it (after the reports, so
+        // tasks it finished while away count as finished).
+        foreach (var task in hello.Tasks)
+        {
+            await state.ApplyAsync((s, c) => TaskCommands.Report(s, arn, task, c), context.CancellationToken);
+        }
+
+        var full = new DesiredTaskSet { Sequence = session.NextSequence(), Full = true };
+        full.Tasks.Add(TaskCommands.DesiredFor(state.Current, arn));
+        session.Send(new CoordinatorMessage { DesiredTasks = full });
 
         try
         {
@@ -87,8 +98,11 @@ public sealed partial class AgentChannelService(
                 session.Acknowledge(message.Ack.Sequence);
                 break;
             case AgentMessage.KindOneofCase.TaskStateChange:
-                // The coordinator sends no tasks yet (RunTask and placement come next), so it keeps none;
-                // the agent reports its full state in every hello, so nothing is lost by not storing these.
+                var report = message.TaskStateChange;
+                await state.ApplyAsync((s, c) => TaskCommands.Report(s, session.ContainerInstanceArn, report, c), session.Closed);
+                break;
+            case AgentMessage.KindOneofCase.LogChunk:
+                session.Deliver(message.LogChunk);
                 break;
             default:
                 throw EcsException.InvalidParameter("message", $"'{message.KindCase}' is not expected after hello.");

@@ -11,6 +11,7 @@ namespace EcsLite.Coordinator.Agents;
 public sealed class AgentSession(string containerInstanceArn, long connectedAt, CancellationToken callCancelled) : IDisposable
 {
     public const int OutboxCapacity = 256;
+    public const int LogBuffer = 256;
 
     private readonly Channel<CoordinatorMessage> _outbox = Channel.CreateBounded<CoordinatorMessage>(
         new BoundedChannelOptions(OutboxCapacity) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
@@ -19,6 +20,8 @@ public sealed class AgentSession(string containerInstanceArn, long connectedAt, 
     private long _lastHeartbeat = connectedAt;
     private long _sequence;
     private long _acknowledged;
+    private long _logRequests;
+    private readonly ConcurrentDictionary<ulong, Channel<LogChunk>> _logs = new();
 
     public string ContainerInstanceArn { get; } = containerInstanceArn;
 
@@ -54,6 +57,55 @@ public sealed class AgentSession(string containerInstanceArn, long connectedAt, 
         CloseReason ??= reason;
         _outbox.Writer.TryComplete();
         _closed.Cancel();
+        foreach (var logs in _logs.Values)
+        {
+            logs.Writer.TryComplete(new IOException($"the agent's stream ended: {reason}"));
+        }
+    }
+
+    /// <summary>
+    /// Asks the agent for a container's logs; its LogChunks for this request arrive on the returned
+    /// reader, which ends after the chunk marked end. <see cref="EndLogs"/> when done with it.
+    /// </summary>
+    public (ulong RequestId, ChannelReader<LogChunk> Chunks) RequestLogs(LogRequest request)
+    {
+        request.RequestId = (ulong)Interlocked.Increment(ref _logRequests);
+        var chunks = Channel.CreateBounded<LogChunk>(new BoundedChannelOptions(LogBuffer) { SingleReader = true, SingleWriter = true });
+        _logs[request.RequestId] = chunks;
+        Send(new CoordinatorMessage { LogRequest = request });
+        return (request.RequestId, chunks.Reader);
+    }
+
+    /// <summary>
+    /// A chunk from the agent, passed to whoever asked. Never waits: the agent's stream also carries its
+    /// heartbeats and reports, so a reader that falls <see cref="LogBuffer"/> chunks behind is cut off.
+    /// </summary>
+    public void Deliver(LogChunk chunk)
+    {
+        if (!_logs.TryGetValue(chunk.RequestId, out var chunks))
+        {
+            return;
+        }
+
+        if (!chunks.Writer.TryWrite(chunk))
+        {
+            chunks.Writer.TryComplete(new IOException($"the log reader fell {LogBuffer} chunks behind"));
+            EndLogs(chunk.RequestId);
+        }
+        else if (chunk.End)
+        {
+            chunks.Writer.TryComplete();
+        }
+    }
+
+    /// <summary>The caller is done: forget the request, and tell the agent to stop if it has not ended.</summary>
+    public void EndLogs(ulong requestId)
+    {
+        if (_logs.TryRemove(requestId, out var chunks))
+        {
+            chunks.Writer.TryComplete();
+            Send(new CoordinatorMessage { LogCancel = new LogCancel { RequestId = requestId } });
+        }
     }
 
     public void Dispose()

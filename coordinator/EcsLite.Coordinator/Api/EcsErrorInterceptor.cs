@@ -43,6 +43,19 @@ public sealed partial class EcsErrorInterceptor(ILogger<EcsErrorInterceptor> log
         }
     }
 
+    public override async Task ServerStreamingServerHandler<TRequest, TResponse>(
+        TRequest request, IServerStreamWriter<TResponse> responseStream, ServerCallContext context, ServerStreamingServerMethod<TRequest, TResponse> continuation)
+    {
+        try
+        {
+            await continuation(request, responseStream, context);
+        }
+        catch (EcsException e)
+        {
+            throw ToRpc(e);
+        }
+    }
+
     public static RpcException ToRpc(EcsException e)
     {
         var code = e.ErrorType switch

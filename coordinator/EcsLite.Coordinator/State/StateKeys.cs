@@ -12,6 +12,7 @@ namespace EcsLite.Coordinator.State;
 ///   /task-definition-families/FAMILY    TaskDefinitionFamilyRecord (the revision counter)
 ///   /task-definitions/FAMILY/REVISION   StoredTaskDefinition (revision zero-padded, so keys sort by revision)
 ///   /container-instances/CLUSTER/ID     StoredContainerInstance
+///   /tasks/CLUSTER/ID                   StoredTask
 /// Agent connections are not stored: after a restart every agent counts as disconnected until it reconnects.
 /// </summary>
 public static class StateKeys
@@ -21,12 +22,15 @@ public static class StateKeys
     private const string Families = "/task-definition-families/";
     private const string TaskDefinitions = "/task-definitions/";
     private const string ContainerInstances = "/container-instances/";
+    private const string Tasks = "/tasks/";
 
     /// <summary>The store write for a change, or null for a change that lives in memory only.</summary>
     public static TxnOp? ToOp(StateChange change) => change switch
     {
         ContainerInstancePut put => new PutOp($"{ContainerInstances}{put.Instance.Cluster}/{put.Instance.ContainerInstance.ContainerInstanceArn.Split('/')[^1]}", put.Instance.ToByteArray()),
         AgentConnectionChanged => null,
+        TaskPut put => new PutOp($"{Tasks}{put.Task.Cluster}/{put.Task.Task.TaskArn.Split('/')[^1]}", put.Task.ToByteArray()),
+        TaskRemoved removed => new DeleteOp($"{Tasks}{removed.Cluster}/{removed.TaskArn.Split('/')[^1]}"),
         ClusterPut put => new PutOp(Clusters + put.Cluster.ClusterName, put.Cluster.ToByteArray()),
         FamilyPut put => new PutOp(Families + put.Family, new TaskDefinitionFamilyRecord { Family = put.Family, LastRevision = put.LastRevision }.ToByteArray()),
         TaskDefinitionPut put => new PutOp(TaskDefinitionKey(put.Definition.TaskDefinition.Family, put.Definition.TaskDefinition.Revision), put.Definition.ToByteArray()),
@@ -56,6 +60,11 @@ public static class StateKeys
         if (kv.Key.StartsWith(ContainerInstances, StringComparison.Ordinal))
         {
             return new ContainerInstancePut(StoredContainerInstance.Parser.ParseFrom(kv.Value));
+        }
+
+        if (kv.Key.StartsWith(Tasks, StringComparison.Ordinal))
+        {
+            return new TaskPut(StoredTask.Parser.ParseFrom(kv.Value));
         }
 
         throw new InvalidDataException($"the store holds a key this coordinator does not know: {kv.Key}");

@@ -1,0 +1,296 @@
+using EcsLite.Api.V1;
+using EcsLite.Coordinator.Core.Query;
+
+namespace EcsLite.Coordinator.Core.Placement;
+
+/// <summary>What one task takes from an instance: CPU units, MiB of memory, host ports.</summary>
+public sealed record TaskNeeds(int Cpu, int Memory, IReadOnlyList<int> TcpPorts, IReadOnlyList<int> UdpPorts)
+{
+    /// <summary>
+    /// As ECS reserves for a task on an instance: the task-level cpu and memory when set; otherwise the
+    /// sum over containers of cpu, and of memoryReservation, else memory. Host ports: static hostPorts
+    /// (bridge), or the container ports themselves (awsvpc and host, where hostPort = containerPort).
+    /// </summary>
+    public static TaskNeeds Of(TaskDefinition definition)
+    {
+        var cpu = int.TryParse(definition.Cpu, out var taskCpu) ? taskCpu : definition.ContainerDefinitions.Sum(c => c.Cpu);
+        var memory = int.TryParse(definition.Memory, out var taskMemory)
+            ? taskMemory
+            : definition.ContainerDefinitions.Sum(c => c.HasMemoryReservation ? c.MemoryReservation : c.Memory);
+        var direct = definition.NetworkMode is "awsvpc" or "host";
+        var ports = definition.ContainerDefinitions.SelectMany(c => c.PortMappings)
+            .Select(p => (Port: direct ? (p.HasHostPort && p.HostPort > 0 ? p.HostPort : p.ContainerPort) : p.HostPort, Udp: p.Protocol == "udp"))
+            .Where(p => p.Port > 0)
+            .ToList();
+        return new(cpu, memory, [.. ports.Where(p => !p.Udp).Select(p => p.Port)], [.. ports.Where(p => p.Udp).Select(p => p.Port)]);
+    }
+}
+
+/// <summary>
+/// An instance as placement sees it: what is left of it after the tasks already there, the facts the
+/// query language asks about, and how many tasks of each group it runs.
+/// </summary>
+public sealed class Candidate(
+    string arn, bool eligible, string ineligibleReason, int cpuLeft, int memoryLeft,
+    IEnumerable<int> tcpUsed, IEnumerable<int> udpUsed, InstanceFacts facts, IReadOnlyDictionary<string, int> groups)
+{
+    public string Arn { get; } = arn;
+
+    /// <summary>ACTIVE with its agent connected; otherwise why not (AGENT).</summary>
+    public bool Eligible { get; } = eligible;
+
+    public string IneligibleReason { get; } = ineligibleReason;
+
+    public int CpuLeft { get; private set; } = cpuLeft;
+
+    public int MemoryLeft { get; private set; } = memoryLeft;
+
+    public HashSet<int> TcpUsed { get; } = [.. tcpUsed];
+
+    public HashSet<int> UdpUsed { get; } = [.. udpUsed];
+
+    public InstanceFacts Facts { get; private set; } = facts;
+
+    public Dictionary<string, int> Groups { get; } = new(groups, StringComparer.Ordinal);
+
+    public Candidate Copy() => new(Arn, Eligible, IneligibleReason, CpuLeft, MemoryLeft, TcpUsed, UdpUsed, Facts, Groups);
+
+    /// <summary>Takes a placed task's resources, so the next task of the same plan sees them gone.</summary>
+    public void Take(TaskNeeds needs, string group)
+    {
+        CpuLeft -= needs.Cpu;
+        MemoryLeft -= needs.Memory;
+        TcpUsed.UnionWith(needs.TcpPorts);
+        UdpUsed.UnionWith(needs.UdpPorts);
+        Groups[group] = Groups.GetValueOrDefault(group) + 1;
+        Facts = Facts with { RunningTasksCount = Facts.RunningTasksCount + 1, TaskGroups = [.. Groups.Keys] };
+    }
+}
+
+/// <summary>A request to place <see cref="Count"/> tasks alike.</summary>
+public sealed record PlacementRequest(
+    TaskNeeds Needs, int Count, string Group,
+    IReadOnlyList<PlacementConstraint> Constraints, IReadOnlyList<PlacementStrategy> Strategies,
+    IReadOnlyList<Api.V1.Attribute> RequiredAttributes);
+
+/// <summary>The outcome: for each task, the instance it goes to, or a failure saying why it goes nowhere.</summary>
+public sealed record PlacementPlan(IReadOnlyList<string> Placed, IReadOnlyList<Failure> Failures);
+
+/// <summary>
+/// ECS task placement, pure: filter the instances by agent, required attributes, constraints and
+/// resources; then narrow the rest with each strategy in turn (binpack, spread, random); the seeded
+/// random picks among what is still tied. Each placed task takes its resources before the next is placed.
+/// </summary>
+public static class Placement
+{
+    public const string DefaultSpreadAttribute = "ecs.availability-zone";
+
+    /// <summary>ECS's default: spread over availability zones, then over instances.</summary>
+    public static readonly IReadOnlyList<PlacementStrategy> DefaultStrategies =
+    [
+        new() { Type = "spread", Field = $"attribute:{DefaultSpreadAttribute}" },
+        new() { Type = "spread", Field = "instanceId" },
+    ];
+
+    /// <summary>Checks constraints and strategies as ECS does, naming the field at fault; parses memberOf expressions.</summary>
+    public static IReadOnlyList<(PlacementConstraint Constraint, ClusterQuery? Query)> ParseConstraints(IEnumerable<PlacementConstraint> constraints, string field)
+    {
+        var parsed = new List<(PlacementConstraint, ClusterQuery?)>();
+        var index = 0;
+        foreach (var constraint in constraints)
+        {
+            var at = $"{field}[{index++}]";
+            switch (constraint.Type)
+            {
+                case "distinctInstance" when !constraint.HasExpression || constraint.Expression.Length == 0:
+                    parsed.Add((constraint, null));
+                    break;
+                case "distinctInstance":
+                    throw EcsException.InvalidParameter($"{at}.expression", "distinctInstance takes no expression.");
+                case "memberOf" when constraint.HasExpression && constraint.Expression.Length > 0:
+                    parsed.Add((constraint, ClusterQuery.Parse(constraint.Expression, $"{at}.expression")));
+                    break;
+                case "memberOf":
+                    throw EcsException.InvalidParameter($"{at}.expression", "memberOf needs a cluster query expression.");
+                default:
+                    throw EcsException.InvalidParameter($"{at}.type", $"'{constraint.Type}' is not a placement constraint type (distinctInstance, memberOf).");
+            }
+        }
+
+        return parsed;
+    }
+
+    public static void ValidateStrategies(IEnumerable<PlacementStrategy> strategies, string field)
+    {
+        var index = 0;
+        foreach (var strategy in strategies)
+        {
+            var at = $"{field}[{index++}]";
+            var ok = strategy.Type switch
+            {
+                "random" => !strategy.HasField || strategy.Field.Length == 0,
+                "binpack" => strategy.Field.ToUpperInvariant() is "CPU" or "MEMORY",
+                "spread" => strategy.Field is "instanceId" or "host" || (strategy.Field.StartsWith("attribute:", StringComparison.Ordinal) && strategy.Field.Length > "attribute:".Length),
+                _ => throw EcsException.InvalidParameter($"{at}.type", $"'{strategy.Type}' is not a placement strategy type (binpack, spread, random)."),
+            };
+            if (!ok)
+            {
+                throw EcsException.InvalidParameter($"{at}.field", strategy.Type switch
+                {
+                    "random" => "random takes no field.",
+                    "binpack" => $"'{strategy.Field}' cannot be binpacked: use cpu or memory.",
+                    _ => $"'{strategy.Field}' cannot be spread over: use instanceId, host or attribute:NAME.",
+                });
+            }
+        }
+    }
+
+    /// <param name="candidates">The cluster's instances; not changed (the plan works on copies).</param>
+    public static PlacementPlan Plan(PlacementRequest request, IReadOnlyList<Candidate> candidates, Random random)
+    {
+        var working = candidates.Select(c => c.Copy()).ToList();
+        var constraints = ParseConstraints(request.Constraints, "placementConstraints");
+        var strategies = request.Strategies.Count > 0 ? request.Strategies : DefaultStrategies;
+        var placed = new List<string>();
+        var failures = new List<Failure>();
+        for (var task = 0; task < request.Count; task++)
+        {
+            var feasible = working.Where(c => Lacks(c, request, constraints) is null).ToList();
+            if (feasible.Count == 0)
+            {
+                failures.Add(Failure(working, request, constraints, task));
+                continue;
+            }
+
+            foreach (var strategy in strategies)
+            {
+                if (feasible.Count == 1)
+                {
+                    break;
+                }
+
+                feasible = Narrow(feasible, working, strategy, request, random);
+            }
+
+            var chosen = feasible.Count == 1 ? feasible[0] : feasible[random.Next(feasible.Count)];
+            chosen.Take(request.Needs, request.Group);
+            placed.Add(chosen.Arn);
+        }
+
+        return new(placed, failures);
+    }
+
+    /// <summary>Why the instance cannot take the task, in ECS's reason words; null when it can.</summary>
+    public static (string Reason, string Detail)? Lacks(Candidate candidate, PlacementRequest request, IReadOnlyList<(PlacementConstraint Constraint, ClusterQuery? Query)> constraints)
+    {
+        if (!candidate.Eligible)
+        {
+            return (candidate.IneligibleReason, candidate.IneligibleReason == "AGENT" ? "its agent is not connected" : "it is not ACTIVE");
+        }
+
+        foreach (var attribute in request.RequiredAttributes)
+        {
+            if (!candidate.Facts.Attributes.TryGetValue(attribute.Name, out var value) || (attribute.HasValue && value != attribute.Value))
+            {
+                return ("ATTRIBUTE", $"it lacks the attribute {attribute.Name}{(attribute.HasValue ? "=" + attribute.Value : "")}");
+            }
+        }
+
+        foreach (var (constraint, query) in constraints)
+        {
+            if (query is not null && !query.Matches(candidate.Facts))
+            {
+                return ("MemberOf", $"it is not a member of '{constraint.Expression}'");
+            }
+
+            if (query is null && candidate.Groups.GetValueOrDefault(request.Group) > 0)
+            {
+                return ("DistinctInstance", $"it already runs a task of group '{request.Group}'");
+            }
+        }
+
+        var needs = request.Needs;
+        if (candidate.CpuLeft < needs.Cpu)
+        {
+            return ("RESOURCE:CPU", $"needs {needs.Cpu} CPU units, {Math.Max(0, candidate.CpuLeft)} left");
+        }
+
+        if (candidate.MemoryLeft < needs.Memory)
+        {
+            return ("RESOURCE:MEMORY", $"needs {needs.Memory} MiB of memory, {Math.Max(0, candidate.MemoryLeft)} left");
+        }
+
+        if (needs.TcpPorts.FirstOrDefault(candidate.TcpUsed.Contains) is var tcp and > 0)
+        {
+            return ("RESOURCE:PORTS", $"TCP port {tcp} is taken");
+        }
+
+        if (needs.UdpPorts.FirstOrDefault(candidate.UdpUsed.Contains) is var udp and > 0)
+        {
+            return ("RESOURCE:PORTS_UDP", $"UDP port {udp} is taken");
+        }
+
+        return null;
+    }
+
+    /// <summary>Keeps the instances the strategy likes best.</summary>
+    private static List<Candidate> Narrow(List<Candidate> feasible, List<Candidate> all, PlacementStrategy strategy, PlacementRequest request, Random random)
+    {
+        switch (strategy.Type)
+        {
+            case "binpack":
+                // The least of the resource left once the task is there: fill instances up one by one.
+                Func<Candidate, int> left = strategy.Field.Equals("cpu", StringComparison.OrdinalIgnoreCase) ? c => c.CpuLeft : c => c.MemoryLeft;
+                var least = feasible.Min(left);
+                return [.. feasible.Where(c => left(c) == least)];
+            case "spread":
+                // Tasks of the group per value over the whole cluster; keep the instances whose value has the fewest.
+                var counts = new Dictionary<string, int>(StringComparer.Ordinal);
+                foreach (var candidate in all)
+                {
+                    var value = SpreadValue(candidate, strategy.Field);
+                    counts[value] = counts.GetValueOrDefault(value) + candidate.Groups.GetValueOrDefault(request.Group);
+                }
+
+                var fewest = feasible.Min(c => counts[SpreadValue(c, strategy.Field)]);
+                return [.. feasible.Where(c => counts[SpreadValue(c, strategy.Field)] == fewest)];
+            default:
+                return [feasible[random.Next(feasible.Count)]];
+        }
+    }
+
+    private static string SpreadValue(Candidate candidate, string field) => field switch
+    {
+        "instanceId" => candidate.Arn,
+        "host" => candidate.Facts.Attributes.GetValueOrDefault("hostname") ?? candidate.Arn,
+        _ => candidate.Facts.Attributes.GetValueOrDefault(field["attribute:".Length..]) ?? "",
+    };
+
+    /// <summary>The task's failure: the reason of the instance closest to taking it, and what the closest ones lack.</summary>
+    private static Failure Failure(List<Candidate> all, PlacementRequest request, IReadOnlyList<(PlacementConstraint, ClusterQuery?)> constraints, int task)
+    {
+        var lacks = all
+            .Select(c => (Candidate: c, Lack: Lacks(c, request, constraints)!.Value))
+            .OrderBy(l => Rank(l.Lack.Reason))
+            .ThenByDescending(l => l.Candidate.MemoryLeft + l.Candidate.CpuLeft)
+            .ThenBy(l => l.Candidate.Arn, StringComparer.Ordinal)
+            .ToList();
+        var closest = lacks[0];
+        var detail = $"task {task + 1} of {request.Count}: no instance can take it; " +
+            string.Join("; ", lacks.Take(3).Select(l => $"{l.Candidate.Arn}: {l.Lack.Reason}: {l.Lack.Detail}")) +
+            (lacks.Count > 3 ? $"; and {lacks.Count - 3} more" : "");
+        return new Failure { Arn = closest.Candidate.Arn, Reason = closest.Lack.Reason, Detail = detail };
+    }
+
+    /// <summary>How close a reason is to placing: lacking resources is closer than being the wrong instance.</summary>
+    private static int Rank(string reason) => reason switch
+    {
+        "RESOURCE:PORTS" or "RESOURCE:PORTS_UDP" => 0,
+        "RESOURCE:MEMORY" => 1,
+        "RESOURCE:CPU" => 2,
+        "DistinctInstance" => 3,
+        "MemberOf" => 4,
+        "ATTRIBUTE" => 5,
+        _ => 6,
+    };
+}

@@ -1,0 +1,491 @@
+using EcsLite.Api.V1;
+using EcsLite.Coordinator.Core.Clusters;
+using EcsLite.Coordinator.Core.ContainerInstances;
+using EcsLite.Coordinator.Core.Placement;
+using EcsLite.Coordinator.Core.State;
+using EcsLite.Coordinator.Core.Tagging;
+using EcsLite.Coordinator.Core.TaskDefinitions;
+using EcsLite.Store.V1;
+using Google.Protobuf.WellKnownTypes;
+using KeyValuePair = EcsLite.Api.V1.KeyValuePair;
+using TaskStatus = EcsLite.Coordinator.Core.State.TaskStatus;
+
+namespace EcsLite.Coordinator.Core.Tasks;
+
+/// <summary>
+/// RunTask, StartTask, StopTask, DescribeTasks and ListTasks, and the agents' reports of their tasks.
+/// Placement runs inside the command, against the newest state, so two calls can never both take the
+/// same capacity: the state machine runs commands one at a time.
+/// </summary>
+public static class TaskCommands
+{
+    public const int MaxCount = 10;
+    private static readonly string[] LaunchTypes = ["EC2", "FARGATE", "EXTERNAL"];
+
+    public static Mutation<RunTaskResponse> Run(CoordinatorState state, RunTaskRequest request, CommandContext context, Random random, Func<string> newId)
+    {
+        var cluster = ClusterCommands.Active(state, request.HasCluster ? request.Cluster : null);
+        var count = request.HasCount ? request.Count : 1;
+        if (count is < 1 or > MaxCount)
+        {
+            throw EcsException.InvalidParameter("count", $"must be between 1 and {MaxCount} (got {count}).");
+        }
+
+        var (stored, definition, launchType) = Prepare(state, request.TaskDefinition, request.HasLaunchType ? request.LaunchType : null, request.Overrides, request.Tags);
+        var group = request.HasGroup && request.Group.Length > 0 ? request.Group : $"family:{definition.Family}";
+        var constraints = definition.PlacementConstraints.Select(c => new PlacementConstraint { Type = c.Type, Expression = c.Expression }).Concat(request.PlacementConstraints).ToList();
+        Placement.Placement.ParseConstraints(definition.PlacementConstraints.Select(c => new PlacementConstraint { Type = c.Type, Expression = c.Expression }), "taskDefinition.placementConstraints");
+        Placement.Placement.ParseConstraints(request.PlacementConstraints, "placementConstraints");
+        Placement.Placement.ValidateStrategies(request.PlacementStrategy, "placementStrategy");
+        if (request.PlacementStrategy.Count > 5)
+        {
+            throw EcsException.InvalidParameter("placementStrategy", "at most 5 strategies may be given.");
+        }
+
+        var candidates = Candidates(state, cluster.ClusterName);
+        if (candidates.Count == 0)
+        {
+            throw EcsException.InvalidParameter("cluster", "No Container Instances were found in your cluster.");
+        }
+
+        var needs = TaskNeeds.Of(definition);
+        var plan = Placement.Placement.Plan(
+            new PlacementRequest(needs, count, group, constraints, [.. request.PlacementStrategy], [.. definition.RequiresAttributes]),
+            candidates, random);
+        var response = new RunTaskResponse();
+        response.Failures.Add(plan.Failures);
+        var changes = new List<StateChange>();
+        foreach (var instance in plan.Placed)
+        {
+            var task = NewTask(stored, definition, cluster, instance, group, launchType, request.HasStartedBy ? request.StartedBy : null, request.Overrides, request.Tags, context, newId());
+            changes.Add(new TaskPut(task));
+            response.Tasks.Add(task.Task);
+        }
+
+        return new(changes, response);
+    }
+
+    /// <summary>The custom-scheduler path: one task on each named instance, if it has room.</summary>
+    public static Mutation<StartTaskResponse> Start(CoordinatorState state, StartTaskRequest request, CommandContext context, Func<string> newId)
+    {
+        var cluster = ClusterCommands.Active(state, request.HasCluster ? request.Cluster : null);
+        if (request.ContainerInstances.Count is < 1 or > MaxCount)
+        {
+            throw EcsException.InvalidParameter("containerInstances", $"name between 1 and {MaxCount} container instances (got {request.ContainerInstances.Count}).");
+        }
+
+        var instances = request.ContainerInstances
+            .Select((reference, i) => ContainerInstanceCommands.Find(state, reference, cluster.ClusterName, context.Arns, $"containerInstances[{i}]").ContainerInstance.ContainerInstanceArn)
+            .ToList();
+        var (stored, definition, launchType) = Prepare(state, request.TaskDefinition, null, request.Overrides, request.Tags);
+        var group = request.HasGroup && request.Group.Length > 0 ? request.Group : $"family:{definition.Family}";
+        var needs = TaskNeeds.Of(definition);
+        var candidates = Candidates(state, cluster.ClusterName).ToDictionary(c => c.Arn, StringComparer.Ordinal);
+        var response = new StartTaskResponse();
+        var changes = new List<StateChange>();
+        foreach (var arn in instances)
+        {
+            var candidate = candidates[arn];
+            if (Placement.Placement.Lacks(candidate, new PlacementRequest(needs, 1, group, [], [], [.. definition.RequiresAttributes]), []) is { } lack)
+            {
+                response.Failures.Add(new Failure { Arn = arn, Reason = lack.Reason, Detail = lack.Detail });
+                continue;
+            }
+
+            candidate.Take(needs, group);
+            var task = NewTask(stored, definition, cluster, arn, group, launchType, request.HasStartedBy ? request.StartedBy : null, request.Overrides, request.Tags, context, newId());
+            changes.Add(new TaskPut(task));
+            response.Tasks.Add(task.Task);
+        }
+
+        return new(changes, response);
+    }
+
+    public static Mutation<StopTaskResponse> Stop(CoordinatorState state, StopTaskRequest request, CommandContext context)
+    {
+        var cluster = ClusterCommands.Active(state, request.HasCluster ? request.Cluster : null);
+        var stored = Find(state, request.Task, cluster.ClusterName, context.Arns, "task")
+            ?? throw EcsException.InvalidParameter("task", $"The referenced task was not found: '{request.Task}' in cluster '{cluster.ClusterName}'.");
+        if (stored.Task.DesiredStatus == TaskStatus.Stopped)
+        {
+            return new([], new StopTaskResponse { Task = stored.Task });
+        }
+
+        var next = stored.Clone();
+        var task = next.Task;
+        task.DesiredStatus = TaskStatus.Stopped;
+        task.StopCode = "UserInitiated";
+        task.StoppedReason = request.HasReason && request.Reason.Length > 0 ? request.Reason : "Task stopped by user";
+        task.StoppingAt = Timestamp.FromDateTimeOffset(context.Now);
+        task.Version++;
+
+        // Never handed to an agent (its instance went away before it started): nothing to wait for.
+        if (task.LastStatus == TaskStatus.Provisioning && !state.IsConnected(task.ContainerInstanceArn))
+        {
+            task.LastStatus = TaskStatus.Stopped;
+            task.StoppedAt = task.StoppingAt;
+            task.ExecutionStoppedAt = task.StoppingAt;
+        }
+
+        return new([new TaskPut(next)], new StopTaskResponse { Task = next.Task });
+    }
+
+    public static DescribeTasksResponse Describe(CoordinatorState state, DescribeTasksRequest request, ArnFormat arns)
+    {
+        var cluster = ClusterCommands.Active(state, request.HasCluster ? request.Cluster : null);
+        if (request.Tasks.Count is < 1 or > 100)
+        {
+            throw EcsException.InvalidParameter("tasks", $"name between 1 and 100 tasks (got {request.Tasks.Count}).");
+        }
+
+        var include = request.Include.ToHashSet(StringComparer.Ordinal);
+        if (include.FirstOrDefault(i => i != "TAGS") is { } unknown)
+        {
+            throw EcsException.InvalidParameter("include", $"'{unknown}' is not one of TAGS.");
+        }
+
+        var response = new DescribeTasksResponse();
+        foreach (var reference in request.Tasks)
+        {
+            if (Find(state, reference, cluster.ClusterName, arns, "tasks") is { } stored)
+            {
+                var task = stored.Task.Clone();
+                if (!include.Contains("TAGS"))
+                {
+                    task.Tags.Clear();
+                }
+
+                response.Tasks.Add(task);
+            }
+            else
+            {
+                response.Failures.Add(new Failure { Arn = reference, Reason = "MISSING" });
+            }
+        }
+
+        return response;
+    }
+
+    public static ListTasksResponse List(CoordinatorState state, ListTasksRequest request, ArnFormat arns)
+    {
+        var cluster = ClusterCommands.Active(state, request.HasCluster ? request.Cluster : null);
+        var desired = request.HasDesiredStatus ? request.DesiredStatus : TaskStatus.Running;
+        if (desired is not (TaskStatus.Running or TaskStatus.Pending or TaskStatus.Stopped))
+        {
+            throw EcsException.InvalidParameter("desiredStatus", $"'{desired}' is not one of RUNNING, PENDING, STOPPED.");
+        }
+
+        string? instance = null;
+        if (request.HasContainerInstance && request.ContainerInstance.Length > 0)
+        {
+            instance = ContainerInstanceCommands.Find(state, request.ContainerInstance, cluster.ClusterName, arns, "containerInstance").ContainerInstance.ContainerInstanceArn;
+        }
+
+        if (request.HasLaunchType && !LaunchTypes.Contains(request.LaunchType))
+        {
+            throw EcsException.InvalidParameter("launchType", $"'{request.LaunchType}' is not one of {string.Join(", ", LaunchTypes)}.");
+        }
+
+        var tasks = state.Tasks.Values.Where(t =>
+            t.Cluster == cluster.ClusterName
+            && (desired == TaskStatus.Pending ? t.Task.DesiredStatus == TaskStatus.Running && TaskStatus.Rank(t.Task.LastStatus) < TaskStatus.Rank(TaskStatus.Running) : t.Task.DesiredStatus == desired)
+            && (instance is null || t.Task.ContainerInstanceArn == instance)
+            && (!request.HasFamily || t.TaskDefinition.Family == request.Family)
+            && (!request.HasStartedBy || t.Task.StartedBy == request.StartedBy)
+            && (!request.HasServiceName || t.Task.Group == $"service:{request.ServiceName}")
+            && (!request.HasLaunchType || t.Task.LaunchType == request.LaunchType));
+        var (page, next) = Paging.Take(tasks, t => t.Task.TaskArn, request.HasMaxResults, request.MaxResults, request.HasNextToken ? request.NextToken : null);
+        var response = new ListTasksResponse { TaskArns = { page.Select(t => t.Task.TaskArn) } };
+        if (next is not null)
+        {
+            response.NextToken = next;
+        }
+
+        return response;
+    }
+
+    /// <summary>
+    /// An agent's report of a task on its instance: the task's status and containers follow it, never
+    /// backwards. A report about a task this coordinator does not know, or that lives on another
+    /// instance, changes nothing (the agent stops such a task once the full desired set says so).
+    /// </summary>
+    public static Mutation<bool> Report(CoordinatorState state, string containerInstanceArn, TaskStateChange report, CommandContext context)
+    {
+        if (!state.Tasks.TryGetValue(report.TaskArn, out var stored) || stored.Task.ContainerInstanceArn != containerInstanceArn)
+        {
+            return new([], false);
+        }
+
+        if (TaskStatus.Rank(report.LastStatus) < TaskStatus.Rank(stored.Task.LastStatus) && stored.Task.LastStatus != TaskStatus.Provisioning)
+        {
+            return new([], false);
+        }
+
+        var next = stored.Clone();
+        var task = next.Task;
+        task.LastStatus = report.LastStatus;
+        if (report.DesiredStatus == TaskStatus.Stopped && task.DesiredStatus != TaskStatus.Stopped)
+        {
+            task.DesiredStatus = TaskStatus.Stopped; // the agent stopped it on its own (an essential container exited)
+        }
+
+        if (report.StopCode.Length > 0 && !task.HasStopCode)
+        {
+            task.StopCode = report.StopCode;
+            task.StoppedReason = report.StoppedReason;
+        }
+
+        task.PullStartedAt = report.PullStartedAt ?? task.PullStartedAt;
+        task.PullStoppedAt = report.PullStoppedAt ?? task.PullStoppedAt;
+        task.StartedAt = report.StartedAt ?? task.StartedAt;
+        task.StoppingAt = task.StoppingAt ?? report.StoppingAt;
+        task.StoppedAt = report.StoppedAt ?? task.StoppedAt;
+        task.ExecutionStoppedAt = report.ExecutionStoppedAt ?? task.ExecutionStoppedAt;
+        if (task.LastStatus == TaskStatus.Running)
+        {
+            task.Connectivity = "CONNECTED";
+            task.ConnectivityAt ??= Timestamp.FromDateTimeOffset(context.Now);
+        }
+
+        string? address = null;
+        foreach (var reported in report.Containers)
+        {
+            var container = task.Containers.FirstOrDefault(c => c.Name == reported.ContainerName);
+            if (container is null)
+            {
+                continue;
+            }
+
+            container.LastStatus = reported.LastStatus;
+            container.HealthStatus = reported.HealthStatus.Length > 0 ? reported.HealthStatus : "UNKNOWN";
+            if (reported.RuntimeId.Length > 0)
+            {
+                container.RuntimeId = reported.RuntimeId;
+            }
+
+            if (reported.ImageDigest.Length > 0)
+            {
+                container.ImageDigest = reported.ImageDigest;
+            }
+
+            if (reported.HasExitCode)
+            {
+                container.ExitCode = reported.ExitCode;
+            }
+
+            if (reported.Reason.Length > 0)
+            {
+                container.Reason = reported.Reason;
+            }
+
+            container.NetworkBindings.Clear();
+            container.NetworkBindings.Add(reported.NetworkBindings.Select(b => new NetworkBinding { BindIP = b.BindIP, ContainerPort = b.ContainerPort, HostPort = b.HostPort, Protocol = b.Protocol }));
+            address ??= reported.PrivateIPv4Address.Length > 0 ? reported.PrivateIPv4Address : null;
+        }
+
+        task.HealthStatus = Health(task);
+        if (address is not null && task.Attachments.FirstOrDefault(a => a.Type == "ElasticNetworkInterface") is { } eni)
+        {
+            eni.Status = task.LastStatus == TaskStatus.Stopped ? "DELETED" : "ATTACHED";
+            if (!eni.Details.Any(d => d.Name == "privateIPv4Address"))
+            {
+                eni.Details.Add(new KeyValuePair { Name = "privateIPv4Address", Value = address });
+            }
+        }
+
+        if (next.Equals(stored))
+        {
+            return new([], false);
+        }
+
+        task.Version++;
+        return new([new TaskPut(next)], true);
+    }
+
+    /// <summary>STOPPED tasks go once they have been stopped for longer than the retention (ECS: about an hour).</summary>
+    public static Mutation<int> Purge(CoordinatorState state, CommandContext context, TimeSpan retention)
+    {
+        var expired = state.Tasks.Values
+            .Where(t => t.Task.LastStatus == TaskStatus.Stopped && (t.Task.StoppedAt ?? t.Task.StoppingAt ?? t.Task.CreatedAt).ToDateTimeOffset() + retention <= context.Now)
+            .Select(t => (StateChange)new TaskRemoved(t.Task.TaskArn, t.Cluster))
+            .ToList();
+        return new(expired, expired.Count);
+    }
+
+    /// <summary>What the instance's agent should run: every task there not yet STOPPED, with its definition.</summary>
+    public static IEnumerable<DesiredTask> DesiredFor(CoordinatorState state, string containerInstanceArn) =>
+        state.Tasks.Values
+            .Where(t => t.Task.ContainerInstanceArn == containerInstanceArn && t.Task.LastStatus != TaskStatus.Stopped)
+            .Select(Desired);
+
+    public static DesiredTask Desired(StoredTask task) =>
+        new() { TaskArn = task.Task.TaskArn, DesiredStatus = task.Task.DesiredStatus, TaskDefinition = task.TaskDefinition };
+
+    /// <summary>A task given as an id or ARN, within a cluster; null when there is none.</summary>
+    public static StoredTask? Find(CoordinatorState state, string reference, string cluster, ArnFormat arns, string field)
+    {
+        if (string.IsNullOrEmpty(reference))
+        {
+            throw EcsException.InvalidParameter(field, "a task ARN or id is required.");
+        }
+
+        var arn = reference.StartsWith("arn:", StringComparison.Ordinal) ? reference : arns.Task(cluster, reference);
+        return state.Tasks.TryGetValue(arn, out var task) && task.Cluster == cluster ? task : null;
+    }
+
+    /// <summary>
+    /// Each instance of the cluster as placement sees it: what its running tasks leave of its registered
+    /// CPU, memory and ports, and whether it can take tasks at all (ACTIVE, agent connected).
+    /// </summary>
+    public static List<Candidate> Candidates(CoordinatorState state, string cluster)
+    {
+        var tasksByInstance = state.Tasks.Values
+            .Where(t => t.Cluster == cluster && t.Task.LastStatus != TaskStatus.Stopped)
+            .GroupBy(t => t.Task.ContainerInstanceArn, StringComparer.Ordinal)
+            .ToDictionary(g => g.Key, g => g.ToList(), StringComparer.Ordinal);
+        var candidates = new List<Candidate>();
+        foreach (var stored in ContainerInstanceCommands.InCluster(state, cluster))
+        {
+            var instance = stored.ContainerInstance;
+            if (instance.Status == ContainerInstanceStatus.Inactive)
+            {
+                continue;
+            }
+
+            var tasks = tasksByInstance.GetValueOrDefault(instance.ContainerInstanceArn) ?? [];
+            var needs = tasks.Select(t => TaskNeeds.Of(t.TaskDefinition)).ToList();
+            var registered = instance.RegisteredResources;
+            var groups = tasks.GroupBy(t => t.Task.Group, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.Count(), StringComparer.Ordinal);
+            var facts = ContainerInstanceCommands.Facts(state, stored) with { RunningTasksCount = tasks.Count, TaskGroups = [.. groups.Keys] };
+            var connected = state.IsConnected(instance.ContainerInstanceArn);
+            candidates.Add(new Candidate(
+                instance.ContainerInstanceArn,
+                connected && instance.Status == ContainerInstanceStatus.Active,
+                connected ? "INSTANCE" : "AGENT",
+                Integer(registered, "CPU") - needs.Sum(n => n.Cpu),
+                Integer(registered, "MEMORY") - needs.Sum(n => n.Memory),
+                Ports(registered, "PORTS").Concat(needs.SelectMany(n => n.TcpPorts)),
+                Ports(registered, "PORTS_UDP").Concat(needs.SelectMany(n => n.UdpPorts)),
+                facts,
+                groups));
+        }
+
+        return candidates;
+    }
+
+    private static int Integer(IEnumerable<Resource> resources, string name) =>
+        resources.FirstOrDefault(r => r.Name == name) is { } r ? (r.HasIntegerValue ? r.IntegerValue : (int)r.LongValue) : 0;
+
+    private static IEnumerable<int> Ports(IEnumerable<Resource> resources, string name) =>
+        resources.FirstOrDefault(r => r.Name == name)?.StringSetValue.Select(p => int.TryParse(p, out var port) ? port : 0).Where(p => p > 0) ?? [];
+
+    /// <summary>Resolves the task definition, checks the launch type, overrides and tags, and applies the overrides.</summary>
+    private static (StoredTaskDefinition Stored, TaskDefinition Effective, string LaunchType) Prepare(
+        CoordinatorState state, string reference, string? launchType, TaskOverride? overrides, IEnumerable<Tag> tags)
+    {
+        if (string.IsNullOrEmpty(reference))
+        {
+            throw EcsException.InvalidParameter("taskDefinition", "is required: a family, family:revision or task definition ARN.");
+        }
+
+        var stored = TaskDefinitionCommands.Resolve(state, reference, "taskDefinition");
+        var definition = stored.TaskDefinition;
+        if (definition.Status != TaskDefinitionStatus.Active)
+        {
+            throw EcsException.Client("taskDefinition", $"TaskDefinition is inactive: '{reference}' was deregistered; run an ACTIVE revision.");
+        }
+
+        var compatible = definition.RequiresCompatibilities.Count > 0 ? definition.RequiresCompatibilities.ToList() : ["EC2"];
+        if (launchType is not null)
+        {
+            if (!LaunchTypes.Contains(launchType))
+            {
+                throw EcsException.InvalidParameter("launchType", $"'{launchType}' is not one of {string.Join(", ", LaunchTypes)}.");
+            }
+
+            if (!compatible.Contains(launchType) && !(launchType == "EC2" && definition.RequiresCompatibilities.Count == 0))
+            {
+                throw EcsException.Client("launchType", $"Task definition does not support launch_type {launchType}: it requires {string.Join(" or ", compatible)}.");
+            }
+        }
+
+        TagRules.Validate(tags, "tags");
+        return (stored, TaskOverrides.Apply(definition, overrides), launchType ?? compatible[0]);
+    }
+
+    private static StoredTask NewTask(StoredTaskDefinition stored, TaskDefinition definition, Cluster cluster, string instance, string group, string launchType,
+        string? startedBy, TaskOverride? overrides, IEnumerable<Tag> tags, CommandContext context, string id)
+    {
+        var arn = context.Arns.Task(cluster.ClusterName, id);
+        var task = new Api.V1.Task
+        {
+            TaskArn = arn,
+            ClusterArn = cluster.ClusterArn,
+            TaskDefinitionArn = stored.TaskDefinition.TaskDefinitionArn,
+            ContainerInstanceArn = instance,
+            LastStatus = TaskStatus.Provisioning,
+            DesiredStatus = TaskStatus.Running,
+            CreatedAt = Timestamp.FromDateTimeOffset(context.Now),
+            Group = group,
+            LaunchType = launchType,
+            Cpu = TaskSize(definition.Cpu, definition.ContainerDefinitions.Sum(c => c.Cpu)),
+            Memory = TaskSize(definition.Memory, definition.ContainerDefinitions.Sum(c => c.HasMemory ? c.Memory : c.MemoryReservation)),
+            Overrides = overrides?.Clone() ?? new TaskOverride(),
+            HealthStatus = "UNKNOWN",
+            Version = 1,
+        };
+        if (startedBy is not null)
+        {
+            task.StartedBy = startedBy;
+        }
+
+        task.Tags.Add(tags);
+        foreach (var container in definition.ContainerDefinitions)
+        {
+            var view = new Container
+            {
+                ContainerArn = context.Arns.Container(cluster.ClusterName, id, container.Name),
+                TaskArn = arn,
+                Name = container.Name,
+                Image = container.Image,
+                LastStatus = TaskStatus.Pending,
+                HealthStatus = "UNKNOWN",
+                Cpu = container.Cpu.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            };
+            if (container.HasMemory)
+            {
+                view.Memory = container.Memory.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            }
+
+            if (container.HasMemoryReservation)
+            {
+                view.MemoryReservation = container.MemoryReservation.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            }
+
+            task.Containers.Add(view);
+        }
+
+        if (definition.NetworkMode == "awsvpc")
+        {
+            task.Attachments.Add(new Attachment
+            {
+                Id = id,
+                Type = "ElasticNetworkInterface",
+                Status = "PRECREATED",
+                Details = { new KeyValuePair { Name = "networkInterfaceId", Value = $"eni-{id[..Math.Min(17, id.Length)]}" } },
+            });
+        }
+
+        return new StoredTask { Task = task, TaskDefinition = definition, Cluster = cluster.ClusterName };
+    }
+
+    private static string TaskSize(string taskLevel, int sum) =>
+        taskLevel.Length > 0 ? taskLevel : sum.ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+    /// <summary>ECS's task health: UNHEALTHY if an essential container is; HEALTHY if all essential ones with checks are; else UNKNOWN.</summary>
+    private static string Health(Api.V1.Task task)
+    {
+        var reported = task.Containers.Select(c => c.HealthStatus).Where(h => h is "HEALTHY" or "UNHEALTHY").ToList();
+        return reported.Contains("UNHEALTHY") ? "UNHEALTHY" : reported.Count > 0 && reported.All(h => h == "HEALTHY") ? "HEALTHY" : "UNKNOWN";
+    }
+}

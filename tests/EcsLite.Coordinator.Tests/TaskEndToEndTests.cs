@@ -1,0 +1,179 @@
+using EcsLite.Api.V1;
+using EcsLite.Testing;
+using Grpc.Core;
+using EcsTask = EcsLite.Api.V1.Task;
+
+namespace EcsLite.Coordinator.Tests;
+
+/// <summary>
+/// The whole path with real processes: RunTask on the real coordinator, placed on the real agent, run on
+/// the real Docker engine, described, its logs streamed back over the agent's channel, stopped.
+/// </summary>
+public sealed class TaskEndToEndTests : IAsyncLifetime
+{
+    private const string Ecs = "ecslite.v1.Ecs/";
+    private CoordinatorProcess _coordinator = null!;
+    private AgentProcess _agent = null!;
+    private DynamicJsonClient _json = null!;
+
+    public async Task InitializeAsync()
+    {
+        await LocalImages.EnsureAsync();
+        _coordinator = await CoordinatorProcess.StartAsync();
+        _json = await DynamicJsonClient.ConnectAsync(_coordinator.Channel);
+        _agent = AgentProcess.Start(_coordinator.Address, environment: new Dictionary<string, string>
+        {
+            ["ECSLITE_HOST_PORT_ADDRESS"] = "127.0.0.1",
+            ["ECS_IMAGE_PULL_BEHAVIOR"] = "prefer-cached",
+            ["ECS_CONTAINER_STOP_TIMEOUT"] = "2s",
+        });
+        await _agent.WaitJoinedAsync();
+    }
+
+    public async Task DisposeAsync()
+    {
+        var instance = _agent.ContainerInstanceArn;
+        await _agent.DisposeAsync();
+        await _coordinator.DisposeAsync();
+        if (instance is not null)
+        {
+            var (_, ids) = await ProcessRunner.RunAsync("docker", ["ps", "-aq", "--filter", $"label=ecslite.container-instance-arn={instance}"]);
+            foreach (var id in ids.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+            {
+                await ProcessRunner.RunAsync("docker", ["rm", "-f", id]);
+            }
+        }
+    }
+
+    [Fact]
+    public async Task The_seed_runs_with_RunTask_serves_its_page_shows_its_bindings_streams_its_logs_and_stops()
+    {
+        await _json.CallAsync(Ecs + "RegisterTaskDefinition", File.ReadAllText(Path.Combine(RepoPaths.Examples, "fargate-task-definition.json")));
+        var run = await _json.CallAsync(Ecs + "RunTask", """
+            { "taskDefinition": "fargate-task-definition", "launchType": "FARGATE", "startedBy": "e2e",
+              "networkConfiguration": { "awsvpcConfiguration": { "subnets": ["subnet-home"], "assignPublicIp": "DISABLED" } } }
+            """);
+        Assert.True(run["failures"] is null || run["failures"]!.AsArray().Count == 0, run["failures"]?.ToJsonString());
+        var taskArn = run["tasks"]![0]!["taskArn"]!.GetValue<string>();
+        Assert.Equal("PROVISIONING", run["tasks"]![0]!["lastStatus"]!.GetValue<string>());
+        Assert.Equal(_agent.ContainerInstanceArn, run["tasks"]![0]!["containerInstanceArn"]!.GetValue<string>());
+
+        var task = await WaitForAsync(taskArn, t => t.LastStatus == "RUNNING");
+        Assert.Equal("RUNNING", task.DesiredStatus);
+        Assert.Equal("FARGATE", task.LaunchType);
+        Assert.Equal("family:fargate-task-definition", task.Group);
+        Assert.Equal("e2e", task.StartedBy);
+        Assert.Equal(("256", "512"), (task.Cpu, task.Memory));
+        var container = Assert.Single(task.Containers);
+        Assert.Equal("RUNNING", container.LastStatus);
+        Assert.NotEmpty(container.RuntimeId);
+        var binding = Assert.Single(container.NetworkBindings);
+        Assert.Equal((80, 80, "tcp"), (binding.ContainerPort, binding.HostPort, binding.Protocol));
+        Assert.NotNull(task.StartedAt);
+        Assert.NotNull(task.PullStartedAt);
+        var eni = Assert.Single(task.Attachments);
+        Assert.Equal(("ElasticNetworkInterface", "ATTACHED"), (eni.Type, eni.Status));
+        Assert.Matches(@"^\d+\.\d+\.\d+\.\d+$", eni.Details.Single(d => d.Name == "privateIPv4Address").Value);
+
+        using var http = new HttpClient();
+        var page = "";
+        await Eventually.HoldsAsync(async () =>
+        {
+            try
+            {
+                page = await http.GetStringAsync("http://127.0.0.1:80/");
+                return true;
+            }
+            catch (HttpRequestException)
+            {
+                return false;
+            }
+        }, TimeSpan.FromSeconds(20), "the page on port 80");
+        Assert.Contains("Congratulations!", page, StringComparison.Ordinal);
+
+        // Logs: follow from now (tail 0); a request to the server writes a line (busybox httpd -v logs
+        // "response:404" for a missing page) that arrives on the open stream.
+        var logs = new TaskLogs.TaskLogsClient(_coordinator.Channel);
+        using (var following = new CancellationTokenSource(TimeSpan.FromSeconds(30)))
+        {
+            using var call = logs.GetTaskLogs(new GetTaskLogsRequest { Task = taskArn, Follow = true, Tail = 0 }, cancellationToken: following.Token);
+            Assert.True(await call.ResponseStream.MoveNext(following.Token)); // the first answer names the stream: following has begun
+            Assert.Equal("/ecs/fargate-task-definition", call.ResponseStream.Current.LogGroupName);
+            Assert.Matches("^ecs/sample-fargate-app/[0-9a-f]{32}$", call.ResponseStream.Current.LogStreamName);
+            var marker = $"/marker-{Guid.NewGuid():N}";
+            _ = http.GetAsync($"http://127.0.0.1:80{marker}");
+            var seen = call.ResponseStream.Current.Events.Any(e => e.Message.Contains("response:404", StringComparison.Ordinal));
+            while (!seen && await call.ResponseStream.MoveNext(following.Token))
+            {
+                seen = call.ResponseStream.Current.Events.Any(e => e.Message.Contains("response:404", StringComparison.Ordinal));
+            }
+
+            Assert.True(seen, "the request's log line did not arrive while following");
+        }
+
+        await _json.CallAsync(Ecs + "StopTask", $$"""{ "task": "{{taskArn}}", "reason": "done with it" }""");
+        var stopped = await WaitForAsync(taskArn, t => t.LastStatus == "STOPPED");
+        Assert.Equal(("STOPPED", "UserInitiated", "done with it"), (stopped.DesiredStatus, stopped.StopCode, stopped.StoppedReason));
+        Assert.NotNull(stopped.StoppedAt);
+        Assert.Equal("STOPPED", stopped.Containers[0].LastStatus);
+
+        // Listed as stopped, no longer as running; its logs stay readable.
+        var listed = await _coordinator.Ecs.ListTasksAsync(new ListTasksRequest { DesiredStatus = "STOPPED", StartedBy = "e2e" });
+        Assert.Contains(taskArn, listed.TaskArns);
+        Assert.DoesNotContain(taskArn, (await _coordinator.Ecs.ListTasksAsync(new ListTasksRequest())).TaskArns);
+        using var after = logs.GetTaskLogs(new GetTaskLogsRequest { Task = taskArn, Tail = 5 });
+        var lines = new List<LogEvent>();
+        while (await after.ResponseStream.MoveNext(default))
+        {
+            lines.AddRange(after.ResponseStream.Current.Events);
+        }
+
+        Assert.InRange(lines.Count, 1, 5);
+    }
+
+    [Fact]
+    public async Task Bad_RunTask_calls_get_ECS_errors_and_change_nothing()
+    {
+        await _json.CallAsync(Ecs + "RegisterTaskDefinition", """
+            { "family": "small", "requiresCompatibilities": ["EC2"], "containerDefinitions": [{ "name": "app", "image": "ecslite/busybox:latest", "memory": 16, "command": ["sleep", "60"] }] }
+            """);
+        async Task<RpcException> FailsAsync(RunTaskRequest request) => await Assert.ThrowsAsync<RpcException>(() => _coordinator.Ecs.RunTaskAsync(request).ResponseAsync);
+
+        Assert.Equal(StatusCode.NotFound, (await FailsAsync(new RunTaskRequest { Cluster = "nowhere", TaskDefinition = "small" })).StatusCode);
+        Assert.StartsWith("ClientException", (await FailsAsync(new RunTaskRequest { TaskDefinition = "missing" })).Status.Detail, StringComparison.Ordinal);
+        Assert.StartsWith("InvalidParameterException: count", (await FailsAsync(new RunTaskRequest { TaskDefinition = "small", Count = 11 })).Status.Detail, StringComparison.Ordinal);
+        Assert.StartsWith("ClientException: launchType", (await FailsAsync(new RunTaskRequest { TaskDefinition = "small", LaunchType = "FARGATE" })).Status.Detail, StringComparison.Ordinal);
+        var malformed = await FailsAsync(new RunTaskRequest
+        {
+            TaskDefinition = "small",
+            PlacementConstraints = { new PlacementConstraint { Type = "memberOf", Expression = "attribute:ecs.os-type == linux and (" } },
+        });
+        Assert.Contains("placementConstraints[0].expression", malformed.Status.Detail, StringComparison.Ordinal);
+        Assert.Contains("column", malformed.Status.Detail, StringComparison.Ordinal);
+        await _json.CallAsync(Ecs + "DeregisterTaskDefinition", """{ "taskDefinition": "small:1" }""");
+        Assert.StartsWith("ClientException", (await FailsAsync(new RunTaskRequest { TaskDefinition = "small:1" })).Status.Detail, StringComparison.Ordinal);
+
+        var other = await _coordinator.Ecs.CreateClusterAsync(new CreateClusterRequest { ClusterName = "other" });
+        var start = await Assert.ThrowsAsync<RpcException>(() => _coordinator.Ecs.StartTaskAsync(new StartTaskRequest
+        {
+            Cluster = "other", TaskDefinition = "fargate-task-definition", ContainerInstances = { _agent.ContainerInstanceArn! },
+        }).ResponseAsync);
+        Assert.StartsWith("InvalidParameterException: containerInstances[0]", start.Status.Detail, StringComparison.Ordinal);
+
+        // Nothing was created by any of them.
+        Assert.Empty((await _coordinator.Ecs.ListTasksAsync(new ListTasksRequest())).TaskArns);
+        Assert.Empty((await _coordinator.Ecs.ListTasksAsync(new ListTasksRequest { DesiredStatus = "STOPPED" })).TaskArns);
+        Assert.NotNull(other);
+    }
+
+    private async Task<EcsTask> WaitForAsync(string taskArn, Func<EcsTask, bool> condition)
+    {
+        EcsTask? found = null;
+        await Eventually.HoldsAsync(async () =>
+        {
+            found = (await _coordinator.Ecs.DescribeTasksAsync(new DescribeTasksRequest { Tasks = { taskArn } })).Tasks.Single();
+            return condition(found);
+        }, TimeSpan.FromSeconds(60), $"task {taskArn} (last seen {found?.LastStatus})");
+        return found!;
+    }
+}
