@@ -12,6 +12,7 @@ namespace EcsLite.Coordinator.Tests;
 public sealed class TaskEndToEndTests : IAsyncLifetime
 {
     private const string Ecs = "ecslite.v1.Ecs/";
+    private const string Address = "127.0.0.2";
     private CoordinatorProcess _coordinator = null!;
     private AgentProcess _agent = null!;
     private DynamicJsonClient _json = null!;
@@ -23,7 +24,8 @@ public sealed class TaskEndToEndTests : IAsyncLifetime
         _json = await DynamicJsonClient.ConnectAsync(_coordinator.Channel);
         _agent = AgentProcess.Start(_coordinator.Address, environment: new Dictionary<string, string>
         {
-            ["ECSLITE_HOST_PORT_ADDRESS"] = "127.0.0.1",
+            // Its own loopback address: the agent tests publish the seed's port 80 on 127.0.0.1 meanwhile.
+            ["ECSLITE_HOST_PORT_ADDRESS"] = Address,
             ["ECS_IMAGE_PULL_BEHAVIOR"] = "prefer-cached",
             ["ECS_CONTAINER_STOP_TIMEOUT"] = "2s",
         });
@@ -81,7 +83,7 @@ public sealed class TaskEndToEndTests : IAsyncLifetime
         {
             try
             {
-                page = await http.GetStringAsync("http://127.0.0.1:80/");
+                page = await http.GetStringAsync($"http://{Address}:80/");
                 return true;
             }
             catch (HttpRequestException)
@@ -101,7 +103,7 @@ public sealed class TaskEndToEndTests : IAsyncLifetime
             Assert.Equal("/ecs/fargate-task-definition", call.ResponseStream.Current.LogGroupName);
             Assert.Matches("^ecs/sample-fargate-app/[0-9a-f]{32}$", call.ResponseStream.Current.LogStreamName);
             var marker = $"/marker-{Guid.NewGuid():N}";
-            _ = http.GetAsync($"http://127.0.0.1:80{marker}");
+            _ = http.GetAsync($"http://{Address}:80{marker}");
             var seen = call.ResponseStream.Current.Events.Any(e => e.Message.Contains("response:404", StringComparison.Ordinal));
             while (!seen && await call.ResponseStream.MoveNext(following.Token))
             {

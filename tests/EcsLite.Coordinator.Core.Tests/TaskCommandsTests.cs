@@ -1,0 +1,159 @@
+using EcsLite.Api.V1;
+using EcsLite.Coordinator.Core.Clusters;
+using EcsLite.Coordinator.Core.ContainerInstances;
+using EcsLite.Coordinator.Core.State;
+using EcsLite.Coordinator.Core.TaskDefinitions;
+using EcsLite.Coordinator.Core.Tasks;
+using Google.Protobuf.WellKnownTypes;
+using static EcsLite.Coordinator.Core.Tests.Fixtures;
+
+namespace EcsLite.Coordinator.Core.Tests;
+
+public class TaskCommandsTests
+{
+    private int _ids;
+
+    private string NewId() => $"{++_ids:D32}";
+
+    /// <summary>The default cluster, two connected instances of 1024 CPU / 1024 MiB, and the family "web" (256 MiB).</summary>
+    private static CoordinatorState Cluster()
+    {
+        var state = Run(CoordinatorState.Empty, s => ClusterCommands.Create(s, new CreateClusterRequest(), Context())).State;
+        foreach (var id in new[] { "aaaa", "bbbb" })
+        {
+            state = Run(state, s => ContainerInstanceCommands.Join(s, ContainerInstanceCommandsTests.Hello(cpu: 1024, memory: 1024, hostname: id), Context(), id)).State;
+        }
+
+        return Run(state, s => TaskDefinitionCommands.Register(s, Simple("web", memory: 256), Context())).State;
+    }
+
+    private (CoordinatorState State, RunTaskResponse Response) RunTask(CoordinatorState state, RunTaskRequest request) =>
+        Run(state, s => TaskCommands.Run(s, request, Context(), new Random(1), NewId));
+
+    [Fact]
+    public void RunTask_places_PROVISIONING_tasks_and_repeated_calls_never_overcommit()
+    {
+        var state = Cluster();
+        var placed = new List<Api.V1.Task>();
+        var failures = new List<Failure>();
+        for (var call = 0; call < 5; call++)
+        {
+            var (next, response) = RunTask(state, new RunTaskRequest { TaskDefinition = "web", Count = 3, StartedBy = "me" });
+            state = next;
+            placed.AddRange(response.Tasks);
+            failures.AddRange(response.Failures);
+        }
+
+        // 1024 MiB per instance, 256 per task: 8 fit, the other 7 fail for memory.
+        Assert.Equal(8, placed.Count);
+        Assert.Equal(7, failures.Count);
+        Assert.All(failures, f => Assert.Equal("RESOURCE:MEMORY", f.Reason));
+        Assert.All(placed, t => Assert.Equal(("PROVISIONING", "RUNNING", "family:web", "me"), (t.LastStatus, t.DesiredStatus, t.Group, t.StartedBy)));
+        Assert.Equal([4, 4], placed.GroupBy(t => t.ContainerInstanceArn).Select(g => g.Count()));
+        Assert.Equal(8, state.Tasks.Count);
+    }
+
+    [Fact]
+    public void Overrides_change_what_the_agent_runs_and_unknown_containers_are_refused()
+    {
+        var state = Cluster();
+        var overrides = new TaskOverride { ContainerOverrides = { new ContainerOverride { Name = "app", Command = { "echo", "hi" }, Memory = 128, Environment = { new Api.V1.KeyValuePair { Name = "MODE", Value = "test" } } } } };
+        var (next, response) = RunTask(state, new RunTaskRequest { TaskDefinition = "web", Overrides = overrides });
+        var stored = next.Tasks[response.Tasks[0].TaskArn];
+        Assert.Equal(["echo", "hi"], stored.TaskDefinition.ContainerDefinitions[0].Command);
+        Assert.Equal(128, stored.TaskDefinition.ContainerDefinitions[0].Memory);
+        Assert.Equal("test", stored.TaskDefinition.ContainerDefinitions[0].Environment.Single(e => e.Name == "MODE").Value);
+        Assert.Equal(overrides, stored.Task.Overrides);
+        Assert.Equal(256, state.Families["web"].LatestActive!.TaskDefinition.ContainerDefinitions[0].Memory); // the registered revision is untouched
+
+        var error = Assert.Throws<EcsException>(() => TaskCommands.Run(state,
+            new RunTaskRequest { TaskDefinition = "web", Overrides = new TaskOverride { ContainerOverrides = { new ContainerOverride { Name = "nope" } } } }, Context(), new Random(1), NewId));
+        Assert.Equal("overrides.containerOverrides[0].name", error.Field);
+    }
+
+    [Theory]
+    [InlineData("""{ "cluster": "nowhere", "taskDefinition": "web" }""", "ClusterNotFoundException", "cluster")]
+    [InlineData("""{ "taskDefinition": "absent" }""", "ClientException", "taskDefinition")]
+    [InlineData("""{ }""", "InvalidParameterException", "taskDefinition")]
+    [InlineData("""{ "taskDefinition": "web", "count": 0 }""", "InvalidParameterException", "count")]
+    [InlineData("""{ "taskDefinition": "web", "count": 11 }""", "InvalidParameterException", "count")]
+    [InlineData("""{ "taskDefinition": "web", "launchType": "FARGATE" }""", "ClientException", "launchType")]
+    [InlineData("""{ "taskDefinition": "web", "launchType": "MOON" }""", "InvalidParameterException", "launchType")]
+    [InlineData("""{ "taskDefinition": "web", "placementConstraints": [{ "type": "memberOf", "expression": "attribute:x ==" }] }""", "InvalidParameterException", "placementConstraints[0].expression")]
+    [InlineData("""{ "taskDefinition": "web", "placementStrategy": [{ "type": "binpack", "field": "disk" }] }""", "InvalidParameterException", "placementStrategy[0].field")]
+    [InlineData("""{ "taskDefinition": "web", "overrides": { "memory": "lots" } }""", "InvalidParameterException", "overrides.memory")]
+    public void Bad_RunTask_calls_are_refused_as_ECS_refuses_them_and_change_nothing(string json, string type, string field)
+    {
+        var state = Cluster();
+        var request = Google.Protobuf.JsonParser.Default.Parse<RunTaskRequest>(json);
+        var error = Assert.Throws<EcsException>(() => TaskCommands.Run(state, request, Context(), new Random(1), NewId));
+        Assert.Equal((type, field), (error.ErrorType, error.Field));
+        Assert.Empty(state.Tasks);
+    }
+
+    [Fact]
+    public void An_inactive_revision_cannot_run_and_an_empty_cluster_says_so()
+    {
+        var state = Run(Cluster(), s => TaskDefinitionCommands.Deregister(s, new DeregisterTaskDefinitionRequest { TaskDefinition = "web:1" }, Context())).State;
+        Assert.Contains("inactive", Assert.Throws<EcsException>(() => TaskCommands.Run(state, new RunTaskRequest { TaskDefinition = "web:1" }, Context(), new Random(1), NewId)).Message, StringComparison.Ordinal);
+
+        var empty = Run(Run(CoordinatorState.Empty, s => ClusterCommands.Create(s, new CreateClusterRequest(), Context())).State,
+            s => TaskDefinitionCommands.Register(s, Simple("web"), Context())).State;
+        Assert.Contains("No Container Instances were found in your cluster.", Assert.Throws<EcsException>(() => TaskCommands.Run(empty, new RunTaskRequest { TaskDefinition = "web" }, Context(), new Random(1), NewId)).Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Reports_move_the_task_forward_only_and_StopTask_says_who_stopped_it()
+    {
+        var (state, response) = RunTask(Cluster(), new RunTaskRequest { TaskDefinition = "web" });
+        var task = response.Tasks[0];
+        TaskStateChange Report(string status, string container) => new()
+        {
+            TaskArn = task.TaskArn, LastStatus = status, DesiredStatus = "RUNNING", StartedAt = Timestamp.FromDateTimeOffset(Now),
+            Containers = { new ContainerStateChange { ContainerName = "app", LastStatus = container, RuntimeId = "c0ffee", HealthStatus = "UNKNOWN",
+                NetworkBindings = { new AgentNetworkBinding { BindIP = "0.0.0.0", ContainerPort = 80, HostPort = 32768, Protocol = "tcp" } } } },
+        };
+
+        state = Run(state, s => TaskCommands.Report(s, task.ContainerInstanceArn, Report("RUNNING", "RUNNING"), Context())).State;
+        var running = state.Tasks[task.TaskArn].Task;
+        Assert.Equal(("RUNNING", "RUNNING", "c0ffee"), (running.LastStatus, running.Containers[0].LastStatus, running.Containers[0].RuntimeId));
+        Assert.Equal(32768, running.Containers[0].NetworkBindings[0].HostPort);
+
+        // An older report (PENDING) and one from another instance change nothing.
+        Assert.Empty(TaskCommands.Report(state, task.ContainerInstanceArn, Report("PENDING", "PENDING"), Context()).Changes);
+        Assert.Empty(TaskCommands.Report(state, "arn:aws:ecs:local:000000000000:container-instance/default/other", Report("STOPPED", "STOPPED"), Context()).Changes);
+
+        state = Run(state, s => TaskCommands.Stop(s, new StopTaskRequest { Task = task.TaskArn.Split('/')[^1], Reason = "enough" }, Context(5))).State;
+        var stopping = state.Tasks[task.TaskArn].Task;
+        Assert.Equal(("STOPPED", "UserInitiated", "enough", "RUNNING"), (stopping.DesiredStatus, stopping.StopCode, stopping.StoppedReason, stopping.LastStatus));
+        Assert.Equal("STOPPED", TaskCommands.Desired(state.Tasks[task.TaskArn]).DesiredStatus);
+
+        var stoppedReport = Report("STOPPED", "STOPPED");
+        stoppedReport.StoppedAt = Timestamp.FromDateTimeOffset(Now.AddSeconds(6));
+        state = Run(state, s => TaskCommands.Report(s, task.ContainerInstanceArn, stoppedReport, Context(6))).State;
+        Assert.Empty(TaskCommands.DesiredFor(state, task.ContainerInstanceArn));
+        Assert.Equal([task.TaskArn], TaskCommands.List(state, new ListTasksRequest { DesiredStatus = "STOPPED" }, new ArnFormat()).TaskArns);
+        Assert.Empty(TaskCommands.List(state, new ListTasksRequest(), new ArnFormat()).TaskArns);
+
+        // Purged only after the retention; then gone from describe.
+        Assert.Empty(TaskCommands.Purge(state, Context(60), TimeSpan.FromHours(1)).Changes);
+        state = Run(state, s => TaskCommands.Purge(s, Context(3607), TimeSpan.FromHours(1))).State;
+        Assert.Equal("MISSING", TaskCommands.Describe(state, new DescribeTasksRequest { Tasks = { task.TaskArn } }, new ArnFormat()).Failures.Single().Reason);
+    }
+
+    [Fact]
+    public void StartTask_uses_the_named_instances_and_ListTasks_filters()
+    {
+        var state = Cluster();
+        var instances = ContainerInstanceCommands.InCluster(state, "default").Select(i => i.ContainerInstance.ContainerInstanceArn).ToList();
+        var (next, started) = Run(state, s => TaskCommands.Start(s, new StartTaskRequest { TaskDefinition = "web", ContainerInstances = { "aaaa" }, StartedBy = "scheduler" }, Context(), NewId));
+        Assert.Equal(instances[0], Assert.Single(started.Tasks).ContainerInstanceArn);
+        Assert.Single(TaskCommands.List(next, new ListTasksRequest { ContainerInstance = "aaaa" }, new ArnFormat()).TaskArns);
+        Assert.Empty(TaskCommands.List(next, new ListTasksRequest { ContainerInstance = "bbbb" }, new ArnFormat()).TaskArns);
+        Assert.Single(TaskCommands.List(next, new ListTasksRequest { Family = "web", StartedBy = "scheduler" }, new ArnFormat()).TaskArns);
+        Assert.Empty(TaskCommands.List(next, new ListTasksRequest { Family = "db" }, new ArnFormat()).TaskArns);
+
+        var error = Assert.Throws<EcsException>(() => TaskCommands.Start(state, new StartTaskRequest { TaskDefinition = "web", ContainerInstances = { "arn:aws:ecs:local:000000000000:container-instance/other/aaaa" } }, Context(), NewId));
+        Assert.Equal("containerInstances[0]", error.Field);
+    }
+}
