@@ -116,9 +116,12 @@ public class ContainerInstanceCommandsTests
     public void An_instance_with_tasks_is_deregistered_only_when_forced()
     {
         var (state, arn) = Joined(WithCluster(), Hello(), "abc");
-        var busy = state.ContainerInstances[arn].Clone();
-        busy.ContainerInstance.RunningTasksCount = 2;
-        state = state.Apply(new ContainerInstancePut(busy));
+        state = state.Apply(new TaskPut(new EcsLite.Store.V1.StoredTask
+        {
+            Cluster = "default",
+            TaskDefinition = new TaskDefinition(),
+            Task = new Api.V1.Task { TaskArn = "arn:aws:ecs:local:000000000000:task/default/t1", LastStatus = "RUNNING", ContainerInstanceArn = arn },
+        }));
         var error = Assert.Throws<EcsException>(() => ContainerInstanceCommands.Deregister(state, new() { ContainerInstance = "abc" }, Context()));
         Assert.Equal(EcsErrorType.InvalidParameterException, error.ErrorType);
         var forced = ContainerInstanceCommands.Deregister(state, new() { ContainerInstance = "abc", Force = true }, Context());

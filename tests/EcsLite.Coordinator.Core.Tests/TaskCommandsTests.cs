@@ -156,4 +156,17 @@ public class TaskCommandsTests
         var error = Assert.Throws<EcsException>(() => TaskCommands.Start(state, new StartTaskRequest { TaskDefinition = "web", ContainerInstances = { "arn:aws:ecs:local:000000000000:container-instance/other/aaaa" } }, Context(), NewId));
         Assert.Equal("containerInstances[0]", error.Field);
     }
+
+    [Fact]
+    public void Instances_and_clusters_show_their_tasks_counts_and_what_is_left()
+    {
+        var (state, response) = RunTask(Cluster(), new RunTaskRequest { TaskDefinition = "web", Count = 2, PlacementStrategy = { new PlacementStrategy { Type = "binpack", Field = "memory" } } });
+        var instance = ContainerInstanceCommands.InCluster(state, "default").Single(i => i.ContainerInstance.ContainerInstanceArn == response.Tasks[0].ContainerInstanceArn);
+        var view = ContainerInstanceCommands.View(state, instance, includeTags: false);
+        Assert.Equal((0, 2), (view.RunningTasksCount, view.PendingTasksCount));
+        Assert.Equal(1024 - 512, view.RemainingResources.Single(r => r.Name == "MEMORY").IntegerValue);
+        Assert.Equal(1024, view.RegisteredResources.Single(r => r.Name == "MEMORY").IntegerValue);
+        var cluster = ClusterCommands.Describe(state, new DescribeClustersRequest(), new ArnFormat()).Clusters.Single();
+        Assert.Equal((0, 2), (cluster.RunningTasksCount, cluster.PendingTasksCount));
+    }
 }

@@ -130,7 +130,7 @@ public static class ClusterCommands
                 "The cluster cannot be deleted while services are active.", "cluster");
         }
 
-        if (cluster.RunningTasksCount + cluster.PendingTasksCount > 0)
+        if (state.ActiveTasks(cluster.ClusterName).Any())
         {
             throw new EcsException(EcsErrorType.ClusterContainsTasksException,
                 "The cluster cannot be deleted while tasks are active.", "cluster");
@@ -162,6 +162,7 @@ public static class ClusterCommands
     {
         var view = cluster.Clone();
         view.RegisteredContainerInstancesCount = RegisteredInstances(state, cluster.ClusterName);
+        (view.RunningTasksCount, view.PendingTasksCount) = state.TaskCounts(cluster.ClusterName);
         if (!include.Contains("TAGS"))
         {
             view.Tags.Clear();

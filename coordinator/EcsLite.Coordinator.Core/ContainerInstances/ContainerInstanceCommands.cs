@@ -123,7 +123,7 @@ public static partial class ContainerInstanceCommands
             throw EcsException.Client("containerInstance", $"'{request.ContainerInstance}' is already deregistered.");
         }
 
-        var tasks = stored.ContainerInstance.RunningTasksCount + stored.ContainerInstance.PendingTasksCount;
+        var tasks = state.ActiveTasks(containerInstanceArn: stored.ContainerInstance.ContainerInstanceArn).Count();
         if (tasks > 0 && !(request.HasForce && request.Force))
         {
             throw EcsException.InvalidParameter("containerInstance", $"the container instance has {tasks} tasks; stop them first or deregister with force.");
@@ -254,6 +254,29 @@ public static partial class ContainerInstanceCommands
         var view = stored.ContainerInstance.Clone();
         view.Attributes.Add(MergedAttributes(stored));
         view.AgentConnected = state.IsConnected(view.ContainerInstanceArn);
+        (view.RunningTasksCount, view.PendingTasksCount) = state.TaskCounts(containerInstanceArn: view.ContainerInstanceArn);
+
+        // What is left once the tasks there have taken theirs: what placement sees.
+        var needs = state.ActiveTasks(containerInstanceArn: view.ContainerInstanceArn).Select(t => Placement.TaskNeeds.Of(t.TaskDefinition)).ToList();
+        foreach (var remaining in view.RemainingResources)
+        {
+            switch (remaining.Name)
+            {
+                case "CPU":
+                    remaining.IntegerValue -= needs.Sum(n => n.Cpu);
+                    break;
+                case "MEMORY":
+                    remaining.IntegerValue -= needs.Sum(n => n.Memory);
+                    break;
+                case "PORTS" or "PORTS_UDP":
+                    var taken = needs.SelectMany(n => remaining.Name == "PORTS" ? n.TcpPorts : n.UdpPorts).Select(p => p.ToString(System.Globalization.CultureInfo.InvariantCulture));
+                    var all = remaining.StringSetValue.Union(taken).ToList();
+                    remaining.StringSetValue.Clear();
+                    remaining.StringSetValue.Add(all);
+                    break;
+            }
+        }
+
         if (!includeTags)
         {
             view.Tags.Clear();
@@ -263,7 +286,11 @@ public static partial class ContainerInstanceCommands
     }
 
     /// <summary>What the cluster query language sees of an instance.</summary>
-    public static InstanceFacts Facts(CoordinatorState state, StoredContainerInstance stored)
+    public static InstanceFacts Facts(CoordinatorState state, StoredContainerInstance stored) =>
+        Facts(state, stored, [.. state.ActiveTasks(containerInstanceArn: stored.ContainerInstance.ContainerInstanceArn)]);
+
+    /// <param name="tasks">The instance's tasks not yet STOPPED.</param>
+    public static InstanceFacts Facts(CoordinatorState state, StoredContainerInstance stored, IReadOnlyCollection<StoredTask> tasks)
     {
         var instance = stored.ContainerInstance;
         var attributes = new Dictionary<string, string?>(StringComparer.Ordinal);
@@ -278,9 +305,9 @@ public static partial class ContainerInstanceCommands
             state.IsConnected(instance.ContainerInstanceArn),
             instance.VersionInfo?.AgentVersion ?? "",
             instance.RegisteredAt.ToDateTimeOffset(),
-            instance.RunningTasksCount,
+            tasks.Count,
             attributes,
-            []);
+            [.. tasks.Select(t => t.Task.Group).Distinct()]);
     }
 
     public static IEnumerable<StoredContainerInstance> InCluster(CoordinatorState state, string cluster) =>

@@ -42,6 +42,20 @@ public sealed record CoordinatorState(
     /// <summary>Whether the instance's agent is connected now; never connected since this coordinator started counts as not.</summary>
     public bool IsConnected(string containerInstanceArn) => Connections.TryGetValue(containerInstanceArn, out var c) && c.Connected;
 
+    /// <summary>Tasks not yet STOPPED (they hold their instance's resources), in a cluster or on an instance.</summary>
+    public IEnumerable<StoredTask> ActiveTasks(string? cluster = null, string? containerInstanceArn = null) =>
+        Tasks.Values.Where(t => t.Task.LastStatus != TaskStatus.Stopped
+            && (cluster is null || t.Cluster == cluster)
+            && (containerInstanceArn is null || t.Task.ContainerInstanceArn == containerInstanceArn));
+
+    /// <summary>ECS's runningTasksCount and pendingTasksCount: started tasks, and those not started yet.</summary>
+    public (int Running, int Pending) TaskCounts(string? cluster = null, string? containerInstanceArn = null)
+    {
+        var active = ActiveTasks(cluster, containerInstanceArn).ToList();
+        var pending = active.Count(t => TaskStatus.Rank(t.Task.LastStatus) < TaskStatus.Rank(TaskStatus.Running));
+        return (active.Count - pending, pending);
+    }
+
     public TaskDefinitionFamily Family(string name) =>
         Families.TryGetValue(name, out var family) ? family : TaskDefinitionFamily.New(name);
 

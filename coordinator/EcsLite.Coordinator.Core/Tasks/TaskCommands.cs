@@ -339,8 +339,7 @@ public static class TaskCommands
     /// </summary>
     public static List<Candidate> Candidates(CoordinatorState state, string cluster)
     {
-        var tasksByInstance = state.Tasks.Values
-            .Where(t => t.Cluster == cluster && t.Task.LastStatus != TaskStatus.Stopped)
+        var tasksByInstance = state.ActiveTasks(cluster)
             .GroupBy(t => t.Task.ContainerInstanceArn, StringComparer.Ordinal)
             .ToDictionary(g => g.Key, g => g.ToList(), StringComparer.Ordinal);
         var candidates = new List<Candidate>();
@@ -356,7 +355,7 @@ public static class TaskCommands
             var needs = tasks.Select(t => TaskNeeds.Of(t.TaskDefinition)).ToList();
             var registered = instance.RegisteredResources;
             var groups = tasks.GroupBy(t => t.Task.Group, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.Count(), StringComparer.Ordinal);
-            var facts = ContainerInstanceCommands.Facts(state, stored) with { RunningTasksCount = tasks.Count, TaskGroups = [.. groups.Keys] };
+            var facts = ContainerInstanceCommands.Facts(state, stored, tasks);
             var connected = state.IsConnected(instance.ContainerInstanceArn);
             candidates.Add(new Candidate(
                 instance.ContainerInstanceArn,
