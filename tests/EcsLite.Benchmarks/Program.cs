@@ -5,17 +5,19 @@ using EcsLite.Benchmarks;
 //   agent-idle    the real agent's VmRSS and CPU while idle and connected, per build
 //   agent-fleet   coordinator CPU and VmRSS with 1,000 simulated agents heartbeating
 //   agent-tasks   task start-up through the agent vs docker run; the agent's VmRSS with 20 tasks
+//   placement     placement decisions per second (BenchmarkDotNet) over 1,000 and 5,000 instances
 return args.FirstOrDefault() switch
 {
     "agent-idle" => await AgentIdleBenchmark.RunAsync(args),
     "agent-fleet" => await AgentFleetBenchmark.RunAsync(args),
     "agent-tasks" => await AgentTasksBenchmark.RunAsync(args),
+    "placement" => PlacementBenchmark.Run(args),
     "taskdefs" or null => await TaskDefinitionBenchmark.RunAsync(args),
     var other => Fail(other),
 };
 
 static int Fail(string command)
 {
-    Console.Error.WriteLine($"unknown benchmark '{command}': taskdefs, agent-idle, agent-fleet or agent-tasks");
+    Console.Error.WriteLine($"unknown benchmark '{command}': taskdefs, agent-idle, agent-fleet, agent-tasks or placement");
     return 2;
 }

@@ -52,6 +52,14 @@ public abstract record ClusterQuery
     {
         public override bool Matches(InstanceFacts instance)
         {
+            // The common case, an attribute compared for equality, without allocating (placement asks this of every instance).
+            if (Subject.StartsWith("attribute:", StringComparison.Ordinal) && Operator is "==" or "!=")
+            {
+                var found = instance.Attributes.TryGetValue(AttributeName!, out var value);
+                var equal = found && Equal(value ?? "", Operands[0]);
+                return Operator == "==" ? equal : !equal;
+            }
+
             var values = Values(instance);
             return Operator switch
             {
@@ -85,7 +93,7 @@ public abstract record ClusterQuery
         private bool Equal(string value, string operand) => Subject switch
         {
             "agentConnected" => string.Equals(value, operand, StringComparison.OrdinalIgnoreCase),
-            _ => Order(value, operand) == 0,
+            _ => string.Equals(value, operand, StringComparison.Ordinal) || Order(value, operand) == 0,
         };
 
         /// <summary>Numbers as numbers, versions as versions, times as times, anything else as text.</summary>
