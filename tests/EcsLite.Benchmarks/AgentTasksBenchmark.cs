@@ -1,7 +1,5 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
-using Docker.DotNet;
-using Docker.DotNet.Models;
 using EcsLite.Api.V1;
 using EcsLite.Testing;
 
@@ -51,7 +49,7 @@ internal static class AgentTasksBenchmark
         await using var agent = TestProcess.Start([.. command, "--coordinator", coordinator.Address, "--data-dir", dataDir], environment);
         await agent.WaitForOutputAsync("Joined ", TimeSpan.FromSeconds(30));
 
-        using var docker = new DockerClientConfiguration(new Uri("unix:///var/run/docker.sock")).CreateClient();
+        using var baselines = new DockerBaselines();
         var definition = new TaskDefinition { Family = "bench", Revision = 1 };
         definition.ContainerDefinitions.Add(new ContainerDefinition { Name = "app", Image = LocalImages.Busybox, Memory = 16, Command = { "sleep", "600" } });
 
@@ -70,47 +68,18 @@ internal static class AgentTasksBenchmark
             return Stopwatch.GetElapsedTime(start, end).TotalMilliseconds;
         }
 
-        async Task<double> ApiOnceAsync()
-        {
-            var start = Stopwatch.GetTimestamp();
-            var created = await docker.Containers.CreateContainerAsync(new CreateContainerParameters
-            {
-                Image = LocalImages.Busybox,
-                Cmd = ["sleep", "600"],
-                HostConfig = new HostConfig { Memory = 16L << 20 },
-            });
-            await docker.Containers.StartContainerAsync(created.ID, new ContainerStartParameters());
-            var elapsed = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
-            await docker.Containers.RemoveContainerAsync(created.ID, new ContainerRemoveParameters { Force = true });
-            return elapsed;
-        }
-
-        async Task<double> CliOnceAsync()
-        {
-            var start = Stopwatch.GetTimestamp();
-            var (code, output) = await ProcessRunner.RunAsync("docker", ["run", "-d", "--memory", "16m", LocalImages.Busybox, "sleep", "600"]);
-            var elapsed = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
-            if (code != 0)
-            {
-                throw new InvalidOperationException(output);
-            }
-
-            await ProcessRunner.RunAsync("docker", ["rm", "-f", output.Trim()]);
-            return elapsed;
-        }
-
         // Warm every path once, then interleave so the machine's noise falls on all three alike.
         await AgentOnceAsync();
-        await ApiOnceAsync();
-        await CliOnceAsync();
+        await baselines.ApiOnceAsync();
+        await DockerBaselines.CliOnceAsync();
         var agentTimes = new List<double>();
         var apiTimes = new List<double>();
         var cliTimes = new List<double>();
         for (var i = 0; i < rounds; i++)
         {
             agentTimes.Add(await AgentOnceAsync());
-            apiTimes.Add(await ApiOnceAsync());
-            cliTimes.Add(await CliOnceAsync());
+            apiTimes.Add(await baselines.ApiOnceAsync());
+            cliTimes.Add(await DockerBaselines.CliOnceAsync());
         }
 
         // Let the stopped benchmark tasks be cleaned up before measuring memory with many running.
@@ -135,20 +104,13 @@ internal static class AgentTasksBenchmark
 
         await Task.Delay(TimeSpan.FromSeconds(10)); // stopped (1 s timeout) and cleaned up (1 s wait)
 
-        static string Figures(List<double> times)
-        {
-            times.Sort();
-            return $"median {times[times.Count / 2]:N1} ms, p90 {times[(int)(times.Count * 0.9)]:N1} ms";
-        }
-
-        static double Median(List<double> times) => times.Order().ElementAt(times.Count / 2);
         Report.Print(
         [
-            ($"task to RUNNING through the agent ({rounds} rounds)", Figures(agentTimes), ""),
-            ("baseline: create + start through Docker's API", Figures(apiTimes), ""),
-            ("baseline: docker run -d", Figures(cliTimes), ""),
-            ("agent overhead over the API baseline, at the median", $"{Median(agentTimes) - Median(apiTimes):N1} ms", "<= 50 ms"),
-            ("agent overhead over docker run -d, at the median", $"{Median(agentTimes) - Median(cliTimes):N1} ms", "<= 50 ms"),
+            ($"task to RUNNING through the agent ({rounds} rounds)", DockerBaselines.Figures(agentTimes), ""),
+            ("baseline: create + start through Docker's API", DockerBaselines.Figures(apiTimes), ""),
+            ("baseline: docker run -d", DockerBaselines.Figures(cliTimes), ""),
+            ("agent overhead over the API baseline, at the median", $"{DockerBaselines.Median(agentTimes) - DockerBaselines.Median(apiTimes):N1} ms", "<= 50 ms"),
+            ("agent overhead over docker run -d, at the median", $"{DockerBaselines.Median(agentTimes) - DockerBaselines.Median(cliTimes):N1} ms", "<= 50 ms"),
             ($"agent with {taskCount} tasks running", $"VmRSS {rss:N0} kB ({split}), CPU {cpu:N2}% of one core", "<= 45 MB"),
         ]);
         Directory.Delete(dataDir, recursive: true);

@@ -6,18 +6,20 @@ using EcsLite.Benchmarks;
 //   agent-fleet   coordinator CPU and VmRSS with 1,000 simulated agents heartbeating
 //   agent-tasks   task start-up through the agent vs docker run; the agent's VmRSS with 20 tasks
 //   placement     placement decisions per second (BenchmarkDotNet) over 1,000 and 5,000 instances
+//   runtask       RunTask to RUNNING through the coordinator and agent vs docker run
 return args.FirstOrDefault() switch
 {
     "agent-idle" => await AgentIdleBenchmark.RunAsync(args),
     "agent-fleet" => await AgentFleetBenchmark.RunAsync(args),
     "agent-tasks" => await AgentTasksBenchmark.RunAsync(args),
     "placement" => PlacementBenchmark.Run(args),
+    "runtask" => await RunTaskBenchmark.RunAsync(args),
     "taskdefs" or null => await TaskDefinitionBenchmark.RunAsync(args),
     var other => Fail(other),
 };
 
 static int Fail(string command)
 {
-    Console.Error.WriteLine($"unknown benchmark '{command}': taskdefs, agent-idle, agent-fleet, agent-tasks or placement");
+    Console.Error.WriteLine($"unknown benchmark '{command}': taskdefs, agent-idle, agent-fleet, agent-tasks, placement or runtask");
     return 2;
 }
