@@ -205,9 +205,14 @@ Talk to it with grpcurl (any gRPC client works; reflection is on):
   grpcurl -plaintext $listen ecslite.v1.Ecs/ListContainerInstances
   grpcurl -plaintext -d '{"containerInstances": ["$instance"]}' $listen ecslite.v1.Ecs/DescribeContainerInstances
   grpcurl -plaintext -d @ $listen ecslite.v1.Ecs/RegisterTaskDefinition < $here/examples/fargate-task-definition.json
-  grpcurl -plaintext -d '{"taskDefinition": "fargate-task-definition"}' $listen ecslite.v1.Ecs/DescribeTaskDefinition
+
+Run the example task (it serves a page on port 80), watch it, read its logs, stop it:
+  grpcurl -plaintext -d '{"taskDefinition": "fargate-task-definition", "launchType": "FARGATE"}' $listen ecslite.v1.Ecs/RunTask
+  grpcurl -plaintext -d '{"tasks": ["TASK-ARN"]}' $listen ecslite.v1.Ecs/DescribeTasks
+  curl http://127.0.0.1/
+  grpcurl -plaintext -d '{"task": "TASK-ARN", "follow": true}' $listen ecslite.v1.TaskLogs/GetTaskLogs
+  grpcurl -plaintext -d '{"task": "TASK-ARN"}' $listen ecslite.v1.Ecs/StopTask
 
 Join another host: set "Listen": "0.0.0.0:7430" in $etc/coordinator.json, restart, then on that host:
   ECSLITE_COORDINATOR=http://THIS-HOST:7430 ./install.sh agent
-Running tasks on the agents arrives with the agent-tasks issue.
 DONE
