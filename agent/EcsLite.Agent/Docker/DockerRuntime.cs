@@ -246,13 +246,11 @@ public sealed class DockerRuntime(IDockerClient client) : IDisposable
         }), cancellationToken);
 
     /// <summary>
-    /// A container's log lines from Docker (which keeps them size-bounded), in batches of whatever has
-    /// arrived, oldest first; with follow, until the container stops.
+    /// Opens a container's logs in Docker (which keeps them size-bounded); once this returns, a follow
+    /// is in place, so no line written from now on is missed. Read the lines with <see cref="ReadLogsAsync"/>.
     /// </summary>
-    public async IAsyncEnumerable<IReadOnlyList<LogEvent>> LogsAsync(string id, bool tty, int? tail, bool follow, DateTimeOffset? since,
-        [EnumeratorCancellation] CancellationToken cancellationToken)
-    {
-        using var stream = await client.Containers.GetContainerLogsAsync(id, tty, new ContainerLogsParameters
+    public Task<MultiplexedStream> OpenLogsAsync(string id, bool tty, int? tail, bool follow, DateTimeOffset? since, CancellationToken cancellationToken) =>
+        client.Containers.GetContainerLogsAsync(id, tty, new ContainerLogsParameters
         {
             ShowStdout = true,
             ShowStderr = true,
@@ -261,6 +259,10 @@ public sealed class DockerRuntime(IDockerClient client) : IDisposable
             Tail = tail is { } lines ? Math.Max(lines, 0).ToString(CultureInfo.InvariantCulture) : "all",
             Since = since is { } from ? (from.ToUnixTimeMilliseconds() / 1000.0).ToString("0.000", CultureInfo.InvariantCulture) : null,
         }, cancellationToken);
+
+    /// <summary>An open log stream's lines (the caller disposes the stream) in batches of whatever has arrived, oldest first; with follow, until the container stops.</summary>
+    public static async IAsyncEnumerable<IReadOnlyList<LogEvent>> ReadLogsAsync(MultiplexedStream stream, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
         var events = Channel.CreateBounded<LogEvent>(new BoundedChannelOptions(1024) { SingleReader = true, SingleWriter = true });
         var reading = ReadLinesAsync(stream, events.Writer, cancellationToken);
         while (await events.Reader.WaitToReadAsync(cancellationToken))

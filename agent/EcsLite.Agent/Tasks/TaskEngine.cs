@@ -81,12 +81,20 @@ public sealed partial class TaskEngine(DockerRuntime docker, TaskStore store, Ag
 
         var (id, tty, group, stream) = task.Supervisor.LogSource(request.ContainerName);
 
-        // The names first, at once: a follower knows the stream is open before any line arrives.
-        yield return new LogChunk { LogGroupName = group ?? "", LogStreamName = stream ?? "" };
-        var since = request.Since?.ToDateTimeOffset();
-        await foreach (var batch in docker.LogsAsync(id, tty, request.HasTail ? request.Tail : null, request.Follow, since, cancellationToken))
+        // Open first, then answer with the names at once: a follower then knows that every line written
+        // from now on will reach it, before any line arrives.
+        var logs = await docker.OpenLogsAsync(id, tty, request.HasTail ? request.Tail : null, request.Follow, request.Since?.ToDateTimeOffset(), cancellationToken);
+        try
         {
-            yield return new LogChunk { Events = { batch } };
+            yield return new LogChunk { LogGroupName = group ?? "", LogStreamName = stream ?? "" };
+            await foreach (var batch in DockerRuntime.ReadLogsAsync(logs, cancellationToken))
+            {
+                yield return new LogChunk { Events = { batch } };
+            }
+        }
+        finally
+        {
+            logs.Dispose();
         }
     }
 
