@@ -113,7 +113,14 @@ public sealed class TaskEndToEndTests : IAsyncLifetime
             Assert.True(seen, "the request's log line did not arrive while following");
         }
 
+        // Its host goes away: the task keeps its last known state and the instance shows it is not
+        // connected; StopTask while it is away reaches the agent when it comes back (full desired set).
+        await _agent.Process.KillAsync();
+        await Eventually.HoldsAsync(async () => !(await _coordinator.Ecs.DescribeContainerInstancesAsync(new DescribeContainerInstancesRequest
+            { ContainerInstances = { _agent.ContainerInstanceArn } })).ContainerInstances[0].AgentConnected, TimeSpan.FromSeconds(20), "the instance disconnected");
+        Assert.Equal("RUNNING", (await WaitForAsync(taskArn, _ => true)).LastStatus);
         await _json.CallAsync(Ecs + "StopTask", $$"""{ "task": "{{taskArn}}", "reason": "done with it" }""");
+        _agent.StartAgain();
         var stopped = await WaitForAsync(taskArn, t => t.LastStatus == "STOPPED");
         Assert.Equal(("STOPPED", "UserInitiated", "done with it"), (stopped.DesiredStatus, stopped.StopCode, stopped.StoppedReason));
         Assert.NotNull(stopped.StoppedAt);
