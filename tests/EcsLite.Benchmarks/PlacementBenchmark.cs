@@ -49,10 +49,10 @@ public class PlacementBenchmark
     }
 
     [Benchmark(OperationsPerInvoke = TasksPerCall)]
-    public int Binpack() => Placement.Plan(_binpack, _instances, new Random(1)).Placed.Count;
+    public int Binpack() => TaskPlacement.Plan(_binpack, _instances, new Random(1)).Placed.Count;
 
     [Benchmark(OperationsPerInvoke = TasksPerCall)]
-    public int SpreadWithMemberOf() => Placement.Plan(_spreadMemberOf, _instances, new Random(1)).Placed.Count;
+    public int SpreadWithMemberOf() => TaskPlacement.Plan(_spreadMemberOf, _instances, new Random(1)).Placed.Count;
 
     public static int Run(string[] args)
     {

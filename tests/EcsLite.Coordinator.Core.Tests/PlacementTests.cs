@@ -31,7 +31,7 @@ public class PlacementTests
     [Fact]
     public void Binpack_fills_one_instance_before_the_next()
     {
-        var plan = Placement.Placement.Plan(Request(6, strategies: [new() { Type = "binpack", Field = "memory" }]),
+        var plan = TaskPlacement.Plan(Request(6, strategies: [new() { Type = "binpack", Field = "memory" }]),
             [Instance("a"), Instance("b"), Instance("c", memory: 768)], new Random(1));
         Assert.Empty(plan.Failures);
 
@@ -43,7 +43,7 @@ public class PlacementTests
     [Fact]
     public void Spread_alternates_and_counts_the_groups_tasks_already_there()
     {
-        var plan = Placement.Placement.Plan(Request(5, strategies: [new() { Type = "spread", Field = "instanceId" }]),
+        var plan = TaskPlacement.Plan(Request(5, strategies: [new() { Type = "spread", Field = "instanceId" }]),
             [Instance("a", groups: new() { ["family:web"] = 1 }), Instance("b"), Instance("c")], new Random(2));
         var counts = plan.Placed.Select(Id).GroupBy(i => i).ToDictionary(g => g.Key, g => g.Count());
         Assert.Equal(1, counts.GetValueOrDefault("a")); // it had one already: 2, 2, 2 in the end
@@ -54,7 +54,7 @@ public class PlacementTests
     [Fact]
     public void The_default_spreads_over_zones_then_instances()
     {
-        var plan = Placement.Placement.Plan(Request(4), [Instance("a1", zone: "a"), Instance("a2", zone: "a"), Instance("b1", zone: "b")], new Random(3));
+        var plan = TaskPlacement.Plan(Request(4), [Instance("a1", zone: "a"), Instance("a2", zone: "a"), Instance("b1", zone: "b")], new Random(3));
         var byZone = plan.Placed.Select(Id).GroupBy(i => i[0]).ToDictionary(g => g.Key, g => g.Count());
         Assert.Equal(2, byZone['a']);
         Assert.Equal(2, byZone['b']);
@@ -64,7 +64,7 @@ public class PlacementTests
     [Fact]
     public void DistinctInstance_never_doubles_up_and_says_so_when_it_runs_out()
     {
-        var plan = Placement.Placement.Plan(Request(3, constraints: [new() { Type = "distinctInstance" }]), [Instance("a"), Instance("b")], new Random(4));
+        var plan = TaskPlacement.Plan(Request(3, constraints: [new() { Type = "distinctInstance" }]), [Instance("a"), Instance("b")], new Random(4));
         Assert.Equal(2, plan.Placed.Distinct().Count());
         var failure = Assert.Single(plan.Failures);
         Assert.Equal("DistinctInstance", failure.Reason);
@@ -75,7 +75,7 @@ public class PlacementTests
     public void MemberOf_picks_only_matching_instances()
     {
         var gpu = new Dictionary<string, string?> { ["gpu"] = "yes", ["rack"] = "r1" };
-        var plan = Placement.Placement.Plan(Request(5, constraints: [new() { Type = "memberOf", Expression = "attribute:gpu == yes and attribute:rack in [r1, r2]" }]),
+        var plan = TaskPlacement.Plan(Request(5, constraints: [new() { Type = "memberOf", Expression = "attribute:gpu == yes and attribute:rack in [r1, r2]" }]),
             [Instance("a"), Instance("b", cpu: 4096, memory: 4096, attributes: gpu), Instance("c", attributes: new() { ["gpu"] = "yes", ["rack"] = "r9" })], new Random(5));
         Assert.Empty(plan.Failures);
         Assert.All(plan.Placed, p => Assert.Equal("b", Id(p)));
@@ -99,7 +99,7 @@ public class PlacementTests
             "RESOURCE:PORTS_UDP" => new TaskNeeds(64, 64, [], [53]),
             _ => Small,
         };
-        var plan = Placement.Placement.Plan(
+        var plan = TaskPlacement.Plan(
             Request(1, needs,
                 constraints: reason == "MemberOf" ? [new() { Type = "memberOf", Expression = "attribute:stack == prod" }] : null,
                 required: reason == "ATTRIBUTE" ? [new() { Name = "ecs.capability.secrets.ssm.environment-variables" }] : null),
@@ -114,7 +114,7 @@ public class PlacementTests
     [Fact]
     public void The_failure_names_the_closest_instances_first()
     {
-        var plan = Placement.Placement.Plan(Request(1, new TaskNeeds(64, 2000, [], [])),
+        var plan = TaskPlacement.Plan(Request(1, new TaskNeeds(64, 2000, [], [])),
             [Instance("tiny", memory: 128), Instance("off", memory: 4096, connected: false), Instance("nearly", memory: 1900)], new Random(7));
         var failure = Assert.Single(plan.Failures);
         Assert.Equal("RESOURCE:MEMORY", failure.Reason);
@@ -129,14 +129,14 @@ public class PlacementTests
     [InlineData("fill", "", "placementStrategy[0].type")]
     public void Bad_strategies_are_refused_naming_the_field(string type, string field, string at)
     {
-        var error = Assert.Throws<EcsException>(() => Placement.Placement.ValidateStrategies([new PlacementStrategy { Type = type, Field = field }], "placementStrategy"));
+        var error = Assert.Throws<EcsException>(() => TaskPlacement.ValidateStrategies([new PlacementStrategy { Type = type, Field = field }], "placementStrategy"));
         Assert.Equal(at, error.Field);
     }
 
     [Fact]
     public void A_malformed_memberOf_expression_is_refused_with_its_column()
     {
-        var error = Assert.Throws<EcsException>(() => Placement.Placement.ParseConstraints(
+        var error = Assert.Throws<EcsException>(() => TaskPlacement.ParseConstraints(
             [new PlacementConstraint { Type = "memberOf", Expression = "attribute:a == b and" }], "placementConstraints"));
         Assert.Equal("placementConstraints[0].expression", error.Field);
         Assert.Contains("column", error.Message, StringComparison.Ordinal);
@@ -172,7 +172,7 @@ public class PlacementTests
                 _ => new PlacementStrategy { Type = "random" },
             };
             var count = random.Next(1, 11);
-            var plan = Placement.Placement.Plan(Request(count, needs, constraints, [strategy]), instances, new Random(round));
+            var plan = TaskPlacement.Plan(Request(count, needs, constraints, [strategy]), instances, new Random(round));
 
             Assert.Equal(count, plan.Placed.Count + plan.Failures.Count);
             foreach (var group in plan.Placed.GroupBy(p => p))

@@ -33,10 +33,12 @@ public static class TaskCommands
 
         var (stored, definition, launchType) = Prepare(state, request.TaskDefinition, request.HasLaunchType ? request.LaunchType : null, request.Overrides, request.Tags);
         var group = request.HasGroup && request.Group.Length > 0 ? request.Group : $"family:{definition.Family}";
-        var constraints = definition.PlacementConstraints.Select(c => new PlacementConstraint { Type = c.Type, Expression = c.Expression }).Concat(request.PlacementConstraints).ToList();
-        Placement.Placement.ParseConstraints(definition.PlacementConstraints.Select(c => new PlacementConstraint { Type = c.Type, Expression = c.Expression }), "taskDefinition.placementConstraints");
-        Placement.Placement.ParseConstraints(request.PlacementConstraints, "placementConstraints");
-        Placement.Placement.ValidateStrategies(request.PlacementStrategy, "placementStrategy");
+        // The task definition's constraints and the call's both apply; each is checked under its own name.
+        var fromDefinition = definition.PlacementConstraints.Select(c => new PlacementConstraint { Type = c.Type, Expression = c.Expression }).ToList();
+        TaskPlacement.ParseConstraints(fromDefinition, "taskDefinition.placementConstraints");
+        TaskPlacement.ParseConstraints(request.PlacementConstraints, "placementConstraints");
+        var constraints = fromDefinition.Concat(request.PlacementConstraints).ToList();
+        TaskPlacement.ValidateStrategies(request.PlacementStrategy, "placementStrategy");
         if (request.PlacementStrategy.Count > 5)
         {
             throw EcsException.InvalidParameter("placementStrategy", "at most 5 strategies may be given.");
@@ -49,7 +51,7 @@ public static class TaskCommands
         }
 
         var needs = TaskNeeds.Of(definition);
-        var plan = Placement.Placement.Plan(
+        var plan = TaskPlacement.Plan(
             new PlacementRequest(needs, count, group, constraints, [.. request.PlacementStrategy], [.. definition.RequiresAttributes]),
             candidates, random);
         var response = new RunTaskResponse();
@@ -86,7 +88,7 @@ public static class TaskCommands
         foreach (var arn in instances)
         {
             var candidate = candidates[arn];
-            if (Placement.Placement.Lacks(candidate, new PlacementRequest(needs, 1, group, [], [], [.. definition.RequiresAttributes]), []) is { } lack)
+            if (TaskPlacement.Lacks(candidate, new PlacementRequest(needs, 1, group, [], [], [.. definition.RequiresAttributes]), []) is { } lack)
             {
                 response.Failures.Add(new Failure { Arn = arn, Reason = lack.Reason, Detail = lack.Detail });
                 continue;

@@ -81,7 +81,7 @@ public sealed record PlacementPlan(IReadOnlyList<string> Placed, IReadOnlyList<F
 /// resources; then narrow the rest with each strategy in turn (binpack, spread, random); the seeded
 /// random picks among what is still tied. Each placed task takes its resources before the next is placed.
 /// </summary>
-public static class Placement
+public static class TaskPlacement
 {
     public const string DefaultSpreadAttribute = "ecs.availability-zone";
 
