@@ -51,6 +51,8 @@ public class TaskCommandsTests
         Assert.All(placed, t => Assert.Equal(("PROVISIONING", "RUNNING", "family:web", "me"), (t.LastStatus, t.DesiredStatus, t.Group, t.StartedBy)));
         Assert.Equal([4, 4], placed.GroupBy(t => t.ContainerInstanceArn).Select(g => g.Count()));
         Assert.Equal(8, state.Tasks.Count);
+        Assert.Equal(placed.GroupBy(t => t.ContainerInstanceArn).ToDictionary(g => g.Key, g => g.Count()),
+            state.TasksByInstance.ToDictionary(i => i.Key, i => i.Value.Count)); // the per-instance index agrees
     }
 
     [Fact]
@@ -139,6 +141,7 @@ public class TaskCommandsTests
         Assert.Empty(TaskCommands.Purge(state, Context(60), TimeSpan.FromHours(1)).Changes);
         state = Run(state, s => TaskCommands.Purge(s, Context(3607), TimeSpan.FromHours(1))).State;
         Assert.Equal("MISSING", TaskCommands.Describe(state, new DescribeTasksRequest { Tasks = { task.TaskArn } }, new ArnFormat()).Failures.Single().Reason);
+        Assert.Empty(state.TasksByInstance);
     }
 
     [Fact]

@@ -15,14 +15,16 @@ public sealed record CoordinatorState(
     ImmutableSortedDictionary<string, TaskDefinitionFamily> Families,
     ImmutableSortedDictionary<string, StoredContainerInstance> ContainerInstances,
     ImmutableDictionary<string, AgentConnection> Connections,
-    ImmutableSortedDictionary<string, StoredTask> Tasks)
+    ImmutableSortedDictionary<string, StoredTask> Tasks,
+    ImmutableDictionary<string, ImmutableHashSet<string>> TasksByInstance)
 {
     public static CoordinatorState Empty { get; } = new(
         ImmutableSortedDictionary.Create<string, Cluster>(StringComparer.Ordinal),
         ImmutableSortedDictionary.Create<string, TaskDefinitionFamily>(StringComparer.Ordinal),
         ImmutableSortedDictionary.Create<string, StoredContainerInstance>(StringComparer.Ordinal),
         ImmutableDictionary.Create<string, AgentConnection>(StringComparer.Ordinal),
-        ImmutableSortedDictionary.Create<string, StoredTask>(StringComparer.Ordinal));
+        ImmutableSortedDictionary.Create<string, StoredTask>(StringComparer.Ordinal),
+        ImmutableDictionary.Create<string, ImmutableHashSet<string>>(StringComparer.Ordinal));
 
     public CoordinatorState Apply(StateChange change) => change switch
     {
@@ -31,8 +33,14 @@ public sealed record CoordinatorState(
         TaskDefinitionPut put => WithFamily(put.Definition.TaskDefinition.Family, f => f.With(put.Definition)),
         TaskDefinitionRemoved removed => WithFamily(removed.Family, f => f.Without(removed.Revision)),
         ContainerInstancePut put => this with { ContainerInstances = ContainerInstances.SetItem(put.Instance.ContainerInstance.ContainerInstanceArn, put.Instance) },
-        TaskPut put => this with { Tasks = Tasks.SetItem(put.Task.Task.TaskArn, put.Task) },
-        TaskRemoved removed => this with { Tasks = Tasks.Remove(removed.TaskArn) },
+        TaskPut put => this with
+        {
+            Tasks = Tasks.SetItem(put.Task.Task.TaskArn, put.Task),
+            TasksByInstance = Index(put.Task.Task.ContainerInstanceArn, set => set.Add(put.Task.Task.TaskArn)),
+        },
+        TaskRemoved removed => Tasks.TryGetValue(removed.TaskArn, out var gone)
+            ? this with { Tasks = Tasks.Remove(removed.TaskArn), TasksByInstance = Index(gone.Task.ContainerInstanceArn, set => set.Remove(removed.TaskArn)) }
+            : this,
         AgentConnectionChanged changed => this with { Connections = Connections.SetItem(changed.ContainerInstanceArn, new AgentConnection(changed.Connected, changed.At)) },
         _ => throw new ArgumentOutOfRangeException(nameof(change), change, "unknown state change"),
     };
@@ -43,10 +51,14 @@ public sealed record CoordinatorState(
     public bool IsConnected(string containerInstanceArn) => Connections.TryGetValue(containerInstanceArn, out var c) && c.Connected;
 
     /// <summary>Tasks not yet STOPPED (they hold their instance's resources), in a cluster or on an instance.</summary>
-    public IEnumerable<StoredTask> ActiveTasks(string? cluster = null, string? containerInstanceArn = null) =>
-        Tasks.Values.Where(t => t.Task.LastStatus != TaskStatus.Stopped
-            && (cluster is null || t.Cluster == cluster)
-            && (containerInstanceArn is null || t.Task.ContainerInstanceArn == containerInstanceArn));
+    public IEnumerable<StoredTask> ActiveTasks(string? cluster = null, string? containerInstanceArn = null)
+    {
+        // An instance's tasks come from the index: views of many instances stay linear in what they show.
+        var tasks = containerInstanceArn is null
+            ? Tasks.Values
+            : TasksByInstance.TryGetValue(containerInstanceArn, out var arns) ? arns.Select(arn => Tasks[arn]) : [];
+        return tasks.Where(t => t.Task.LastStatus != TaskStatus.Stopped && (cluster is null || t.Cluster == cluster));
+    }
 
     /// <summary>ECS's runningTasksCount and pendingTasksCount: started tasks, and those not started yet.</summary>
     public (int Running, int Pending) TaskCounts(string? cluster = null, string? containerInstanceArn = null)
@@ -58,6 +70,12 @@ public sealed record CoordinatorState(
 
     public TaskDefinitionFamily Family(string name) =>
         Families.TryGetValue(name, out var family) ? family : TaskDefinitionFamily.New(name);
+
+    private ImmutableDictionary<string, ImmutableHashSet<string>> Index(string instance, Func<ImmutableHashSet<string>, ImmutableHashSet<string>> change)
+    {
+        var next = change(TasksByInstance.GetValueOrDefault(instance) ?? ImmutableHashSet.Create<string>(StringComparer.Ordinal));
+        return next.IsEmpty ? TasksByInstance.Remove(instance) : TasksByInstance.SetItem(instance, next);
+    }
 
     private CoordinatorState WithFamily(string name, Func<TaskDefinitionFamily, TaskDefinitionFamily> change) =>
         this with { Families = Families.SetItem(name, change(Family(name))) };
