@@ -172,4 +172,18 @@ public class TaskCommandsTests
         var cluster = ClusterCommands.Describe(state, new DescribeClustersRequest(), new ArnFormat()).Clusters.Single();
         Assert.Equal((0, 2), (cluster.RunningTasksCount, cluster.PendingTasksCount));
     }
+
+    [Fact]
+    public void Tasks_are_tagged_at_RunTask_and_with_TagResource()
+    {
+        var (state, response) = RunTask(Cluster(), new RunTaskRequest { TaskDefinition = "web", Tags = { new Tag { Key = "team", Value = "a" } } });
+        var arn = response.Tasks[0].TaskArn;
+        state = Run(state, s => Tagging.TagCommands.Tag(s, new TagResourceRequest { ResourceArn = arn, Tags = { new Tag { Key = "env", Value = "lab" } } })).State;
+        var tags = Tagging.TagCommands.List(state, new ListTagsForResourceRequest { ResourceArn = arn }).Tags;
+        Assert.Equal(["env=lab", "team=a"], tags.Select(t => $"{t.Key}={t.Value}").Order());
+        Assert.Empty(TaskCommands.Describe(state, new DescribeTasksRequest { Tasks = { arn } }, new ArnFormat()).Tasks[0].Tags);
+        Assert.Equal(2, TaskCommands.Describe(state, new DescribeTasksRequest { Tasks = { arn }, Include = { "TAGS" } }, new ArnFormat()).Tasks[0].Tags.Count);
+        Assert.Equal(EcsErrorType.ResourceNotFoundException, Assert.Throws<EcsException>(() =>
+            Tagging.TagCommands.List(state, new ListTagsForResourceRequest { ResourceArn = arn + "0" })).ErrorType);
+    }
 }

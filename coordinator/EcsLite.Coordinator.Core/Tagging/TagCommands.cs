@@ -7,7 +7,7 @@ using EcsLite.Store.V1;
 
 namespace EcsLite.Coordinator.Core.Tagging;
 
-/// <summary>TagResource, UntagResource and ListTagsForResource over the resources EcsLite has so far.</summary>
+/// <summary>TagResource, UntagResource and ListTagsForResource over clusters, task definitions and tasks.</summary>
 public static class TagCommands
 {
     public static Mutation<TagResourceResponse> Tag(CoordinatorState state, TagResourceRequest request)
@@ -31,7 +31,7 @@ public static class TagCommands
         ShapeRules.Validate(request);
         var response = new ListTagsForResourceResponse();
         var resource = Find(state, request.ResourceArn);
-        response.Tags.Add(resource.Cluster?.Tags ?? resource.TaskDefinition!.Tags);
+        response.Tags.Add(resource.Cluster?.Tags ?? resource.TaskDefinition?.Tags ?? resource.Task!.Task.Tags);
         return response;
     }
 
@@ -47,6 +47,15 @@ public static class TagCommands
             return new ClusterPut(updated);
         }
 
+        if (resource.Task is { } task)
+        {
+            var updated = task.Clone();
+            var tags = change(task.Task.Tags);
+            updated.Task.Tags.Clear();
+            updated.Task.Tags.Add(tags);
+            return new TaskPut(updated);
+        }
+
         var definition = resource.TaskDefinition!.Clone();
         var newTags = change(resource.TaskDefinition.Tags);
         definition.Tags.Clear();
@@ -54,7 +63,7 @@ public static class TagCommands
         return new TaskDefinitionPut(definition);
     }
 
-    private static (Cluster? Cluster, StoredTaskDefinition? TaskDefinition) Find(CoordinatorState state, string arn)
+    private static (Cluster? Cluster, StoredTaskDefinition? TaskDefinition, StoredTask? Task) Find(CoordinatorState state, string arn)
     {
         if (!ArnFormat.TryParse(arn, out var type, out var id))
         {
@@ -64,14 +73,17 @@ public static class TagCommands
         switch (type)
         {
             case "cluster":
-                return (ClusterCommands.Active(state, id, "resourceArn"), null);
+                return (ClusterCommands.Active(state, id, "resourceArn"), null, null);
             case "task-definition":
                 var (family, revision) = TaskDefinitionCommands.ParseReference(id, "resourceArn", revisionRequired: true);
                 var stored = state.Families.GetValueOrDefault(family)?.Revisions.GetValueOrDefault(revision!.Value)
                     ?? throw new EcsException(EcsErrorType.ResourceNotFoundException, $"resourceArn: the task definition '{arn}' does not exist.", "resourceArn");
-                return (null, stored);
+                return (null, stored, null);
+            case "task":
+                return (null, null, state.Tasks.GetValueOrDefault(arn)
+                    ?? throw new EcsException(EcsErrorType.ResourceNotFoundException, $"resourceArn: the task '{arn}' does not exist.", "resourceArn"));
             default:
-                throw EcsException.InvalidParameter("resourceArn", $"resources of type '{type}' cannot be tagged here; EcsLite tags clusters and task definitions.");
+                throw EcsException.InvalidParameter("resourceArn", $"resources of type '{type}' cannot be tagged here; EcsLite tags clusters, task definitions and tasks.");
         }
     }
 }
