@@ -186,4 +186,16 @@ public class TaskCommandsTests
         Assert.Equal(EcsErrorType.ResourceNotFoundException, Assert.Throws<EcsException>(() =>
             Tagging.TagCommands.List(state, new ListTagsForResourceRequest { ResourceArn = arn + "0" })).ErrorType);
     }
+
+    [Fact]
+    public void Deregistering_an_instance_by_force_stops_its_tasks_in_the_state()
+    {
+        var (state, response) = RunTask(Cluster(), new RunTaskRequest { TaskDefinition = "web", Count = 2, PlacementStrategy = { new PlacementStrategy { Type = "binpack", Field = "memory" } } });
+        var instance = response.Tasks[0].ContainerInstanceArn;
+        Assert.Throws<EcsException>(() => ContainerInstanceCommands.Deregister(state, new DeregisterContainerInstanceRequest { ContainerInstance = instance }, Context()));
+        state = Run(state, s => ContainerInstanceCommands.Deregister(s, new DeregisterContainerInstanceRequest { ContainerInstance = instance, Force = true }, Context(9))).State;
+        Assert.All(response.Tasks, t => Assert.Equal(("STOPPED", "STOPPED", "Container instance deregistration forced by user"),
+            (state.Tasks[t.TaskArn].Task.LastStatus, state.Tasks[t.TaskArn].Task.DesiredStatus, state.Tasks[t.TaskArn].Task.StoppedReason)));
+        Assert.Empty(TaskCommands.List(state, new ListTasksRequest(), new ArnFormat()).TaskArns);
+    }
 }

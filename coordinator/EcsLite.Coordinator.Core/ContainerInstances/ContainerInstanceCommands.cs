@@ -6,6 +6,7 @@ using EcsLite.Coordinator.Core.State;
 using EcsLite.Coordinator.Core.Validation;
 using EcsLite.Store.V1;
 using Google.Protobuf.WellKnownTypes;
+using TaskStatus = EcsLite.Coordinator.Core.State.TaskStatus;
 
 namespace EcsLite.Coordinator.Core.ContainerInstances;
 
@@ -132,7 +133,25 @@ public static partial class ContainerInstanceCommands
         var updated = stored.Clone();
         updated.ContainerInstance.Status = ContainerInstanceStatus.Inactive;
         updated.ContainerInstance.Version++;
-        return new([new ContainerInstancePut(updated)], new DeregisterContainerInstanceResponse { ContainerInstance = View(state, updated, includeTags: false) });
+        var changes = new List<StateChange> { new ContainerInstancePut(updated) };
+
+        // Forced: its tasks are orphaned (their containers stay on the host, as in ECS) and count as
+        // STOPPED here, so nothing waits for an agent that can no longer report them.
+        foreach (var task in state.ActiveTasks(containerInstanceArn: stored.ContainerInstance.ContainerInstanceArn))
+        {
+            var orphaned = task.Clone();
+            var now = Timestamp.FromDateTimeOffset(context.Now);
+            orphaned.Task.DesiredStatus = orphaned.Task.LastStatus = TaskStatus.Stopped;
+            orphaned.Task.StopCode = orphaned.Task.HasStopCode ? orphaned.Task.StopCode : "UserInitiated";
+            orphaned.Task.StoppedReason = orphaned.Task.HasStoppedReason ? orphaned.Task.StoppedReason : "Container instance deregistration forced by user";
+            orphaned.Task.StoppingAt ??= now;
+            orphaned.Task.StoppedAt = orphaned.Task.ExecutionStoppedAt = now;
+            orphaned.Task.Version++;
+            changes.Add(new TaskPut(orphaned));
+        }
+
+        var after = state.Apply(changes);
+        return new(changes, new DeregisterContainerInstanceResponse { ContainerInstance = View(after, updated, includeTags: false) });
     }
 
     public static Mutation<UpdateContainerInstancesStateResponse> UpdateState(CoordinatorState state, UpdateContainerInstancesStateRequest request, CommandContext context)
