@@ -262,6 +262,12 @@ public sealed class AgentTaskTests : IAsyncLifetime
         Assert.Equal(3, tail.Count);
         Assert.All(tail, e => Assert.Contains(e.Message, new[] { "line 11", "oops 11", "line 12", "oops 12" }));
 
+        // since: only lines written at or after the time given.
+        var cut = all.OrderBy(e => e.Timestamp.ToDateTimeOffset()).ElementAt(all.Count - 6).Timestamp;
+        var recent = await _coordinator.LogsAsync(new LogRequest { TaskArn = arn, ContainerName = "app", Since = cut }).SelectMany(c => c.Events.ToAsyncEnumerable()).ToListAsync();
+        Assert.InRange(recent.Count, 1, 8);
+        Assert.All(recent, e => Assert.True(e.Timestamp.ToDateTimeOffset() >= cut.ToDateTimeOffset().AddMilliseconds(-1), $"{e.Message} at {e.Timestamp} is before {cut}"));
+
         // Asking for what is not there is answered with ECS's error words.
         var unnamed = await _coordinator.LogsAsync(new LogRequest { TaskArn = arn }).LastAsync();
         Assert.StartsWith("InvalidParameterException: containerName", unnamed.Error, StringComparison.Ordinal);

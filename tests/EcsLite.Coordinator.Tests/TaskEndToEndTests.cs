@@ -138,6 +138,16 @@ public sealed class TaskEndToEndTests : IAsyncLifetime
         }
 
         Assert.InRange(lines.Count, 1, 5);
+
+        var wrongContainer = await Assert.ThrowsAsync<RpcException>(async () =>
+        {
+            using var call = logs.GetTaskLogs(new GetTaskLogsRequest { Task = taskArn, ContainerName = "nope" });
+            while (await call.ResponseStream.MoveNext(default))
+            {
+            }
+        });
+        Assert.Equal(StatusCode.InvalidArgument, wrongContainer.StatusCode);
+        Assert.StartsWith("InvalidParameterException: containerName", wrongContainer.Status.Detail, StringComparison.Ordinal);
     }
 
     [Fact]
