@@ -1,3 +1,5 @@
+// Assertions on the optional parts of Docker's create body: a missing part fails the assertion anyway.
+#nullable disable warnings
 using EcsLite.Agent.Docker;
 using EcsLite.Api.V1;
 using EcsLite.Testing;
@@ -102,5 +104,25 @@ public class ContainerSpecTests
         var syslog = ContainerSpec.Build(Context(drivers), drivers.ContainerDefinitions[1]);
         Assert.Equal("syslog", syslog.HostConfig.LogConfig.Type);
         Assert.Equal("app", syslog.HostConfig.LogConfig.Config["tag"]);
+    }
+
+    [Fact]
+    public void The_create_body_uses_the_Engine_APIs_names()
+    {
+        var definition = Definition("linux-parameters.json");
+        var body = System.Text.Json.Nodes.JsonNode.Parse(System.Text.Json.JsonSerializer.Serialize(
+            ContainerSpec.Build(Context(definition), definition.ContainerDefinitions[0]), DockerJson.Default.CreateContainerParameters))!.AsObject();
+        var host = body["HostConfig"]!.AsObject();
+        Assert.True(host["CpuShares"]!.GetValue<long>() >= 2);
+        Assert.Equal(1024L * 1024 * 1024, host["MemoryReservation"]!.GetValue<long>());
+        Assert.Equal("NET_RAW", host["CapDrop"]![0]!.GetValue<string>());
+        Assert.Equal(65536L, host["Ulimits"]![0]!["Soft"]!.GetValue<long>());
+        Assert.Null(body["Name"]); // a query parameter, not part of the body
+        Assert.False(body.ContainsKey("NetworkingConfig")); // absent, not null
+
+        var ordered = Definition("ordered-startup.json");
+        var cache = System.Text.Json.Nodes.JsonNode.Parse(System.Text.Json.JsonSerializer.Serialize(
+            ContainerSpec.Build(Context(ordered), ordered.ContainerDefinitions[1]), DockerJson.Default.CreateContainerParameters))!;
+        Assert.Equal(10_000_000_000L, cache["Healthcheck"]!["Interval"]!.GetValue<long>()); // nanoseconds
     }
 }

@@ -1,5 +1,4 @@
 using System.Globalization;
-using Docker.DotNet.Models;
 using EcsLite.Api.V1;
 
 namespace EcsLite.Agent.Docker;
@@ -69,7 +68,7 @@ public static class ContainerSpec
             NetworkDisabled = container.HasDisableNetworking && container.DisableNetworking,
             Healthcheck = HealthCheck(container.HealthCheck),
             ExposedPorts = container.PortMappings.Where(p => p.HasContainerPort)
-                .ToDictionary(p => PortKey(p), _ => default(EmptyStruct)),
+                .ToDictionary(p => PortKey(p), _ => new EmptyObject()),
             HostConfig = HostConfig(task, container, dockerNames ?? new Dictionary<string, string>()),
         };
         return parameters;
@@ -96,7 +95,7 @@ public static class ContainerSpec
             DNS = container.DnsServers.Count > 0 ? [.. container.DnsServers] : null,
             DNSSearch = container.DnsSearchDomains.Count > 0 ? [.. container.DnsSearchDomains] : null,
             ExtraHosts = container.ExtraHosts.Count > 0 ? [.. container.ExtraHosts.Select(h => $"{h.Hostname}:{h.IpAddress}")] : null,
-            Ulimits = container.Ulimits.Count > 0 ? [.. container.Ulimits.Select(u => new global::Docker.DotNet.Models.Ulimit { Name = u.Name, Soft = u.SoftLimit, Hard = u.HardLimit })] : null,
+            Ulimits = container.Ulimits.Count > 0 ? [.. container.Ulimits.Select(u => new Ulimit { Name = u.Name, Soft = u.SoftLimit, Hard = u.HardLimit })] : null,
             Privileged = container.HasPrivileged && container.Privileged,
             ReadonlyRootfs = container.HasReadonlyRootFilesystem && container.ReadonlyRootFilesystem,
             SecurityOpt = container.DockerSecurityOptions.Count > 0 ? [.. container.DockerSecurityOptions] : null,

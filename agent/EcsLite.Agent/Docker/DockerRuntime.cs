@@ -1,17 +1,27 @@
 using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
 using System.Runtime.CompilerServices;
 using System.Text;
+using System.Text.Json;
 using System.Threading.Channels;
 using EcsLite.Api.V1;
 using Google.Protobuf.WellKnownTypes;
-using Docker.DotNet;
-using Docker.DotNet.Models;
 
 namespace EcsLite.Agent.Docker;
 
 /// <summary>An image could not be pulled; the message starts as ECS's does (CannotPullContainerError:).</summary>
 public sealed class CannotPullContainerException(string image, string detail)
     : Exception($"CannotPullContainerError: pull image {image}: {detail}");
+
+/// <summary>The Docker engine refused a call; <see cref="ResponseBody"/> is its message.</summary>
+public sealed class DockerApiException(HttpStatusCode statusCode, string responseBody)
+    : Exception($"Docker API responded with status code={statusCode}, response={responseBody}")
+{
+    public HttpStatusCode StatusCode { get; } = statusCode;
+
+    public string ResponseBody { get; } = responseBody;
+}
 
 /// <summary>What the agent needs to know of a container, read from Docker.</summary>
 public sealed record ContainerFacts(
@@ -27,23 +37,49 @@ public sealed record ContainerFacts(
     IReadOnlyList<(int ContainerPort, int HostPort, string Protocol, string BindIp)> Bindings,
     IReadOnlyDictionary<string, string> Addresses);
 
+/// <summary>A container found by its labels.</summary>
+public sealed record OwnedContainer(string ID, IReadOnlyDictionary<string, string> Labels);
+
 /// <summary>
-/// The local Docker engine (unix socket, engine API 1.41 or later) through Docker.DotNet: the only place
-/// the agent talks to Docker. Image pulls follow ECS_IMAGE_PULL_BEHAVIOR.
+/// The agent's edge to the Docker engine: Engine API 1.41 over its unix socket, with HTTP/1.1 and
+/// System.Text.Json (documents for answers, source-generated writing for the create body). A client
+/// library that maps every API type by reflection cost the agent about 12 MB of memory once it ran a
+/// task; these are the dozen calls the agent makes.
 /// </summary>
-public sealed class DockerRuntime(IDockerClient client) : IDisposable
+public sealed class DockerRuntime(HttpClient http) : IDisposable
 {
     public const string DefaultEndpoint = "unix:///var/run/docker.sock";
 
-    public static DockerRuntime Connect(string endpoint = DefaultEndpoint) =>
-        new(new DockerClientConfiguration(new Uri(endpoint)).CreateClient(new System.Version(1, 41)));
+    public static DockerRuntime Connect(string endpoint = DefaultEndpoint)
+    {
+        var socket = new Uri(endpoint).LocalPath;
+        var handler = new SocketsHttpHandler
+        {
+            ConnectCallback = async (_, cancellationToken) =>
+            {
+                var unix = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+                try
+                {
+                    await unix.ConnectAsync(new UnixDomainSocketEndPoint(socket), cancellationToken);
+                    return new NetworkStream(unix, ownsSocket: true);
+                }
+                catch
+                {
+                    unix.Dispose();
+                    throw;
+                }
+            },
+            PooledConnectionIdleTimeout = TimeSpan.FromSeconds(30),
+        };
+        return new(new HttpClient(handler) { BaseAddress = new Uri("http://docker/v1.41/"), Timeout = Timeout.InfiniteTimeSpan });
+    }
+
+    public async Task<string> VersionAsync(CancellationToken cancellationToken) =>
+        (await GetJsonAsync("version", cancellationToken)).RootElement.GetProperty("Version").GetString() ?? "";
 
     /// <summary>cgroupfs or systemd: how the engine names the cgroups it makes (and so a cgroup parent).</summary>
     public async Task<string> CgroupDriverAsync(CancellationToken cancellationToken) =>
-        (await client.System.GetSystemInfoAsync(cancellationToken)).CgroupDriver ?? "cgroupfs";
-
-    public async Task<string> VersionAsync(CancellationToken cancellationToken) =>
-        (await client.System.GetVersionAsync(cancellationToken)).Version;
+        (await GetJsonAsync("info", cancellationToken)).RootElement.TryGetProperty("CgroupDriver", out var driver) ? driver.GetString() ?? "cgroupfs" : "cgroupfs";
 
     /// <summary>
     /// Pulls per ECS_IMAGE_PULL_BEHAVIOR: default pulls and falls back to a cached copy, always pulls,
@@ -60,9 +96,20 @@ public sealed class DockerRuntime(IDockerClient client) : IDisposable
         try
         {
             var (name, tag) = SplitTag(image);
-            await client.Images.CreateImageAsync(new ImagesCreateParameters { FromImage = name, Tag = tag }, null, new Progress<JSONMessage>(), cancellationToken);
+            using var response = await SendAsync(HttpMethod.Post, $"images/create?fromImage={Uri.EscapeDataString(name)}&tag={Uri.EscapeDataString(tag)}", null,
+                HttpCompletionOption.ResponseHeadersRead, cancellationToken);
+
+            // Progress lines until the pull ends; a failure during the pull is a line with "error".
+            using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(cancellationToken));
+            while (await reader.ReadLineAsync(cancellationToken) is { } line)
+            {
+                if (line.Length > 0 && JsonDocument.Parse(line).RootElement.TryGetProperty("error", out var error))
+                {
+                    throw new DockerApiException(HttpStatusCode.InternalServerError, error.GetString() ?? line);
+                }
+            }
         }
-        catch (Exception e) when (e is DockerApiException or HttpRequestException or IOException)
+        catch (Exception e) when (e is DockerApiException or HttpRequestException or IOException or JsonException)
         {
             if (cached && behavior == "default")
             {
@@ -73,24 +120,17 @@ public sealed class DockerRuntime(IDockerClient client) : IDisposable
         }
     }
 
-    public async Task<bool> ExistsAsync(string image, CancellationToken cancellationToken)
-    {
-        try
-        {
-            await client.Images.InspectImageAsync(image, cancellationToken);
-            return true;
-        }
-        catch (DockerImageNotFoundException)
-        {
-            return false;
-        }
-    }
+    public async Task<bool> ExistsAsync(string image, CancellationToken cancellationToken) =>
+        await TryAsync(() => GetJsonAsync($"images/{image}/json", cancellationToken)) is not null;
 
     /// <summary>Every image a container on the host refers to, by the name it was created with and by id.</summary>
     public async Task<IReadOnlySet<string>> ImagesInUseAsync(CancellationToken cancellationToken)
     {
-        var containers = await client.Containers.ListContainersAsync(new ContainersListParameters { All = true }, cancellationToken);
-        return containers.SelectMany(c => new[] { c.Image, c.ImageID }).ToHashSet(StringComparer.Ordinal);
+        using var list = await GetJsonAsync("containers/json?all=true", cancellationToken);
+        return list.RootElement.EnumerateArray()
+            .SelectMany(c => new[] { c.GetProperty("Image").GetString(), c.GetProperty("ImageID").GetString() })
+            .OfType<string>()
+            .ToHashSet(StringComparer.Ordinal);
     }
 
     /// <summary>Removes an image (a tag that other tags share only loses the tag); false if it was already gone.</summary>
@@ -98,114 +138,123 @@ public sealed class DockerRuntime(IDockerClient client) : IDisposable
     {
         try
         {
-            await client.Images.DeleteImageAsync(image, new ImageDeleteParameters(), cancellationToken);
+            (await SendAsync(HttpMethod.Delete, $"images/{image}", null, HttpCompletionOption.ResponseContentRead, cancellationToken)).Dispose();
             return true;
         }
-        catch (DockerImageNotFoundException)
+        catch (DockerApiException e) when (e.StatusCode == HttpStatusCode.NotFound)
         {
             return false;
         }
     }
 
-    public async Task<string> CreateAsync(CreateContainerParameters parameters, CancellationToken cancellationToken) =>
-        (await client.Containers.CreateContainerAsync(parameters, cancellationToken)).ID;
+    public async Task<string> CreateAsync(CreateContainerParameters parameters, CancellationToken cancellationToken)
+    {
+        var body = JsonSerializer.SerializeToUtf8Bytes(parameters, DockerJson.Default.CreateContainerParameters);
+        var path = parameters.Name is { } name ? $"containers/create?name={Uri.EscapeDataString(name)}" : "containers/create";
+        using var response = await SendAsync(HttpMethod.Post, path, body, HttpCompletionOption.ResponseContentRead, cancellationToken);
+        using var created = JsonDocument.Parse(await response.Content.ReadAsStreamAsync(cancellationToken));
+        return created.RootElement.GetProperty("Id").GetString()!;
+    }
 
-    public Task StartAsync(string id, CancellationToken cancellationToken) =>
-        client.Containers.StartContainerAsync(id, new ContainerStartParameters(), cancellationToken);
+    public async Task StartAsync(string id, CancellationToken cancellationToken) =>
+        (await SendAsync(HttpMethod.Post, $"containers/{id}/start", null, HttpCompletionOption.ResponseContentRead, cancellationToken)).Dispose();
 
     /// <summary>SIGTERM, then SIGKILL once <paramref name="timeout"/> has passed.</summary>
-    public Task StopAsync(string id, TimeSpan timeout, CancellationToken cancellationToken) =>
-        client.Containers.StopContainerAsync(id, new ContainerStopParameters { WaitBeforeKillSeconds = (uint)Math.Ceiling(timeout.TotalSeconds) }, cancellationToken);
+    public async Task StopAsync(string id, TimeSpan timeout, CancellationToken cancellationToken) =>
+        (await SendAsync(HttpMethod.Post, $"containers/{id}/stop?t={(int)Math.Ceiling(timeout.TotalSeconds)}", null, HttpCompletionOption.ResponseContentRead, cancellationToken)).Dispose();
 
-    public Task RemoveAsync(string id, CancellationToken cancellationToken) =>
-        client.Containers.RemoveContainerAsync(id, new ContainerRemoveParameters { Force = true, RemoveVolumes = true }, cancellationToken);
+    public async Task RemoveAsync(string id, CancellationToken cancellationToken)
+    {
+        try
+        {
+            (await SendAsync(HttpMethod.Delete, $"containers/{id}?force=true&v=true", null, HttpCompletionOption.ResponseContentRead, cancellationToken)).Dispose();
+        }
+        catch (DockerApiException e) when (e.StatusCode == HttpStatusCode.NotFound)
+        {
+        }
+    }
 
     public async Task<ContainerFacts> InspectAsync(string id, CancellationToken cancellationToken)
     {
-        var inspected = await client.Containers.InspectContainerAsync(id, cancellationToken);
-        var state = inspected.State;
+        using var inspected = await GetJsonAsync($"containers/{id}/json", cancellationToken);
+        var root = inspected.RootElement;
+        var state = root.GetProperty("State");
         var bindings = new List<(int, int, string, string)>();
-        foreach (var (key, ports) in inspected.NetworkSettings?.Ports ?? new Dictionary<string, IList<PortBinding>>())
+        var addresses = new Dictionary<string, string>(StringComparer.Ordinal);
+        if (root.TryGetProperty("NetworkSettings", out var network) && network.ValueKind == JsonValueKind.Object)
         {
-            var parts = key.Split('/');
-            foreach (var port in ports ?? [])
+            if (network.TryGetProperty("Ports", out var ports) && ports.ValueKind == JsonValueKind.Object)
             {
-                if (int.TryParse(port.HostPort, CultureInfo.InvariantCulture, out var hostPort))
+                foreach (var port in ports.EnumerateObject())
                 {
-                    bindings.Add((int.Parse(parts[0], CultureInfo.InvariantCulture), hostPort, parts.Length > 1 ? parts[1] : "tcp", port.HostIP));
+                    var parts = port.Name.Split('/');
+                    foreach (var binding in port.Value.ValueKind == JsonValueKind.Array ? port.Value.EnumerateArray() : default)
+                    {
+                        if (int.TryParse(Text(binding, "HostPort"), CultureInfo.InvariantCulture, out var hostPort))
+                        {
+                            bindings.Add((int.Parse(parts[0], CultureInfo.InvariantCulture), hostPort, parts.Length > 1 ? parts[1] : "tcp", Text(binding, "HostIp") ?? ""));
+                        }
+                    }
+                }
+            }
+
+            if (network.TryGetProperty("Networks", out var networks) && networks.ValueKind == JsonValueKind.Object)
+            {
+                foreach (var attached in networks.EnumerateObject())
+                {
+                    if (Text(attached.Value, "IPAddress") is { Length: > 0 } address)
+                    {
+                        addresses[attached.Name] = address;
+                    }
                 }
             }
         }
 
+        var status = Text(state, "Status") ?? "";
+        var running = state.GetProperty("Running").GetBoolean();
         return new ContainerFacts(
-            inspected.ID,
-            state.Status,
-            state.Running,
-            state.Running || state.Status == "created" ? null : (int)state.ExitCode,
-            state.OOMKilled,
-            state.Health?.Status,
-            Time(state.StartedAt),
-            Time(state.FinishedAt),
-            inspected.Image,
+            root.GetProperty("Id").GetString()!,
+            status,
+            running,
+            running || status == "created" ? null : state.GetProperty("ExitCode").GetInt32(),
+            state.TryGetProperty("OOMKilled", out var oom) && oom.GetBoolean(),
+            state.TryGetProperty("Health", out var health) && health.ValueKind == JsonValueKind.Object ? Text(health, "Status") : null,
+            Time(Text(state, "StartedAt")),
+            Time(Text(state, "FinishedAt")),
+            Text(root, "Image") ?? "",
             bindings,
-            (inspected.NetworkSettings?.Networks ?? new Dictionary<string, EndpointSettings>())
-                .Where(n => !string.IsNullOrEmpty(n.Value?.IPAddress)).ToDictionary(n => n.Key, n => n.Value.IPAddress, StringComparer.Ordinal));
+            addresses);
     }
 
     /// <summary>The containers this container instance owns, found by their labels (after a restart too).</summary>
-    public Task<IList<ContainerListResponse>> ListOwnedAsync(string containerInstanceArn, CancellationToken cancellationToken) =>
-        client.Containers.ListContainersAsync(new ContainersListParameters
-        {
-            All = true,
-            Filters = new Dictionary<string, IDictionary<string, bool>>
-            {
-                ["label"] = new Dictionary<string, bool> { [$"{ContainerSpec.InstanceLabel}={containerInstanceArn}"] = true },
-            },
-        }, cancellationToken);
-
-    /// <summary>The driver of a Docker volume, or null when there is no volume of that name.</summary>
-    public async Task<string?> VolumeDriverAsync(string name, CancellationToken cancellationToken)
+    public async Task<IReadOnlyList<OwnedContainer>> ListOwnedAsync(string containerInstanceArn, CancellationToken cancellationToken)
     {
-        try
-        {
-            return (await client.Volumes.InspectAsync(name, cancellationToken)).Driver;
-        }
-        catch (DockerApiException e) when (e.StatusCode == System.Net.HttpStatusCode.NotFound)
-        {
-            return null;
-        }
-    }
-
-    public Task CreateVolumeAsync(string name, string driver, IDictionary<string, string> options, IDictionary<string, string> labels, CancellationToken cancellationToken) =>
-        client.Volumes.CreateAsync(new VolumesCreateParameters { Name = name, Driver = driver, DriverOpts = options, Labels = labels }, cancellationToken);
-
-    public async Task RemoveVolumeAsync(string name, CancellationToken cancellationToken)
-    {
-        try
-        {
-            await client.Volumes.RemoveAsync(name, force: true, cancellationToken);
-        }
-        catch (DockerApiException e) when (e.StatusCode == System.Net.HttpStatusCode.NotFound)
-        {
-        }
+        using var list = await GetJsonAsync($"containers/json?all=true&filters={Filters(("label", $"{ContainerSpec.InstanceLabel}={containerInstanceArn}"))}", cancellationToken);
+        return [.. list.RootElement.EnumerateArray().Select(c => new OwnedContainer(
+            c.GetProperty("Id").GetString()!,
+            c.TryGetProperty("Labels", out var labels) && labels.ValueKind == JsonValueKind.Object
+                ? labels.EnumerateObject().ToDictionary(l => l.Name, l => l.Value.GetString() ?? "", StringComparer.Ordinal)
+                : new Dictionary<string, string>()))];
     }
 
     /// <summary>A bridge network of the task's own (awsvpc), labelled with the task.</summary>
     public async Task EnsureNetworkAsync(string name, string taskArn, CancellationToken cancellationToken)
     {
-        var existing = await client.Networks.ListNetworksAsync(new NetworksListParameters
+        using var existing = await GetJsonAsync($"networks?filters={Filters(("name", name))}", cancellationToken);
+        if (existing.RootElement.EnumerateArray().Any(n => Text(n, "Name") == name))
         {
-            Filters = new Dictionary<string, IDictionary<string, bool>> { ["name"] = new Dictionary<string, bool> { [name] = true } },
-        }, cancellationToken);
-        if (existing.All(n => n.Name != name))
-        {
-            await client.Networks.CreateNetworkAsync(new NetworksCreateParameters
-            {
-                Name = name,
-                Driver = "bridge",
-                Labels = new Dictionary<string, string> { [ContainerSpec.TaskArnLabel] = taskArn },
-            }, cancellationToken);
+            return;
         }
+
+        var body = Json(writer =>
+        {
+            writer.WriteString("Name", name);
+            writer.WriteString("Driver", "bridge");
+            writer.WriteStartObject("Labels");
+            writer.WriteString(ContainerSpec.TaskArnLabel, taskArn);
+            writer.WriteEndObject();
+        });
+        (await SendAsync(HttpMethod.Post, "networks/create", body, HttpCompletionOption.ResponseContentRead, cancellationToken)).Dispose();
     }
 
     /// <summary>Disconnects the given containers (they may stay, stopped) and removes the network.</summary>
@@ -215,12 +264,47 @@ public sealed class DockerRuntime(IDockerClient client) : IDisposable
         {
             foreach (var id in containers)
             {
-                await client.Networks.DisconnectNetworkAsync(name, new NetworkDisconnectParameters { Container = id, Force = true }, cancellationToken);
+                var body = Json(writer =>
+                {
+                    writer.WriteString("Container", id);
+                    writer.WriteBoolean("Force", true);
+                });
+                (await SendAsync(HttpMethod.Post, $"networks/{name}/disconnect", body, HttpCompletionOption.ResponseContentRead, cancellationToken)).Dispose();
             }
 
-            await client.Networks.DeleteNetworkAsync(name, cancellationToken);
+            (await SendAsync(HttpMethod.Delete, $"networks/{name}", null, HttpCompletionOption.ResponseContentRead, cancellationToken)).Dispose();
         }
-        catch (DockerNetworkNotFoundException)
+        catch (DockerApiException e) when (e.StatusCode == HttpStatusCode.NotFound)
+        {
+        }
+    }
+
+    /// <summary>The driver of a Docker volume, or null when there is no volume of that name.</summary>
+    public async Task<string?> VolumeDriverAsync(string name, CancellationToken cancellationToken)
+    {
+        using var volume = await TryAsync(() => GetJsonAsync($"volumes/{name}", cancellationToken));
+        return volume is null ? null : Text(volume.RootElement, "Driver");
+    }
+
+    public async Task CreateVolumeAsync(string name, string driver, IDictionary<string, string> options, IDictionary<string, string> labels, CancellationToken cancellationToken)
+    {
+        var body = Json(writer =>
+        {
+            writer.WriteString("Name", name);
+            writer.WriteString("Driver", driver);
+            WriteMap(writer, "DriverOpts", options);
+            WriteMap(writer, "Labels", labels);
+        });
+        (await SendAsync(HttpMethod.Post, "volumes/create", body, HttpCompletionOption.ResponseContentRead, cancellationToken)).Dispose();
+    }
+
+    public async Task RemoveVolumeAsync(string name, CancellationToken cancellationToken)
+    {
+        try
+        {
+            (await SendAsync(HttpMethod.Delete, $"volumes/{name}?force=true", null, HttpCompletionOption.ResponseContentRead, cancellationToken)).Dispose();
+        }
+        catch (DockerApiException e) when (e.StatusCode == HttpStatusCode.NotFound)
         {
         }
     }
@@ -229,39 +313,46 @@ public sealed class DockerRuntime(IDockerClient client) : IDisposable
     /// Docker's events for this instance's containers (start, die, oom, health_status, ...) as they
     /// happen, each passed on with the container's task ARN; returns when the stream ends.
     /// </summary>
-    public Task WatchAsync(string containerInstanceArn, Action<string> taskChanged, CancellationToken cancellationToken) =>
-        client.System.MonitorEventsAsync(new ContainerEventsParameters
+    public async Task WatchAsync(string containerInstanceArn, Action<string> taskChanged, CancellationToken cancellationToken)
+    {
+        using var response = await SendAsync(HttpMethod.Get, $"events?filters={Filters(("type", "container"), ("label", $"{ContainerSpec.InstanceLabel}={containerInstanceArn}"))}",
+            null, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
+        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(cancellationToken));
+        while (await reader.ReadLineAsync(cancellationToken) is { } line)
         {
-            Filters = new Dictionary<string, IDictionary<string, bool>>
+            if (line.Length == 0)
             {
-                ["type"] = new Dictionary<string, bool> { ["container"] = true },
-                ["label"] = new Dictionary<string, bool> { [$"{ContainerSpec.InstanceLabel}={containerInstanceArn}"] = true },
-            },
-        }, new Inline<Message>(message =>
-        {
-            if (message.Actor?.Attributes?.TryGetValue(ContainerSpec.TaskArnLabel, out var taskArn) == true)
+                continue;
+            }
+
+            using var message = JsonDocument.Parse(line);
+            if (message.RootElement.TryGetProperty("Actor", out var actor) && actor.TryGetProperty("Attributes", out var attributes)
+                && Text(attributes, ContainerSpec.TaskArnLabel) is { } taskArn)
             {
                 taskChanged(taskArn);
             }
-        }), cancellationToken);
+        }
+    }
 
     /// <summary>
     /// Opens a container's logs in Docker (which keeps them size-bounded); once this returns, a follow
     /// is in place, so no line written from now on is missed. Read the lines with <see cref="ReadLogsAsync"/>.
     /// </summary>
-    public Task<MultiplexedStream> OpenLogsAsync(string id, bool tty, int? tail, bool follow, DateTimeOffset? since, CancellationToken cancellationToken) =>
-        client.Containers.GetContainerLogsAsync(id, tty, new ContainerLogsParameters
+    public async Task<LogStream> OpenLogsAsync(string id, bool tty, int? tail, bool follow, DateTimeOffset? since, CancellationToken cancellationToken)
+    {
+        var query = new StringBuilder($"containers/{id}/logs?stdout=true&stderr=true&timestamps=true&follow={(follow ? "true" : "false")}");
+        query.Append(CultureInfo.InvariantCulture, $"&tail={(tail is { } lines ? Math.Max(lines, 0).ToString(CultureInfo.InvariantCulture) : "all")}");
+        if (since is { } from)
         {
-            ShowStdout = true,
-            ShowStderr = true,
-            Timestamps = true,
-            Follow = follow,
-            Tail = tail is { } lines ? Math.Max(lines, 0).ToString(CultureInfo.InvariantCulture) : "all",
-            Since = since is { } from ? (from.ToUnixTimeMilliseconds() / 1000.0).ToString("0.000", CultureInfo.InvariantCulture) : null,
-        }, cancellationToken);
+            query.Append(CultureInfo.InvariantCulture, $"&since={(from.ToUnixTimeMilliseconds() / 1000.0).ToString("0.000", CultureInfo.InvariantCulture)}");
+        }
+
+        var response = await SendAsync(HttpMethod.Get, query.ToString(), null, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
+        return new LogStream(response, await response.Content.ReadAsStreamAsync(cancellationToken), tty);
+    }
 
     /// <summary>An open log stream's lines (the caller disposes the stream) in batches of whatever has arrived, oldest first; with follow, until the container stops.</summary>
-    public static async IAsyncEnumerable<IReadOnlyList<LogEvent>> ReadLogsAsync(MultiplexedStream stream, [EnumeratorCancellation] CancellationToken cancellationToken)
+    public static async IAsyncEnumerable<IReadOnlyList<LogEvent>> ReadLogsAsync(LogStream stream, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         var events = Channel.CreateBounded<LogEvent>(new BoundedChannelOptions(1024) { SingleReader = true, SingleWriter = true });
         var reading = ReadLinesAsync(stream, events.Writer, cancellationToken);
@@ -279,24 +370,51 @@ public sealed class DockerRuntime(IDockerClient client) : IDisposable
         await reading;
     }
 
-    /// <summary>Splits Docker's frames into lines ("&lt;RFC 3339 time&gt; &lt;text&gt;"), per stream.</summary>
-    private static async Task ReadLinesAsync(MultiplexedStream stream, ChannelWriter<LogEvent> events, CancellationToken cancellationToken)
+    public void Dispose() => http.Dispose();
+
+    /// <summary>
+    /// Splits Docker's output into lines ("&lt;RFC 3339 time&gt; &lt;text&gt;"), per stream. Without a TTY
+    /// the output is multiplexed: frames of an 8-byte header (stream 1 stdout, 2 stderr; big-endian length) and payload.
+    /// </summary>
+    private static async Task ReadLinesAsync(LogStream stream, ChannelWriter<LogEvent> events, CancellationToken cancellationToken)
     {
+        var partial = new Dictionary<int, StringBuilder>();
+        var header = new byte[8];
         var buffer = new byte[16 * 1024];
-        var partial = new Dictionary<MultiplexedStream.TargetStream, StringBuilder>();
         try
         {
             while (true)
             {
-                var read = await stream.ReadOutputAsync(buffer, 0, buffer.Length, cancellationToken);
-                if (read.EOF)
+                int target, length;
+                if (stream.Tty)
                 {
-                    break;
+                    (target, length) = (1, await stream.Body.ReadAsync(buffer, cancellationToken));
+                    if (length == 0)
+                    {
+                        break;
+                    }
+                }
+                else
+                {
+                    if (!await ReadExactlyAsync(stream.Body, header, cancellationToken))
+                    {
+                        break;
+                    }
+
+                    (target, length) = (header[0], (header[4] << 24) | (header[5] << 16) | (header[6] << 8) | header[7]);
+                    if (length > buffer.Length)
+                    {
+                        buffer = new byte[length];
+                    }
+
+                    if (!await ReadExactlyAsync(stream.Body, buffer.AsMemory(0, length), cancellationToken))
+                    {
+                        break;
+                    }
                 }
 
-                var text = Encoding.UTF8.GetString(buffer, 0, read.Count);
-                var line = partial.TryGetValue(read.Target, out var pending) ? pending : partial[read.Target] = new StringBuilder();
-                foreach (var c in text)
+                var line = partial.TryGetValue(target, out var pending) ? pending : partial[target] = new StringBuilder();
+                foreach (var c in Encoding.UTF8.GetString(buffer, 0, length))
                 {
                     if (c != '\n')
                     {
@@ -304,7 +422,7 @@ public sealed class DockerRuntime(IDockerClient client) : IDisposable
                         continue;
                     }
 
-                    await events.WriteAsync(LogLine(line.ToString(), read.Target), cancellationToken);
+                    await events.WriteAsync(LogLine(line.ToString(), target), cancellationToken);
                     line.Clear();
                 }
             }
@@ -322,7 +440,20 @@ public sealed class DockerRuntime(IDockerClient client) : IDisposable
         }
     }
 
-    private static LogEvent LogLine(string line, MultiplexedStream.TargetStream target)
+    private static async Task<bool> ReadExactlyAsync(Stream stream, Memory<byte> buffer, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await stream.ReadExactlyAsync(buffer, cancellationToken);
+            return true;
+        }
+        catch (EndOfStreamException)
+        {
+            return false;
+        }
+    }
+
+    private static LogEvent LogLine(string line, int target)
     {
         var space = line.IndexOf(' ', StringComparison.Ordinal);
         var time = space > 0 ? Rfc3339(line[..space]) : null;
@@ -330,7 +461,7 @@ public sealed class DockerRuntime(IDockerClient client) : IDisposable
         {
             Timestamp = time,
             Message = (time is null ? line : line[(space + 1)..]).TrimEnd('\r'),
-            Source = target == MultiplexedStream.TargetStream.StandardError ? "stderr" : "stdout",
+            Source = target == 2 ? "stderr" : "stdout",
         };
     }
 
@@ -349,13 +480,93 @@ public sealed class DockerRuntime(IDockerClient client) : IDisposable
         return new Timestamp { Seconds = whole.ToUnixTimeSeconds(), Nanos = nanos };
     }
 
-    public void Dispose() => client.Dispose();
-
-    /// <summary>Reports on the reading thread, in order (Progress would post each to the thread pool).</summary>
-    private sealed class Inline<T>(Action<T> report) : IProgress<T>
+    private async Task<HttpResponseMessage> SendAsync(HttpMethod method, string path, byte[]? json, HttpCompletionOption completion, CancellationToken cancellationToken)
     {
-        public void Report(T value) => report(value);
+        using var request = new HttpRequestMessage(method, path);
+        if (json is not null)
+        {
+            request.Content = new ByteArrayContent(json);
+            request.Content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/json");
+        }
+
+        var response = await http.SendAsync(request, completion, cancellationToken);
+        if (response.IsSuccessStatusCode || response.StatusCode == HttpStatusCode.NotModified)
+        {
+            return response;
+        }
+
+        using (response)
+        {
+            var body = await response.Content.ReadAsStringAsync(cancellationToken);
+            var message = body;
+            try
+            {
+                using var error = JsonDocument.Parse(body);
+                message = Text(error.RootElement, "message") ?? body;
+            }
+            catch (JsonException)
+            {
+            }
+
+            throw new DockerApiException(response.StatusCode, message);
+        }
     }
+
+    private async Task<JsonDocument> GetJsonAsync(string path, CancellationToken cancellationToken)
+    {
+        using var response = await SendAsync(HttpMethod.Get, path, null, HttpCompletionOption.ResponseContentRead, cancellationToken);
+        return await JsonDocument.ParseAsync(await response.Content.ReadAsStreamAsync(cancellationToken), cancellationToken: cancellationToken);
+    }
+
+    private static async Task<JsonDocument?> TryAsync(Func<Task<JsonDocument>> get)
+    {
+        try
+        {
+            return await get();
+        }
+        catch (DockerApiException e) when (e.StatusCode == HttpStatusCode.NotFound)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Docker's filters query parameter: a JSON map of name to list of values.</summary>
+    private static string Filters(params (string Name, string Value)[] filters) => Uri.EscapeDataString(Encoding.UTF8.GetString(Json(writer =>
+    {
+        foreach (var (name, value) in filters)
+        {
+            writer.WriteStartArray(name);
+            writer.WriteStringValue(value);
+            writer.WriteEndArray();
+        }
+    })));
+
+    private static byte[] Json(Action<Utf8JsonWriter> write)
+    {
+        using var buffer = new MemoryStream();
+        using (var writer = new Utf8JsonWriter(buffer))
+        {
+            writer.WriteStartObject();
+            write(writer);
+            writer.WriteEndObject();
+        }
+
+        return buffer.ToArray();
+    }
+
+    private static void WriteMap(Utf8JsonWriter writer, string name, IDictionary<string, string> values)
+    {
+        writer.WriteStartObject(name);
+        foreach (var (key, value) in values)
+        {
+            writer.WriteString(key, value);
+        }
+
+        writer.WriteEndObject();
+    }
+
+    private static string? Text(JsonElement element, string name) =>
+        element.ValueKind == JsonValueKind.Object && element.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.String ? value.GetString() : null;
 
     private static (string Name, string Tag) SplitTag(string image)
     {
@@ -373,4 +584,18 @@ public sealed class DockerRuntime(IDockerClient client) : IDisposable
         DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var time) && time.Year > 1
             ? time
             : null;
+}
+
+/// <summary>An open stream of a container's output; TTY output is raw, otherwise multiplexed.</summary>
+public sealed class LogStream(HttpResponseMessage response, Stream body, bool tty) : IDisposable
+{
+    public Stream Body { get; } = body;
+
+    public bool Tty { get; } = tty;
+
+    public void Dispose()
+    {
+        Body.Dispose();
+        response.Dispose();
+    }
 }

@@ -179,16 +179,16 @@ public sealed partial class TaskSupervisor
                     var parameters = ContainerSpec.Build(_context, Definition(create.Container), Names());
                     if (_context.TaskNetwork is { } network)
                     {
-                        parameters.NetworkingConfig = new global::Docker.DotNet.Models.NetworkingConfig
+                        parameters.NetworkingConfig = new NetworkingConfig
                         {
-                            EndpointsConfig = new Dictionary<string, global::Docker.DotNet.Models.EndpointSettings> { [network] = new() { Aliases = [create.Container] } },
+                            EndpointsConfig = new Dictionary<string, EndpointSettings> { [network] = new() { Aliases = [create.Container] } },
                         };
                     }
 
                     _runtimeIds[create.Container] = await _docker.CreateAsync(parameters, cancellationToken);
                     Set(create.Container, c => c with { Known = ContainerStatus.Created, CreatedAt = _time.GetUtcNow() });
                 }
-                catch (Exception e) when (e is global::Docker.DotNet.DockerApiException or ArgumentException or InvalidOperationException)
+                catch (Exception e) when (e is DockerApiException or ArgumentException or InvalidOperationException)
                 {
                     Fail(create.Container, TaskStateMachine.TaskFailedToStart, $"CannotCreateContainerError: {Message(e)}");
                 }
@@ -202,7 +202,7 @@ public sealed partial class TaskSupervisor
                     Set(name, c => c with { Known = ContainerStatus.Running, StartedAt = _time.GetUtcNow(), ExitCode = null, Reason = null });
                     _startedAt ??= TaskStateMachine.LastStatus(_state) == "RUNNING" ? _time.GetUtcNow() : null;
                 }
-                catch (global::Docker.DotNet.DockerApiException e)
+                catch (DockerApiException e)
                 {
                     Fail(name, TaskStateMachine.TaskFailedToStart, $"CannotStartContainerError: {Message(e)}");
                 }
@@ -433,7 +433,7 @@ public sealed partial class TaskSupervisor
 
     private static Timestamp? Stamp(DateTimeOffset? time) => time is { } t ? Timestamp.FromDateTimeOffset(t) : null;
 
-    private static string Message(Exception e) => e is global::Docker.DotNet.DockerApiException api ? api.ResponseBody.Trim() : e.Message;
+    private static string Message(Exception e) => e is DockerApiException api ? api.ResponseBody.Trim() : e.Message;
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Task {TaskArn} stopping: {StopCode}: {Reason}")]
     private static partial void LogStopping(ILogger logger, string taskArn, string stopCode, string reason);
