@@ -152,6 +152,7 @@ public sealed partial class TaskEngine(DockerRuntime docker, TaskStore store, Ag
         {
             _images.Used(container.Image);
         }
+
         var definition = task.TaskDefinition;
         var networkMode = definition.HasNetworkMode ? definition.NetworkMode : "bridge";
         var taskId = task.TaskArn[(task.TaskArn.LastIndexOf('/') + 1)..];
