@@ -198,4 +198,15 @@ public class TaskCommandsTests
             (state.Tasks[t.TaskArn].Task.LastStatus, state.Tasks[t.TaskArn].Task.DesiredStatus, state.Tasks[t.TaskArn].Task.StoppedReason)));
         Assert.Empty(TaskCommands.List(state, new ListTasksRequest(), new ArnFormat()).TaskArns);
     }
+
+    [Fact]
+    public void A_RunTask_retried_with_its_clientToken_places_nothing_more()
+    {
+        var (state, first) = RunTask(Cluster(), new RunTaskRequest { TaskDefinition = "web", Count = 2, ClientToken = "retry-me-1" });
+        var (again, second) = RunTask(state, new RunTaskRequest { TaskDefinition = "web", Count = 2, ClientToken = "retry-me-1" });
+        Assert.Equal(first.Tasks.Select(t => t.TaskArn).Order(), second.Tasks.Select(t => t.TaskArn).Order());
+        Assert.Equal(2, again.Tasks.Count);
+        Assert.Equal(4, RunTask(again, new RunTaskRequest { TaskDefinition = "web", Count = 2, ClientToken = "another" }).State.Tasks.Count);
+        Assert.Equal("clientToken", Assert.Throws<EcsException>(() => TaskCommands.Run(state, new RunTaskRequest { TaskDefinition = "web", ClientToken = new string('x', 37) }, Context(), new Random(1), NewId)).Field);
+    }
 }

@@ -31,6 +31,18 @@ public static class TaskCommands
             throw EcsException.InvalidParameter("count", $"must be between 1 and {MaxCount} (got {count}).");
         }
 
+        var token = request.HasClientToken ? request.ClientToken : "";
+        if (token.Length > 36 || token.Any(c => c is < '!' or > '~'))
+        {
+            throw EcsException.InvalidParameter("clientToken", "must be up to 36 ASCII characters from '!' to '~'.");
+        }
+
+        // A retry of a call that already placed its tasks (same token) gets those tasks, and places none.
+        if (token.Length > 0 && state.Tasks.Values.Where(t => t.Cluster == cluster.ClusterName && t.ClientToken == token).ToList() is { Count: > 0 } earlier)
+        {
+            return new([], new RunTaskResponse { Tasks = { earlier.Select(t => t.Task) } });
+        }
+
         var (stored, definition, launchType) = Prepare(state, request.TaskDefinition, request.HasLaunchType ? request.LaunchType : null, request.Overrides, request.Tags);
         var group = request.HasGroup && request.Group.Length > 0 ? request.Group : $"family:{definition.Family}";
         // The task definition's constraints and the call's both apply; each is checked under its own name.
@@ -60,6 +72,7 @@ public static class TaskCommands
         foreach (var instance in plan.Placed)
         {
             var task = NewTask(stored, definition, cluster, instance, group, launchType, request.HasStartedBy ? request.StartedBy : null, request.Overrides, request.Tags, context, newId());
+            task.ClientToken = token;
             changes.Add(new TaskPut(task));
             response.Tasks.Add(task.Task);
         }
