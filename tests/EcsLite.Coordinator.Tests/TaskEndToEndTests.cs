@@ -113,6 +113,15 @@ public sealed class TaskEndToEndTests : IAsyncLifetime
             Assert.True(seen, "the request's log line did not arrive while following");
         }
 
+        // The coordinator restarts (SIGKILL): the task is still known, still RUNNING, and its agent rejoins.
+        await _coordinator.KillAsync();
+        await _coordinator.StartAgainAsync();
+        Assert.Equal("RUNNING", (await WaitForAsync(taskArn, _ => true)).LastStatus);
+        await Eventually.HoldsAsync(async () => (await _coordinator.Ecs.DescribeContainerInstancesAsync(new DescribeContainerInstancesRequest
+            { ContainerInstances = { _agent.ContainerInstanceArn } })).ContainerInstances[0].AgentConnected, TimeSpan.FromSeconds(40), "the agent rejoined");
+        logs = new TaskLogs.TaskLogsClient(_coordinator.Channel);
+        _json = await DynamicJsonClient.ConnectAsync(_coordinator.Channel);
+
         // Its host goes away: the task keeps its last known state and the instance shows it is not
         // connected; StopTask while it is away reaches the agent when it comes back (full desired set).
         await _agent.Process.KillAsync();
