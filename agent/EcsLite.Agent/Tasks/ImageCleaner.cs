@@ -11,7 +11,8 @@ namespace EcsLite.Agent.Tasks;
 /// ECS_IMAGE_MINIMUM_CLEANUP_AGE, ECS_NUM_IMAGES_DELETE_PER_CYCLE). What it tracks is kept in the data
 /// directory (images.tsv: last use in Unix ms, a tab, the image), so a restart forgets nothing.
 /// </summary>
-public sealed partial class ImageCleaner(DockerRuntime docker, AgentSettings settings, TimeProvider time, ILogger logger)
+/// <param name="tasksImages">The images of the tasks the agent holds now, containers made or not yet.</param>
+public sealed partial class ImageCleaner(DockerRuntime docker, AgentSettings settings, TimeProvider time, ILogger logger, Func<IEnumerable<string>> tasksImages)
 {
     private readonly string _path = Path.Combine(settings.DataDir, "images.tsv");
     private readonly ConcurrentDictionary<string, DateTimeOffset> _lastUsed = Load(Path.Combine(settings.DataDir, "images.tsv"));
@@ -51,7 +52,9 @@ public sealed partial class ImageCleaner(DockerRuntime docker, AgentSettings set
 
     private async Task CleanAsync(CancellationToken cancellationToken)
     {
-        var inUse = await docker.ImagesInUseAsync(cancellationToken);
+        // In use: what containers refer to, and what the agent's tasks will pull or create next.
+        var inUse = new HashSet<string>(await docker.ImagesInUseAsync(cancellationToken), StringComparer.Ordinal);
+        inUse.UnionWith(tasksImages());
         var now = time.GetUtcNow();
         foreach (var image in _lastUsed.Keys.Where(inUse.Contains))
         {

@@ -17,7 +17,7 @@ public sealed partial class TaskEngine(DockerRuntime docker, TaskStore store, Ag
     private Task? _watching;
     private Task? _cleaningImages;
     private string? _cgroupDriver;
-    private readonly ImageCleaner _images = new(docker, settings, time, logger);
+    private ImageCleaner? _images;
 
     /// <summary>Every change of every task's state, in the order the supervisors saw them.</summary>
     public event Action<TaskStateChange>? Changed;
@@ -147,10 +147,11 @@ public sealed partial class TaskEngine(DockerRuntime docker, TaskStore store, Ag
     private void Start(DesiredTask task, string containerInstanceArn, string cluster, IReadOnlyDictionary<string, string>? adopted = null)
     {
         _watching ??= WatchAsync(containerInstanceArn, _stopping.Token);
-        _cleaningImages ??= _images.RunAsync(_stopping.Token);
-        foreach (var container in task.TaskDefinition.ContainerDefinitions)
+        if (_images is null)
         {
-            _images.Used(container.Image);
+            _images = new ImageCleaner(docker, settings, time, logger,
+                () => _tasks.Values.SelectMany(t => t.Supervisor.Images));
+            _cleaningImages = _images.RunAsync(_stopping.Token);
         }
 
         var definition = task.TaskDefinition;
@@ -192,6 +193,12 @@ public sealed partial class TaskEngine(DockerRuntime docker, TaskStore store, Ag
                 LogSupervisorFailed(logger, task.TaskArn, e);
             }
         }));
+        // Recorded once the task is in the table, whose images the cleaner never removes.
+        foreach (var container in definition.ContainerDefinitions)
+        {
+            _images.Used(container.Image);
+        }
+
         if (adopted is null)
         {
             LogStarted(logger, task.TaskArn, $"{definition.Family}:{definition.Revision}");

@@ -57,6 +57,9 @@ public sealed partial class TaskSupervisor
 
     public TaskStateChange Current => Snapshot();
 
+    /// <summary>The images the task's containers run (or will, once pulled).</summary>
+    public IEnumerable<string> Images => _definition.ContainerDefinitions.Select(c => c.Image);
+
     /// <summary>A new desired status; only a move forward (to STOPPED) has any effect.</summary>
     public void Desire(DesiredStatus status, string stopCode = "UserInitiated", string reason = "Task stopped by the coordinator")
     {
