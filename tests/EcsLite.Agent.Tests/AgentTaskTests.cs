@@ -85,20 +85,7 @@ public sealed class AgentTaskTests : IAsyncLifetime
         Assert.NotNull(running.PullStartedAt);
         Assert.NotNull(running.StartedAt);
 
-        using var http = new HttpClient();
-        var page = "";
-        await Eventually.HoldsAsync(async () =>
-        {
-            try
-            {
-                page = await http.GetStringAsync("http://127.0.0.1:80/");
-                return true;
-            }
-            catch (HttpRequestException)
-            {
-                return false;
-            }
-        }, TimeSpan.FromSeconds(10), "the page being served");
+        var page = await Eventually.PageAsync("http://127.0.0.1:80/", TimeSpan.FromSeconds(10));
         Assert.Contains("Congratulations!", page, StringComparison.Ordinal);
 
         // Task-level cpu 256 and memory 512 are hard limits on a cgroup that holds the task's containers.

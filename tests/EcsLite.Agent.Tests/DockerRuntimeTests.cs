@@ -47,20 +47,7 @@ public sealed class DockerRuntimeTests : IAsyncLifetime
         var facts = await _docker.InspectAsync(id, default);
         var binding = Assert.Single(facts.Bindings);
         Assert.Equal((80, "tcp", "127.0.0.1"), (binding.ContainerPort, binding.Protocol, binding.BindIp));
-        using var http = new HttpClient();
-        var page = "";
-        await Eventually.HoldsAsync(async () =>
-        {
-            try
-            {
-                page = await http.GetStringAsync($"http://127.0.0.1:{binding.HostPort}/");
-                return true;
-            }
-            catch (HttpRequestException)
-            {
-                return false;
-            }
-        }, TimeSpan.FromSeconds(10), "the page being served");
+        var page = await Eventually.PageAsync($"http://127.0.0.1:{binding.HostPort}/", TimeSpan.FromSeconds(10));
         Assert.Contains("Congratulations!", page, StringComparison.Ordinal);
         Assert.Contains((await _docker.ListOwnedAsync(_instance, default)), c => c.ID == id);
 

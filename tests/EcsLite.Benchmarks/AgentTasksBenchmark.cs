@@ -23,7 +23,7 @@ internal static class AgentTasksBenchmark
         var build = Report.Options(args, "--agent").FirstOrDefault() ?? RepoPaths.AgentDll;
         await LocalImages.EnsureAsync();
 
-        await using var coordinator = await FakeCoordinator.StartAsync("benchmark");
+        await using var coordinator = await FakeCoordinator.StartAsync($"benchmark-{Guid.NewGuid():N}");
         var running = new ConcurrentDictionary<string, TaskCompletionSource<long>>(StringComparer.Ordinal);
         var stopped = new ConcurrentDictionary<string, TaskCompletionSource>(StringComparer.Ordinal);
         coordinator.Reported += change =>
@@ -82,8 +82,8 @@ internal static class AgentTasksBenchmark
             cliTimes.Add(await DockerBaselines.CliOnceAsync());
         }
 
-        // Let the stopped benchmark tasks be cleaned up before measuring memory with many running.
-        await Task.Delay(TimeSpan.FromSeconds(5));
+        // The stopped benchmark tasks cleaned up before measuring memory with many running.
+        await DockerBaselines.NoContainersLeftAsync(coordinator.InstanceArn);
         var arns = Enumerable.Range(0, taskCount).Select(_ => $"arn:aws:ecs:local:000000000000:task/default/{Guid.NewGuid():N}").ToList();
         foreach (var arn in arns)
         {
@@ -102,7 +102,7 @@ internal static class AgentTasksBenchmark
             await coordinator.WantAsync(arn, "STOPPED", definition);
         }
 
-        await Task.Delay(TimeSpan.FromSeconds(10)); // stopped (1 s timeout) and cleaned up (1 s wait)
+        await DockerBaselines.NoContainersLeftAsync(coordinator.InstanceArn);
 
         Report.Print(
         [

@@ -42,6 +42,11 @@ internal sealed class DockerBaselines : IDisposable
         return elapsed;
     }
 
+    /// <summary>Waits until an agent has stopped and removed all its containers, so a run leaves none behind.</summary>
+    public static Task NoContainersLeftAsync(string containerInstanceArn) => Eventually.HoldsAsync(
+        async () => (await ProcessRunner.RunAsync("docker", ["ps", "-aq", "--filter", $"label=ecslite.container-instance-arn={containerInstanceArn}"])).Output.Trim().Length == 0,
+        TimeSpan.FromSeconds(60), "the agent's containers stopped and cleaned up");
+
     public static string Figures(List<double> times)
     {
         var sorted = times.Order().ToList();

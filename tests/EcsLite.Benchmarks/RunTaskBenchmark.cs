@@ -48,10 +48,8 @@ internal static class RunTaskBenchmark
 
             var elapsed = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
             await coordinator.Ecs.StopTaskAsync(new StopTaskRequest { Task = arn });
-            while ((await coordinator.Ecs.DescribeTasksAsync(new DescribeTasksRequest { Tasks = { arn } })).Tasks[0].LastStatus != "STOPPED")
-            {
-                await Task.Delay(20);
-            }
+            await Eventually.HoldsAsync(async () => (await coordinator.Ecs.DescribeTasksAsync(new DescribeTasksRequest { Tasks = { arn } })).Tasks[0].LastStatus == "STOPPED",
+                TimeSpan.FromSeconds(60), $"{arn} STOPPED");
 
             return elapsed;
         }
@@ -70,6 +68,8 @@ internal static class RunTaskBenchmark
             cli.Add(await DockerBaselines.CliOnceAsync());
         }
 
+        var instance = (await coordinator.Ecs.ListContainerInstancesAsync(new ListContainerInstancesRequest())).ContainerInstanceArns.Single();
+        await DockerBaselines.NoContainersLeftAsync(instance);
         Report.Print(
         [
             ($"RunTask to RUNNING (coordinator + agent, {rounds} rounds)", DockerBaselines.Figures(runTask), ""),

@@ -78,19 +78,7 @@ public sealed class TaskEndToEndTests : IAsyncLifetime
         Assert.Matches(@"^\d+\.\d+\.\d+\.\d+$", eni.Details.Single(d => d.Name == "privateIPv4Address").Value);
 
         using var http = new HttpClient();
-        var page = "";
-        await Eventually.HoldsAsync(async () =>
-        {
-            try
-            {
-                page = await http.GetStringAsync($"http://{Address}:80/");
-                return true;
-            }
-            catch (HttpRequestException)
-            {
-                return false;
-            }
-        }, TimeSpan.FromSeconds(20), "the page on port 80");
+        var page = await Eventually.PageAsync($"http://{Address}:80/", TimeSpan.FromSeconds(20));
         Assert.Contains("Congratulations!", page, StringComparison.Ordinal);
 
         // Logs: follow from now (tail 0); a request to the server writes a line (busybox httpd -v logs

@@ -19,4 +19,24 @@ public static class Eventually
 
         return watch.Elapsed;
     }
+
+    /// <summary>GETs <paramref name="url"/> until it answers (the server may still be starting); returns the page.</summary>
+    public static async Task<string> PageAsync(string url, TimeSpan timeout)
+    {
+        using var http = new HttpClient();
+        var page = "";
+        await HoldsAsync(async () =>
+        {
+            try
+            {
+                page = await http.GetStringAsync(url);
+                return true;
+            }
+            catch (HttpRequestException)
+            {
+                return false;
+            }
+        }, timeout, $"a page at {url}");
+        return page;
+    }
 }

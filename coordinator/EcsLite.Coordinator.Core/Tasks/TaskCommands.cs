@@ -317,6 +317,20 @@ public static class TaskCommands
         return new([new TaskPut(next)], true);
     }
 
+    /// <summary>Every task an agent reports in its hello, as one change to store.</summary>
+    public static Mutation<int> ReportAll(CoordinatorState state, string containerInstanceArn, IEnumerable<TaskStateChange> reports, CommandContext context)
+    {
+        var changes = new List<StateChange>();
+        foreach (var report in reports)
+        {
+            var mutation = Report(state, containerInstanceArn, report, context);
+            state = state.Apply(mutation.Changes);
+            changes.AddRange(mutation.Changes);
+        }
+
+        return new(changes, changes.Count);
+    }
+
     /// <summary>STOPPED tasks go once they have been stopped for longer than the retention (ECS: about an hour).</summary>
     public static Mutation<int> Purge(CoordinatorState state, CommandContext context, TimeSpan retention)
     {

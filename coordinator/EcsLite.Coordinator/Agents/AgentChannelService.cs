@@ -37,10 +37,7 @@ public sealed partial class AgentChannelService(
 
         // What the agent already runs, as it says, then everything wanted of it (after the reports, so
         // tasks it finished while away count as finished).
-        foreach (var task in hello.Tasks)
-        {
-            await state.ApplyAsync((s, c) => TaskCommands.Report(s, arn, task, c), context.CancellationToken);
-        }
+        await state.ApplyAsync((s, c) => TaskCommands.ReportAll(s, arn, hello.Tasks, c), context.CancellationToken);
 
         var full = new DesiredTaskSet { Sequence = session.NextSequence(), Full = true };
         full.Tasks.Add(TaskCommands.DesiredFor(state.Current, arn));
