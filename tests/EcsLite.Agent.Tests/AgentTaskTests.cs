@@ -180,7 +180,9 @@ public sealed class AgentTaskTests : IAsyncLifetime
         var arn = NewTaskArn();
         await _coordinator.WantAsync(arn, "RUNNING", definition);
 
-        var stopped = await _coordinator.WaitForAsync(arn, r => r.LastStatus == "STOPPED", TimeSpan.FromSeconds(60));
+        // containerd may send its oom event after the exit: the agent then reports the reason in a second report.
+        var stopped = await _coordinator.WaitForAsync(arn, r => r.LastStatus == "STOPPED" && r.Containers[0].Reason.StartsWith("OutOfMemoryError", StringComparison.Ordinal),
+            TimeSpan.FromSeconds(60));
         var hog = Assert.Single(stopped.Containers);
         Assert.Equal(137, hog.ExitCode);
         Assert.Equal("OutOfMemoryError: Container killed due to memory usage", hog.Reason);

@@ -69,12 +69,26 @@ public sealed class DockerRuntimeTests : IAsyncLifetime
             // dd itself is the container's main process, so the kernel's OOM kill ends the container.
             Command = { "dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1" },
         };
+        using var watching = new CancellationTokenSource();
+        var outOfMemory = new System.Collections.Concurrent.ConcurrentDictionary<string, bool>();
+        var since = DateTimeOffset.UtcNow.AddSeconds(-1);
         var id = await RunAsync(Task(definition), container);
+        var events = _docker.WatchAsync(_instance, e =>
+        {
+            if (e.Action == "oom")
+            {
+                outOfMemory[e.ContainerId] = true;
+            }
+        }, watching.Token, since);
 
         ContainerFacts facts = null!;
         await Eventually.HoldsAsync(async () => !(facts = await _docker.InspectAsync(id, default)).Running, TimeSpan.FromSeconds(20), "the container ending");
-        Assert.True(facts.OomKilled);
         Assert.Equal(137, facts.ExitCode);
+
+        // Inspect's flag is set only when containerd's oom event beats its exit event; the oom event itself always comes.
+        await Eventually.HoldsAsync(() => System.Threading.Tasks.Task.FromResult(outOfMemory.GetValueOrDefault(id)), TimeSpan.FromSeconds(10), "Docker's oom event");
+        await watching.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => events);
     }
 
     [Fact]

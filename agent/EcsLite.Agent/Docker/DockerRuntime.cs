@@ -38,6 +38,9 @@ public sealed record ContainerFacts(
     IReadOnlyDictionary<string, string> Addresses);
 
 /// <summary>A container found by its labels.</summary>
+/// <summary>One Docker event about a container of a task ("die", "oom", "health_status: healthy", ...).</summary>
+public sealed record ContainerEvent(string TaskArn, string ContainerId, string Action);
+
 public sealed record OwnedContainer(string ID, IReadOnlyDictionary<string, string> Labels);
 
 /// <summary>
@@ -311,11 +314,13 @@ public sealed class DockerRuntime(HttpClient http) : IDisposable
 
     /// <summary>
     /// Docker's events for this instance's containers (start, die, oom, health_status, ...) as they
-    /// happen, each passed on with the container's task ARN; returns when the stream ends.
+    /// happen (and, with <paramref name="since"/>, those from then on), each passed on with the
+    /// container's task ARN; returns when the stream ends.
     /// </summary>
-    public async Task WatchAsync(string containerInstanceArn, Action<string> taskChanged, CancellationToken cancellationToken)
+    public async Task WatchAsync(string containerInstanceArn, Action<ContainerEvent> changed, CancellationToken cancellationToken, DateTimeOffset? since = null)
     {
-        using var response = await SendAsync(HttpMethod.Get, $"events?filters={Filters(("type", "container"), ("label", $"{ContainerSpec.InstanceLabel}={containerInstanceArn}"))}",
+        var from = since is { } at ? $"&since={at.ToUnixTimeSeconds().ToString(CultureInfo.InvariantCulture)}" : "";
+        using var response = await SendAsync(HttpMethod.Get, $"events?filters={Filters(("type", "container"), ("label", $"{ContainerSpec.InstanceLabel}={containerInstanceArn}"))}{from}",
             null, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
         using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(cancellationToken));
         while (await reader.ReadLineAsync(cancellationToken) is { } line)
@@ -329,7 +334,7 @@ public sealed class DockerRuntime(HttpClient http) : IDisposable
             if (message.RootElement.TryGetProperty("Actor", out var actor) && actor.TryGetProperty("Attributes", out var attributes)
                 && Text(attributes, ContainerSpec.TaskArnLabel) is { } taskArn)
             {
-                taskChanged(taskArn);
+                changed(new ContainerEvent(taskArn, Text(message.RootElement, "id") ?? "", Text(message.RootElement, "Action") ?? ""));
             }
         }
     }

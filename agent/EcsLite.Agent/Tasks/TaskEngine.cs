@@ -116,10 +116,15 @@ public sealed partial class TaskEngine(DockerRuntime docker, TaskStore store, Ag
         {
             try
             {
-                var watching = docker.WatchAsync(containerInstanceArn, taskArn =>
+                var watching = docker.WatchAsync(containerInstanceArn, change =>
                 {
-                    if (_tasks.TryGetValue(taskArn, out var task))
+                    if (_tasks.TryGetValue(change.TaskArn, out var task))
                     {
+                        if (change.Action == "oom")
+                        {
+                            task.Supervisor.OutOfMemory(change.ContainerId);
+                        }
+
                         task.Supervisor.Wake();
                     }
                 }, cancellationToken);

@@ -18,6 +18,7 @@ public sealed partial class TaskSupervisor
     // event stream reconnects.
     private static readonly TimeSpan PollInterval = TimeSpan.FromSeconds(5);
     private const int MaxPassesWithoutWaiting = 16;
+    private const string OutOfMemoryReason = "OutOfMemoryError: Container killed due to memory usage";
 
     private readonly DockerRuntime _docker;
     private readonly AgentSettings _settings;
@@ -29,6 +30,7 @@ public sealed partial class TaskSupervisor
     private readonly SemaphoreSlim _wake = new(0);
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, string> _runtimeIds = new(StringComparer.Ordinal);
     private readonly Dictionary<string, ContainerFacts> _facts = new(StringComparer.Ordinal);
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, bool> _outOfMemory = new(StringComparer.Ordinal);
     private TaskState _state;
     private string _stopCode = "";
     private string _stoppedReason = "";
@@ -111,6 +113,12 @@ public sealed partial class TaskSupervisor
             _wake.Release();
         }
     }
+
+    /// <summary>
+    /// Docker said the kernel OOM-killed a process of this container. Inspect's OOMKilled flag alone
+    /// misses kills whose event containerd delivers after the exit, so the event counts too.
+    /// </summary>
+    public void OutOfMemory(string containerId) => _outOfMemory[containerId] = true;
 
     public async Task RunAsync(CancellationToken cancellationToken)
     {
@@ -244,10 +252,20 @@ public sealed partial class TaskSupervisor
         }
     }
 
-    /// <summary>Once STOPPED: after the cleanup wait, the task's containers and task-scoped volumes are removed.</summary>
+    /// <summary>
+    /// Once STOPPED: after the cleanup wait, the task's containers and task-scoped volumes are removed.
+    /// Until then a late Docker event (an oom that containerd sends after the exit) still corrects the report.
+    /// </summary>
     public async Task CleanUpAsync(TimeSpan wait, CancellationToken cancellationToken)
     {
-        await Task.Delay(wait, _time, cancellationToken);
+        var waited = Task.Delay(wait, _time, cancellationToken);
+        while (await Task.WhenAny(waited, _wake.WaitAsync(cancellationToken)) != waited)
+        {
+            await RefreshAsync(cancellationToken);
+            Report();
+        }
+
+        await waited;
         foreach (var id in _runtimeIds.Values)
         {
             await _docker.RemoveAsync(id, cancellationToken);
@@ -311,10 +329,14 @@ public sealed partial class TaskSupervisor
             var facts = await _docker.InspectAsync(id, cancellationToken);
             _facts[name] = facts;
             var container = _state.Containers.First(c => c.Name == name);
+            var outOfMemory = facts.OomKilled || _outOfMemory.ContainsKey(id);
             if (container.Known == ContainerStatus.Running && !facts.Running && facts.Status is "exited" or "dead")
             {
-                var reason = facts.OomKilled ? "OutOfMemoryError: Container killed due to memory usage" : container.Reason;
-                Set(name, c => c with { Known = ContainerStatus.Stopped, ExitCode = facts.ExitCode, Reason = reason });
+                Set(name, c => c with { Known = ContainerStatus.Stopped, ExitCode = facts.ExitCode, Reason = outOfMemory ? OutOfMemoryReason : c.Reason });
+            }
+            else if (container.Known == ContainerStatus.Stopped && outOfMemory && container.Reason != OutOfMemoryReason)
+            {
+                Set(name, c => c with { Reason = OutOfMemoryReason }); // the oom event came after the exit
             }
             else if (container.Known == ContainerStatus.Created && facts.Status is "exited" or "dead")
             {
