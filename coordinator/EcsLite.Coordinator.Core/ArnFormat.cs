@@ -18,6 +18,8 @@ public sealed record ArnFormat(string Region = "local", string AccountId = "0000
 
     public string Task(string cluster, string id) => $"{Prefix}task/{cluster}/{id}";
 
+    public string Service(string cluster, string name) => $"{Prefix}service/{cluster}/{name}";
+
     public string Container(string cluster, string taskId, string name) => $"{Prefix}container/{cluster}/{taskId}/{name}";
 
     /// <summary>Splits an ECS ARN into resource type and id; accepts any region and account, as ECS does for parsing.</summary>

@@ -12,6 +12,8 @@ public static class EcsErrorType
     public const string ClusterContainsServicesException = nameof(ClusterContainsServicesException);
     public const string ClusterContainsTasksException = nameof(ClusterContainsTasksException);
     public const string LimitExceededException = nameof(LimitExceededException);
+    public const string ServiceNotFoundException = nameof(ServiceNotFoundException);
+    public const string ServiceNotActiveException = nameof(ServiceNotActiveException);
 }
 
 /// <summary>An error a caller sees, in ECS's words, naming the field at fault where there is one.</summary>

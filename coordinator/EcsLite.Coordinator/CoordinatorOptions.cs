@@ -30,6 +30,12 @@ public sealed partial class CoordinatorOptions
     /// <summary>Heartbeats an agent may miss before its instance counts as disconnected.</summary>
     public int MissedHeartbeats { get; set; } = 3;
 
+    /// <summary>
+    /// How long an instance may be disconnected before the service scheduler replaces its service tasks
+    /// elsewhere (they are stopped there once its agent is back).
+    /// </summary>
+    public TimeSpan LostInstanceGrace { get; set; } = TimeSpan.FromSeconds(10);
+
     /// <summary>How long STOPPED tasks stay visible (DescribeTasks, ListTasks) before they are purged (ECS: about an hour).</summary>
     public TimeSpan StoppedTaskRetention { get; set; } = TimeSpan.FromHours(1);
 
@@ -105,6 +111,11 @@ public sealed partial class CoordinatorOptions
             if (options.StoppedTaskRetention < TimeSpan.Zero || options.StoppedTaskRetention > TimeSpan.FromDays(30))
             {
                 failures.Add($"StoppedTaskRetention {options.StoppedTaskRetention} must be between 00:00:00 and 30.00:00:00");
+            }
+
+            if (options.LostInstanceGrace < TimeSpan.Zero || options.LostInstanceGrace > TimeSpan.FromDays(1))
+            {
+                failures.Add($"LostInstanceGrace {options.LostInstanceGrace} must be between 00:00:00 and 1.00:00:00");
             }
 
             if (!AccountPattern().IsMatch(options.AccountId))

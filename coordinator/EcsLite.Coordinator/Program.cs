@@ -18,6 +18,8 @@ const string Usage = """
       HeartbeatInterval    agents' heartbeat interval (config/env only)         (default 00:00:02)
       MissedHeartbeats     heartbeats missed before an instance is disconnected (default 3)
       StoppedTaskRetention how long STOPPED tasks stay visible (config/env only)  (default 01:00:00)
+      LostInstanceGrace    how long an instance may be disconnected before its
+                           service tasks are replaced elsewhere (config/env only) (default 00:00:10)
       --config FILE        JSON file with the settings above
       --help, --version
     """;
@@ -99,6 +101,7 @@ builder.Services.AddSingleton<AgentSessions>();
 builder.Services.AddSingleton<TaskDispatcher>();
 builder.Services.AddHostedService<HeartbeatMonitor>();
 builder.Services.AddHostedService<StoppedTaskPurger>();
+builder.Services.AddHostedService<ServiceSchedulerLoop>();
 builder.Services.AddGrpc(grpc => grpc.Interceptors.Add<EcsErrorInterceptor>());
 builder.Services.AddGrpcReflection();
 builder.Services.AddGrpcHealthChecks()

@@ -27,6 +27,7 @@ ACTIONS = [
     "ListContainerInstances", "DescribeContainerInstances", "DeregisterContainerInstance",
     "UpdateContainerInstancesState", "PutAttributes", "DeleteAttributes", "ListAttributes",
     "RunTask", "StartTask", "StopTask", "DescribeTasks", "ListTasks",
+    "CreateService", "UpdateService", "DeleteService", "DescribeServices", "ListServices",
 ]
 
 SCALARS = {"string": "string", "boolean": "bool", "integer": "int32", "long": "int64",

@@ -124,7 +124,7 @@ public static class ClusterCommands
                 "The cluster cannot be deleted while container instances are active or draining.", "cluster");
         }
 
-        if (cluster.ActiveServicesCount > 0)
+        if (ActiveServices(state, cluster.ClusterName) > 0)
         {
             throw new EcsException(EcsErrorType.ClusterContainsServicesException,
                 "The cluster cannot be deleted while services are active.", "cluster");
@@ -150,6 +150,10 @@ public static class ClusterCommands
             : throw EcsException.ClusterNotFound(field);
     }
 
+    /// <summary>Services not yet INACTIVE (ECS counts a DRAINING one as active until its tasks are gone).</summary>
+    public static int ActiveServices(CoordinatorState state, string cluster) =>
+        state.Services.Values.Count(s => s.Cluster == cluster && s.Service.Status != ServiceStatus.Inactive);
+
     /// <summary>Container instances that count as registered: ACTIVE or DRAINING.</summary>
     public static int RegisteredInstances(CoordinatorState state, string cluster) =>
         state.ContainerInstances.Values.Count(i => i.Cluster == cluster && i.ContainerInstance.Status != ContainerInstanceStatus.Inactive);
@@ -163,6 +167,7 @@ public static class ClusterCommands
         var view = cluster.Clone();
         view.RegisteredContainerInstancesCount = RegisteredInstances(state, cluster.ClusterName);
         (view.RunningTasksCount, view.PendingTasksCount) = state.TaskCounts(cluster.ClusterName);
+        view.ActiveServicesCount = ActiveServices(state, cluster.ClusterName);
         if (!include.Contains("TAGS"))
         {
             view.Tags.Clear();

@@ -16,7 +16,8 @@ public sealed record CoordinatorState(
     ImmutableSortedDictionary<string, StoredContainerInstance> ContainerInstances,
     ImmutableDictionary<string, AgentConnection> Connections,
     ImmutableSortedDictionary<string, StoredTask> Tasks,
-    ImmutableDictionary<string, ImmutableHashSet<string>> TasksByInstance)
+    ImmutableDictionary<string, ImmutableHashSet<string>> TasksByInstance,
+    ImmutableSortedDictionary<string, StoredService> Services)
 {
     public static CoordinatorState Empty { get; } = new(
         ImmutableSortedDictionary.Create<string, Cluster>(StringComparer.Ordinal),
@@ -24,7 +25,11 @@ public sealed record CoordinatorState(
         ImmutableSortedDictionary.Create<string, StoredContainerInstance>(StringComparer.Ordinal),
         ImmutableDictionary.Create<string, AgentConnection>(StringComparer.Ordinal),
         ImmutableSortedDictionary.Create<string, StoredTask>(StringComparer.Ordinal),
-        ImmutableDictionary.Create<string, ImmutableHashSet<string>>(StringComparer.Ordinal));
+        ImmutableDictionary.Create<string, ImmutableHashSet<string>>(StringComparer.Ordinal),
+        ImmutableSortedDictionary.Create<string, StoredService>(StringComparer.Ordinal));
+
+    /// <summary>Services are keyed by cluster and name: the same name may exist in two clusters.</summary>
+    public static string ServiceKey(string cluster, string serviceName) => $"{cluster}/{serviceName}";
 
     public CoordinatorState Apply(StateChange change) => change switch
     {
@@ -41,6 +46,7 @@ public sealed record CoordinatorState(
         TaskRemoved removed => Tasks.TryGetValue(removed.TaskArn, out var gone)
             ? this with { Tasks = Tasks.Remove(removed.TaskArn), TasksByInstance = Index(gone.Task.ContainerInstanceArn, set => set.Remove(removed.TaskArn)) }
             : this,
+        ServicePut put => this with { Services = Services.SetItem(ServiceKey(put.Service.Cluster, put.Service.Service.ServiceName), put.Service) },
         AgentConnectionChanged changed => this with { Connections = Connections.SetItem(changed.ContainerInstanceArn, new AgentConnection(changed.Connected, changed.At)) },
         _ => throw new ArgumentOutOfRangeException(nameof(change), change, "unknown state change"),
     };
@@ -135,6 +141,8 @@ public sealed record ContainerInstancePut(StoredContainerInstance Instance) : St
 
 public sealed record TaskPut(StoredTask Task) : StateChange;
 
+public sealed record ServicePut(StoredService Service) : StateChange;
+
 /// <summary>A STOPPED task purged after its retention.</summary>
 public sealed record TaskRemoved(string TaskArn, string Cluster) : StateChange;
 
@@ -183,6 +191,13 @@ public static class TaskStatus
 
     /// <summary>Statuses only move forward: a report older than what is known changes nothing.</summary>
     public static int Rank(string status) => Array.IndexOf(Order, status);
+}
+
+public static class ServiceStatus
+{
+    public const string Active = "ACTIVE";
+    public const string Draining = "DRAINING";
+    public const string Inactive = "INACTIVE";
 }
 
 public static class ClusterStatus

@@ -126,12 +126,19 @@ public static class TaskCommands
             return new([], new StopTaskResponse { Task = stored.Task });
         }
 
+        var next = Stopped(state, stored, "UserInitiated", request.HasReason && request.Reason.Length > 0 ? request.Reason : "Task stopped by user", context.Now);
+        return new([new TaskPut(next)], new StopTaskResponse { Task = next.Task });
+    }
+
+    /// <summary>The task with desiredStatus STOPPED, its stop code and reason; its agent stops it.</summary>
+    public static StoredTask Stopped(CoordinatorState state, StoredTask stored, string stopCode, string reason, DateTimeOffset now)
+    {
         var next = stored.Clone();
         var task = next.Task;
         task.DesiredStatus = TaskStatus.Stopped;
-        task.StopCode = "UserInitiated";
-        task.StoppedReason = request.HasReason && request.Reason.Length > 0 ? request.Reason : "Task stopped by user";
-        task.StoppingAt = Timestamp.FromDateTimeOffset(context.Now);
+        task.StopCode = stopCode;
+        task.StoppedReason = reason;
+        task.StoppingAt = Timestamp.FromDateTimeOffset(now);
         task.Version++;
 
         // Never handed to an agent (its instance went away before it started): nothing to wait for.
@@ -142,7 +149,7 @@ public static class TaskCommands
             task.ExecutionStoppedAt = task.StoppingAt;
         }
 
-        return new([new TaskPut(next)], new StopTaskResponse { Task = next.Task });
+        return next;
     }
 
     public static DescribeTasksResponse Describe(CoordinatorState state, DescribeTasksRequest request, ArnFormat arns)
@@ -441,7 +448,7 @@ public static class TaskCommands
         return (stored, TaskOverrides.Apply(definition, overrides), launchType ?? compatible[0]);
     }
 
-    private static StoredTask NewTask(StoredTaskDefinition stored, TaskDefinition definition, Cluster cluster, string instance, string group, string launchType,
+    internal static StoredTask NewTask(StoredTaskDefinition stored, TaskDefinition definition, Cluster cluster, string instance, string group, string launchType,
         string? startedBy, TaskOverride? overrides, IEnumerable<Tag> tags, CommandContext context, string id)
     {
         var arn = context.Arns.Task(cluster.ClusterName, id);

@@ -2,6 +2,7 @@ using EcsLite.Api.V1;
 using EcsLite.Coordinator.Agents;
 using EcsLite.Coordinator.Core.Clusters;
 using EcsLite.Coordinator.Core.ContainerInstances;
+using EcsLite.Coordinator.Core.Services;
 using EcsLite.Coordinator.Core.Tagging;
 using EcsLite.Coordinator.Core.TaskDefinitions;
 using EcsLite.Coordinator.Core.Tasks;
@@ -110,6 +111,21 @@ public sealed class EcsService(ClusterStateMachine state, AgentSessions sessions
 
     public override Task<ListTasksResponse> ListTasks(ListTasksRequest request, ServerCallContext context) =>
         Task.FromResult(TaskCommands.List(state.Current, request, state.Arns));
+
+    public override Task<CreateServiceResponse> CreateService(CreateServiceRequest request, ServerCallContext context) =>
+        state.ApplyAsync((s, c) => ServiceCommands.Create(s, request, c, Random.Shared), context.CancellationToken);
+
+    public override Task<UpdateServiceResponse> UpdateService(UpdateServiceRequest request, ServerCallContext context) =>
+        state.ApplyAsync((s, c) => ServiceCommands.Update(s, request, c, Random.Shared), context.CancellationToken);
+
+    public override Task<DeleteServiceResponse> DeleteService(DeleteServiceRequest request, ServerCallContext context) =>
+        state.ApplyAsync((s, _) => ServiceCommands.Delete(s, request), context.CancellationToken);
+
+    public override Task<DescribeServicesResponse> DescribeServices(DescribeServicesRequest request, ServerCallContext context) =>
+        Task.FromResult(ServiceCommands.Describe(state.Current, request));
+
+    public override Task<ListServicesResponse> ListServices(ListServicesRequest request, ServerCallContext context) =>
+        Task.FromResult(ServiceCommands.List(state.Current, request));
 
     private static string NewId() => Guid.NewGuid().ToString("N");
 }

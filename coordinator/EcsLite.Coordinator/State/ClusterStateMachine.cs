@@ -24,11 +24,15 @@ public sealed partial class ClusterStateMachine(
     private Task _lastCommit = Task.CompletedTask;
     private long _lastSequence;
     private Published _published = new(CoordinatorState.Empty, 0);
+    private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     /// <summary>The newest durable state; cheap, lock-free, never changes under the reader.</summary>
     public CoordinatorState Current => Volatile.Read(ref _published).State;
 
     public ArnFormat Arns => _arns;
+
+    /// <summary>Completes when a newer state is published: level-triggered loops wake on it (many changes, one wake).</summary>
+    public Task Changed => Volatile.Read(ref _changed).Task;
 
     public bool Loaded { get; private set; }
 
@@ -101,9 +105,14 @@ public sealed partial class ClusterStateMachine(
         while (true)
         {
             var current = Volatile.Read(ref _published);
-            if (current.Sequence >= sequence ||
-                Interlocked.CompareExchange(ref _published, new Published(state, sequence), current) == current)
+            if (current.Sequence >= sequence)
             {
+                return;
+            }
+
+            if (Interlocked.CompareExchange(ref _published, new Published(state, sequence), current) == current)
+            {
+                Interlocked.Exchange(ref _changed, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
                 return;
             }
         }

@@ -13,6 +13,7 @@ namespace EcsLite.Coordinator.State;
 ///   /task-definitions/FAMILY/REVISION   StoredTaskDefinition (revision zero-padded, so keys sort by revision)
 ///   /container-instances/CLUSTER/ID     StoredContainerInstance
 ///   /tasks/CLUSTER/ID                   StoredTask
+///   /services/CLUSTER/NAME              StoredService
 /// Agent connections are not stored: after a restart every agent counts as disconnected until it reconnects.
 /// </summary>
 public static class StateKeys
@@ -23,6 +24,7 @@ public static class StateKeys
     private const string TaskDefinitions = "/task-definitions/";
     private const string ContainerInstances = "/container-instances/";
     private const string Tasks = "/tasks/";
+    private const string Services = "/services/";
 
     /// <summary>The store write for a change, or null for a change that lives in memory only.</summary>
     public static TxnOp? ToOp(StateChange change) => change switch
@@ -31,6 +33,7 @@ public static class StateKeys
         AgentConnectionChanged => null,
         TaskPut put => new PutOp($"{Tasks}{put.Task.Cluster}/{put.Task.Task.TaskArn.Split('/')[^1]}", put.Task.ToByteArray()),
         TaskRemoved removed => new DeleteOp($"{Tasks}{removed.Cluster}/{removed.TaskArn.Split('/')[^1]}"),
+        ServicePut put => new PutOp($"{Services}{put.Service.Cluster}/{put.Service.Service.ServiceName}", put.Service.ToByteArray()),
         ClusterPut put => new PutOp(Clusters + put.Cluster.ClusterName, put.Cluster.ToByteArray()),
         FamilyPut put => new PutOp(Families + put.Family, new TaskDefinitionFamilyRecord { Family = put.Family, LastRevision = put.LastRevision }.ToByteArray()),
         TaskDefinitionPut put => new PutOp(TaskDefinitionKey(put.Definition.TaskDefinition.Family, put.Definition.TaskDefinition.Revision), put.Definition.ToByteArray()),
@@ -65,6 +68,11 @@ public static class StateKeys
         if (kv.Key.StartsWith(Tasks, StringComparison.Ordinal))
         {
             return new TaskPut(StoredTask.Parser.ParseFrom(kv.Value));
+        }
+
+        if (kv.Key.StartsWith(Services, StringComparison.Ordinal))
+        {
+            return new ServicePut(StoredService.Parser.ParseFrom(kv.Value));
         }
 
         throw new InvalidDataException($"the store holds a key this coordinator does not know: {kv.Key}");

@@ -1,0 +1,194 @@
+using EcsLite.Api.V1;
+using EcsLite.Coordinator.Core.ContainerInstances;
+using EcsLite.Coordinator.Core.Placement;
+using EcsLite.Coordinator.Core.State;
+using EcsLite.Coordinator.Core.TaskDefinitions;
+using EcsLite.Coordinator.Core.Tasks;
+using EcsLite.Store.V1;
+
+namespace EcsLite.Coordinator.Core.Services;
+
+/// <summary>What a scheduler pass did: the tasks whose agents must hear of them, and when to look again.</summary>
+public sealed record ServicePass(IReadOnlyList<string> ChangedTasks, DateTimeOffset? RecheckAt);
+
+/// <summary>How the service scheduler treats instances whose agents are away.</summary>
+/// <param name="LostGrace">How long an instance may be disconnected before its service tasks are replaced elsewhere.</param>
+/// <param name="UnseenSince">For instances not seen since this coordinator started: when to count them as disconnected from.</param>
+public sealed record ServiceSchedulerSettings(TimeSpan LostGrace, DateTimeOffset UnseenSince);
+
+/// <summary>
+/// The plan applier: runs <see cref="ServiceReconciler"/> for every service not yet INACTIVE and turns
+/// its buckets into state changes: tasks placed with <see cref="TaskPlacement"/> against the newest
+/// state (each service sees what the ones before it placed), tasks stopped, the service's new face.
+/// A pass that finds nothing to do changes nothing, so running it again is always safe.
+/// </summary>
+public static class ServiceScheduler
+{
+    public static Mutation<ServicePass> Run(CoordinatorState state, CommandContext context, ServiceSchedulerSettings settings, Random random, Func<string> newId)
+    {
+        var tasksByService = state.Tasks.Values
+            .Where(t => t.Task.Group.StartsWith("service:", StringComparison.Ordinal))
+            .GroupBy(t => CoordinatorState.ServiceKey(t.Cluster, t.Task.Group["service:".Length..]), StringComparer.Ordinal)
+            .ToDictionary(g => g.Key, g => g.ToList(), StringComparer.Ordinal);
+        var current = state;
+        var changes = new List<StateChange>();
+        var changed = new List<string>();
+        DateTimeOffset? recheck = null;
+        foreach (var (key, stored) in state.Services.Where(s => s.Value.Service.Status != ServiceStatus.Inactive))
+        {
+            Mutation<DateTimeOffset?> step;
+            try
+            {
+                step = Step(current, stored, tasksByService.GetValueOrDefault(key) ?? [], context, settings, random, newId);
+            }
+            catch (EcsException e)
+            {
+                // A service that cannot be scheduled (its task definition deleted) says so; the others go on.
+                var next = stored.Clone();
+                ServiceReconciler.Say(next.Service, context.Now, $"(service {stored.Service.ServiceName}) is unable to schedule tasks: {e.Message}");
+                step = new(next.Equals(stored) ? [] : [new ServicePut(next)], null);
+            }
+
+            current = current.Apply(step.Changes);
+            changes.AddRange(step.Changes);
+            changed.AddRange(step.Changes.OfType<TaskPut>().Select(t => t.Task.Task.TaskArn));
+            recheck = step.Result is { } at && (recheck is null || at < recheck) ? at : recheck;
+        }
+
+        return new(changes, new ServicePass(changed, recheck));
+    }
+
+    private static Mutation<DateTimeOffset?> Step(
+        CoordinatorState state, StoredService stored, IReadOnlyList<StoredTask> tasks, CommandContext context,
+        ServiceSchedulerSettings settings, Random random, Func<string> newId)
+    {
+        var service = stored.Service;
+        var daemon = service.SchedulingStrategy == "DAEMON";
+        var definition = TaskDefinitionCommands.Resolve(state, service.TaskDefinition, "taskDefinition");
+        var constraints = Constraints(service, definition.TaskDefinition);
+        var parsed = TaskPlacement.ParseConstraints(constraints, "placementConstraints");
+        var group = $"service:{service.ServiceName}";
+        var request = new PlacementRequest(TaskNeeds.Of(definition.TaskDefinition), 1, group, constraints, [.. service.PlacementStrategy], [.. definition.TaskDefinition.RequiresAttributes]);
+        List<Candidate>? candidates = null;
+        Dictionary<string, Candidate>? byArn = null;
+        List<Candidate> Candidates() => candidates ??= TaskCommands.Candidates(state, stored.Cluster);
+        Candidate? Candidate(string arn) => (byArn ??= Candidates().ToDictionary(c => c.Arn, StringComparer.Ordinal)).GetValueOrDefault(arn);
+
+        var instances = new Dictionary<string, InstanceView>(StringComparer.Ordinal);
+        foreach (var instance in ContainerInstanceCommands.InCluster(state, stored.Cluster))
+        {
+            var arn = instance.ContainerInstance.ContainerInstanceArn;
+            var connection = state.Connections.GetValueOrDefault(arn) ?? new AgentConnection(false, settings.UnseenSince);
+            // Only a daemon follows constraints instance by instance; the fixed ones (attributes,
+            // memberOf) decide, not whether there is room now.
+            var meets = !daemon || (Candidate(arn) is { } candidate && TaskPlacement.Lacks(candidate, request, parsed) is not { Reason: "ATTRIBUTE" or "MemberOf" });
+            instances[arn] = new InstanceView(arn, instance.ContainerInstance.Status, connection.Connected, connection.Since, meets);
+        }
+
+        var plan = ServiceReconciler.Reconcile(stored, tasks, instances, context.Now, settings.LostGrace, random);
+        var next = plan.Service;
+        var changes = new List<StateChange>();
+        var name = service.ServiceName;
+
+        var stopped = new List<string>();
+        foreach (var stop in plan.Stop)
+        {
+            changes.Add(new TaskPut(TaskCommands.Stopped(state, stop.Task, "ServiceSchedulerInitiated", stop.Reason, context.Now)));
+            stopped.Add($"(task {ServiceReconciler.TaskId(stop.Task)})");
+        }
+
+        if (stopped.Count > 0)
+        {
+            ServiceReconciler.Say(next.Service, context.Now, $"(service {name}) has stopped {stopped.Count} running tasks: {string.Join(" ", stopped)}.");
+        }
+
+        // Placing for the primary deployment's task definition (after a rollback, not the service's newest).
+        var primary = next.Service.Deployments.First(d => d.Status == "PRIMARY");
+        var effective = primary.TaskDefinition == definition.TaskDefinition.TaskDefinitionArn
+            ? definition
+            : TaskDefinitionCommands.Resolve(state, primary.TaskDefinition, "taskDefinition");
+        request = request with { Needs = TaskNeeds.Of(effective.TaskDefinition), Count = plan.Place };
+        var placed = new List<string>();
+        var failures = new List<Failure>();
+        if (plan.Place > 0)
+        {
+            var result = TaskPlacement.Plan(request, Candidates(), random);
+            placed.AddRange(result.Placed);
+            failures.AddRange(result.Failures);
+        }
+
+        foreach (var arn in plan.PlaceOn)
+        {
+            if (TaskPlacement.Lacks(Candidate(arn)!, request with { Count = 1 }, parsed) is { } lack)
+            {
+                failures.Add(new Failure { Arn = arn, Reason = lack.Reason, Detail = lack.Detail });
+            }
+            else
+            {
+                placed.Add(arn);
+            }
+        }
+
+        var started = new List<string>();
+        var cluster = state.Clusters[stored.Cluster];
+        foreach (var instance in placed)
+        {
+            var task = TaskCommands.NewTask(effective, effective.TaskDefinition, cluster, instance, group, service.LaunchType, primary.Id, null, Tags(next, effective), context, newId());
+            changes.Add(new TaskPut(task));
+            started.Add($"(task {ServiceReconciler.TaskId(task)})");
+        }
+
+        if (started.Count > 0)
+        {
+            next.Service.PendingCount += started.Count;
+            primary.PendingCount += started.Count;
+            ServiceReconciler.Say(next.Service, context.Now, $"(service {name}) has started {started.Count} tasks: {string.Join(" ", started)}.");
+            next.Steady = false;
+        }
+
+        if (failures.FirstOrDefault() is { } failure)
+        {
+            ServiceReconciler.Say(next.Service, context.Now, UnableToPlace(name, failure));
+        }
+
+        if (!next.Equals(stored))
+        {
+            changes.Add(new ServicePut(next));
+        }
+
+        return new(changes, plan.RecheckAt);
+    }
+
+    /// <summary>ECS's event when a task fits nowhere, naming the closest instance and what it lacks.</summary>
+    public static string UnableToPlace(string service, Failure failure)
+    {
+        var lacks = failure.Reason switch
+        {
+            "RESOURCE:CPU" => "has insufficient CPU units available",
+            "RESOURCE:MEMORY" => "has insufficient memory available",
+            "RESOURCE:PORTS" or "RESOURCE:PORTS_UDP" => "is already using a port required by your task",
+            "AGENT" => "is missing its agent connection",
+            "ATTRIBUTE" => "is missing an attribute required by your task",
+            "MemberOf" or "DistinctInstance" => "does not meet the placement constraints",
+            _ => "is not ACTIVE",
+        };
+        return $"(service {service}) was unable to place a task because no container instance met all of its requirements. " +
+            $"The closest matching (container-instance {ServiceReconciler.InstanceId(failure.Arn)}) {lacks}. " +
+            "For more information, see the Troubleshooting section of the Amazon ECS Developer Guide.";
+    }
+
+    /// <summary>The task definition's constraints and the service's both apply.</summary>
+    public static List<PlacementConstraint> Constraints(Service service, TaskDefinition definition) =>
+    [
+        .. definition.PlacementConstraints.Select(c => new PlacementConstraint { Type = c.Type, Expression = c.Expression }),
+        .. service.PlacementConstraints,
+    ];
+
+    /// <summary>propagateTags: the service's tags or the task definition's go onto each task it starts.</summary>
+    private static IEnumerable<Tag> Tags(StoredService service, StoredTaskDefinition definition) => service.Service.PropagateTags switch
+    {
+        "SERVICE" => service.Service.Tags,
+        "TASK_DEFINITION" => definition.Tags,
+        _ => [],
+    };
+}
