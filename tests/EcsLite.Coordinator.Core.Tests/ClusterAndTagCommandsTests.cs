@@ -71,9 +71,8 @@ public class ClusterAndTagCommandsTests
         var error = Assert.Throws<EcsException>(() => ClusterCommands.Delete(withInstance, new DeleteClusterRequest { Cluster = "busy" }));
         Assert.Equal(EcsErrorType.ClusterContainsContainerInstancesException, error.ErrorType);
 
-        var withService = state.Clusters["busy"].Clone();
-        withService.ActiveServicesCount = 2;
-        error = Assert.Throws<EcsException>(() => ClusterCommands.Delete(state.Apply(new ClusterPut(withService)), new DeleteClusterRequest { Cluster = "busy" }));
+        var service = new EcsLite.Store.V1.StoredService { Cluster = "busy", Service = new Service { ServiceName = "web", Status = "DRAINING" } };
+        error = Assert.Throws<EcsException>(() => ClusterCommands.Delete(state.Apply(new ServicePut(service)), new DeleteClusterRequest { Cluster = "busy" }));
         Assert.Equal(EcsErrorType.ClusterContainsServicesException, error.ErrorType);
 
         var task = new EcsLite.Store.V1.StoredTask { Cluster = "busy", TaskDefinition = new TaskDefinition(), Task = new Api.V1.Task { TaskArn = "arn:aws:ecs:local:000000000000:task/busy/t1", LastStatus = "RUNNING" } };
