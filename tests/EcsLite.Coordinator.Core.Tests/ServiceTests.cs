@@ -268,6 +268,11 @@ public class ServiceTests
         Assert.DoesNotContain(Alive("agent"), t => t.Task.ContainerInstanceArn == Arn("i1"));
         Assert.Equal(3, Alive("agent").Count);
         Assert.Equal(3, Service("agent").Service.DesiredCount);
+
+        Do((s, _) => ServiceCommands.Delete(s, new DeleteServiceRequest { Service = "agent" }));
+        Settle();
+        Assert.Empty(Alive("agent"));
+        Assert.Equal("INACTIVE", Service("agent").Service.Status);
     }
 
     [Fact]

@@ -14,6 +14,7 @@ public sealed class NetworkNamespaces : IDisposable
     private readonly int _octet = Random.Shared.Next(100, 250);
     private readonly List<string> _namespaces = [];
     private readonly List<string> _rootLinks = [];
+    private readonly Dictionary<string, string> _hostLinks = [];
     private int _links;
 
     public NetworkNamespaces()
@@ -37,6 +38,9 @@ public sealed class NetworkNamespaces : IDisposable
     }
 
     public static IReadOnlyList<string> Exec(string ns) => ["ip", "netns", "exec", ns];
+
+    /// <summary>Cuts (or restores) a host's link to the hub: a network partition, as far as the host is concerned.</summary>
+    public void SetLink(string ns, bool up) => Run(["ip", "-n", ns, "link", "set", _hostLinks[ns], up ? "up" : "down"]);
 
     public void Dispose()
     {
@@ -79,6 +83,7 @@ public sealed class NetworkNamespaces : IDisposable
         }
         else
         {
+            _hostLinks[ns!] = outer;
             Run(["ip", "link", "set", outer, "netns", ns!]);
             Run(["ip", "-n", ns!, "addr", "add", $"{subnet}.2/30", "dev", outer]);
             Run(["ip", "-n", ns!, "link", "set", outer, "up"]);

@@ -120,7 +120,7 @@ public static class ServiceReconciler
 
         // Scale down: the surplus goes at once, those not yet running first.
         var scaling = $"Scaling activity initiated by (deployment {primary.Id})";
-        var surplus = daemon
+        var surplus = daemon && service.Status == ServiceStatus.Active
             ? staying.GroupBy(t => t.Task.ContainerInstanceArn, StringComparer.Ordinal).SelectMany(g => Surplus(g, 1, service)).ToList()
             : Surplus(staying, desired, service).ToList();
         foreach (var task in surplus)
