@@ -7,6 +7,8 @@ using EcsLite.Benchmarks;
 //   agent-tasks   task start-up through the agent vs docker run; the agent's VmRSS with 20 tasks
 //   placement     placement decisions per second (BenchmarkDotNet) over 1,000 and 5,000 instances
 //   runtask       RunTask to RUNNING through the coordinator and agent vs docker run
+//   service-pass  one service scheduler pass over 1,000 services / 30,000 tasks (BenchmarkDotNet)
+//   failover      a lost instance's service tasks RUNNING elsewhere, with simulated agents
 return args.FirstOrDefault() switch
 {
     "agent-idle" => await AgentIdleBenchmark.RunAsync(args),
@@ -14,12 +16,13 @@ return args.FirstOrDefault() switch
     "agent-tasks" => await AgentTasksBenchmark.RunAsync(args),
     "placement" => PlacementBenchmark.Run(args),
     "runtask" => await RunTaskBenchmark.RunAsync(args),
+    "service-pass" => ServicePassBenchmark.Run(args),
     "taskdefs" or null => await TaskDefinitionBenchmark.RunAsync(args),
     var other => Fail(other),
 };
 
 static int Fail(string command)
 {
-    Console.Error.WriteLine($"unknown benchmark '{command}': taskdefs, agent-idle, agent-fleet, agent-tasks, placement or runtask");
+    Console.Error.WriteLine($"unknown benchmark '{command}': taskdefs, agent-idle, agent-fleet, agent-tasks, placement, runtask, service-pass or failover");
     return 2;
 }

@@ -1,6 +1,7 @@
 using EcsLite.Api.V1;
 using EcsLite.Coordinator.Core.Clusters;
 using EcsLite.Coordinator.Core.ContainerInstances;
+using EcsLite.Coordinator.Core.Placement;
 using EcsLite.Coordinator.Core.Services;
 using EcsLite.Coordinator.Core.State;
 using EcsLite.Coordinator.Core.TaskDefinitions;
@@ -427,6 +428,18 @@ public class ServiceTests
 
     private void CheckPass(CoordinatorState before, CoordinatorState after, bool lowering)
     {
+        // The indexes kept as tasks change agree with adding everything up again.
+        foreach (var instance in after.ContainerInstances.Keys)
+        {
+            var active = after.ActiveTasks(containerInstanceArn: instance).ToList();
+            var usage = after.UsageOf(instance);
+            Assert.Equal((active.Count, active.Sum(t => TaskNeeds.Of(t.TaskDefinition).Memory)), (usage.Tasks, usage.Memory));
+            Assert.Equal(active.GroupBy(t => t.Task.Group).ToDictionary(g => g.Key, g => g.Count()), usage.Groups.ToDictionary());
+        }
+
+        Assert.Equal(after.Tasks.Values.Where(t => t.Task.Group == "service:web").Select(t => t.Task.TaskArn).Order(),
+            after.ServiceTasks("default", "web").Select(t => t.Task.TaskArn).Order());
+
         var service = after.Services[CoordinatorState.ServiceKey("default", "web")].Service;
         var desired = service.DesiredCount;
         var placed = after.Tasks.Values.Where(t => !before.Tasks.ContainsKey(t.Task.TaskArn)).ToList();

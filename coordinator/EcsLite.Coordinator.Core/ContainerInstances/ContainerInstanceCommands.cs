@@ -276,19 +276,19 @@ public static partial class ContainerInstanceCommands
         (view.RunningTasksCount, view.PendingTasksCount) = state.TaskCounts(containerInstanceArn: view.ContainerInstanceArn);
 
         // What is left once the tasks there have taken theirs: what placement sees.
-        var needs = state.ActiveTasks(containerInstanceArn: view.ContainerInstanceArn).Select(t => Placement.TaskNeeds.Of(t.TaskDefinition)).ToList();
+        var usage = state.UsageOf(view.ContainerInstanceArn);
         foreach (var remaining in view.RemainingResources)
         {
             switch (remaining.Name)
             {
                 case "CPU":
-                    remaining.IntegerValue -= needs.Sum(n => n.Cpu);
+                    remaining.IntegerValue -= usage.Cpu;
                     break;
                 case "MEMORY":
-                    remaining.IntegerValue -= needs.Sum(n => n.Memory);
+                    remaining.IntegerValue -= usage.Memory;
                     break;
                 case "PORTS" or "PORTS_UDP":
-                    var taken = needs.SelectMany(n => remaining.Name == "PORTS" ? n.TcpPorts : n.UdpPorts).Select(p => p.ToString(System.Globalization.CultureInfo.InvariantCulture));
+                    var taken = (remaining.Name == "PORTS" ? usage.TcpPorts : usage.UdpPorts).Keys.Select(p => p.ToString(System.Globalization.CultureInfo.InvariantCulture));
                     var all = remaining.StringSetValue.Union(taken).ToList();
                     remaining.StringSetValue.Clear();
                     remaining.StringSetValue.Add(all);
@@ -305,11 +305,15 @@ public static partial class ContainerInstanceCommands
     }
 
     /// <summary>What the cluster query language sees of an instance.</summary>
-    public static InstanceFacts Facts(CoordinatorState state, StoredContainerInstance stored) =>
-        Facts(state, stored, [.. state.ActiveTasks(containerInstanceArn: stored.ContainerInstance.ContainerInstanceArn)]);
+    public static InstanceFacts Facts(CoordinatorState state, StoredContainerInstance stored)
+    {
+        var usage = state.UsageOf(stored.ContainerInstance.ContainerInstanceArn);
+        return Facts(state, stored, usage.Tasks, usage.Groups.Keys);
+    }
 
-    /// <param name="tasks">The instance's tasks not yet STOPPED.</param>
-    public static InstanceFacts Facts(CoordinatorState state, StoredContainerInstance stored, IReadOnlyCollection<StoredTask> tasks)
+    /// <param name="tasks">How many tasks not yet STOPPED the instance has.</param>
+    /// <param name="groups">Their task groups.</param>
+    public static InstanceFacts Facts(CoordinatorState state, StoredContainerInstance stored, int tasks, IEnumerable<string> groups)
     {
         var instance = stored.ContainerInstance;
         var attributes = new Dictionary<string, string?>(StringComparer.Ordinal);
@@ -324,9 +328,9 @@ public static partial class ContainerInstanceCommands
             state.IsConnected(instance.ContainerInstanceArn),
             instance.VersionInfo?.AgentVersion ?? "",
             instance.RegisteredAt.ToDateTimeOffset(),
-            tasks.Count,
+            tasks,
             attributes,
-            [.. tasks.Select(t => t.Task.Group).Distinct()]);
+            [.. groups]);
     }
 
     public static IEnumerable<StoredContainerInstance> InCluster(CoordinatorState state, string cluster) =>

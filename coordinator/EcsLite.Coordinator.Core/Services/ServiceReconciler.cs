@@ -59,11 +59,18 @@ public static class ServiceReconciler
         DateTimeOffset? recheck = null;
         void RecheckAt(DateTimeOffset at) => recheck = recheck is { } r && r <= at ? r : at;
 
+        // Each task's instance, looked up once: ARNs are long, and a pass looks at every task several times.
+        var on = new Dictionary<StoredTask, InstanceView?>(tasks.Count, ReferenceEqualityComparer.Instance);
+        foreach (var task in tasks)
+        {
+            on[task] = instances.GetValueOrDefault(task.Task.ContainerInstanceArn);
+        }
+
         var stops = new List<TaskStop>();
         var live = new List<StoredTask>();
         foreach (var task in tasks.Where(t => t.Task.DesiredStatus == TaskStatus.Running))
         {
-            var instance = instances.GetValueOrDefault(task.Task.ContainerInstanceArn);
+            var instance = on[task];
             if (instance is null || instance.Status == ContainerInstanceStatus.Inactive)
             {
                 stops.Add(new(task, LostReason));
@@ -110,7 +117,7 @@ public static class ServiceReconciler
         // must every task of an older deployment.
         bool MustMove(StoredTask t)
         {
-            var instance = instances[t.Task.ContainerInstanceArn];
+            var instance = on[t]!;
             return t.Task.StartedBy != primary.Id || instance.Status != ContainerInstanceStatus.Active || (daemon && !instance.MeetsConstraints);
         }
 
@@ -126,7 +133,7 @@ public static class ServiceReconciler
         foreach (var task in surplus)
         {
             stops.Add(new(task, scaling));
-            staying.Remove(task);
+            staying.RemoveAll(t => ReferenceEquals(t, task)); // messages' Equals compares contents: slow, and not what is meant
             healthy -= Healthy(task, service) ? 1 : 0;
         }
 
@@ -138,7 +145,7 @@ public static class ServiceReconciler
             var serving = Healthy(task, service);
             if (!serving || healthy - 1 >= minimumHealthy || stayingHealthy >= desired)
             {
-                stops.Add(new(task, instances[task.Task.ContainerInstanceArn].Status != ContainerInstanceStatus.Active ? DrainingReason : scaling));
+                stops.Add(new(task, on[task]!.Status != ContainerInstanceStatus.Active ? DrainingReason : scaling));
                 healthy -= serving ? 1 : 0;
             }
         }
@@ -148,7 +155,7 @@ public static class ServiceReconciler
         // Place: up to the desired count of the primary, never more tasks alive than maximumPercent
         // (a stopping task counts until it has stopped; one on a lost instance does not), never while
         // the primary deployment is throttled.
-        var alive = tasks.Where(t => t.Task.LastStatus != TaskStatus.Stopped && !IsLost(t, instances, now, lostGrace)).ToList();
+        var alive = tasks.Where(t => t.Task.LastStatus != TaskStatus.Stopped && !IsLost(on[t], now, lostGrace)).ToList();
         var placing = primary.RolloutState != "FAILED" && service.Status == ServiceStatus.Active;
         var throttledUntil = ThrottledUntil([.. tasks.Where(t => t.Task.StartedBy == primary.Id)]);
         if (placing && throttledUntil > now)
@@ -190,6 +197,11 @@ public static class ServiceReconciler
     /// </summary>
     public static DateTimeOffset? ThrottledUntil(IReadOnlyList<StoredTask> tasks)
     {
+        if (!tasks.Any(Failed))
+        {
+            return null;
+        }
+
         var recent = tasks.OrderByDescending(t => t.Task.CreatedAt.ToDateTimeOffset()).ToList();
         var failures = recent.TakeWhile(Failed).Count();
         if (failures < FailuresBeforeThrottle)
@@ -224,12 +236,25 @@ public static class ServiceReconciler
     /// <summary>A serving task: RUNNING and, when its definition has health checks, HEALTHY.</summary>
     public static bool Healthy(StoredTask task, Service service) =>
         task.Task.DesiredStatus == TaskStatus.Running && task.Task.LastStatus == TaskStatus.Running
-        && (!task.TaskDefinition.ContainerDefinitions.Any(c => c.HealthCheck is not null) || task.Task.HealthStatus == "HEALTHY");
+        && (task.Task.HealthStatus == "HEALTHY" || !HasHealthCheck(task.TaskDefinition));
+
+    private static bool HasHealthCheck(TaskDefinition definition)
+    {
+        foreach (var container in definition.ContainerDefinitions)
+        {
+            if (container.HealthCheck is not null)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
 
     private static bool Usable(InstanceView instance) => instance.Status == ContainerInstanceStatus.Active && instance.Connected;
 
-    private static bool IsLost(StoredTask task, IReadOnlyDictionary<string, InstanceView> instances, DateTimeOffset now, TimeSpan grace) =>
-        instances.GetValueOrDefault(task.Task.ContainerInstanceArn) is not { } instance
+    private static bool IsLost(InstanceView? instance, DateTimeOffset now, TimeSpan grace) =>
+        instance is null
         || instance.Status == ContainerInstanceStatus.Inactive
         || (!instance.Connected && now - instance.Since >= grace);
 
@@ -362,7 +387,7 @@ public static class ServiceReconciler
         var settled = stops.Count == 0 && placing == 0
             && keep.Count == service.DesiredCount
             && keep.All(t => t.Task.StartedBy == primary.Id && Healthy(t, service))
-            && alive.All(t => keep.Contains(t));
+            && alive.All(new HashSet<StoredTask>(keep, ReferenceEqualityComparer.Instance).Contains);
         if (settled && primary.RolloutState == "IN_PROGRESS")
         {
             primary.RolloutState = "COMPLETED";

@@ -26,20 +26,27 @@ public static class ServiceScheduler
 {
     public static Mutation<ServicePass> Run(CoordinatorState state, CommandContext context, ServiceSchedulerSettings settings, Random random, Func<string> newId)
     {
-        var tasksByService = state.Tasks.Values
-            .Where(t => t.Task.Group.StartsWith("service:", StringComparison.Ordinal))
-            .GroupBy(t => CoordinatorState.ServiceKey(t.Cluster, t.Task.Group["service:".Length..]), StringComparer.Ordinal)
-            .ToDictionary(g => g.Key, g => g.ToList(), StringComparer.Ordinal);
         var current = state;
+        var clusters = new Dictionary<string, ClusterView>(StringComparer.Ordinal);
         var changes = new List<StateChange>();
         var changed = new List<string>();
         DateTimeOffset? recheck = null;
-        foreach (var (key, stored) in state.Services.Where(s => s.Value.Service.Status != ServiceStatus.Inactive))
+        foreach (var stored in state.Services.Values.Where(s => s.Service.Status != ServiceStatus.Inactive))
         {
             Mutation<DateTimeOffset?> step;
             try
             {
-                step = Step(current, stored, tasksByService.GetValueOrDefault(key) ?? [], context, settings, random, newId);
+                if (!clusters.TryGetValue(stored.Cluster, out var view))
+                {
+                    clusters[stored.Cluster] = view = new ClusterView(current, stored.Cluster, settings);
+                }
+
+                view.State = current;
+                step = Step(view, stored, [.. current.ServiceTasks(stored.Cluster, stored.Service.ServiceName)], context, settings, random, newId);
+                if (step.Changes.Any(c => c is TaskPut))
+                {
+                    view.Invalidate(); // placed tasks take resources the next service must see gone
+                }
             }
             catch (EcsException e)
             {
@@ -58,10 +65,39 @@ public static class ServiceScheduler
         return new(changes, new ServicePass(changed, recheck));
     }
 
+    /// <summary>
+    /// A cluster as one pass sees it, made once per pass rather than once per service: its instances
+    /// (which a pass never changes) and placement's candidates (made again after a service placed tasks).
+    /// </summary>
+    private sealed class ClusterView(CoordinatorState state, string cluster, ServiceSchedulerSettings settings)
+    {
+        private List<Candidate>? _candidates;
+        private Dictionary<string, Candidate>? _byArn;
+
+        public CoordinatorState State { get; set; } = state;
+
+        public Dictionary<string, InstanceView> Instances { get; } = ContainerInstanceCommands.InCluster(state, cluster).ToDictionary(
+            i => i.ContainerInstance.ContainerInstanceArn,
+            i =>
+            {
+                var arn = i.ContainerInstance.ContainerInstanceArn;
+                var connection = state.Connections.GetValueOrDefault(arn) ?? new AgentConnection(false, settings.UnseenSince);
+                return new InstanceView(arn, i.ContainerInstance.Status, connection.Connected, connection.Since, MeetsConstraints: true);
+            },
+            StringComparer.Ordinal);
+
+        public List<Candidate> Candidates => _candidates ??= TaskCommands.Candidates(State, cluster);
+
+        public Candidate? Candidate(string arn) => (_byArn ??= Candidates.ToDictionary(c => c.Arn, StringComparer.Ordinal)).GetValueOrDefault(arn);
+
+        public void Invalidate() => (_candidates, _byArn) = (null, null);
+    }
+
     private static Mutation<DateTimeOffset?> Step(
-        CoordinatorState state, StoredService stored, IReadOnlyList<StoredTask> tasks, CommandContext context,
+        ClusterView view, StoredService stored, IReadOnlyList<StoredTask> tasks, CommandContext context,
         ServiceSchedulerSettings settings, Random random, Func<string> newId)
     {
+        var state = view.State;
         var service = stored.Service;
         var daemon = service.SchedulingStrategy == "DAEMON";
         var definition = TaskDefinitionCommands.Resolve(state, service.TaskDefinition, "taskDefinition");
@@ -69,20 +105,15 @@ public static class ServiceScheduler
         var parsed = TaskPlacement.ParseConstraints(constraints, "placementConstraints");
         var group = $"service:{service.ServiceName}";
         var request = new PlacementRequest(TaskNeeds.Of(definition.TaskDefinition), 1, group, constraints, [.. service.PlacementStrategy], [.. definition.TaskDefinition.RequiresAttributes]);
-        List<Candidate>? candidates = null;
-        Dictionary<string, Candidate>? byArn = null;
-        List<Candidate> Candidates() => candidates ??= TaskCommands.Candidates(state, stored.Cluster);
-        Candidate? Candidate(string arn) => (byArn ??= Candidates().ToDictionary(c => c.Arn, StringComparer.Ordinal)).GetValueOrDefault(arn);
-
-        var instances = new Dictionary<string, InstanceView>(StringComparer.Ordinal);
-        foreach (var instance in ContainerInstanceCommands.InCluster(state, stored.Cluster))
+        IReadOnlyDictionary<string, InstanceView> instances = view.Instances;
+        if (daemon)
         {
-            var arn = instance.ContainerInstance.ContainerInstanceArn;
-            var connection = state.Connections.GetValueOrDefault(arn) ?? new AgentConnection(false, settings.UnseenSince);
             // Only a daemon follows constraints instance by instance; the fixed ones (attributes,
             // memberOf) decide, not whether there is room now.
-            var meets = !daemon || (Candidate(arn) is { } candidate && TaskPlacement.Lacks(candidate, request, parsed) is not { Reason: "ATTRIBUTE" or "MemberOf" });
-            instances[arn] = new InstanceView(arn, instance.ContainerInstance.Status, connection.Connected, connection.Since, meets);
+            instances = view.Instances.Values.ToDictionary(i => i.Arn, i => i with
+            {
+                MeetsConstraints = view.Candidate(i.Arn) is { } candidate && TaskPlacement.Lacks(candidate, request, parsed) is not { Reason: "ATTRIBUTE" or "MemberOf" },
+            }, StringComparer.Ordinal);
         }
 
         var plan = ServiceReconciler.Reconcile(stored, tasks, instances, context.Now, settings.LostGrace, random);
@@ -112,14 +143,14 @@ public static class ServiceScheduler
         var failures = new List<Failure>();
         if (plan.Place > 0)
         {
-            var result = TaskPlacement.Plan(request, Candidates(), random);
+            var result = TaskPlacement.Plan(request, view.Candidates, random);
             placed.AddRange(result.Placed);
             failures.AddRange(result.Failures);
         }
 
         foreach (var arn in plan.PlaceOn)
         {
-            if (TaskPlacement.Lacks(Candidate(arn)!, request with { Count = 1 }, parsed) is { } lack)
+            if (TaskPlacement.Lacks(view.Candidate(arn)!, request with { Count = 1 }, parsed) is { } lack)
             {
                 failures.Add(new Failure { Arn = arn, Reason = lack.Reason, Detail = lack.Detail });
             }

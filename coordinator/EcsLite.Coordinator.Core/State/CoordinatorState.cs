@@ -17,7 +17,9 @@ public sealed record CoordinatorState(
     ImmutableDictionary<string, AgentConnection> Connections,
     ImmutableSortedDictionary<string, StoredTask> Tasks,
     ImmutableDictionary<string, ImmutableHashSet<string>> TasksByInstance,
-    ImmutableSortedDictionary<string, StoredService> Services)
+    ImmutableSortedDictionary<string, StoredService> Services,
+    ImmutableDictionary<string, InstanceUsage> Usage,
+    ImmutableDictionary<string, ImmutableDictionary<string, StoredTask>> TasksByService)
 {
     public static CoordinatorState Empty { get; } = new(
         ImmutableSortedDictionary.Create<string, Cluster>(StringComparer.Ordinal),
@@ -26,7 +28,9 @@ public sealed record CoordinatorState(
         ImmutableDictionary.Create<string, AgentConnection>(StringComparer.Ordinal),
         ImmutableSortedDictionary.Create<string, StoredTask>(StringComparer.Ordinal),
         ImmutableDictionary.Create<string, ImmutableHashSet<string>>(StringComparer.Ordinal),
-        ImmutableSortedDictionary.Create<string, StoredService>(StringComparer.Ordinal));
+        ImmutableSortedDictionary.Create<string, StoredService>(StringComparer.Ordinal),
+        ImmutableDictionary.Create<string, InstanceUsage>(StringComparer.Ordinal),
+        ImmutableDictionary.Create<string, ImmutableDictionary<string, StoredTask>>(StringComparer.Ordinal));
 
     /// <summary>Services are keyed by cluster and name: the same name may exist in two clusters.</summary>
     public static string ServiceKey(string cluster, string serviceName) => $"{cluster}/{serviceName}";
@@ -42,9 +46,17 @@ public sealed record CoordinatorState(
         {
             Tasks = Tasks.SetItem(put.Task.Task.TaskArn, put.Task),
             TasksByInstance = Index(put.Task.Task.ContainerInstanceArn, set => set.Add(put.Task.Task.TaskArn)),
+            Usage = Used(Tasks.GetValueOrDefault(put.Task.Task.TaskArn), put.Task),
+            TasksByService = ServiceIndex(put.Task, tasks => tasks.SetItem(put.Task.Task.TaskArn, put.Task)),
         },
         TaskRemoved removed => Tasks.TryGetValue(removed.TaskArn, out var gone)
-            ? this with { Tasks = Tasks.Remove(removed.TaskArn), TasksByInstance = Index(gone.Task.ContainerInstanceArn, set => set.Remove(removed.TaskArn)) }
+            ? this with
+            {
+                Tasks = Tasks.Remove(removed.TaskArn),
+                TasksByInstance = Index(gone.Task.ContainerInstanceArn, set => set.Remove(removed.TaskArn)),
+                Usage = Used(gone, null),
+                TasksByService = ServiceIndex(gone, tasks => tasks.Remove(removed.TaskArn)),
+            }
             : this,
         ServicePut put => this with { Services = Services.SetItem(ServiceKey(put.Service.Cluster, put.Service.Service.ServiceName), put.Service) },
         AgentConnectionChanged changed => this with { Connections = Connections.SetItem(changed.ContainerInstanceArn, new AgentConnection(changed.Connected, changed.At)) },
@@ -74,6 +86,13 @@ public sealed record CoordinatorState(
         return (active.Count - pending, pending);
     }
 
+    /// <summary>A service's tasks (group service:NAME), any status, by ARN.</summary>
+    public IEnumerable<StoredTask> ServiceTasks(string cluster, string serviceName) =>
+        TasksByService.TryGetValue(ServiceKey(cluster, serviceName), out var tasks) ? tasks.Values : [];
+
+    /// <summary>What an instance's tasks not yet STOPPED take from it.</summary>
+    public InstanceUsage UsageOf(string containerInstanceArn) => Usage.GetValueOrDefault(containerInstanceArn) ?? InstanceUsage.None;
+
     public TaskDefinitionFamily Family(string name) =>
         Families.TryGetValue(name, out var family) ? family : TaskDefinitionFamily.New(name);
 
@@ -81,6 +100,45 @@ public sealed record CoordinatorState(
     {
         var next = change(TasksByInstance.GetValueOrDefault(instance) ?? ImmutableHashSet.Create<string>(StringComparer.Ordinal));
         return next.IsEmpty ? TasksByInstance.Remove(instance) : TasksByInstance.SetItem(instance, next);
+    }
+
+    private ImmutableDictionary<string, ImmutableDictionary<string, StoredTask>> ServiceIndex(
+        StoredTask task, Func<ImmutableDictionary<string, StoredTask>, ImmutableDictionary<string, StoredTask>> change)
+    {
+        if (!task.Task.Group.StartsWith("service:", StringComparison.Ordinal))
+        {
+            return TasksByService;
+        }
+
+        var key = ServiceKey(task.Cluster, task.Task.Group["service:".Length..]);
+        var next = change(TasksByService.GetValueOrDefault(key) ?? ImmutableDictionary.Create<string, StoredTask>(StringComparer.Ordinal));
+        return next.IsEmpty ? TasksByService.Remove(key) : TasksByService.SetItem(key, next);
+    }
+
+    /// <summary>The usage after a task changed from <paramref name="before"/> to <paramref name="after"/> (null: none).</summary>
+    private ImmutableDictionary<string, InstanceUsage> Used(StoredTask? before, StoredTask? after)
+    {
+        static bool Holds(StoredTask? t) => t is not null && t.Task.LastStatus != TaskStatus.Stopped;
+        if (Holds(before) && Holds(after) && before!.Task.ContainerInstanceArn == after!.Task.ContainerInstanceArn && before.Task.Group == after.Task.Group)
+        {
+            return Usage; // a status report: what the task holds is unchanged
+        }
+
+        var usage = Usage;
+        if (Holds(before))
+        {
+            var arn = before!.Task.ContainerInstanceArn;
+            var next = UsageOf(arn).With(before, -1);
+            usage = next.Tasks > 0 ? usage.SetItem(arn, next) : usage.Remove(arn);
+        }
+
+        if (Holds(after))
+        {
+            var arn = after!.Task.ContainerInstanceArn;
+            usage = usage.SetItem(arn, (usage.GetValueOrDefault(arn) ?? InstanceUsage.None).With(after, 1));
+        }
+
+        return usage;
     }
 
     private CoordinatorState WithFamily(string name, Func<TaskDefinitionFamily, TaskDefinitionFamily> change) =>

@@ -371,13 +371,11 @@ public static class TaskCommands
 
     /// <summary>
     /// Each instance of the cluster as placement sees it: what its running tasks leave of its registered
-    /// CPU, memory and ports, and whether it can take tasks at all (ACTIVE, agent connected).
+    /// CPU, memory and ports, and whether it can take tasks at all (ACTIVE, agent connected). Reads the
+    /// state's running usage per instance: linear in instances, whatever the number of tasks.
     /// </summary>
     public static List<Candidate> Candidates(CoordinatorState state, string cluster)
     {
-        var tasksByInstance = state.ActiveTasks(cluster)
-            .GroupBy(t => t.Task.ContainerInstanceArn, StringComparer.Ordinal)
-            .ToDictionary(g => g.Key, g => g.ToList(), StringComparer.Ordinal);
         var candidates = new List<Candidate>();
         foreach (var stored in ContainerInstanceCommands.InCluster(state, cluster))
         {
@@ -387,22 +385,20 @@ public static class TaskCommands
                 continue;
             }
 
-            var tasks = tasksByInstance.GetValueOrDefault(instance.ContainerInstanceArn) ?? [];
-            var needs = tasks.Select(t => TaskNeeds.Of(t.TaskDefinition)).ToList();
+            var usage = state.UsageOf(instance.ContainerInstanceArn);
             var registered = instance.RegisteredResources;
-            var groups = tasks.GroupBy(t => t.Task.Group, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.Count(), StringComparer.Ordinal);
-            var facts = ContainerInstanceCommands.Facts(state, stored, tasks);
+            var facts = ContainerInstanceCommands.Facts(state, stored, usage.Tasks, usage.Groups.Keys);
             var connected = state.IsConnected(instance.ContainerInstanceArn);
             candidates.Add(new Candidate(
                 instance.ContainerInstanceArn,
                 connected && instance.Status == ContainerInstanceStatus.Active,
                 connected ? "INSTANCE" : "AGENT",
-                Integer(registered, "CPU") - needs.Sum(n => n.Cpu),
-                Integer(registered, "MEMORY") - needs.Sum(n => n.Memory),
-                Ports(registered, "PORTS").Concat(needs.SelectMany(n => n.TcpPorts)),
-                Ports(registered, "PORTS_UDP").Concat(needs.SelectMany(n => n.UdpPorts)),
+                Integer(registered, "CPU") - usage.Cpu,
+                Integer(registered, "MEMORY") - usage.Memory,
+                Ports(registered, "PORTS").Concat(usage.TcpPorts.Keys),
+                Ports(registered, "PORTS_UDP").Concat(usage.UdpPorts.Keys),
                 facts,
-                groups));
+                usage.Groups));
         }
 
         return candidates;
