@@ -95,7 +95,7 @@ public sealed partial class AgentService : IHostedService, IAgentRuntime
     private TaskEngine CreateEngine()
     {
         var engine = new TaskEngine(DockerRuntime.Connect(), _store, _settings, _time, _logger);
-        engine.Changed += change => _connection.Send(new AgentMessage { TaskStateChange = change });
+        engine.Changed += change => _connection.Report(change);
         return engine;
     }
 

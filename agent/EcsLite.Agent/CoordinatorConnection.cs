@@ -44,7 +44,8 @@ public sealed partial class CoordinatorConnection(
     /// <summary>Completes when the agent has first been welcomed as a container instance.</summary>
     public Task Registered => _registered.Task;
 
-    private ChannelWriter<AgentMessage>? _current;
+    private readonly ConcurrentDictionary<string, TaskStateChange> _unsent = new(StringComparer.Ordinal);
+    private readonly SemaphoreSlim _reportsWaiting = new(0);
 
     /// <summary>True while a stream to a coordinator is established.</summary>
     public bool Connected { get; private set; }
@@ -55,10 +56,19 @@ public sealed partial class CoordinatorConnection(
     public string? Cluster => identity.Cluster;
 
     /// <summary>
-    /// Sends a message on the current stream, if there is one. Nothing is queued while disconnected:
-    /// the next hello carries the full state instead (level-triggered).
+    /// Reports a task's state. Never dropped and never blocking: each task's newest state waits here
+    /// until the stream takes it (a burst of changes to one task goes as one), so a host handed many
+    /// tasks at once reports every one. While disconnected they wait too, and the next hello's full
+    /// snapshot makes them redundant but harmless (the coordinator only moves a task forward).
     /// </summary>
-    public void Send(AgentMessage message) => Volatile.Read(ref _current)?.TryWrite(message);
+    public void Report(TaskStateChange change)
+    {
+        _unsent[change.TaskArn] = change;
+        if (_reportsWaiting.CurrentCount == 0)
+        {
+            _reportsWaiting.Release();
+        }
+    }
 
     /// <summary>Invoked after every welcome (for systemd's STATUS line, tests, the simulator).</summary>
     public event Action<Welcome, Uri>? Welcomed;
@@ -151,13 +161,12 @@ public sealed partial class CoordinatorConnection(
             identity.Save(welcome.ContainerInstanceArn, welcome.Cluster);
             markWelcomed();
             Connected = true;
-            Volatile.Write(ref _current, outbox.Writer);
             LogWelcomed(logger, coordinator, welcome.ContainerInstanceArn, welcome.Cluster);
             Welcomed?.Invoke(welcome, coordinator);
             _registered.TrySetResult();
 
             var interval = welcome.HeartbeatInterval?.ToTimeSpan() is { TotalMilliseconds: > 0 } given ? given : TimeSpan.FromSeconds(2);
-            heartbeats = HeartbeatAsync(outbox.Writer, interval, session.Token);
+            heartbeats = Task.WhenAll(HeartbeatAsync(outbox.Writer, interval, session.Token), SendReportsAsync(outbox.Writer, session.Token));
             while (await call.ResponseStream.MoveNext(session.Token))
             {
                 var message = call.ResponseStream.Current;
@@ -187,7 +196,6 @@ public sealed partial class CoordinatorConnection(
         }
         finally
         {
-            Volatile.Write(ref _current, null);
             outbox.Writer.TryComplete();
             await session.CancelAsync();
             await Task.WhenAll(writer, heartbeats).ContinueWith(_ => { }, TaskScheduler.Default);
@@ -239,6 +247,23 @@ public sealed partial class CoordinatorConnection(
         {
             var heartbeat = new AgentHeartbeat { SentAt = Timestamp.FromDateTimeOffset(time.GetUtcNow()), Usage = runtime.Usage() };
             await outbox.WriteAsync(new AgentMessage { Heartbeat = heartbeat }, cancellationToken);
+        }
+    }
+
+    /// <summary>Moves waiting task reports onto the stream, waiting for room rather than dropping any.</summary>
+    private async Task SendReportsAsync(ChannelWriter<AgentMessage> outbox, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            foreach (var arn in _unsent.Keys)
+            {
+                if (_unsent.TryRemove(arn, out var change))
+                {
+                    await outbox.WriteAsync(new AgentMessage { TaskStateChange = change }, cancellationToken);
+                }
+            }
+
+            await _reportsWaiting.WaitAsync(cancellationToken);
         }
     }
 

@@ -17,6 +17,7 @@ return args.FirstOrDefault() switch
     "placement" => PlacementBenchmark.Run(args),
     "runtask" => await RunTaskBenchmark.RunAsync(args),
     "service-pass" => ServicePassBenchmark.Run(args),
+    "failover" => await FailoverBenchmark.RunAsync(args),
     "taskdefs" or null => await TaskDefinitionBenchmark.RunAsync(args),
     var other => Fail(other),
 };

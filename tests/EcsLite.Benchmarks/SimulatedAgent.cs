@@ -1,0 +1,117 @@
+using System.Collections.Concurrent;
+using EcsLite.Agent;
+using EcsLite.Api.V1;
+using Google.Protobuf.WellKnownTypes;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace EcsLite.Benchmarks;
+
+/// <summary>
+/// A host that runs nothing but says it does: a real agent channel (the agent's own
+/// <see cref="CoordinatorConnection"/>, so the protocol is shared, not copied) whose tasks go PENDING
+/// then RUNNING after <paramref name="startDelay"/>, and STOPPED as soon as the coordinator wants.
+/// It can die (its stream ends, as when the host is lost) and come back as the same instance.
+/// </summary>
+internal sealed class SimulatedAgent(Uri coordinator, string dataDir, string hostname, int cpu, int memoryMiB, TimeSpan startDelay) : IAgentRuntime, IAsyncDisposable
+{
+    private readonly ConcurrentDictionary<string, TaskStateChange> _tasks = new(StringComparer.Ordinal);
+    private CoordinatorConnection? _connection;
+    private CancellationTokenSource? _running;
+    private Task _run = Task.CompletedTask;
+
+    public string? ContainerInstanceArn => _connection?.ContainerInstanceArn;
+
+    /// <summary>Connects (again); completes once welcomed.</summary>
+    public async Task StartAsync()
+    {
+        _running = new CancellationTokenSource();
+        _connection = new CoordinatorConnection([coordinator], this, new InstanceIdentity(dataDir), TimeProvider.System, NullLogger.Instance);
+        var welcomed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _connection.Welcomed += (_, _) => welcomed.TrySetResult();
+        _run = _connection.RunAsync(_running.Token);
+        await welcomed.Task.WaitAsync(TimeSpan.FromMinutes(1));
+    }
+
+    /// <summary>The host is gone: its stream ends and its tasks "keep running" where nobody can reach them.</summary>
+    public async Task DieAsync()
+    {
+        await _running!.CancelAsync();
+        await _run;
+    }
+
+    public AgentHello Hello(string? containerInstanceArn)
+    {
+        var hello = new AgentHello { ContainerInstanceArn = containerInstanceArn ?? "", Cluster = "default", Hostname = hostname, VersionInfo = new VersionInfo { AgentVersion = "simulated" } };
+        hello.RegisteredResources.Add(new Resource { Name = "CPU", Type = "INTEGER", IntegerValue = cpu });
+        hello.RegisteredResources.Add(new Resource { Name = "MEMORY", Type = "INTEGER", IntegerValue = memoryMiB });
+        hello.Attributes.Add(new Api.V1.Attribute { Name = "ecs.os-type", Value = "linux" });
+        hello.Attributes.Add(new Api.V1.Attribute { Name = "hostname", Value = hostname });
+        hello.Tasks.Add(_tasks.Values.Select(t => t.Clone()));
+        return hello;
+    }
+
+    public HostUsage Usage() => new() { CpuPercent = 1, MemoryUsedMiB = 512, MemoryAvailableMiB = memoryMiB };
+
+    public Task ApplyAsync(DesiredTaskSet desired, CancellationToken cancellationToken)
+    {
+        if (desired.Full)
+        {
+            var wanted = desired.Tasks.Select(t => t.TaskArn).ToHashSet(StringComparer.Ordinal);
+            foreach (var gone in _tasks.Keys.Where(arn => !wanted.Contains(arn)))
+            {
+                _tasks.TryRemove(gone, out _);
+            }
+        }
+
+        foreach (var task in desired.Tasks)
+        {
+            var known = _tasks.GetValueOrDefault(task.TaskArn);
+            if (task.DesiredStatus == "RUNNING" && (known is null || known.LastStatus == "PENDING"))
+            {
+                Report(new TaskStateChange { TaskArn = task.TaskArn, LastStatus = "PENDING", DesiredStatus = "RUNNING" });
+                _ = StartLaterAsync(task.TaskArn, cancellationToken);
+            }
+            else if (task.DesiredStatus == "STOPPED" && known is not null && known.LastStatus != "STOPPED")
+            {
+                var now = Timestamp.FromDateTimeOffset(DateTimeOffset.UtcNow);
+                Report(new TaskStateChange { TaskArn = task.TaskArn, LastStatus = "STOPPED", DesiredStatus = "STOPPED", StoppedAt = now, ExecutionStoppedAt = now, StartedAt = known.StartedAt });
+            }
+        }
+
+        return Task.CompletedTask;
+    }
+
+    public IAsyncEnumerable<LogChunk> LogsAsync(LogRequest request, CancellationToken cancellationToken) =>
+        throw new LogsUnavailableException("ResourceNotFoundException: a simulated host keeps no logs");
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_running is not null)
+        {
+            await DieAsync();
+        }
+    }
+
+    private async Task StartLaterAsync(string taskArn, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await Task.Delay(startDelay, cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            return; // the stream ended; the next hello reports it PENDING and it is started again
+        }
+
+        if (_tasks.TryGetValue(taskArn, out var known) && known.LastStatus == "PENDING")
+        {
+            Report(new TaskStateChange { TaskArn = taskArn, LastStatus = "RUNNING", DesiredStatus = "RUNNING", StartedAt = Timestamp.FromDateTimeOffset(DateTimeOffset.UtcNow) });
+        }
+    }
+
+    private void Report(TaskStateChange change)
+    {
+        _tasks[change.TaskArn] = change;
+        _connection?.Report(change);
+    }
+}
