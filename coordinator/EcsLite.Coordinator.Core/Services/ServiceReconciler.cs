@@ -63,7 +63,11 @@ public static class ServiceReconciler
         var on = new Dictionary<StoredTask, InstanceView?>(tasks.Count, ReferenceEqualityComparer.Instance);
         foreach (var task in tasks)
         {
-            on[task] = instances.GetValueOrDefault(task.Task.ContainerInstanceArn);
+            var instance = on[task] = instances.GetValueOrDefault(task.Task.ContainerInstanceArn);
+            if (instance is { Connected: false } && task.Task.LastStatus != TaskStatus.Stopped && now - instance.Since < lostGrace)
+            {
+                RecheckAt(instance.Since + lostGrace); // then it counts as lost
+            }
         }
 
         var stops = new List<TaskStop>();
@@ -83,7 +87,6 @@ public static class ServiceReconciler
                 }
                 else
                 {
-                    RecheckAt(instance.Since + lostGrace);
                     live.Add(task);
                 }
             }
@@ -202,14 +205,17 @@ public static class ServiceReconciler
             return null;
         }
 
-        var recent = tasks.OrderByDescending(t => t.Task.CreatedAt.ToDateTimeOffset()).ToList();
-        var failures = recent.TakeWhile(Failed).Count();
+        // In a row: the failures since the newest task that got going and did not fail (tasks not yet
+        // started count neither way).
+        var newestSuccess = tasks.Where(t => !Failed(t) && t.Task.StartedAt is not null).Select(t => t.Task.CreatedAt.ToDateTimeOffset()).DefaultIfEmpty(DateTimeOffset.MinValue).Max();
+        var failed = tasks.Where(t => Failed(t) && t.Task.CreatedAt.ToDateTimeOffset() >= newestSuccess).ToList();
+        var failures = failed.Count;
         if (failures < FailuresBeforeThrottle)
         {
             return null;
         }
 
-        var last = recent.Take(failures).Max(t => (t.Task.StoppedAt ?? t.Task.StoppingAt ?? t.Task.CreatedAt).ToDateTimeOffset());
+        var last = failed.Max(t => (t.Task.StoppedAt ?? t.Task.StoppingAt ?? t.Task.CreatedAt).ToDateTimeOffset());
         var delay = TimeSpan.FromSeconds(Math.Min(MaxThrottle.TotalSeconds, 10 * Math.Pow(2, failures - FailuresBeforeThrottle)));
         return last + delay;
     }

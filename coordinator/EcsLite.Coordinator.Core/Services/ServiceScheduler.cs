@@ -24,7 +24,9 @@ public sealed record ServiceSchedulerSettings(TimeSpan LostGrace, DateTimeOffset
 /// </summary>
 public static class ServiceScheduler
 {
-    public static Mutation<ServicePass> Run(CoordinatorState state, CommandContext context, ServiceSchedulerSettings settings, Random random, Func<string> newId)
+    /// <param name="memo">Kept by the caller from pass to pass: services whose inputs have not changed are skipped.</param>
+    public static Mutation<ServicePass> Run(CoordinatorState state, CommandContext context, ServiceSchedulerSettings settings, Random random, Func<string> newId,
+        ServicePassMemo? memo = null)
     {
         var current = state;
         var clusters = new Dictionary<string, ClusterView>(StringComparer.Ordinal);
@@ -33,7 +35,14 @@ public static class ServiceScheduler
         DateTimeOffset? recheck = null;
         foreach (var stored in state.Services.Values.Where(s => s.Service.Status != ServiceStatus.Inactive))
         {
-            Mutation<DateTimeOffset?> step;
+            var key = CoordinatorState.ServiceKey(stored.Cluster, stored.Service.ServiceName);
+            if (memo is not null && memo.Unchanged(key, current, stored, context.Now, out var quietUntil))
+            {
+                recheck = Earlier(recheck, quietUntil);
+                continue;
+            }
+
+            Mutation<(DateTimeOffset? RecheckAt, bool Unplaced)> step;
             try
             {
                 if (!clusters.TryGetValue(stored.Cluster, out var view))
@@ -53,17 +62,25 @@ public static class ServiceScheduler
                 // A service that cannot be scheduled (its task definition deleted) says so; the others go on.
                 var next = stored.Clone();
                 ServiceReconciler.Say(next.Service, context.Now, $"(service {stored.Service.ServiceName}) is unable to schedule tasks: {e.Message}");
-                step = new(next.Equals(stored) ? [] : [new ServicePut(next)], null);
+                step = new(next.Equals(stored) ? [] : [new ServicePut(next)], (null, false));
+            }
+
+            if (step.Changes.Count == 0)
+            {
+                // A daemon's instances are judged by constraints that may ask what runs there (runningTasksCount).
+                memo?.Remember(key, current, stored, step.Result.RecheckAt, step.Result.Unplaced || stored.Service.SchedulingStrategy == "DAEMON");
             }
 
             current = current.Apply(step.Changes);
             changes.AddRange(step.Changes);
             changed.AddRange(step.Changes.OfType<TaskPut>().Select(t => t.Task.Task.TaskArn));
-            recheck = step.Result is { } at && (recheck is null || at < recheck) ? at : recheck;
+            recheck = Earlier(recheck, step.Result.RecheckAt);
         }
 
         return new(changes, new ServicePass(changed, recheck));
     }
+
+    private static DateTimeOffset? Earlier(DateTimeOffset? a, DateTimeOffset? b) => a is null ? b : b is null ? a : a < b ? a : b;
 
     /// <summary>
     /// A cluster as one pass sees it, made once per pass rather than once per service: its instances
@@ -93,7 +110,7 @@ public static class ServiceScheduler
         public void Invalidate() => (_candidates, _byArn) = (null, null);
     }
 
-    private static Mutation<DateTimeOffset?> Step(
+    private static Mutation<(DateTimeOffset? RecheckAt, bool Unplaced)> Step(
         ClusterView view, StoredService stored, IReadOnlyList<StoredTask> tasks, CommandContext context,
         ServiceSchedulerSettings settings, Random random, Func<string> newId)
     {
@@ -187,7 +204,7 @@ public static class ServiceScheduler
             changes.Add(new ServicePut(next));
         }
 
-        return new(changes, plan.RecheckAt);
+        return new(changes, (plan.RecheckAt, failures.Count > 0));
     }
 
     /// <summary>ECS's event when a task fits nowhere, naming the closest instance and what it lacks.</summary>
@@ -222,4 +239,42 @@ public static class ServiceScheduler
         "TASK_DEFINITION" => definition.Tags,
         _ => [],
     };
+}
+
+/// <summary>
+/// What earlier passes found nothing to do about. Every input of a service's pass is an immutable value,
+/// so a service whose inputs are the very same objects as when a pass last left it alone, and whose
+/// next timer has not come, would be left alone again: it is skipped. A pass then costs what changed,
+/// not the whole cluster. Owned by one caller (the scheduler loop); not thread-safe.
+/// </summary>
+public sealed class ServicePassMemo
+{
+    private readonly Dictionary<string, Inputs> _quiet = new(StringComparer.Ordinal);
+
+    /// <summary>Whether the service's inputs are unchanged since a quiet pass, and then its next timer.</summary>
+    internal bool Unchanged(string key, CoordinatorState state, StoredService service, DateTimeOffset now, out DateTimeOffset? recheckAt)
+    {
+        recheckAt = null;
+        if (!_quiet.TryGetValue(key, out var seen)
+            || !ReferenceEquals(seen.Service, service)
+            || !ReferenceEquals(seen.Tasks, state.TasksByService.GetValueOrDefault(key))
+            || !ReferenceEquals(seen.Instances, state.ContainerInstances)
+            || !ReferenceEquals(seen.Connections, state.Connections)
+            || !ReferenceEquals(seen.Families, state.Families)
+            || (seen.Usage is not null && !ReferenceEquals(seen.Usage, state.Usage))
+            || (seen.RecheckAt is { } at && at <= now))
+        {
+            return false;
+        }
+
+        recheckAt = seen.RecheckAt;
+        return true;
+    }
+
+    /// <param name="followsUsage">Whether what instances hold matters (a task found no room; a daemon): then any change of it is a reason to look again.</param>
+    internal void Remember(string key, CoordinatorState state, StoredService service, DateTimeOffset? recheckAt, bool followsUsage) =>
+        _quiet[key] = new Inputs(service, state.TasksByService.GetValueOrDefault(key), state.ContainerInstances, state.Connections, state.Families,
+            followsUsage ? state.Usage : null, recheckAt);
+
+    private sealed record Inputs(StoredService Service, object? Tasks, object Instances, object Connections, object Families, object? Usage, DateTimeOffset? RecheckAt);
 }

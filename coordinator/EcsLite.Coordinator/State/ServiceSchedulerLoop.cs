@@ -17,6 +17,7 @@ public sealed partial class ServiceSchedulerLoop(
 {
     private static readonly TimeSpan Idle = TimeSpan.FromSeconds(5);
     private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(30);
+    private readonly ServicePassMemo _memo = new();
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -31,7 +32,7 @@ public sealed partial class ServiceSchedulerLoop(
             {
                 if (state.Loaded && !state.Current.Services.IsEmpty)
                 {
-                    var pass = await state.ApplyAsync((s, c) => ServiceScheduler.Run(s, c, settings, Random.Shared, () => Guid.NewGuid().ToString("N")), stoppingToken);
+                    var pass = await state.ApplyAsync((s, c) => ServiceScheduler.Run(s, c, settings, Random.Shared, () => Guid.NewGuid().ToString("N"), _memo), stoppingToken);
                     dispatcher.Send(pass.ChangedTasks.Select(arn => state.Current.Tasks[arn]));
                     if (pass.RecheckAt is { } at)
                     {
