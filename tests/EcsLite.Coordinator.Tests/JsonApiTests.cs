@@ -148,6 +148,46 @@ public class JsonApiTests(CoordinatorFixture fixture) : IClassFixture<Coordinato
         await ecs.DeleteClusterAsync(new DeleteClusterRequest { Cluster = "typed" });
     }
 
+    [Fact]
+    public async Task Services_through_JSON_and_their_bad_input_in_ECS_words()
+    {
+        await fixture.Json.CallAsync(Ecs + "RegisterTaskDefinition", """{ "family": "json-svc", "containerDefinitions": [{ "name": "a", "image": "busybox", "memory": 16 }] }""");
+        var created = await fixture.Json.CallAsync(Ecs + "CreateService", """
+            { "serviceName": "json-svc", "taskDefinition": "json-svc", "desiredCount": 0,
+              "deploymentConfiguration": { "minimumHealthyPercent": 50, "maximumPercent": 150, "deploymentCircuitBreaker": { "enable": true, "rollback": true } },
+              "placementStrategy": [{ "type": "spread", "field": "attribute:ecs.availability-zone" }], "propagateTags": "SERVICE",
+              "tags": [{ "key": "team", "value": "shed" }] }
+            """);
+        var service = created["service"]!;
+        Assert.Equal(("ACTIVE", "REPLICA", "arn:aws:ecs:local:000000000000:service/default/json-svc"),
+            (service["status"]!.GetValue<string>(), service["schedulingStrategy"]!.GetValue<string>(), service["serviceArn"]!.GetValue<string>()));
+        Assert.Equal("PRIMARY", service["deployments"]![0]!["status"]!.GetValue<string>());
+
+        var listed = await fixture.Json.CallAsync(Ecs + "ListServices", "{}");
+        Assert.Contains("arn:aws:ecs:local:000000000000:service/default/json-svc", listed["serviceArns"]!.AsArray().Select(a => a!.GetValue<string>()));
+        var described = await fixture.Json.CallAsync(Ecs + "DescribeServices", """{ "services": ["json-svc", "nope"], "include": ["TAGS"] }""");
+        Assert.Equal("shed", described["services"]![0]!["tags"]![0]!["value"]!.GetValue<string>());
+        Assert.Equal("MISSING", described["failures"]![0]!["reason"]!.GetValue<string>());
+
+        foreach (var (method, json, type, field) in new[]
+        {
+            ("CreateService", """{ "serviceName": "json-svc", "taskDefinition": "json-svc", "desiredCount": 1 }""", "InvalidParameterException", "serviceName"),
+            ("CreateService", """{ "serviceName": "x", "taskDefinition": "json-svc", "desiredCount": -2 }""", "InvalidParameterException", "desiredCount"),
+            ("CreateService", """{ "cluster": "nowhere", "serviceName": "x", "taskDefinition": "json-svc", "desiredCount": 1 }""", "ClusterNotFoundException", "cluster"),
+            ("UpdateService", """{ "service": "nope", "desiredCount": 1 }""", "ServiceNotFoundException", "service"),
+            ("UpdateService", """{ "service": "json-svc", "deploymentConfiguration": { "minimumHealthyPercent": 100, "maximumPercent": 90 } }""", "InvalidParameterException", "deploymentConfiguration.minimumHealthyPercent"),
+        })
+        {
+            var error = await Assert.ThrowsAsync<RpcException>(() => fixture.Json.CallAsync(Ecs + method, json));
+            Assert.Equal((type, field), (error.Trailers.GetValue("ecs-error-type"), error.Trailers.GetValue("ecs-field")));
+        }
+
+        var unchanged = await fixture.Json.CallAsync(Ecs + "DescribeServices", """{ "services": ["json-svc"] }""");
+        Assert.Equal(50, unchanged["services"]![0]!["deploymentConfiguration"]!["minimumHealthyPercent"]!.GetValue<int>());
+        var deleted = await fixture.Json.CallAsync(Ecs + "DeleteService", """{ "service": "json-svc" }""");
+        Assert.Equal("DRAINING", deleted["service"]!["status"]!.GetValue<string>());
+    }
+
     /// <summary>Every value in <paramref name="expected"/> is in <paramref name="actual"/> at the same place, with the same value.</summary>
     private static void AssertContains(JsonNode expected, JsonNode actual, string path)
     {

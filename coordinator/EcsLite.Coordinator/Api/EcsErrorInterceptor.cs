@@ -60,7 +60,8 @@ public sealed partial class EcsErrorInterceptor(ILogger<EcsErrorInterceptor> log
     {
         var code = e.ErrorType switch
         {
-            EcsErrorType.ClusterNotFoundException or EcsErrorType.ResourceNotFoundException => StatusCode.NotFound,
+            EcsErrorType.ClusterNotFoundException or EcsErrorType.ResourceNotFoundException or EcsErrorType.ServiceNotFoundException => StatusCode.NotFound,
+            EcsErrorType.ServiceNotActiveException => StatusCode.FailedPrecondition,
             EcsErrorType.ClusterContainsContainerInstancesException or EcsErrorType.ClusterContainsServicesException
                 or EcsErrorType.ClusterContainsTasksException => StatusCode.FailedPrecondition,
             EcsErrorType.LimitExceededException => StatusCode.ResourceExhausted,
