@@ -348,6 +348,16 @@ public class ServiceTests
     }
 
     [Fact]
+    public void Services_are_tagged_and_propagate_their_tags_to_their_tasks()
+    {
+        var arn = Create("""{ "serviceName": "web", "taskDefinition": "web", "desiredCount": 1, "propagateTags": "SERVICE", "tags": [{ "key": "team", "value": "a" }] }""").Service.ServiceArn;
+        Do((s, _) => Tagging.TagCommands.Tag(s, new TagResourceRequest { ResourceArn = arn, Tags = { new Tag { Key = "site", Value = "shed" } } }));
+        Assert.Equal(["team", "site"], Tagging.TagCommands.List(_state, new ListTagsForResourceRequest { ResourceArn = arn }).Tags.Select(t => t.Key));
+        var task = Assert.Single(Pass());
+        Assert.Equal(["team", "site"], task.Task.Tags.Select(t => t.Key));
+    }
+
+    [Fact]
     public void A_duplicate_name_an_unknown_service_and_an_inactive_one_are_refused()
     {
         Create("""{ "serviceName": "web", "taskDefinition": "web", "desiredCount": 0 }""");

@@ -7,7 +7,7 @@ using EcsLite.Store.V1;
 
 namespace EcsLite.Coordinator.Core.Tagging;
 
-/// <summary>TagResource, UntagResource and ListTagsForResource over clusters, task definitions and tasks.</summary>
+/// <summary>TagResource, UntagResource and ListTagsForResource over clusters, task definitions, tasks and services.</summary>
 public static class TagCommands
 {
     public static Mutation<TagResourceResponse> Tag(CoordinatorState state, TagResourceRequest request)
@@ -31,7 +31,7 @@ public static class TagCommands
         ShapeRules.Validate(request);
         var response = new ListTagsForResourceResponse();
         var resource = Find(state, request.ResourceArn);
-        response.Tags.Add(resource.Cluster?.Tags ?? resource.TaskDefinition?.Tags ?? resource.Task!.Task.Tags);
+        response.Tags.Add(resource.Cluster?.Tags ?? resource.TaskDefinition?.Tags ?? resource.Task?.Task.Tags ?? resource.Service!.Service.Tags);
         return response;
     }
 
@@ -56,6 +56,15 @@ public static class TagCommands
             return new TaskPut(updated);
         }
 
+        if (resource.Service is { } service)
+        {
+            var updated = service.Clone();
+            var tags = change(service.Service.Tags);
+            updated.Service.Tags.Clear();
+            updated.Service.Tags.Add(tags);
+            return new ServicePut(updated);
+        }
+
         var definition = resource.TaskDefinition!.Clone();
         var newTags = change(resource.TaskDefinition.Tags);
         definition.Tags.Clear();
@@ -63,7 +72,7 @@ public static class TagCommands
         return new TaskDefinitionPut(definition);
     }
 
-    private static (Cluster? Cluster, StoredTaskDefinition? TaskDefinition, StoredTask? Task) Find(CoordinatorState state, string arn)
+    private static (Cluster? Cluster, StoredTaskDefinition? TaskDefinition, StoredTask? Task, StoredService? Service) Find(CoordinatorState state, string arn)
     {
         if (!ArnFormat.TryParse(arn, out var type, out var id))
         {
@@ -73,17 +82,20 @@ public static class TagCommands
         switch (type)
         {
             case "cluster":
-                return (ClusterCommands.Active(state, id, "resourceArn"), null, null);
+                return (ClusterCommands.Active(state, id, "resourceArn"), null, null, null);
             case "task-definition":
                 var (family, revision) = TaskDefinitionCommands.ParseReference(id, "resourceArn", revisionRequired: true);
                 var stored = state.Families.GetValueOrDefault(family)?.Revisions.GetValueOrDefault(revision!.Value)
                     ?? throw new EcsException(EcsErrorType.ResourceNotFoundException, $"resourceArn: the task definition '{arn}' does not exist.", "resourceArn");
-                return (null, stored, null);
+                return (null, stored, null, null);
             case "task":
                 return (null, null, state.Tasks.GetValueOrDefault(arn)
-                    ?? throw new EcsException(EcsErrorType.ResourceNotFoundException, $"resourceArn: the task '{arn}' does not exist.", "resourceArn"));
+                    ?? throw new EcsException(EcsErrorType.ResourceNotFoundException, $"resourceArn: the task '{arn}' does not exist.", "resourceArn"), null);
+            case "service" when id.Split('/') is [var cluster, var name]:
+                return (null, null, null, state.Services.GetValueOrDefault(CoordinatorState.ServiceKey(cluster, name))
+                    ?? throw new EcsException(EcsErrorType.ResourceNotFoundException, $"resourceArn: the service '{arn}' does not exist.", "resourceArn"));
             default:
-                throw EcsException.InvalidParameter("resourceArn", $"resources of type '{type}' cannot be tagged here; EcsLite tags clusters, task definitions and tasks.");
+                throw EcsException.InvalidParameter("resourceArn", $"resources of type '{type}' cannot be tagged here; EcsLite tags clusters, task definitions, tasks and services.");
         }
     }
 }
