@@ -182,6 +182,52 @@ public sealed class TaskEndToEndTests : IAsyncLifetime
         Assert.NotNull(other);
     }
 
+    /// <summary>The README's service walk-through on one host, as grpcurl sends it.</summary>
+    [Fact]
+    public async Task The_seed_runs_as_a_service_scales_into_a_port_conflict_that_the_events_explain_and_deploys_a_new_revision()
+    {
+        var seed = File.ReadAllText(Path.Combine(RepoPaths.Examples, "fargate-task-definition.json"));
+        await _json.CallAsync(Ecs + "RegisterTaskDefinition", seed);
+        await _json.CallAsync(Ecs + "CreateService", """
+            { "serviceName": "web", "taskDefinition": "fargate-task-definition", "desiredCount": 1, "launchType": "FARGATE",
+              "deploymentConfiguration": { "minimumHealthyPercent": 0, "maximumPercent": 200, "deploymentCircuitBreaker": { "enable": true, "rollback": true } } }
+            """);
+        var service = await ServiceWhenAsync(s => s.RunningCount == 1 && s.Deployments[0].RolloutState == "COMPLETED", "the service steady with 1 task");
+        Assert.Equal("(service web) has reached a steady state.", service.Events[0].Message);
+        Assert.Contains("Congratulations!", await Eventually.PageAsync($"http://{Address}:80/", TimeSpan.FromSeconds(20)), StringComparison.Ordinal);
+
+        await _json.CallAsync(Ecs + "UpdateService", """{ "service": "web", "desiredCount": 2 }""");
+        service = await ServiceWhenAsync(s => s.Events.Any(e => e.Message.Contains("is already using a port required by your task", StringComparison.Ordinal)), "the port conflict explained");
+        Assert.Equal(1, service.RunningCount);
+        await _json.CallAsync(Ecs + "UpdateService", """{ "service": "web", "desiredCount": 1 }""");
+
+        // A new revision of the same definition rolls out: the old copy stops first (the port), the new one runs.
+        var first = service.Deployments[0].Id;
+        await _json.CallAsync(Ecs + "RegisterTaskDefinition", seed);
+        await _json.CallAsync(Ecs + "UpdateService", """{ "service": "web", "taskDefinition": "fargate-task-definition" }""");
+        service = await ServiceWhenAsync(s => s.Deployments[0].Id != first && s.Deployments[0].RolloutState == "COMPLETED" && s.RunningCount == 1, "revision 2 COMPLETED");
+        Assert.EndsWith("fargate-task-definition:2", service.TaskDefinition, StringComparison.Ordinal);
+        var running = (await _coordinator.Ecs.ListTasksAsync(new ListTasksRequest { ServiceName = "web" })).TaskArns;
+        var task = (await _coordinator.Ecs.DescribeTasksAsync(new DescribeTasksRequest { Tasks = { running } })).Tasks.Single();
+        Assert.Equal((service.Deployments[0].Id, "service:web"), (task.StartedBy, task.Group));
+        Assert.EndsWith("fargate-task-definition:2", task.TaskDefinitionArn, StringComparison.Ordinal);
+        Assert.Contains("Congratulations!", await Eventually.PageAsync($"http://{Address}:80/", TimeSpan.FromSeconds(20)), StringComparison.Ordinal);
+
+        await _json.CallAsync(Ecs + "DeleteService", """{ "service": "web", "force": true }""");
+        await ServiceWhenAsync(s => s.Status == "INACTIVE", "the service INACTIVE");
+    }
+
+    private async Task<Service> ServiceWhenAsync(Func<Service, bool> condition, string what)
+    {
+        Service? found = null;
+        await Eventually.HoldsAsync(async () =>
+        {
+            found = (await _coordinator.Ecs.DescribeServicesAsync(new DescribeServicesRequest { Services = { "web" } })).Services.Single();
+            return condition(found);
+        }, TimeSpan.FromSeconds(60), $"{what} (events: {string.Join(" | ", found?.Events.Take(5).Select(e => e.Message) ?? [])})");
+        return found!;
+    }
+
     private async Task<EcsTask> WaitForAsync(string taskArn, Func<EcsTask, bool> condition)
     {
         EcsTask? found = null;
