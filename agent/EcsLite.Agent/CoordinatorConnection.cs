@@ -70,6 +70,9 @@ public sealed partial class CoordinatorConnection(
         }
     }
 
+    /// <summary>Stops heartbeats while the stream stays open: how the fleet simulator plays a host that hangs.</summary>
+    public bool HeartbeatsPaused { get; set; }
+
     /// <summary>Invoked after every welcome (for systemd's STATUS line, tests, the simulator).</summary>
     public event Action<Welcome, Uri>? Welcomed;
 
@@ -245,8 +248,11 @@ public sealed partial class CoordinatorConnection(
         using var timer = new PeriodicTimer(interval, time);
         while (await timer.WaitForNextTickAsync(cancellationToken))
         {
-            var heartbeat = new AgentHeartbeat { SentAt = Timestamp.FromDateTimeOffset(time.GetUtcNow()), Usage = runtime.Usage() };
-            await outbox.WriteAsync(new AgentMessage { Heartbeat = heartbeat }, cancellationToken);
+            if (!HeartbeatsPaused)
+            {
+                var heartbeat = new AgentHeartbeat { SentAt = Timestamp.FromDateTimeOffset(time.GetUtcNow()), Usage = runtime.Usage() };
+                await outbox.WriteAsync(new AgentMessage { Heartbeat = heartbeat }, cancellationToken);
+            }
         }
     }
 

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using EcsLite.Api.V1;
+using EcsLite.FleetSimulator;
 using EcsLite.Testing;
 
 namespace EcsLite.Benchmarks;

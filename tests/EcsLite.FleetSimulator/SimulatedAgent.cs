@@ -4,22 +4,42 @@ using EcsLite.Api.V1;
 using Google.Protobuf.WellKnownTypes;
 using Microsoft.Extensions.Logging.Abstractions;
 
-namespace EcsLite.Benchmarks;
+namespace EcsLite.FleetSimulator;
 
 /// <summary>
 /// A host that runs nothing but says it does: a real agent channel (the agent's own
 /// <see cref="CoordinatorConnection"/>, so the protocol is shared, not copied) whose tasks go PENDING
 /// then RUNNING after <paramref name="startDelay"/>, and STOPPED as soon as the coordinator wants.
-/// It can die (its stream ends, as when the host is lost) and come back as the same instance.
+/// It can die (its stream ends, as when the host is lost), stall (its stream stays open but its
+/// heartbeats stop) and come back as the same instance.
 /// </summary>
-internal sealed class SimulatedAgent(Uri coordinator, string dataDir, string hostname, int cpu, int memoryMiB, TimeSpan startDelay) : IAgentRuntime, IAsyncDisposable
+/// <param name="started">Told of each task the moment this host reports it RUNNING.</param>
+public sealed class SimulatedAgent(
+    Uri coordinator, string dataDir, string hostname, int cpu, int memoryMiB, TimeSpan startDelay, Action<string>? started = null) : IAgentRuntime, IAsyncDisposable
 {
     private readonly ConcurrentDictionary<string, TaskStateChange> _tasks = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, string> _families = new(StringComparer.Ordinal);
     private CoordinatorConnection? _connection;
     private CancellationTokenSource? _running;
     private Task _run = Task.CompletedTask;
 
     public string? ContainerInstanceArn => _connection?.ContainerInstanceArn;
+
+    public bool Connected => _connection?.Connected ?? false;
+
+    /// <summary>Started and not killed.</summary>
+    public bool Alive => _running is { IsCancellationRequested: false };
+
+    /// <summary>Tasks this host holds that are not STOPPED, optionally only those of one task definition family.</summary>
+    public int Running(string? family = null) =>
+        _tasks.Values.Count(t => t.LastStatus != "STOPPED" && (family is null || _families.GetValueOrDefault(t.TaskArn) == family));
+
+    /// <summary>Stops (or resumes) heartbeats on an open stream: a host that hangs rather than goes away.</summary>
+    public bool Stalled
+    {
+        get => _connection?.HeartbeatsPaused ?? false;
+        set => _connection!.HeartbeatsPaused = value;
+    }
 
     /// <summary>Connects (again); completes once welcomed.</summary>
     public async Task StartAsync()
@@ -60,6 +80,7 @@ internal sealed class SimulatedAgent(Uri coordinator, string dataDir, string hos
             foreach (var gone in _tasks.Keys.Where(arn => !wanted.Contains(arn)))
             {
                 _tasks.TryRemove(gone, out _);
+                _families.TryRemove(gone, out _);
             }
         }
 
@@ -68,6 +89,7 @@ internal sealed class SimulatedAgent(Uri coordinator, string dataDir, string hos
             var known = _tasks.GetValueOrDefault(task.TaskArn);
             if (task.DesiredStatus == "RUNNING" && (known is null || known.LastStatus == "PENDING"))
             {
+                _families[task.TaskArn] = task.TaskDefinition?.Family ?? "";
                 Report(new TaskStateChange { TaskArn = task.TaskArn, LastStatus = "PENDING", DesiredStatus = "RUNNING" });
                 _ = StartLaterAsync(task.TaskArn, cancellationToken);
             }
@@ -96,7 +118,10 @@ internal sealed class SimulatedAgent(Uri coordinator, string dataDir, string hos
     {
         try
         {
-            await Task.Delay(startDelay, cancellationToken).ConfigureAwait(false);
+            if (startDelay > TimeSpan.Zero)
+            {
+                await Task.Delay(startDelay, cancellationToken).ConfigureAwait(false);
+            }
         }
         catch (OperationCanceledException)
         {
@@ -106,6 +131,7 @@ internal sealed class SimulatedAgent(Uri coordinator, string dataDir, string hos
         if (_tasks.TryGetValue(taskArn, out var known) && known.LastStatus == "PENDING")
         {
             Report(new TaskStateChange { TaskArn = taskArn, LastStatus = "RUNNING", DesiredStatus = "RUNNING", StartedAt = Timestamp.FromDateTimeOffset(DateTimeOffset.UtcNow) });
+            started?.Invoke(taskArn);
         }
     }
 

@@ -1,0 +1,55 @@
+using System.Text.Json;
+using EcsLite.FleetSimulator;
+using EcsLite.Testing;
+
+// The scale run: a real coordinator process and N simulated agents on this machine.
+//   dotnet run -c Release --project tests/EcsLite.FleetSimulator -- [--agents 1000] [--tasks 100000]
+//     [--callers 16] [--per-call 10] [--service-tasks 30000] [--services 30] [--kill 100]
+//     [--grace-seconds 2] [--idle-seconds 30] [--json FILE]
+// Scenarios, in order: idle, runtask, restart, failover. Prints a table and writes it as JSON.
+var agents = Option("--agents", 1000);
+var tasks = Option("--tasks", 100_000);
+var callers = Option("--callers", 16);
+var perCall = Option("--per-call", 10);
+var serviceTasks = Option("--service-tasks", 30_000);
+var services = Option("--services", 30);
+var kill = Option("--kill", 100);
+var grace = TimeSpan.FromSeconds(Option("--grace-seconds", 2));
+var idle = TimeSpan.FromSeconds(Option("--idle-seconds", 30));
+var json = Array.IndexOf(args, "--json") is var j and >= 0 && j + 1 < args.Length ? args[j + 1] : null;
+
+await using var coordinator = await CoordinatorProcess.StartAsync(null, $"--LostInstanceGrace={grace:c}");
+Console.WriteLine($"coordinator {coordinator.Address} (pid {coordinator.ProcessId}); starting {agents} simulated agents");
+await using var fleet = await Fleet.StartAsync(new Uri(coordinator.Address), agents);
+var run = new ScaleRun(coordinator, fleet);
+await run.RegisterAsync(memoryMiB: 16);
+var figures = new List<Figure>();
+await Task.Delay(TimeSpan.FromSeconds(5));
+figures.AddRange(await run.IdleAsync(idle));
+Print(figures);
+figures.AddRange(await run.RunTasksAsync(tasks, perCall, callers));
+Print(figures);
+figures.AddRange(await run.RestartAsync());
+Print(figures);
+figures.AddRange(await run.FailoverAsync(serviceTasks, services, kill, grace));
+Print(figures);
+if (json is not null)
+{
+    await File.WriteAllTextAsync(json, JsonSerializer.Serialize(figures, new JsonSerializerOptions { WriteIndented = true }));
+}
+
+return 0;
+
+int Option(string name, int fallback) =>
+    Array.IndexOf(args, name) is var i and >= 0 && i + 1 < args.Length ? int.Parse(args[i + 1], System.Globalization.CultureInfo.InvariantCulture) : fallback;
+
+static void Print(List<Figure> figures)
+{
+    Console.WriteLine();
+    Console.WriteLine("| measure | result | target |");
+    Console.WriteLine("| --- | --- | --- |");
+    foreach (var f in figures)
+    {
+        Console.WriteLine($"| {f.Measure} | {f.Result} | {f.Target} |");
+    }
+}
