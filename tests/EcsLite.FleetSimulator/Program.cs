@@ -5,7 +5,7 @@ using EcsLite.Testing;
 // The scale run: a real coordinator process and N simulated agents on this machine.
 //   dotnet run -c Release --project tests/EcsLite.FleetSimulator -- [--agents 1000] [--tasks 100000]
 //     [--callers 16] [--per-call 10] [--service-tasks 30000] [--services 30] [--kill 100]
-//     [--grace-seconds 2] [--idle-seconds 30] [--json FILE]
+//     [--grace-seconds 2] [--idle-seconds 30] [--json FILE] [--coordinator-log FILE]
 // Scenarios, in order: idle, runtask, restart, failover. Prints a table and writes it as JSON.
 var agents = Option("--agents", 1000);
 var tasks = Option("--tasks", 100_000);
@@ -29,10 +29,19 @@ figures.AddRange(await run.IdleAsync(idle));
 Print(figures);
 figures.AddRange(await run.RunTasksAsync(tasks, perCall, callers));
 Print(figures);
-figures.AddRange(await run.RestartAsync());
-Print(figures);
+if (!args.Contains("--no-restart"))
+{
+    figures.AddRange(await run.RestartAsync());
+    Print(figures);
+}
+
 figures.AddRange(await run.FailoverAsync(serviceTasks, services, kill, grace));
 Print(figures);
+if (Array.IndexOf(args, "--coordinator-log") is var l and >= 0 && l + 1 < args.Length)
+{
+    await File.WriteAllTextAsync(args[l + 1], coordinator.Output);
+}
+
 if (json is not null)
 {
     await File.WriteAllTextAsync(json, JsonSerializer.Serialize(figures, new JsonSerializerOptions { WriteIndented = true }));

@@ -59,6 +59,9 @@ public sealed class ScaleRun(CoordinatorProcess coordinator, Fleet fleet)
         var gate = new Lock();
         var describe = new List<double>();
         using var stopReading = new CancellationTokenSource();
+        // A reader of its own, on its own connection, as an operator's grpcurl would be.
+        using var readerChannel = Grpc.Net.Client.GrpcChannel.ForAddress(coordinator.Address);
+        var readerClient = new Ecs.EcsClient(readerChannel);
         var reader = Task.Run(async () =>
         {
             var random = new Random(1);
@@ -77,7 +80,7 @@ public sealed class ScaleRun(CoordinatorProcess coordinator, Fleet fleet)
                 }
 
                 var call = Stopwatch.StartNew();
-                await Ecs.DescribeTasksAsync(new DescribeTasksRequest { Tasks = { arn } });
+                await readerClient.DescribeTasksAsync(new DescribeTasksRequest { Tasks = { arn } });
                 describe.Add(call.Elapsed.TotalMilliseconds);
             }
         });

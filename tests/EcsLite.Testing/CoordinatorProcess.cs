@@ -65,8 +65,14 @@ public sealed class CoordinatorProcess : IAsyncDisposable
         return coordinator;
     }
 
+    /// <summary>Starts the process (again) on the same store; without arguments, with those it was last started with.</summary>
     public async Task StartAgainAsync(params string[] extraArgs)
     {
+        if (extraArgs.Length > 0)
+        {
+            _settings = extraArgs;
+        }
+
         var program = RepoPaths.Coordinator;
         var command = new List<string>();
         if (program.EndsWith(".dll", StringComparison.Ordinal))
@@ -74,7 +80,7 @@ public sealed class CoordinatorProcess : IAsyncDisposable
             command.Add("dotnet");
         }
 
-        command.AddRange([program, "--listen", _listen, "--data-dir", DataDir, .. extraArgs]);
+        command.AddRange([program, "--listen", _listen, "--data-dir", DataDir, .. _settings]);
         var watch = Stopwatch.StartNew();
         _process = TestProcess.Start(command, wrapper: _wrapper);
         Channel.Dispose();
@@ -83,6 +89,8 @@ public sealed class CoordinatorProcess : IAsyncDisposable
         await WaitServingAsync(TimeSpan.FromSeconds(30));
         LastStartToServing = watch.Elapsed;
     }
+
+    private string[] _settings = [];
 
     public async Task WaitServingAsync(TimeSpan timeout)
     {

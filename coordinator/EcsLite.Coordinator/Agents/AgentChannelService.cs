@@ -14,7 +14,7 @@ namespace EcsLite.Coordinator.Agents;
 /// welcome and the full desired task set answer it, heartbeats keep it connected.
 /// </summary>
 public sealed partial class AgentChannelService(
-    ClusterStateMachine state, AgentSessions sessions, TimeProvider time,
+    ClusterStateMachine state, AgentSessions sessions, TimeProvider time, IHostApplicationLifetime lifetime,
     IOptions<CoordinatorOptions> options, ILogger<AgentChannelService> logger) : AgentChannel.AgentChannelBase
 {
     private static readonly TimeSpan HelloTimeout = TimeSpan.FromSeconds(10);
@@ -27,6 +27,9 @@ public sealed partial class AgentChannelService(
 
         using var session = new AgentSession(arn, time.GetTimestamp(), context.CancellationToken);
         sessions.Replace(session)?.Close("replaced by a newer connection from the same container instance");
+
+        // A stream lasts as long as its agent does: on shutdown end it, or stopping would wait for every agent.
+        using var stopping = lifetime.ApplicationStopping.Register(() => session.Close("the coordinator is stopping"));
         LogConnected(logger, arn, hello.Hostname, context.Peer);
         var writer = WriteAsync(session, responseStream);
 
