@@ -147,7 +147,7 @@ public static class ServiceScheduler
 
         if (stopped.Count > 0)
         {
-            ServiceReconciler.Say(next.Service, context.Now, $"(service {name}) has stopped {stopped.Count} running tasks: {string.Join(" ", stopped)}.");
+            ServiceReconciler.Say(next.Service, context.Now, $"(service {name}) has stopped {stopped.Count} running tasks: {Listed(stopped)}.");
         }
 
         // Placing for the primary deployment's task definition (after a rollback, not the service's newest).
@@ -190,7 +190,7 @@ public static class ServiceScheduler
         {
             next.Service.PendingCount += started.Count;
             primary.PendingCount += started.Count;
-            ServiceReconciler.Say(next.Service, context.Now, $"(service {name}) has started {started.Count} tasks: {string.Join(" ", started)}.");
+            ServiceReconciler.Say(next.Service, context.Now, $"(service {name}) has started {started.Count} tasks: {Listed(started)}.");
             next.Steady = false;
         }
 
@@ -206,6 +206,10 @@ public static class ServiceScheduler
 
         return new(changes, (plan.RecheckAt, failures.Count > 0));
     }
+
+    /// <summary>The tasks an event names: the first 10, then how many more (a service record holds 100 events).</summary>
+    private static string Listed(List<string> tasks) =>
+        string.Join(" ", tasks.Take(10)) + (tasks.Count > 10 ? $" and {tasks.Count - 10} more" : "");
 
     /// <summary>ECS's event when a task fits nowhere, naming the closest instance and what it lacks.</summary>
     public static string UnableToPlace(string service, Failure failure)
