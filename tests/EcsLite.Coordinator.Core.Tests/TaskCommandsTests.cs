@@ -56,6 +56,21 @@ public class TaskCommandsTests
     }
 
     [Fact]
+    public void Candidates_are_made_again_only_for_instances_whose_usage_changed_and_are_never_changed_by_a_placement()
+    {
+        var state = Cluster();
+        var before = TaskCommands.Candidates(state, "default");
+        Assert.Equal(before, TaskCommands.Candidates(state, "default")); // the same objects, not rebuilt
+
+        var (next, response) = RunTask(state, new RunTaskRequest { TaskDefinition = "web", Count = 2, PlacementStrategy = { new PlacementStrategy { Type = "binpack", Field = "memory" } } });
+        var used = response.Tasks[0].ContainerInstanceArn;
+        Assert.Equal(1024, before.Single(c => c.Arn == used).MemoryLeft); // the plan took from copies
+        var after = TaskCommands.Candidates(next, "default");
+        Assert.Equal(512, after.Single(c => c.Arn == used).MemoryLeft);
+        Assert.Same(before.Single(c => c.Arn != used), after.Single(c => c.Arn != used)); // the untouched instance is reused
+    }
+
+    [Fact]
     public void Overrides_change_what_the_agent_runs_and_unknown_containers_are_refused()
     {
         var state = Cluster();

@@ -95,7 +95,8 @@ public static class TaskCommands
         var (stored, definition, launchType) = Prepare(state, request.TaskDefinition, null, request.Overrides, request.Tags);
         var group = request.HasGroup && request.Group.Length > 0 ? request.Group : $"family:{definition.Family}";
         var needs = TaskNeeds.Of(definition);
-        var candidates = Candidates(state, cluster.ClusterName).ToDictionary(c => c.Arn, StringComparer.Ordinal);
+        // Copies: this call takes resources from them one task at a time.
+        var candidates = Candidates(state, cluster.ClusterName).ToDictionary(c => c.Arn, c => c.Copy(), StringComparer.Ordinal);
         var response = new StartTaskResponse();
         var changes = new List<StateChange>();
         foreach (var arn in instances)
@@ -350,9 +351,7 @@ public static class TaskCommands
 
     /// <summary>What the instance's agent should run: every task there not yet STOPPED, with its definition.</summary>
     public static IEnumerable<DesiredTask> DesiredFor(CoordinatorState state, string containerInstanceArn) =>
-        state.Tasks.Values
-            .Where(t => t.Task.ContainerInstanceArn == containerInstanceArn && t.Task.LastStatus != TaskStatus.Stopped)
-            .Select(Desired);
+        state.ActiveTasks(containerInstanceArn: containerInstanceArn).Select(Desired);
 
     public static DesiredTask Desired(StoredTask task) =>
         new() { TaskArn = task.Task.TaskArn, DesiredStatus = task.Task.DesiredStatus, TaskDefinition = task.TaskDefinition };
@@ -374,6 +373,11 @@ public static class TaskCommands
     /// CPU, memory and ports, and whether it can take tasks at all (ACTIVE, agent connected). Reads the
     /// state's running usage per instance: linear in instances, whatever the number of tasks.
     /// </summary>
+    /// <remarks>
+    /// Candidates are shared between calls (callers copy one before taking from it): an instance's
+    /// candidate is made again only when its record, its usage or its connection changed, so a call
+    /// in a cluster of 1,000 hosts costs a lookup per host rather than building 1,000 of them.
+    /// </remarks>
     public static List<Candidate> Candidates(CoordinatorState state, string cluster)
     {
         var candidates = new List<Candidate>();
@@ -386,22 +390,37 @@ public static class TaskCommands
             }
 
             var usage = state.UsageOf(instance.ContainerInstanceArn);
-            var registered = instance.RegisteredResources;
-            var facts = ContainerInstanceCommands.Facts(state, stored, usage.Tasks, usage.Groups.Keys);
             var connected = state.IsConnected(instance.ContainerInstanceArn);
-            candidates.Add(new Candidate(
-                instance.ContainerInstanceArn,
-                connected && instance.Status == ContainerInstanceStatus.Active,
-                connected ? "INSTANCE" : "AGENT",
-                Integer(registered, "CPU") - usage.Cpu,
-                Integer(registered, "MEMORY") - usage.Memory,
-                Ports(registered, "PORTS").Concat(usage.TcpPorts.Keys),
-                Ports(registered, "PORTS_UDP").Concat(usage.UdpPorts.Keys),
-                facts,
-                usage.Groups));
+            if (!CandidateCache.TryGetValue(stored, out var cached) || cached.Usage != usage || cached.Connected != connected)
+            {
+                cached = new CachedCandidate(usage, connected, NewCandidate(state, stored, usage, connected));
+                CandidateCache.AddOrUpdate(stored, cached);
+            }
+
+            candidates.Add(cached.Candidate);
         }
 
         return candidates;
+    }
+
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<StoredContainerInstance, CachedCandidate> CandidateCache = [];
+
+    private sealed record CachedCandidate(InstanceUsage Usage, bool Connected, Candidate Candidate);
+
+    private static Candidate NewCandidate(CoordinatorState state, StoredContainerInstance stored, InstanceUsage usage, bool connected)
+    {
+        var instance = stored.ContainerInstance;
+        var registered = instance.RegisteredResources;
+        return new Candidate(
+            instance.ContainerInstanceArn,
+            connected && instance.Status == ContainerInstanceStatus.Active,
+            connected ? "INSTANCE" : "AGENT",
+            Integer(registered, "CPU") - usage.Cpu,
+            Integer(registered, "MEMORY") - usage.Memory,
+            Ports(registered, "PORTS").Concat(usage.TcpPorts.Keys),
+            Ports(registered, "PORTS_UDP").Concat(usage.UdpPorts.Keys),
+            ContainerInstanceCommands.Facts(state, stored, usage.Tasks, usage.Groups.Keys),
+            usage.Groups);
     }
 
     private static int Integer(IEnumerable<Resource> resources, string name) =>
