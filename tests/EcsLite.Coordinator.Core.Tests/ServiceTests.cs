@@ -472,6 +472,13 @@ public class ServiceTests
         Assert.Equal(after.Tasks.Values.Where(t => t.Task.Group == "service:web").Select(t => t.Task.TaskArn).Order(),
             after.ServiceTasks("default", "web").Select(t => t.Task.TaskArn).Order());
 
+        // Loading the same records in bulk (a restart) gives the same state and indexes.
+        var loaded = CoordinatorState.Load(after.Tasks.Values.Select(t => (StateChange)new TaskPut(t)));
+        Assert.Equal(after.Tasks.Keys, loaded.Tasks.Keys);
+        Assert.Equal(after.TasksByInstance.ToDictionary(i => i.Key, i => i.Value.Order().ToList()), loaded.TasksByInstance.ToDictionary(i => i.Key, i => i.Value.Order().ToList()));
+        Assert.Equal(after.Usage.ToDictionary(u => u.Key, u => (u.Value.Tasks, u.Value.Cpu, u.Value.Memory)), loaded.Usage.ToDictionary(u => u.Key, u => (u.Value.Tasks, u.Value.Cpu, u.Value.Memory)));
+        Assert.Equal(after.ServiceTasks("default", "web").Select(t => t.Task.TaskArn).Order(), loaded.ServiceTasks("default", "web").Select(t => t.Task.TaskArn).Order());
+
         var service = after.Services[CoordinatorState.ServiceKey("default", "web")].Service;
         var desired = service.DesiredCount;
         var placed = after.Tasks.Values.Where(t => !before.Tasks.ContainsKey(t.Task.TaskArn)).ToList();

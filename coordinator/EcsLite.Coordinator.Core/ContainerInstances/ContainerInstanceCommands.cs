@@ -3,6 +3,7 @@ using EcsLite.Api.V1;
 using EcsLite.Coordinator.Core.Clusters;
 using EcsLite.Coordinator.Core.Query;
 using EcsLite.Coordinator.Core.State;
+using EcsLite.Coordinator.Core.Tasks;
 using EcsLite.Coordinator.Core.Validation;
 using EcsLite.Store.V1;
 using Google.Protobuf.WellKnownTypes;
@@ -139,7 +140,7 @@ public static partial class ContainerInstanceCommands
         // STOPPED here, so nothing waits for an agent that can no longer report them.
         foreach (var task in state.ActiveTasks(containerInstanceArn: stored.ContainerInstance.ContainerInstanceArn))
         {
-            var orphaned = task.Clone();
+            var orphaned = TaskCommands.Changing(task);
             var now = Timestamp.FromDateTimeOffset(context.Now);
             orphaned.Task.DesiredStatus = orphaned.Task.LastStatus = TaskStatus.Stopped;
             orphaned.Task.StopCode = orphaned.Task.HasStopCode ? orphaned.Task.StopCode : "UserInitiated";

@@ -65,6 +65,54 @@ public sealed record CoordinatorState(
 
     public CoordinatorState Apply(IEnumerable<StateChange> changes) => changes.Aggregate(this, (state, change) => state.Apply(change));
 
+    /// <summary>
+    /// The state the stored records make, as <see cref="Apply(StateChange)"/> of each would, but with
+    /// tasks (most of a big store) and their indexes built in bulk rather than one persistent update each.
+    /// </summary>
+    public static CoordinatorState Load(IEnumerable<StateChange> records)
+    {
+        var tasks = ImmutableSortedDictionary.CreateBuilder<string, StoredTask>(StringComparer.Ordinal);
+        var others = new List<StateChange>();
+        foreach (var record in records)
+        {
+            if (record is TaskPut put)
+            {
+                tasks[put.Task.Task.TaskArn] = put.Task;
+            }
+            else
+            {
+                others.Add(record);
+            }
+        }
+
+        var byInstance = new Dictionary<string, ImmutableHashSet<string>.Builder>(StringComparer.Ordinal);
+        var byService = new Dictionary<string, ImmutableDictionary<string, StoredTask>.Builder>(StringComparer.Ordinal);
+        var usage = new Dictionary<string, InstanceUsage>(StringComparer.Ordinal);
+        foreach (var (arn, task) in tasks)
+        {
+            var instance = task.Task.ContainerInstanceArn;
+            (byInstance.TryGetValue(instance, out var set) ? set : byInstance[instance] = ImmutableHashSet.CreateBuilder<string>(StringComparer.Ordinal)).Add(arn);
+            if (task.Task.Group.StartsWith("service:", StringComparison.Ordinal))
+            {
+                var key = ServiceKey(task.Cluster, task.Task.Group["service:".Length..]);
+                (byService.TryGetValue(key, out var list) ? list : byService[key] = ImmutableDictionary.CreateBuilder<string, StoredTask>(StringComparer.Ordinal))[arn] = task;
+            }
+
+            if (task.Task.LastStatus != TaskStatus.Stopped)
+            {
+                usage[instance] = usage.GetValueOrDefault(instance, InstanceUsage.None).With(task, 1);
+            }
+        }
+
+        return Empty.Apply(others) with
+        {
+            Tasks = tasks.ToImmutable(),
+            TasksByInstance = byInstance.ToImmutableDictionary(i => i.Key, i => i.Value.ToImmutable(), StringComparer.Ordinal),
+            TasksByService = byService.ToImmutableDictionary(s => s.Key, s => s.Value.ToImmutable(), StringComparer.Ordinal),
+            Usage = usage.ToImmutableDictionary(StringComparer.Ordinal),
+        };
+    }
+
     /// <summary>Whether the instance's agent is connected now; never connected since this coordinator started counts as not.</summary>
     public bool IsConnected(string containerInstanceArn) => Connections.TryGetValue(containerInstanceArn, out var c) && c.Connected;
 

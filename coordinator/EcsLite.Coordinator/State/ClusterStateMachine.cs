@@ -41,7 +41,7 @@ public sealed partial class ClusterStateMachine(
     {
         var watch = Stopwatch.StartNew();
         var range = await store.RangeAsync(StateKeys.Root, cancellationToken);
-        var state = CoordinatorState.Empty.Apply(range.Kvs.Select(StateKeys.FromRecord));
+        var state = CoordinatorState.Load(range.Kvs.Select(StateKeys.FromRecord));
         lock (_gate)
         {
             _pending = state;
