@@ -73,11 +73,27 @@ public sealed record CoordinatorState(
     {
         var tasks = ImmutableSortedDictionary.CreateBuilder<string, StoredTask>(StringComparer.Ordinal);
         var others = new List<StateChange>();
+
+        // Tasks of one definition (without overrides) hold equal copies of it: keep one.
+        var definitions = new Dictionary<TaskDefinition, TaskDefinition>();
         foreach (var record in records)
         {
             if (record is TaskPut put)
             {
-                tasks[put.Task.Task.TaskArn] = put.Task;
+                var task = put.Task;
+                if (task.TaskDefinition is { } definition)
+                {
+                    if (!definitions.TryGetValue(definition, out var same))
+                    {
+                        definitions[definition] = definition;
+                    }
+                    else
+                    {
+                        task = new StoredTask { Task = task.Task, TaskDefinition = same, Cluster = task.Cluster, ClientToken = task.ClientToken };
+                    }
+                }
+
+                tasks[task.Task.TaskArn] = task;
             }
             else
             {

@@ -48,7 +48,8 @@ public sealed class SqliteKeyValueStore : IKeyValueStore
             """);
         _revision = ReadMeta(_writer, "revision");
         _compactRevision = ReadMeta(_writer, "compact_revision");
-        _writerLoop = Task.Factory.StartNew(WriteLoopAsync, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap();
+        // A thread of its own: commits block on fsync, which must never hold one of the few pool threads.
+        _writerLoop = Task.Factory.StartNew(WriteLoop, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
     }
 
     public string Path { get; private init; } = "";
@@ -155,11 +156,11 @@ public sealed class SqliteKeyValueStore : IKeyValueStore
         SqliteConnection.ClearPool(new SqliteConnection(_connectionString));
     }
 
-    private async Task WriteLoopAsync()
+    private void WriteLoop()
     {
         var batch = new List<Pending>(MaxBatch);
         var statements = new Statements(_writer);
-        while (await _queue.Reader.WaitToReadAsync().ConfigureAwait(false))
+        while (_queue.Reader.WaitToReadAsync().AsTask().GetAwaiter().GetResult())
         {
             batch.Clear();
             while (batch.Count < MaxBatch && _queue.Reader.TryRead(out var pending))
