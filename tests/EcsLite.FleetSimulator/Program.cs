@@ -7,6 +7,11 @@ using EcsLite.Testing;
 //     [--callers 16] [--per-call 10] [--service-tasks 30000] [--services 30] [--kill 100]
 //     [--grace-seconds 2] [--idle-seconds 30] [--json FILE] [--coordinator-log FILE]
 // Scenarios, in order: idle, runtask, restart, failover. Prints a table and writes it as JSON.
+if (args.FirstOrDefault() == DescribeReader.Command)
+{
+    return await DescribeReader.RunAsync(args[1], args[2], args[3]);
+}
+
 var agents = Option("--agents", 1000);
 var tasks = Option("--tasks", 100_000);
 var callers = Option("--callers", 16);

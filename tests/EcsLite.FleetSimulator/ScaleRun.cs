@@ -57,34 +57,7 @@ public sealed class ScaleRun(CoordinatorProcess coordinator, Fleet fleet)
         var remaining = tasks;
         var failures = 0;
         var gate = new Lock();
-        var describe = new List<double>();
-        using var stopReading = new CancellationTokenSource();
-        // A reader of its own, on its own connection, as an operator's grpcurl would be.
-        using var readerChannel = Grpc.Net.Client.GrpcChannel.ForAddress(coordinator.Address);
-        var readerClient = new Ecs.EcsClient(readerChannel);
-        var reader = Task.Run(async () =>
-        {
-            var random = new Random(1);
-            while (!stopReading.IsCancellationRequested)
-            {
-                string? arn;
-                lock (gate)
-                {
-                    arn = RepliedAt.Count == 0 ? null : RepliedAt.Keys.ElementAt(random.Next(Math.Min(RepliedAt.Count, 1000)));
-                }
-
-                if (arn is null)
-                {
-                    await Task.Delay(10);
-                    continue;
-                }
-
-                var call = Stopwatch.StartNew();
-                await readerClient.DescribeTasksAsync(new DescribeTasksRequest { Tasks = { arn } });
-                describe.Add(call.Elapsed.TotalMilliseconds);
-            }
-        });
-
+        var reader = DescribeReader.Start(coordinator.Address);
         await Task.WhenAll(Enumerable.Range(0, callers).Select(async _ =>
         {
             while (Interlocked.Add(ref remaining, -perCall) > -perCall)
@@ -97,6 +70,8 @@ public sealed class ScaleRun(CoordinatorProcess coordinator, Fleet fleet)
                     {
                         RepliedAt[task.TaskArn] = at;
                     }
+
+                    reader.Offer(reply.Tasks.Select(t => t.TaskArn));
 
                     failures += reply.Failures.Count;
                 }
@@ -111,18 +86,16 @@ public sealed class ScaleRun(CoordinatorProcess coordinator, Fleet fleet)
 
         await WaitAsync(() => arns.All(fleet.RunningAt.ContainsKey), TimeSpan.FromMinutes(5), "every placed task RUNNING");
         var total = started.Elapsed;
-        await stopReading.CancelAsync();
-        await reader;
+        var describe = await reader.StopAsync();
         var cpu = 100 * (Process.CpuTime(coordinator.ProcessId) - cpuBefore).TotalSeconds / total.TotalSeconds;
 
         var latency = arns.Select(a => Math.Max(0, Stopwatch.GetElapsedTime(RepliedAt[a], fleet.RunningAt[a]).TotalMilliseconds)).Order().ToList();
-        describe.Sort();
         return
         [
             new($"RunTask: {arns.Count:N0} tasks placed ({failures} failures), {callers} callers x {perCall} per call", $"{placed.TotalSeconds:N1} s to place, {total.TotalSeconds:N1} s to all RUNNING", "< 50 s"),
             new("end-to-end rate (RunTask call to RUNNING reported)", $"{arns.Count / total.TotalSeconds:N0} tasks/s", ">= 2,000/s"),
             new("RunTask reply to RUNNING", Percentiles(latency), "p99 < 500 ms"),
-            new($"DescribeTasks (1 task) during the run, {describe.Count:N0} calls", Percentiles(describe), "p99 < 5 ms"),
+            new($"DescribeTasks (1 task) during the run, from a process of its own, {describe.Count:N0} calls", Percentiles(describe), "p99 < 5 ms"),
             new("coordinator CPU during the run", $"{cpu:N0}% of one core", ""),
             new("coordinator VmRSS after the run", $"{Process.RssKiB(coordinator.ProcessId) / 1024.0:N0} MB", ""),
             new("store on disk", $"{StoreBytes() / 1048576.0:N0} MB", ""),

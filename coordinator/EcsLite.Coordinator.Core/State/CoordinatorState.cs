@@ -103,7 +103,7 @@ public sealed record CoordinatorState(
 
         var byInstance = new Dictionary<string, ImmutableHashSet<string>.Builder>(StringComparer.Ordinal);
         var byService = new Dictionary<string, ImmutableDictionary<string, StoredTask>.Builder>(StringComparer.Ordinal);
-        var usage = new Dictionary<string, InstanceUsage>(StringComparer.Ordinal);
+        var active = new Dictionary<string, List<StoredTask>>(StringComparer.Ordinal);
         foreach (var (arn, task) in tasks)
         {
             var instance = task.Task.ContainerInstanceArn;
@@ -116,7 +116,7 @@ public sealed record CoordinatorState(
 
             if (task.Task.LastStatus != TaskStatus.Stopped)
             {
-                usage[instance] = usage.GetValueOrDefault(instance, InstanceUsage.None).With(task, 1);
+                (active.TryGetValue(instance, out var held) ? held : active[instance] = []).Add(task);
             }
         }
 
@@ -125,7 +125,7 @@ public sealed record CoordinatorState(
             Tasks = tasks.ToImmutable(),
             TasksByInstance = byInstance.ToImmutableDictionary(i => i.Key, i => i.Value.ToImmutable(), StringComparer.Ordinal),
             TasksByService = byService.ToImmutableDictionary(s => s.Key, s => s.Value.ToImmutable(), StringComparer.Ordinal),
-            Usage = usage.ToImmutableDictionary(StringComparer.Ordinal),
+            Usage = active.ToImmutableDictionary(a => a.Key, a => InstanceUsage.Of(a.Value), StringComparer.Ordinal),
         };
     }
 

@@ -30,6 +30,35 @@ public sealed record InstanceUsage(
             Count(Groups, [task.Task.Group], sign));
     }
 
+    /// <summary>The usage of many tasks at once (loading a store), counted in plain dictionaries first.</summary>
+    public static InstanceUsage Of(IEnumerable<StoredTask> tasks)
+    {
+        int count = 0, cpu = 0, memory = 0;
+        var tcp = new Dictionary<int, int>();
+        var udp = new Dictionary<int, int>();
+        var groups = new Dictionary<string, int>(StringComparer.Ordinal);
+        foreach (var task in tasks)
+        {
+            var needs = TaskNeeds.Of(task.TaskDefinition);
+            count++;
+            cpu += needs.Cpu;
+            memory += needs.Memory;
+            foreach (var port in needs.TcpPorts)
+            {
+                tcp[port] = tcp.GetValueOrDefault(port) + 1;
+            }
+
+            foreach (var port in needs.UdpPorts)
+            {
+                udp[port] = udp.GetValueOrDefault(port) + 1;
+            }
+
+            groups[task.Task.Group] = groups.GetValueOrDefault(task.Task.Group) + 1;
+        }
+
+        return new(count, cpu, memory, tcp.ToImmutableDictionary(), udp.ToImmutableDictionary(), groups.ToImmutableDictionary(StringComparer.Ordinal));
+    }
+
     private static ImmutableDictionary<TKey, int> Count<TKey>(ImmutableDictionary<TKey, int> counts, IEnumerable<TKey> keys, int sign)
         where TKey : notnull
     {
