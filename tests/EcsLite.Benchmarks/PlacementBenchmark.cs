@@ -1,8 +1,4 @@
 using BenchmarkDotNet.Attributes;
-using BenchmarkDotNet.Configs;
-using BenchmarkDotNet.Jobs;
-using BenchmarkDotNet.Running;
-using BenchmarkDotNet.Toolchains.InProcess.Emit;
 using EcsLite.Api.V1;
 using EcsLite.Coordinator.Core.Placement;
 using EcsLite.Coordinator.Core.Query;
@@ -54,12 +50,5 @@ public class PlacementBenchmark
     [Benchmark(OperationsPerInvoke = TasksPerCall)]
     public int SpreadWithMemberOf() => TaskPlacement.Plan(_spreadMemberOf, _instances, new Random(1)).Placed.Count;
 
-    public static int Run(string[] args)
-    {
-        var config = ManualConfig.CreateMinimumViable()
-            .AddJob(Job.Default.WithToolchain(InProcessEmitToolchain.Instance).WithWarmupCount(3).WithIterationCount(10))
-            .WithOptions(ConfigOptions.DisableOptimizationsValidator);
-        BenchmarkRunner.Run<PlacementBenchmark>(config, args.Skip(1).ToArray());
-        return 0;
-    }
+    public static int Run(string[] args) => Report.RunInProcess<PlacementBenchmark>(args, warmups: 3);
 }

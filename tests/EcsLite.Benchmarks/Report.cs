@@ -1,4 +1,8 @@
 using System.Globalization;
+using BenchmarkDotNet.Configs;
+using BenchmarkDotNet.Jobs;
+using BenchmarkDotNet.Running;
+using BenchmarkDotNet.Toolchains.InProcess.Emit;
 
 namespace EcsLite.Benchmarks;
 
@@ -14,25 +18,21 @@ internal static class Report
     public static IEnumerable<string> Options(string[] args, string name) =>
         args.Select((a, i) => (a, i)).Where(p => p.a == name && p.i + 1 < args.Length).Select(p => args[p.i + 1]);
 
-    /// <summary>User plus system CPU time of a process so far, from /proc/PID/stat.</summary>
-    public static TimeSpan CpuTime(int pid)
-    {
-        var stat = File.ReadAllText($"/proc/{pid}/stat");
-        var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
-        var ticks = long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture);
-        return TimeSpan.FromSeconds(ticks / 100.0); // USER_HZ is 100 on Linux
-    }
+    public static TimeSpan CpuTime(int pid) => FleetSimulator.ScaleRun.Process.CpuTime(pid);
 
-    public static long RssKiB(int pid) =>
-        long.Parse(File.ReadLines($"/proc/{pid}/status").First(l => l.StartsWith("VmRSS:", StringComparison.Ordinal))
-            .Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture);
+    public static long RssKiB(int pid) => FleetSimulator.ScaleRun.Process.RssKiB(pid);
 
     /// <summary>A process's share of one core over <paramref name="window"/>, in percent.</summary>
-    public static async Task<double> CpuPercentAsync(int pid, TimeSpan window)
+    public static Task<double> CpuPercentAsync(int pid, TimeSpan window) => FleetSimulator.ScaleRun.Process.CpuPercentAsync(pid, window);
+
+    /// <summary>Runs a BenchmarkDotNet class in this process (the code under test is a library), 10 measured iterations.</summary>
+    public static int RunInProcess<T>(string[] args, int warmups)
     {
-        var before = CpuTime(pid);
-        await Task.Delay(window);
-        return 100 * (CpuTime(pid) - before).TotalSeconds / window.TotalSeconds;
+        var config = ManualConfig.CreateMinimumViable()
+            .AddJob(Job.Default.WithToolchain(InProcessEmitToolchain.Instance).WithWarmupCount(warmups).WithIterationCount(10))
+            .WithOptions(ConfigOptions.DisableOptimizationsValidator);
+        BenchmarkRunner.Run<T>(config, args.Skip(1).ToArray());
+        return 0;
     }
 
     public static void Print(IEnumerable<(string Measure, string Value, string Target)> results)

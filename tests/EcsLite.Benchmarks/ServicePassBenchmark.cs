@@ -1,8 +1,4 @@
 using BenchmarkDotNet.Attributes;
-using BenchmarkDotNet.Configs;
-using BenchmarkDotNet.Jobs;
-using BenchmarkDotNet.Running;
-using BenchmarkDotNet.Toolchains.InProcess.Emit;
 using EcsLite.Api.V1;
 using EcsLite.Coordinator.Core;
 using EcsLite.Coordinator.Core.Clusters;
@@ -111,12 +107,5 @@ public class ServicePassBenchmark
     [Benchmark]
     public int OneCrashRemembered() => ServiceScheduler.Run(_oneCrash, Context, _settings, new Random(1), NewId, _memo).Changes.Count;
 
-    public static int Run(string[] args)
-    {
-        var config = ManualConfig.CreateMinimumViable()
-            .AddJob(Job.Default.WithToolchain(InProcessEmitToolchain.Instance).WithWarmupCount(2).WithIterationCount(10))
-            .WithOptions(ConfigOptions.DisableOptimizationsValidator);
-        BenchmarkRunner.Run<ServicePassBenchmark>(config, args.Skip(1).ToArray());
-        return 0;
-    }
+    public static int Run(string[] args) => Report.RunInProcess<ServicePassBenchmark>(args, warmups: 2);
 }

@@ -40,14 +40,7 @@ public sealed class ServiceSchedulerTests : IAsyncLifetime
         }
 
         await _coordinator.DisposeAsync();
-        foreach (var instance in instances)
-        {
-            var (_, ids) = await ProcessRunner.RunAsync("docker", ["ps", "-aq", "--filter", $"label=ecslite.container-instance-arn={instance}"]);
-            foreach (var id in ids.Split('\n', StringSplitOptions.RemoveEmptyEntries))
-            {
-                await ProcessRunner.RunAsync("docker", ["rm", "-f", id]);
-            }
-        }
+        await ProcessRunner.RemoveContainersAsync(instances);
 
         _network.Dispose();
     }

@@ -39,11 +39,7 @@ public sealed class TaskEndToEndTests : IAsyncLifetime
         await _coordinator.DisposeAsync();
         if (instance is not null)
         {
-            var (_, ids) = await ProcessRunner.RunAsync("docker", ["ps", "-aq", "--filter", $"label=ecslite.container-instance-arn={instance}"]);
-            foreach (var id in ids.Split('\n', StringSplitOptions.RemoveEmptyEntries))
-            {
-                await ProcessRunner.RunAsync("docker", ["rm", "-f", id]);
-            }
+            await ProcessRunner.RemoveContainersAsync([instance]);
         }
     }
 

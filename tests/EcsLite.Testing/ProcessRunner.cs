@@ -10,4 +10,17 @@ public static class ProcessRunner
         var code = await process.WaitForExitAsync(TimeSpan.FromSeconds(timeoutSeconds));
         return (code, process.Output);
     }
+
+    /// <summary>Removes every container the agent of <paramref name="containerInstanceArns"/> made, running or not (a test's clean-up).</summary>
+    public static async Task RemoveContainersAsync(IEnumerable<string> containerInstanceArns)
+    {
+        foreach (var instance in containerInstanceArns)
+        {
+            var (_, ids) = await RunAsync("docker", ["ps", "-aq", "--filter", $"label=ecslite.container-instance-arn={instance}"]);
+            foreach (var id in ids.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+            {
+                await RunAsync("docker", ["rm", "-f", id]);
+            }
+        }
+    }
 }

@@ -5,6 +5,7 @@ using EcsLite.Coordinator.Core.Placement;
 using EcsLite.Coordinator.Core.State;
 using EcsLite.Coordinator.Core.Tagging;
 using EcsLite.Coordinator.Core.TaskDefinitions;
+using EcsLite.Coordinator.Core.Tasks;
 using EcsLite.Coordinator.Core.Validation;
 using EcsLite.Store.V1;
 using Google.Protobuf.WellKnownTypes;
@@ -17,8 +18,6 @@ namespace EcsLite.Coordinator.Core.Services;
 /// </summary>
 public static partial class ServiceCommands
 {
-    private static readonly string[] LaunchTypes = ["EC2", "FARGATE", "EXTERNAL"];
-
     public static Mutation<CreateServiceResponse> Create(CoordinatorState state, CreateServiceRequest request, CommandContext context, Random random)
     {
         ShapeRules.Validate(request);
@@ -61,7 +60,7 @@ public static partial class ServiceCommands
         }
 
         var definition = ActiveDefinition(state, request.TaskDefinition);
-        var launchType = LaunchType(definition.TaskDefinition, request.HasLaunchType ? request.LaunchType : null);
+        var launchType = TaskCommands.LaunchType(definition.TaskDefinition, request.HasLaunchType ? request.LaunchType : null);
         CheckPlacement(request.PlacementConstraints, request.PlacementStrategy);
         TaskPlacement.ParseConstraints(ServiceScheduler.Constraints(new Service(), definition.TaskDefinition), "taskDefinition.placementConstraints");
         TagRules.Validate(request.Tags, "tags");
@@ -186,7 +185,7 @@ public static partial class ServiceCommands
             : null;
         if (definition is not null)
         {
-            LaunchType(definition, service.LaunchType);
+            TaskCommands.LaunchType(definition, service.LaunchType);
         }
 
         var primary = service.Deployments.First(d => d.Status == "PRIMARY");
@@ -337,27 +336,6 @@ public static partial class ServiceCommands
         }
 
         return stored;
-    }
-
-    private static string LaunchType(TaskDefinition definition, string? launchType)
-    {
-        var compatible = definition.RequiresCompatibilities.Count > 0 ? definition.RequiresCompatibilities.ToList() : ["EC2"];
-        if (launchType is null)
-        {
-            return compatible[0];
-        }
-
-        if (!LaunchTypes.Contains(launchType))
-        {
-            throw EcsException.InvalidParameter("launchType", $"'{launchType}' is not one of {string.Join(", ", LaunchTypes)}.");
-        }
-
-        if (!compatible.Contains(launchType) && !(launchType == "EC2" && definition.RequiresCompatibilities.Count == 0))
-        {
-            throw EcsException.Client("launchType", $"Task definition does not support launch_type {launchType}: it requires {string.Join(" or ", compatible)}.");
-        }
-
-        return launchType;
     }
 
     private static void CheckPlacement(IReadOnlyCollection<PlacementConstraint> constraints, IReadOnlyCollection<PlacementStrategy> strategies)

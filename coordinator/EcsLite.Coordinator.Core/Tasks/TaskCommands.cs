@@ -452,22 +452,31 @@ public static class TaskCommands
             throw EcsException.Client("taskDefinition", $"TaskDefinition is inactive: '{reference}' was deregistered; run an ACTIVE revision.");
         }
 
-        var compatible = definition.RequiresCompatibilities.Count > 0 ? definition.RequiresCompatibilities.ToList() : ["EC2"];
-        if (launchType is not null)
-        {
-            if (!LaunchTypes.Contains(launchType))
-            {
-                throw EcsException.InvalidParameter("launchType", $"'{launchType}' is not one of {string.Join(", ", LaunchTypes)}.");
-            }
+        var checkedLaunchType = LaunchType(definition, launchType);
+        TagRules.Validate(tags, "tags");
+        return (stored, TaskOverrides.Apply(definition, overrides), checkedLaunchType);
+    }
 
-            if (!compatible.Contains(launchType) && !(launchType == "EC2" && definition.RequiresCompatibilities.Count == 0))
-            {
-                throw EcsException.Client("launchType", $"Task definition does not support launch_type {launchType}: it requires {string.Join(" or ", compatible)}.");
-            }
+    /// <summary>The launch type asked for, checked against the task definition's compatibilities; without one, its first.</summary>
+    internal static string LaunchType(TaskDefinition definition, string? launchType)
+    {
+        var compatible = definition.RequiresCompatibilities.Count > 0 ? definition.RequiresCompatibilities.ToList() : ["EC2"];
+        if (launchType is null)
+        {
+            return compatible[0];
         }
 
-        TagRules.Validate(tags, "tags");
-        return (stored, TaskOverrides.Apply(definition, overrides), launchType ?? compatible[0]);
+        if (!LaunchTypes.Contains(launchType))
+        {
+            throw EcsException.InvalidParameter("launchType", $"'{launchType}' is not one of {string.Join(", ", LaunchTypes)}.");
+        }
+
+        if (!compatible.Contains(launchType) && !(launchType == "EC2" && definition.RequiresCompatibilities.Count == 0))
+        {
+            throw EcsException.Client("launchType", $"Task definition does not support launch_type {launchType}: it requires {string.Join(" or ", compatible)}.");
+        }
+
+        return launchType;
     }
 
     internal static StoredTask NewTask(StoredTaskDefinition stored, TaskDefinition definition, Cluster cluster, string instance, string group, string launchType,
