@@ -79,6 +79,8 @@ public sealed class ServiceSchedulerTests : IAsyncLifetime
             arns.AddRange((await Ecs.ListTasksAsync(new ListTasksRequest { ServiceName = name, DesiredStatus = desired, MaxResults = 100 })).TaskArns);
         }
 
+        // A task stopped between the two lists is in both: describe it once.
+        arns = [.. arns.Distinct()];
         if (arns.Count == 0)
         {
             return [];
