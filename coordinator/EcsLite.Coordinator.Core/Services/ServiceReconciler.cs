@@ -126,26 +126,26 @@ public static class ServiceReconciler
 
         var staying = live.Where(t => !MustMove(t)).ToList();
         var moving = live.Where(MustMove).ToList();
-        var healthy = live.Count(t => Healthy(t, service));
+        var healthy = live.Count(t => Healthy(t));
 
         // Scale down: the surplus goes at once, those not yet running first.
         var scaling = $"Scaling activity initiated by (deployment {primary.Id})";
         var surplus = daemon && service.Status == ServiceStatus.Active
-            ? staying.GroupBy(t => t.Task.ContainerInstanceArn, StringComparer.Ordinal).SelectMany(g => Surplus(g, 1, service)).ToList()
-            : Surplus(staying, desired, service).ToList();
+            ? staying.GroupBy(t => t.Task.ContainerInstanceArn, StringComparer.Ordinal).SelectMany(g => Surplus(g, 1)).ToList()
+            : Surplus(staying, desired).ToList();
         foreach (var task in surplus)
         {
             stops.Add(new(task, scaling));
             staying.RemoveAll(t => ReferenceEquals(t, task)); // messages' Equals compares contents: slow, and not what is meant
-            healthy -= Healthy(task, service) ? 1 : 0;
+            healthy -= Healthy(task) ? 1 : 0;
         }
 
         // Tasks that must move: the ones not serving go first; a serving one only while enough others
         // serve (minimumHealthyPercent), or once the primary has its full count serving.
-        var stayingHealthy = staying.Count(t => Healthy(t, service));
-        foreach (var task in moving.OrderBy(t => Healthy(t, service)).ThenBy(t => t.Task.StartedBy == primary.Id))
+        var stayingHealthy = staying.Count(t => Healthy(t));
+        foreach (var task in moving.OrderBy(Healthy).ThenBy(t => t.Task.StartedBy == primary.Id))
         {
-            var serving = Healthy(task, service);
+            var serving = Healthy(task);
             if (!serving || healthy - 1 >= minimumHealthy || stayingHealthy >= desired)
             {
                 stops.Add(new(task, on[task]!.Status != ContainerInstanceStatus.Active ? DrainingReason : scaling));
@@ -240,7 +240,7 @@ public static class ServiceReconciler
     public static string InstanceId(string arn) => arn[(arn.LastIndexOf('/') + 1)..];
 
     /// <summary>A serving task: RUNNING and, when its definition has health checks, HEALTHY.</summary>
-    public static bool Healthy(StoredTask task, Service service) =>
+    public static bool Healthy(StoredTask task) =>
         task.Task.DesiredStatus == TaskStatus.Running && task.Task.LastStatus == TaskStatus.Running
         && (task.Task.HealthStatus == "HEALTHY" || !HasHealthCheck(task.TaskDefinition));
 
@@ -282,11 +282,11 @@ public static class ServiceReconciler
         return true;
     }
 
-    private static IEnumerable<StoredTask> Surplus(IEnumerable<StoredTask> tasks, int wanted, Service service)
+    private static IEnumerable<StoredTask> Surplus(IEnumerable<StoredTask> tasks, int wanted)
     {
         var list = tasks.ToList();
         return list.Count <= wanted ? [] : list
-            .OrderBy(t => Healthy(t, service))
+            .OrderBy(Healthy)
             .ThenByDescending(t => t.Task.CreatedAt.ToDateTimeOffset())
             .Take(list.Count - wanted);
     }
@@ -392,7 +392,7 @@ public static class ServiceReconciler
 
         var settled = stops.Count == 0 && placing == 0
             && keep.Count == service.DesiredCount
-            && keep.All(t => t.Task.StartedBy == primary.Id && Healthy(t, service))
+            && keep.All(t => t.Task.StartedBy == primary.Id && Healthy(t))
             && alive.All(new HashSet<StoredTask>(keep, ReferenceEqualityComparer.Instance).Contains);
         if (settled && primary.RolloutState == "IN_PROGRESS")
         {
