@@ -39,7 +39,7 @@ internal static class FailoverBenchmark
         var baseline = Stopwatch.StartNew();
         var calls = await Task.WhenAll(Enumerable.Range(0, perAgent / 10).Select(_ => ecs.RunTaskAsync(new RunTaskRequest { TaskDefinition = "web", Count = 10 }).ResponseAsync));
         var started = calls.SelectMany(c => c.Tasks).Select(t => t.TaskArn).ToList();
-        await WaitAsync(async () => (await DescribeAsync(ecs, started)).All(t => t.LastStatus == "RUNNING"), TimeSpan.FromMinutes(1));
+        await Eventually.HoldsAsync(async () => (await DescribeAsync(ecs, started)).All(t => t.LastStatus == "RUNNING"), TimeSpan.FromMinutes(1), "the baseline's tasks RUNNING");
         var baselineTime = baseline.Elapsed;
         foreach (var arn in started)
         {
@@ -47,7 +47,7 @@ internal static class FailoverBenchmark
         }
 
         await ecs.CreateServiceAsync(new CreateServiceRequest { ServiceName = "web", TaskDefinition = "web", DesiredCount = desired });
-        await WaitAsync(async () => (await ServiceTasksAsync(ecs)).Count(t => t.LastStatus == "RUNNING") == desired, TimeSpan.FromMinutes(2));
+        await Eventually.HoldsAsync(async () => (await ServiceTasksAsync(ecs)).Count(t => t.LastStatus == "RUNNING") == desired, TimeSpan.FromMinutes(2), "the service RUNNING");
 
         var perRound = new List<double>();
         var perTask = new List<double>();
@@ -57,20 +57,20 @@ internal static class FailoverBenchmark
             var lost = victim.ContainerInstanceArn!;
             var affected = (await ServiceTasksAsync(ecs)).Count(t => t.ContainerInstanceArn == lost);
             await victim.DieAsync();
-            await WaitAsync(async () => !(await ecs.DescribeContainerInstancesAsync(new DescribeContainerInstancesRequest { ContainerInstances = { lost } })).ContainerInstances[0].AgentConnected,
-                TimeSpan.FromSeconds(30), TimeSpan.FromMilliseconds(5));
+            await Eventually.HoldsAsync(async () => !(await ecs.DescribeContainerInstancesAsync(new DescribeContainerInstancesRequest { ContainerInstances = { lost } })).ContainerInstances[0].AgentConnected,
+                TimeSpan.FromSeconds(30), "the instance marked disconnected", TimeSpan.FromMilliseconds(5));
             var marked = DateTimeOffset.UtcNow;
             var clock = Stopwatch.StartNew();
             List<EcsLite.Api.V1.Task> tasks = [];
-            await WaitAsync(async () => (tasks = await ServiceTasksAsync(ecs)).Count(t => t.LastStatus == "RUNNING" && t.ContainerInstanceArn != lost) == desired,
-                TimeSpan.FromMinutes(1), TimeSpan.FromMilliseconds(20));
+            await Eventually.HoldsAsync(async () => (tasks = await ServiceTasksAsync(ecs)).Count(t => t.LastStatus == "RUNNING" && t.ContainerInstanceArn != lost) == desired,
+                TimeSpan.FromMinutes(1), "its tasks RUNNING elsewhere", TimeSpan.FromMilliseconds(20));
             perRound.Add(clock.Elapsed.TotalMilliseconds);
             perTask.AddRange(tasks.Where(t => t.CreatedAt.ToDateTimeOffset() >= marked).Select(t => (t.StartedAt.ToDateTimeOffset() - marked).TotalMilliseconds));
             Console.WriteLine($"round {round + 1}: {affected} tasks of {victim.ContainerInstanceArn!.Split('/')[^1]} RUNNING elsewhere {clock.Elapsed.TotalMilliseconds:N0} ms after it was marked disconnected");
 
             // Back as the same instance: its stale copies stop, and exactly the desired count remains.
             await victim.StartAsync();
-            await WaitAsync(async () => (await ServiceTasksAsync(ecs)).Count == desired, TimeSpan.FromMinutes(1));
+            await Eventually.HoldsAsync(async () => (await ServiceTasksAsync(ecs)).Count == desired, TimeSpan.FromMinutes(1), "the stale copies stopped");
         }
 
         perRound.Sort();
@@ -79,8 +79,8 @@ internal static class FailoverBenchmark
         [
             ($"RunTask of {perAgent} tasks (10 per call, concurrent) to all RUNNING (baseline)", $"{baselineTime.TotalMilliseconds:N0} ms", ""),
             ($"lost instance ({perAgent} service tasks, grace {grace.TotalMilliseconds:N0} ms) to all RUNNING elsewhere, {rounds} rounds",
-                $"p50 {Percentile(perRound, 50):N0} ms, max {perRound[^1]:N0} ms", "p99 < 3 s"),
-            ($"the same, per replacement task ({perTask.Count} tasks)", $"p50 {Percentile(perTask, 50):N0} ms, p99 {Percentile(perTask, 99):N0} ms", ""),
+                $"p50 {ScaleRun.At(perRound, 50):N0} ms, max {perRound[^1]:N0} ms", "p99 < 3 s"),
+            ($"the same, per replacement task ({perTask.Count} tasks)", $"p50 {ScaleRun.At(perTask, 50):N0} ms, p99 {ScaleRun.At(perTask, 99):N0} ms", ""),
             ("of which the lost-instance grace", $"{grace.TotalMilliseconds:N0} ms", ""),
         ]);
 
@@ -93,7 +93,6 @@ internal static class FailoverBenchmark
         return perRound[^1] < 3000 ? 0 : 1;
     }
 
-    private static double Percentile(List<double> sorted, int percent) => sorted[Math.Min(sorted.Count - 1, (int)Math.Ceiling(sorted.Count * percent / 100.0) - 1)];
 
     /// <summary>The service's tasks not yet STOPPED.</summary>
     private static async Task<List<EcsLite.Api.V1.Task>> ServiceTasksAsync(Ecs.EcsClient ecs)
@@ -120,19 +119,5 @@ internal static class FailoverBenchmark
         }
 
         return tasks;
-    }
-
-    private static async Task WaitAsync(Func<Task<bool>> condition, TimeSpan timeout, TimeSpan? every = null)
-    {
-        var deadline = Stopwatch.StartNew();
-        while (!await condition())
-        {
-            if (deadline.Elapsed > timeout)
-            {
-                throw new TimeoutException($"not within {timeout}");
-            }
-
-            await Task.Delay(every ?? TimeSpan.FromMilliseconds(50));
-        }
     }
 }

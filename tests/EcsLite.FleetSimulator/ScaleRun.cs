@@ -18,6 +18,9 @@ public sealed class ScaleRun(CoordinatorProcess coordinator, Fleet fleet)
     public const string Family = "sim";
     public const string ServiceFamily = "svc";
 
+    /// <summary>How often a wait looks again: fine enough for the latencies it brackets.</summary>
+    private static readonly TimeSpan Poll = TimeSpan.FromMilliseconds(20);
+
     private Ecs.EcsClient Ecs => coordinator.Ecs;
 
     /// <summary>Task ARN to when its RunTask reply arrived (Stopwatch timestamp).</summary>
@@ -84,7 +87,7 @@ public sealed class ScaleRun(CoordinatorProcess coordinator, Fleet fleet)
             arns = [.. RepliedAt.Keys];
         }
 
-        await WaitAsync(() => arns.All(fleet.RunningAt.ContainsKey), TimeSpan.FromMinutes(5), "every placed task RUNNING");
+        await Eventually.HoldsAsync(() => arns.All(fleet.RunningAt.ContainsKey), TimeSpan.FromMinutes(5), "every placed task RUNNING", Poll);
         var total = started.Elapsed;
         var describe = await reader.StopAsync();
         var cpu = 100 * (Process.CpuTime(coordinator.ProcessId) - cpuBefore).TotalSeconds / total.TotalSeconds;
@@ -115,7 +118,7 @@ public sealed class ScaleRun(CoordinatorProcess coordinator, Fleet fleet)
             await Ecs.CreateServiceAsync(new CreateServiceRequest { ServiceName = $"svc-{i}", TaskDefinition = ServiceFamily, DesiredCount = perService });
         }
 
-        await WaitAsync(() => fleet.Agents.Sum(a => a.Running(ServiceFamily)) == perService * services, TimeSpan.FromMinutes(5), "every service task RUNNING");
+        await Eventually.HoldsAsync(() => fleet.Agents.Sum(a => a.Running(ServiceFamily)) == perService * services, TimeSpan.FromMinutes(5), "every service task RUNNING", Poll);
         var steady = Stopwatch.GetElapsedTime(startedAt);
 
         var victims = fleet.Agents.Where(a => a.Connected).OrderByDescending(a => a.Running(ServiceFamily)).Take(kill).ToList();
@@ -124,10 +127,10 @@ public sealed class ScaleRun(CoordinatorProcess coordinator, Fleet fleet)
         var killedAt = Stopwatch.GetTimestamp();
         await Task.WhenAll(victims.Select(v => v.DieAsync()));
         var dead = victims.Select(v => v.ContainerInstanceArn!).ToHashSet(StringComparer.Ordinal);
-        await WaitAsync(async () => (await DisconnectedAsync()).IsSupersetOf(dead), TimeSpan.FromSeconds(30), "the killed instances marked disconnected");
+        await Eventually.HoldsAsync(async () => (await DisconnectedAsync()).IsSupersetOf(dead), TimeSpan.FromSeconds(30), "the killed instances marked disconnected", Poll);
         var marked = Stopwatch.GetTimestamp();
-        await WaitAsync(() => fleet.Agents.Where(a => !dead.Contains(a.ContainerInstanceArn!)).Sum(a => a.Running(ServiceFamily)) == perService * services,
-            TimeSpan.FromMinutes(2), "every affected service task RUNNING elsewhere");
+        await Eventually.HoldsAsync(() => fleet.Agents.Where(a => !dead.Contains(a.ContainerInstanceArn!)).Sum(a => a.Running(ServiceFamily)) == perService * services,
+            TimeSpan.FromMinutes(2), "every affected service task RUNNING elsewhere", Poll);
         var replaced = Stopwatch.GetElapsedTime(marked);
         var newStarts = fleet.RunningAt.Values.Where(t => t > killedAt).Select(t => Math.Max(0, Stopwatch.GetElapsedTime(marked, t).TotalMilliseconds)).Order().ToList();
         return
@@ -148,7 +151,7 @@ public sealed class ScaleRun(CoordinatorProcess coordinator, Fleet fleet)
         await coordinator.StartAgainAsync();
         var serving = coordinator.LastStartToServing;
         var alive = fleet.Agents.Where(a => a.Alive).ToList();
-        await WaitAsync(async () => alive.All(a => a.Connected) && await ConnectedCountAsync() == alive.Count, TimeSpan.FromMinutes(1), "every agent reconnected");
+        await Eventually.HoldsAsync(async () => alive.All(a => a.Connected) && await ConnectedCountAsync() == alive.Count, TimeSpan.FromMinutes(1), "every agent reconnected", Poll);
         var reconnected = clock.Elapsed;
         var twice = fleet.Starts.Count(s => s.Value > 1);
         return
@@ -183,23 +186,8 @@ public sealed class ScaleRun(CoordinatorProcess coordinator, Fleet fleet)
     public static string Percentiles(List<double> sorted) => sorted.Count == 0 ? "no samples"
         : $"p50 {At(sorted, 50):N1} ms, p99 {At(sorted, 99):N1} ms, max {sorted[^1]:N1} ms";
 
-    private static double At(List<double> sorted, int percent) => sorted[Math.Min(sorted.Count - 1, (int)Math.Ceiling(sorted.Count * percent / 100.0) - 1)];
-
-    private static Task WaitAsync(Func<bool> condition, TimeSpan timeout, string what) => WaitAsync(() => Task.FromResult(condition()), timeout, what);
-
-    private static async Task WaitAsync(Func<Task<bool>> condition, TimeSpan timeout, string what)
-    {
-        var clock = Stopwatch.StartNew();
-        while (!await condition())
-        {
-            if (clock.Elapsed > timeout)
-            {
-                throw new TimeoutException($"{what}: not within {timeout}");
-            }
-
-            await Task.Delay(20);
-        }
-    }
+    /// <summary>The value at <paramref name="percent"/> of an ascending list (nearest rank).</summary>
+    public static double At(List<double> sorted, int percent) => sorted[Math.Min(sorted.Count - 1, (int)Math.Ceiling(sorted.Count * percent / 100.0) - 1)];
 
     /// <summary>CPU time and VmRSS of a process, from /proc.</summary>
     public static class Process
