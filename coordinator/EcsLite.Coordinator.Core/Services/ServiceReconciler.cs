@@ -75,22 +75,11 @@ public static class ServiceReconciler
         foreach (var task in tasks.Where(t => t.Task.DesiredStatus == TaskStatus.Running))
         {
             var instance = on[task];
-            if (instance is null || instance.Status == ContainerInstanceStatus.Inactive)
+            if (IsLost(instance, now, lostGrace))
             {
                 stops.Add(new(task, LostReason));
             }
-            else if (!instance.Connected)
-            {
-                if (now - instance.Since >= lostGrace)
-                {
-                    stops.Add(new(task, LostReason));
-                }
-                else
-                {
-                    live.Add(task);
-                }
-            }
-            else if (Unhealthy(task, service, now, RecheckAt))
+            else if (instance!.Connected && Unhealthy(task, service, now, RecheckAt))
             {
                 stops.Add(new(task, UnhealthyReason));
                 Say(service, now, $"(service {name}) (task {TaskId(task)}) failed container health checks.");
@@ -126,7 +115,7 @@ public static class ServiceReconciler
 
         var staying = live.Where(t => !MustMove(t)).ToList();
         var moving = live.Where(MustMove).ToList();
-        var healthy = live.Count(t => Healthy(t));
+        var healthy = live.Count(Healthy);
 
         // Scale down: the surplus goes at once, those not yet running first.
         var scaling = $"Scaling activity initiated by (deployment {primary.Id})";
@@ -142,7 +131,7 @@ public static class ServiceReconciler
 
         // Tasks that must move: the ones not serving go first; a serving one only while enough others
         // serve (minimumHealthyPercent), or once the primary has its full count serving.
-        var stayingHealthy = staying.Count(t => Healthy(t));
+        var stayingHealthy = staying.Count(Healthy);
         foreach (var task in moving.OrderBy(Healthy).ThenBy(t => t.Task.StartedBy == primary.Id))
         {
             var serving = Healthy(task);
@@ -153,7 +142,8 @@ public static class ServiceReconciler
             }
         }
 
-        var keep = live.Where(t => stops.All(s => s.Task != t)).ToList();
+        var stopping = stops.Select(s => s.Task).ToHashSet(ReferenceEqualityComparer.Instance);
+        var keep = live.Where(t => !stopping.Contains(t)).ToList();
 
         // Place: up to the desired count of the primary, never more tasks alive than maximumPercent
         // (a stopping task counts until it has stopped; one on a lost instance does not), never while
