@@ -117,8 +117,18 @@ app.MapGrpcHealthChecksService();
 var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("EcsLite.Coordinator");
 var store = app.Services.GetRequiredService<IKeyValueStore>();
 Startup.LogDataDir(logger, (store as SqliteKeyValueStore)?.Path ?? options.DataDir);
-await app.Services.GetRequiredService<ClusterStateMachine>().LoadAsync(app.Lifetime.ApplicationStopping);
-await app.StartAsync();
+try
+{
+    await app.Services.GetRequiredService<ClusterStateMachine>().LoadAsync(app.Lifetime.ApplicationStopping);
+    await app.StartAsync();
+}
+catch (OperationCanceledException) when (app.Lifetime.ApplicationStopping.IsCancellationRequested)
+{
+    // Stopped (SIGTERM) while still starting: a clean exit, not a crash.
+    Startup.LogStopped(logger);
+    return 0;
+}
+
 Startup.LogListening(logger, options.Listen, typeof(CoordinatorOptions).Assembly.GetName().Version?.ToString(3) ?? "?");
 await app.WaitForShutdownAsync();
 Startup.LogStopped(logger);

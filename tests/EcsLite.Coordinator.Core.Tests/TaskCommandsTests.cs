@@ -4,6 +4,7 @@ using EcsLite.Coordinator.Core.ContainerInstances;
 using EcsLite.Coordinator.Core.State;
 using EcsLite.Coordinator.Core.TaskDefinitions;
 using EcsLite.Coordinator.Core.Tasks;
+using EcsLite.Store.V1;
 using Google.Protobuf.WellKnownTypes;
 using static EcsLite.Coordinator.Core.Tests.Fixtures;
 
@@ -223,5 +224,54 @@ public class TaskCommandsTests
         Assert.Equal(2, again.Tasks.Count);
         Assert.Equal(4, RunTask(again, new RunTaskRequest { TaskDefinition = "web", Count = 2, ClientToken = "another" }).State.Tasks.Count);
         Assert.Equal("clientToken", Assert.Throws<EcsException>(() => TaskCommands.Run(state, new RunTaskRequest { TaskDefinition = "web", ClientToken = new string('x', 37) }, Context(), new Random(1), NewId)).Field);
+    }
+
+    [Fact]
+    public void Tasks_run_the_registered_definition_itself_unless_overridden_and_a_load_finds_it_by_the_task_definition_ARN()
+    {
+        var state = Cluster();
+        (state, var plain) = RunTask(state, new RunTaskRequest { TaskDefinition = "web", Count = 2, Overrides = new TaskOverride() });
+        (state, var overridden) = RunTask(state, new RunTaskRequest
+        {
+            TaskDefinition = "web",
+            Overrides = new TaskOverride { ContainerOverrides = { new ContainerOverride { Name = "app", Command = { "echo", "hi" } } } },
+        });
+        var registered = state.Families["web"].Revisions[1].TaskDefinition;
+        var plainTasks = plain.Tasks.Select(t => state.Tasks[t.TaskArn]).ToList();
+        var overriddenTask = state.Tasks[overridden.Tasks[0].TaskArn];
+        Assert.All(plainTasks, t => Assert.Same(registered, t.TaskDefinition));
+        Assert.All(plainTasks, t => Assert.True(state.RunsRegistered(t)));
+        Assert.False(state.RunsRegistered(overriddenTask));
+        Assert.Equal(["echo", "hi"], overriddenTask.TaskDefinition.ContainerDefinitions[0].Command);
+
+        // Loaded from records as the store keeps them: plain tasks without their definition, and (as
+        // stores written before that held) one with an equal copy; all run the registered object again.
+        var others = new List<StateChange> { new ClusterPut(state.Clusters["default"]), new TaskDefinitionPut(state.Families["web"].Revisions[1]) };
+        var records = plainTasks.Select(t => new StoredTask { Task = t.Task, Cluster = t.Cluster }).ToList();
+        records[1].TaskDefinition = registered.Clone();
+        records.Add(overriddenTask);
+        var loaded = CoordinatorState.Load([.. others, .. records.Select(r => new TaskPut(r))]);
+        Assert.All(plainTasks, t => Assert.Same(loaded.Families["web"].Revisions[1].TaskDefinition, loaded.Tasks[t.Task.TaskArn].TaskDefinition));
+        Assert.Equal(overriddenTask.TaskDefinition, loaded.Tasks[overriddenTask.Task.TaskArn].TaskDefinition);
+        Assert.Equal(state.Usage.Values.Sum(u => u.Memory), loaded.Usage.Values.Sum(u => u.Memory));
+
+        // A record naming a revision the store no longer has is reported, not run with nothing.
+        var error = Assert.Throws<InvalidDataException>(() => CoordinatorState.Load([new ClusterPut(state.Clusters["default"]), new TaskPut(records[0])]));
+        Assert.Contains(plainTasks[0].Task.TaskDefinitionArn, error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Deleting_a_revision_writes_its_tasks_again_so_that_their_records_hold_their_copy_of_it()
+    {
+        var state = Cluster();
+        (state, var run) = RunTask(state, new RunTaskRequest { TaskDefinition = "web", Count = 2 });
+        var arn = state.Families["web"].Revisions[1].TaskDefinition.TaskDefinitionArn;
+        state = Run(state, s => TaskDefinitionCommands.Deregister(s, new DeregisterTaskDefinitionRequest { TaskDefinition = arn }, Context())).State;
+        var mutation = TaskDefinitionCommands.Delete(state, new DeleteTaskDefinitionsRequest { TaskDefinitions = { arn, "web:1" } }, Context());
+        Assert.Single(mutation.Result.TaskDefinitions);                                      // asked twice, deleted once
+        Assert.Equal(run.Tasks.Select(t => t.TaskArn).Order(), mutation.Changes.OfType<TaskPut>().Select(p => p.Task.Task.TaskArn).Order());
+        var after = state.Apply(mutation.Changes);
+        Assert.All(after.Tasks.Values, t => Assert.False(after.RunsRegistered(t)));
+        Assert.All(after.Tasks.Values, t => Assert.Equal("web", t.TaskDefinition.Family));
     }
 }

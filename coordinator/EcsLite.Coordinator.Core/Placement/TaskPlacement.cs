@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using EcsLite.Api.V1;
 using EcsLite.Coordinator.Core.Query;
 
@@ -11,7 +12,13 @@ public sealed record TaskNeeds(int Cpu, int Memory, IReadOnlyList<int> TcpPorts,
     /// sum over containers of cpu, and of memoryReservation, else memory. Host ports: static hostPorts
     /// (bridge), or the container ports themselves (awsvpc and host, where hostPort = containerPort).
     /// </summary>
-    public static TaskNeeds Of(TaskDefinition definition)
+    public static TaskNeeds Of(TaskDefinition definition) => Known.GetValue(definition, Compute);
+
+    // Definitions are shared by all tasks that run them unchanged and never mutated once held, so the
+    // needs are worked out once per definition rather than on every change of every task.
+    private static readonly ConditionalWeakTable<TaskDefinition, TaskNeeds> Known = [];
+
+    private static TaskNeeds Compute(TaskDefinition definition)
     {
         var cpu = int.TryParse(definition.Cpu, out var taskCpu) ? taskCpu : definition.ContainerDefinitions.Sum(c => c.Cpu);
         var memory = int.TryParse(definition.Memory, out var taskMemory)

@@ -1,4 +1,5 @@
 using System.Collections.Immutable;
+using System.Globalization;
 using EcsLite.Api.V1;
 using EcsLite.Store.V1;
 
@@ -63,42 +64,66 @@ public sealed record CoordinatorState(
         _ => throw new ArgumentOutOfRangeException(nameof(change), change, "unknown state change"),
     };
 
+    /// <summary>The stored revision a task definition ARN names, if it is still stored.</summary>
+    public StoredTaskDefinition? Revision(string taskDefinitionArn)
+    {
+        var name = taskDefinitionArn[(taskDefinitionArn.LastIndexOf('/') + 1)..];
+        var colon = name.LastIndexOf(':');
+        return colon > 0 && int.TryParse(name.AsSpan(colon + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var revision)
+            ? Families.GetValueOrDefault(name[..colon])?.Revisions.GetValueOrDefault(revision)
+            : null;
+    }
+
+    /// <summary>
+    /// Whether the task runs its task definition as registered (no overrides): then its store record
+    /// names the revision instead of holding a copy, which keeps a big store small and quick to load.
+    /// </summary>
+    public bool RunsRegistered(StoredTask task) =>
+        task.TaskDefinition is { } definition &&
+        ReferenceEquals(definition, Families.GetValueOrDefault(definition.Family)?.Revisions.GetValueOrDefault(definition.Revision)?.TaskDefinition);
+
     public CoordinatorState Apply(IEnumerable<StateChange> changes) => changes.Aggregate(this, (state, change) => state.Apply(change));
 
     /// <summary>
     /// The state the stored records make, as <see cref="Apply(StateChange)"/> of each would, but with
     /// tasks (most of a big store) and their indexes built in bulk rather than one persistent update each.
+    /// A task record without its task definition runs its registered revision (see <see cref="RunsRegistered"/>).
     /// </summary>
     public static CoordinatorState Load(IEnumerable<StateChange> records)
     {
-        var tasks = ImmutableSortedDictionary.CreateBuilder<string, StoredTask>(StringComparer.Ordinal);
+        var puts = new List<StoredTask>();
         var others = new List<StateChange>();
-
-        // Tasks of one definition (without overrides) hold equal copies of it: keep one.
-        var definitions = new Dictionary<TaskDefinition, TaskDefinition>();
         foreach (var record in records)
         {
             if (record is TaskPut put)
             {
-                var task = put.Task;
-                if (task.TaskDefinition is { } definition)
-                {
-                    if (!definitions.TryGetValue(definition, out var same))
-                    {
-                        definitions[definition] = definition;
-                    }
-                    else
-                    {
-                        task = new StoredTask { Task = task.Task, TaskDefinition = same, Cluster = task.Cluster, ClientToken = task.ClientToken };
-                    }
-                }
-
-                tasks[task.Task.TaskArn] = task;
+                puts.Add(put.Task);
             }
             else
             {
                 others.Add(record);
             }
+        }
+
+        var basis = Empty.Apply(others);
+        var tasks = ImmutableSortedDictionary.CreateBuilder<string, StoredTask>(StringComparer.Ordinal);
+
+        // Tasks of one definition hold one copy of it: the registered revision where they run it
+        // unchanged (records from before tasks referred to it held equal copies), else the first seen.
+        var definitions = new Dictionary<TaskDefinition, TaskDefinition>();
+        foreach (var task in puts)
+        {
+            var registered = basis.Revision(task.Task.TaskDefinitionArn)?.TaskDefinition;
+            var definition = task.TaskDefinition
+                ?? registered
+                ?? throw new InvalidDataException($"the stored task {task.Task.TaskArn} refers to the task definition {task.Task.TaskDefinitionArn}, which is not stored");
+            definition = registered is not null && definition.Equals(registered) ? registered
+                : definitions.TryGetValue(definition, out var same) ? same
+                : definitions[definition] = definition;
+
+            tasks[task.Task.TaskArn] = ReferenceEquals(definition, task.TaskDefinition)
+                ? task
+                : new StoredTask { Task = task.Task, TaskDefinition = definition, Cluster = task.Cluster, ClientToken = task.ClientToken };
         }
 
         var byInstance = new Dictionary<string, ImmutableHashSet<string>.Builder>(StringComparer.Ordinal);
@@ -120,7 +145,7 @@ public sealed record CoordinatorState(
             }
         }
 
-        return Empty.Apply(others) with
+        return basis with
         {
             Tasks = tasks.ToImmutable(),
             TasksByInstance = byInstance.ToImmutableDictionary(i => i.Key, i => i.Value.ToImmutable(), StringComparer.Ordinal),

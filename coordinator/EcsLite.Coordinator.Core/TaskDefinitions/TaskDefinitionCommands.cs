@@ -201,6 +201,11 @@ public static class TaskDefinitionCommands
             var reference = request.TaskDefinitions[i];
             var (familyName, revision) = ParseReference(reference, $"taskDefinitions[{i}]", revisionRequired: true);
             var stored = state.Families.GetValueOrDefault(familyName)?.Revisions.GetValueOrDefault(revision!.Value);
+            if (stored is not null && response.TaskDefinitions.Any(d => d.TaskDefinitionArn == stored.TaskDefinition.TaskDefinitionArn))
+            {
+                continue;
+            }
+
             if (stored is null)
             {
                 response.Failures.Add(new Failure { Arn = context.Arns.TaskDefinition(familyName, revision!.Value), Reason = "TASK_DEFINITION_NOT_FOUND", Detail = "The specified task definition does not exist." });
@@ -218,6 +223,12 @@ public static class TaskDefinitionCommands
             deleted.DeleteRequestedAt = Timestamp.FromDateTimeOffset(context.Now);
             response.TaskDefinitions.Add(deleted);
             changes.Add(new TaskDefinitionRemoved(familyName, revision!.Value));
+
+            // Tasks of the revision keep running it; their store records named it, so they are written
+            // again, now holding their copy of it (see CoordinatorState.RunsRegistered).
+            changes.AddRange(state.Tasks.Values
+                .Where(t => t.Task.TaskDefinitionArn == stored.TaskDefinition.TaskDefinitionArn)
+                .Select(t => new TaskPut(t)));
         }
 
         return new(changes, response);

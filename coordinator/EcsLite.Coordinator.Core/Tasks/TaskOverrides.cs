@@ -7,13 +7,18 @@ namespace EcsLite.Coordinator.Core.Tasks;
 /// <summary>A RunTask/StartTask call's overrides applied to the registered task definition: what the agent runs.</summary>
 public static class TaskOverrides
 {
+    /// <summary>
+    /// The definition the task runs: the registered object itself when nothing in it is overridden
+    /// (so the task's store record can name the revision instead of copying it), else a changed clone.
+    /// </summary>
     public static TaskDefinition Apply(TaskDefinition registered, TaskOverride? overrides)
     {
-        var definition = registered.Clone();
-        if (overrides is null)
+        if (overrides is null || (!overrides.HasCpu && !overrides.HasMemory && overrides.ContainerOverrides.Count == 0))
         {
-            return definition;
+            return registered;
         }
+
+        var definition = registered.Clone();
 
         if (overrides.HasCpu)
         {

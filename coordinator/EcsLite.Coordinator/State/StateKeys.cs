@@ -26,12 +26,18 @@ public static class StateKeys
     private const string Tasks = "/tasks/";
     private const string Services = "/services/";
 
-    /// <summary>The store write for a change, or null for a change that lives in memory only.</summary>
-    public static TxnOp? ToOp(StateChange change) => change switch
+    /// <summary>
+    /// The store write for a change, or null for a change that lives in memory only. <paramref name="state"/>
+    /// is the state after the change: a task that runs its registered task definition is stored without
+    /// a copy of it (most of a task's record otherwise), and loading finds it by the task's taskDefinitionArn.
+    /// </summary>
+    public static TxnOp? ToOp(StateChange change, CoordinatorState state) => change switch
     {
         ContainerInstancePut put => new PutOp($"{ContainerInstances}{put.Instance.Cluster}/{put.Instance.ContainerInstance.ContainerInstanceArn.Split('/')[^1]}", put.Instance.ToByteArray()),
         AgentConnectionChanged => null,
-        TaskPut put => new PutOp($"{Tasks}{put.Task.Cluster}/{put.Task.Task.TaskArn.Split('/')[^1]}", put.Task.ToByteArray()),
+        TaskPut put => new PutOp(
+            $"{Tasks}{put.Task.Cluster}/{put.Task.Task.TaskArn.Split('/')[^1]}",
+            (state.RunsRegistered(put.Task) ? new StoredTask { Task = put.Task.Task, Cluster = put.Task.Cluster, ClientToken = put.Task.ClientToken } : put.Task).ToByteArray()),
         TaskRemoved removed => new DeleteOp($"{Tasks}{removed.Cluster}/{removed.TaskArn.Split('/')[^1]}"),
         ServicePut put => new PutOp($"{Services}{put.Service.Cluster}/{put.Service.Service.ServiceName}", put.Service.ToByteArray()),
         ClusterPut put => new PutOp(Clusters + put.Cluster.ClusterName, put.Cluster.ToByteArray()),
