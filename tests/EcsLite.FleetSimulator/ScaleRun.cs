@@ -99,6 +99,7 @@ public sealed class ScaleRun(CoordinatorProcess coordinator, Fleet fleet)
             new("end-to-end rate (RunTask call to RUNNING reported)", $"{arns.Count / total.TotalSeconds:N0} tasks/s", ">= 2,000/s"),
             new("RunTask reply to RUNNING", Percentiles(latency), "p99 < 500 ms"),
             new($"DescribeTasks (1 task) during the run, from a process of its own, {describe.Count:N0} calls", Percentiles(describe), "p99 < 5 ms"),
+            new("the same: p90, p95, share of calls over 5 ms", $"{At(describe, 90):N1} ms, {At(describe, 95):N1} ms, {describe.Count(l => l > 5) * 100.0 / Math.Max(1, describe.Count):N2}%", ""),
             new("coordinator CPU during the run", $"{cpu:N0}% of one core", ""),
             new("coordinator VmRSS after the run", $"{Process.RssKiB(coordinator.ProcessId) / 1024.0:N0} MB", ""),
             new("store on disk", $"{StoreBytes() / 1048576.0:N0} MB", ""),

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using EcsLite.Coordinator.Core;
 using EcsLite.Coordinator.Core.Clusters;
@@ -9,16 +10,18 @@ using Microsoft.Extensions.Options;
 namespace EcsLite.Coordinator.State;
 
 /// <summary>
-/// The one writer of the cluster state. Commands run one at a time against the newest state and their
-/// changes are queued to the store in the same order, so the store's group commit can make many of them
-/// durable at once. Readers see only what is durable: a state is published once its write has committed,
-/// and a caller is answered only after that.
+/// The one writer of the cluster state. Commands run one at a time, on a thread of their own and in the
+/// order they arrive, against the newest state, and their changes are queued to the store in the same
+/// order, so the store's group commit can make many of them durable at once. Readers see only what is
+/// durable: a state is published once its write has committed, and a caller is answered only after that.
 /// </summary>
 public sealed partial class ClusterStateMachine(
     IKeyValueStore store, TimeProvider time, IOptions<CoordinatorOptions> options,
     IHostApplicationLifetime lifetime, ILogger<ClusterStateMachine> logger)
 {
-    private readonly Lock _gate = new();
+    // Callers queue commands and wait without holding a thread: with 16 RunTask callers and 1,000 agents
+    // reporting, waiting on a lock instead spent a seventh of the coordinator's CPU spinning.
+    private readonly BlockingCollection<Action> _commands = StartCommandThread();
     private readonly ArnFormat _arns = new(options.Value.Region, options.Value.AccountId);
     private CoordinatorState _pending = CoordinatorState.Empty;
     private Task _lastCommit = Task.CompletedTask;
@@ -55,11 +58,9 @@ public sealed partial class ClusterStateMachine(
         }
 
         allocated = GC.GetTotalAllocatedBytes() - allocated;
-        lock (_gate)
-        {
-            _pending = state;
-            Volatile.Write(ref _published, new Published(state, _lastSequence));
-        }
+        // No command runs before the load: the services that send them start after it.
+        _pending = state;
+        Volatile.Write(ref _published, new Published(state, _lastSequence));
 
         if (!state.Clusters.ContainsKey(ClusterCommands.DefaultCluster))
         {
@@ -75,25 +76,19 @@ public sealed partial class ClusterStateMachine(
     /// <summary>Runs a command; its changes are durable and visible to readers before this returns.</summary>
     public async Task<T> ApplyAsync<T>(Func<CoordinatorState, CommandContext, Mutation<T>> command, CancellationToken cancellationToken)
     {
-        Task commit;
-        CoordinatorState next;
-        long sequence;
-        Mutation<T> mutation;
-        lock (_gate)
+        var applied = new TaskCompletionSource<(Task Commit, CoordinatorState Next, long Sequence, T Result)>(TaskCreationOptions.RunContinuationsAsynchronously);
+        _commands.Add(() =>
         {
-            mutation = command(_pending, new CommandContext(time.GetUtcNow(), _arns));
-            next = _pending.Apply(mutation.Changes);
-            _pending = next;
-            sequence = mutation.Changes.Count == 0 ? _lastSequence : ++_lastSequence;
-            var ops = mutation.Changes.Select(c => StateKeys.ToOp(c, next)).OfType<TxnOp>().ToList();
-            if (ops.Count > 0)
+            try
             {
-                _lastCommit = store.TxnAsync(Txn.Unconditional(ops), CancellationToken.None);
+                applied.SetResult(Run(command));
             }
-
-            // With nothing to write, the answer (and any in-memory change) still rests on writes in flight.
-            commit = _lastCommit;
-        }
+            catch (Exception e)
+            {
+                applied.SetException(e);
+            }
+        }, CancellationToken.None);
+        var (commit, next, sequence, result) = await applied.Task;
 
         try
         {
@@ -110,7 +105,37 @@ public sealed partial class ClusterStateMachine(
         }
 
         Publish(next, sequence);
-        return mutation.Result;
+        return result;
+    }
+
+    /// <summary>On the command thread: the command against the newest state, its write queued to the store.</summary>
+    private (Task Commit, CoordinatorState Next, long Sequence, T Result) Run<T>(Func<CoordinatorState, CommandContext, Mutation<T>> command)
+    {
+        var mutation = command(_pending, new CommandContext(time.GetUtcNow(), _arns));
+        var next = _pending.Apply(mutation.Changes);
+        _pending = next;
+        var sequence = mutation.Changes.Count == 0 ? _lastSequence : ++_lastSequence;
+        var ops = mutation.Changes.Select(c => StateKeys.ToOp(c, next)).OfType<TxnOp>().ToList();
+        if (ops.Count > 0)
+        {
+            _lastCommit = store.TxnAsync(Txn.Unconditional(ops), CancellationToken.None);
+        }
+
+        // With nothing to write, the answer (and any in-memory change) still rests on writes in flight.
+        return (_lastCommit, next, sequence, mutation.Result);
+    }
+
+    private static BlockingCollection<Action> StartCommandThread()
+    {
+        var commands = new BlockingCollection<Action>();
+        new Thread(() =>
+        {
+            foreach (var command in commands.GetConsumingEnumerable())
+            {
+                command();
+            }
+        }) { IsBackground = true, Name = "cluster commands" }.Start();
+        return commands;
     }
 
     private void Publish(CoordinatorState state, long sequence)
