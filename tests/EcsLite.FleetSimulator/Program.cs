@@ -6,7 +6,7 @@ using EcsLite.Testing;
 //   dotnet run -c Release --project tests/EcsLite.FleetSimulator -- [--agents 1000] [--tasks 100000]
 //     [--callers 16] [--per-call 10] [--service-tasks 30000] [--services 30] [--kill 100]
 //     [--grace-seconds 2] [--idle-seconds 30] [--json FILE] [--coordinator-log FILE]
-// Scenarios, in order: idle, runtask, restart, failover. Prints a table and writes it as JSON.
+// Scenarios, in order: idle, runtask (then DescribeTasks baselines), restart, failover. Prints a table and writes it as JSON.
 if (args.FirstOrDefault() == DescribeReader.Command)
 {
     return await DescribeReader.RunAsync(args[1], args[2], args[3]);
@@ -33,6 +33,7 @@ await Task.Delay(TimeSpan.FromSeconds(5));
 figures.AddRange(await run.IdleAsync(idle));
 Print(figures);
 figures.AddRange(await run.RunTasksAsync(tasks, perCall, callers));
+figures.AddRange(await run.DescribeBaselinesAsync(TimeSpan.FromSeconds(15)));
 Print(figures);
 if (!args.Contains("--no-restart"))
 {

@@ -107,6 +107,34 @@ public sealed class ScaleRun(CoordinatorProcess coordinator, Fleet fleet)
     }
 
     /// <summary>
+    /// Baselines for the DescribeTasks figure, after the run (its tasks stored, no writes): with the cores
+    /// free, then with every core kept busy by a plain shell busy loop. The second is what any load that
+    /// fills both cores costs a reader here, whatever the coordinator does.
+    /// </summary>
+    public async Task<List<Figure>> DescribeBaselinesAsync(TimeSpan each)
+    {
+        var figures = new List<Figure>();
+        foreach (var busy in new[] { false, true })
+        {
+            var loops = busy ? Enumerable.Range(0, Environment.ProcessorCount).Select(_ => TestProcess.Start(["sh", "-c", "while :; do :; done"])).ToList() : [];
+            var reader = DescribeReader.Start(coordinator.Address);
+            reader.Offer(RepliedAt.Keys);
+            await Task.Delay(each);
+            var describe = await reader.StopAsync();
+            foreach (var loop in loops)
+            {
+                await loop.DisposeAsync();
+            }
+
+            figures.Add(new(
+                $"baseline: DescribeTasks, no writes, {(busy ? $"{loops.Count} cores kept busy by shell busy loops" : "cores free")}, {describe.Count:N0} calls",
+                $"{Percentiles(describe)}; {describe.Count(l => l > 5) * 100.0 / Math.Max(1, describe.Count):N2}% over 5 ms", ""));
+        }
+
+        return figures;
+    }
+
+    /// <summary>
     /// Services totalling <paramref name="serviceTasks"/> tasks, then <paramref name="kill"/> agents die:
     /// from their instances marked disconnected to every affected service task RUNNING elsewhere.
     /// </summary>
