@@ -14,9 +14,10 @@ public sealed class LoadingRegion : IDisposable
     /// <summary>Bytes a load allocates per byte of stored records (measured: parsing and the indexes, with room).</summary>
     public const int AllocationPerRecordByte = 8;
 
-    private readonly bool _started;
+    private LoadingRegion(bool started) => Started = started;
 
-    private LoadingRegion(bool started) => _started = started;
+    /// <summary>Whether the runtime granted the region (it need not).</summary>
+    public bool Started { get; }
 
     public static LoadingRegion Begin(long recordBytes)
     {
@@ -32,7 +33,7 @@ public sealed class LoadingRegion : IDisposable
 
     public void Dispose()
     {
-        if (_started && GCSettings.LatencyMode == GCLatencyMode.NoGCRegion)
+        if (Started && GCSettings.LatencyMode == GCLatencyMode.NoGCRegion)
         {
             GC.EndNoGCRegion();
         }
