@@ -79,7 +79,7 @@ public sealed class AgentHousekeepingTests : IAsyncLifetime
         await Eventually.HoldsAsync(async () => !await docker.ExistsAsync($"{_tag}:gone", default), TimeSpan.FromSeconds(30), "the unused image removed");
         Assert.True(await docker.ExistsAsync($"{_tag}:kept", default), "an image a running task uses was removed");
         Assert.True(await docker.ExistsAsync(LocalImages.Busybox, default), "an image this agent never used was removed");
-        await Eventually.HoldsAsync(() => Task.FromResult(_agentA.Output.Contains($"Removed unused image {_tag}:gone", StringComparison.Ordinal)),
+        await Eventually.HoldsAsync(() => _agentA.Output.Contains($"Removed unused image {_tag}:gone", StringComparison.Ordinal),
             TimeSpan.FromSeconds(10), "agent A's log of the removal (not another's)");
 
         // Agent A restarts and is no longer wanted to run anything: it stops and removes only its own.

@@ -377,7 +377,7 @@ public sealed class AgentTaskTests : IAsyncLifetime
         var hellos = _coordinator.Hellos;
         _coordinator.Forget(arns[4]); // no longer wanted: the full set after the restart leaves it out
         _agent.StartAgain();
-        await Eventually.HoldsAsync(() => Task.FromResult(_coordinator.Hellos > hellos), TimeSpan.FromSeconds(30), "the restarted agent's hello");
+        await Eventually.HoldsAsync(() => _coordinator.Hellos > hellos, TimeSpan.FromSeconds(30), "the restarted agent's hello");
 
         // The hello reports all five tasks, running, from what Docker's labels said.
         Assert.Equal(arns.Order(), _coordinator.LastHelloTasks.Select(t => t.TaskArn).Order());

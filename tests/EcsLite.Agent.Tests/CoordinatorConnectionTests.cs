@@ -27,7 +27,7 @@ public sealed class CoordinatorConnectionTests
             }
         }
 
-        await Eventually.HoldsAsync(() => Task.FromResult(arns.All(a => coordinator.Reports(a).LastOrDefault()?.LastStatus == "RUNNING")),
+        await Eventually.HoldsAsync(() => arns.All(a => coordinator.Reports(a).LastOrDefault()?.LastStatus == "RUNNING"),
             TimeSpan.FromSeconds(20), "every task's RUNNING report");
         Assert.All(arns, a => Assert.InRange(coordinator.Reports(a).Count, 1, 2)); // coalesced or not, never more than sent
         await stop.CancelAsync();

@@ -86,7 +86,7 @@ public sealed class DockerRuntimeTests : IAsyncLifetime
         Assert.Equal(137, facts.ExitCode);
 
         // Inspect's flag is set only when containerd's oom event beats its exit event; the oom event itself always comes.
-        await Eventually.HoldsAsync(() => System.Threading.Tasks.Task.FromResult(outOfMemory.GetValueOrDefault(id)), TimeSpan.FromSeconds(10), "Docker's oom event");
+        await Eventually.HoldsAsync(() => outOfMemory.GetValueOrDefault(id), TimeSpan.FromSeconds(10), "Docker's oom event");
         await watching.CancelAsync();
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => events);
     }

@@ -37,16 +37,16 @@ public sealed partial class SystemdNotifyTests : IDisposable
             Assert.DoesNotContain("READY=1", notify.Messages);
 
             await using var coordinator = await CoordinatorProcess.StartListeningAsync(null, $"127.0.0.1:{port}", $"http://127.0.0.1:{port}", null);
-            await Eventually.HoldsAsync(() => Task.FromResult(notify.Messages.Contains("READY=1")), TimeSpan.FromSeconds(35), "READY=1");
+            await Eventually.HoldsAsync(() => notify.Messages.Contains("READY=1"), TimeSpan.FromSeconds(35), "READY=1");
             Assert.True(File.Exists(Path.Combine(dataDir, "instance.json")), "READY=1 arrived before the instance identity was saved");
-            await Eventually.HoldsAsync(() => Task.FromResult(notify.Messages.Any(m => m.StartsWith("STATUS=Joined", StringComparison.Ordinal))), TimeSpan.FromSeconds(5), "STATUS=Joined");
-            await Eventually.HoldsAsync(() => Task.FromResult(notify.Messages.Contains("WATCHDOG=1")), TimeSpan.FromSeconds(5), "WATCHDOG=1");
+            await Eventually.HoldsAsync(() => notify.Messages.Any(m => m.StartsWith("STATUS=Joined", StringComparison.Ordinal)), TimeSpan.FromSeconds(5), "STATUS=Joined");
+            await Eventually.HoldsAsync(() => notify.Messages.Contains("WATCHDOG=1"), TimeSpan.FromSeconds(5), "WATCHDOG=1");
 
             // SIGTERM to the agent itself (the child of the "systemd" shell), as systemd would send it.
             var child = int.Parse(File.ReadAllText($"/proc/{agent.Id}/task/{agent.Id}/children").Trim(), System.Globalization.CultureInfo.InvariantCulture);
             _ = Kill(child, 15);
-            await Eventually.HoldsAsync(() => Task.FromResult(notify.Messages.Contains("STOPPING=1")), TimeSpan.FromSeconds(10), "STOPPING=1");
-            await Eventually.HoldsAsync(() => Task.FromResult(agent.HasExited), TimeSpan.FromSeconds(10), "the agent exiting");
+            await Eventually.HoldsAsync(() => notify.Messages.Contains("STOPPING=1"), TimeSpan.FromSeconds(10), "STOPPING=1");
+            await Eventually.HoldsAsync(() => agent.HasExited, TimeSpan.FromSeconds(10), "the agent exiting");
             Assert.Equal(0, agent.ExitCode);
         }
     }

@@ -26,9 +26,7 @@ internal static class FailoverBenchmark
         var desired = agents * perAgent;
         await using var coordinator = await CoordinatorProcess.StartAsync(null, $"--LostInstanceGrace={grace:c}");
         var ecs = coordinator.Ecs;
-        var root = CoordinatorProcess.TempDirectory("ecslite-failover");
-        var fleet = Enumerable.Range(0, agents).Select(i => new SimulatedAgent(new Uri(coordinator.Address), Path.Combine(root, $"agent-{i}"), $"sim-{i:D2}", 4096, 16384, StartDelay)).ToList();
-        await Task.WhenAll(fleet.Select(a => a.StartAsync()));
+        await using var fleet = await Fleet.StartAsync(new Uri(coordinator.Address), agents, cpu: 4096, memoryMiB: 16384, startDelay: StartDelay);
         await ecs.RegisterTaskDefinitionAsync(new RegisterTaskDefinitionRequest
         {
             Family = "web",
@@ -39,7 +37,7 @@ internal static class FailoverBenchmark
         var baseline = Stopwatch.StartNew();
         var calls = await Task.WhenAll(Enumerable.Range(0, perAgent / 10).Select(_ => ecs.RunTaskAsync(new RunTaskRequest { TaskDefinition = "web", Count = 10 }).ResponseAsync));
         var started = calls.SelectMany(c => c.Tasks).Select(t => t.TaskArn).ToList();
-        await Eventually.HoldsAsync(async () => (await DescribeAsync(ecs, started)).All(t => t.LastStatus == "RUNNING"), TimeSpan.FromMinutes(1), "the baseline's tasks RUNNING");
+        await Eventually.HoldsAsync(async () => (await ecs.DescribeAllTasksAsync(started)).All(t => t.LastStatus == "RUNNING"), TimeSpan.FromMinutes(1), "the baseline's tasks RUNNING");
         var baselineTime = baseline.Elapsed;
         foreach (var arn in started)
         {
@@ -53,7 +51,7 @@ internal static class FailoverBenchmark
         var perTask = new List<double>();
         for (var round = 0; round < rounds; round++)
         {
-            var victim = fleet[round % agents];
+            var victim = fleet.Agents[round % agents];
             var lost = victim.ContainerInstanceArn!;
             var affected = (await ServiceTasksAsync(ecs)).Count(t => t.ContainerInstanceArn == lost);
             await victim.DieAsync();
@@ -84,15 +82,8 @@ internal static class FailoverBenchmark
             ("of which the lost-instance grace", $"{grace.TotalMilliseconds:N0} ms", ""),
         ]);
 
-        foreach (var agent in fleet)
-        {
-            await agent.DisposeAsync();
-        }
-
-        Directory.Delete(root, recursive: true);
         return perRound[^1] < 3000 ? 0 : 1;
     }
-
 
     /// <summary>The service's tasks not yet STOPPED.</summary>
     private static async Task<List<EcsLite.Api.V1.Task>> ServiceTasksAsync(Ecs.EcsClient ecs)
@@ -107,17 +98,6 @@ internal static class FailoverBenchmark
         }
         while (token is not null);
 
-        return [.. (await DescribeAsync(ecs, arns)).Where(t => t.LastStatus != "STOPPED")];
-    }
-
-    private static async Task<List<EcsLite.Api.V1.Task>> DescribeAsync(Ecs.EcsClient ecs, IEnumerable<string> arns)
-    {
-        var tasks = new List<EcsLite.Api.V1.Task>();
-        foreach (var chunk in arns.Chunk(100))
-        {
-            tasks.AddRange((await ecs.DescribeTasksAsync(new DescribeTasksRequest { Tasks = { chunk } })).Tasks);
-        }
-
-        return tasks;
+        return [.. (await ecs.DescribeAllTasksAsync(arns)).Where(t => t.LastStatus != "STOPPED")];
     }
 }

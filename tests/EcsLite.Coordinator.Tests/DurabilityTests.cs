@@ -41,7 +41,7 @@ public class DurabilityTests
         })).ToArray();
 
         // Kill mid-stream: once this many registrations are acknowledged, while the writers keep going.
-        await Eventually.HoldsAsync(() => Task.FromResult(acknowledged.Count >= killAfterAcknowledged), TimeSpan.FromSeconds(60), $"{killAfterAcknowledged} acknowledged registrations");
+        await Eventually.HoldsAsync(() => acknowledged.Count >= killAfterAcknowledged, TimeSpan.FromSeconds(60), $"{killAfterAcknowledged} acknowledged registrations");
         await coordinator.KillAsync();
         stop.Cancel();
         await Task.WhenAll(writers);

@@ -80,19 +80,7 @@ public sealed class ServiceSchedulerTests : IAsyncLifetime
         }
 
         // A task stopped between the two lists is in both: describe it once.
-        arns = [.. arns.Distinct()];
-        if (arns.Count == 0)
-        {
-            return [];
-        }
-
-        var tasks = new List<EcsLite.Api.V1.Task>();
-        foreach (var chunk in arns.Chunk(100))
-        {
-            tasks.AddRange((await Ecs.DescribeTasksAsync(new DescribeTasksRequest { Tasks = { chunk } })).Tasks);
-        }
-
-        return [.. tasks.Where(t => t.LastStatus != "STOPPED")];
+        return [.. (await Ecs.DescribeAllTasksAsync(arns.Distinct())).Where(t => t.LastStatus != "STOPPED")];
     }
 
     private async Task SteadyAsync(int count, string revision, TimeSpan timeout, string name = "web") =>

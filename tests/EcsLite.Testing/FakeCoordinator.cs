@@ -115,7 +115,7 @@ public sealed class FakeCoordinator : IAsyncDisposable
     public async Task<TaskStateChange> WaitForAsync(string taskArn, Func<TaskStateChange, bool> condition, TimeSpan timeout)
     {
         TaskStateChange? found = null;
-        await Eventually.HoldsAsync(() => Task.FromResult((found = Reports(taskArn).LastOrDefault(condition)) is not null), timeout,
+        await Eventually.HoldsAsync(() => (found = Reports(taskArn).LastOrDefault(condition)) is not null, timeout,
             $"a report of {taskArn} matching the condition (reports so far: {string.Join(" | ", Reports(taskArn).Select(r => $"{r.LastStatus}/{r.StopCode}/{r.StoppedReason}"))})");
         return found!;
     }

@@ -37,10 +37,10 @@ public sealed record ContainerFacts(
     IReadOnlyList<(int ContainerPort, int HostPort, string Protocol, string BindIp)> Bindings,
     IReadOnlyDictionary<string, string> Addresses);
 
-/// <summary>A container found by its labels.</summary>
 /// <summary>One Docker event about a container of a task ("die", "oom", "health_status: healthy", ...).</summary>
 public sealed record ContainerEvent(string TaskArn, string ContainerId, string Action);
 
+/// <summary>A container found by its labels.</summary>
 public sealed record OwnedContainer(string ID, IReadOnlyDictionary<string, string> Labels);
 
 /// <summary>

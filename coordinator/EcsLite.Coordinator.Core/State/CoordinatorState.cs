@@ -121,9 +121,7 @@ public sealed record CoordinatorState(
                 : definitions.TryGetValue(definition, out var same) ? same
                 : definitions[definition] = definition;
 
-            tasks[task.Task.TaskArn] = ReferenceEquals(definition, task.TaskDefinition)
-                ? task
-                : new StoredTask { Task = task.Task, TaskDefinition = definition, Cluster = task.Cluster, ClientToken = task.ClientToken };
+            tasks[task.Task.TaskArn] = ReferenceEquals(definition, task.TaskDefinition) ? task : task.With(task.Task, definition);
         }
 
         var byInstance = new Dictionary<string, ImmutableHashSet<string>.Builder>(StringComparer.Ordinal);
@@ -287,6 +285,13 @@ public sealed record TaskDefinitionRemoved(string Family, int Revision) : StateC
 public sealed record ContainerInstancePut(StoredContainerInstance Instance) : StateChange;
 
 public sealed record TaskPut(StoredTask Task) : StateChange;
+
+public static class StoredTasks
+{
+    /// <summary>The stored task with another task object and definition (null: none); nothing else is copied.</summary>
+    public static StoredTask With(this StoredTask stored, Api.V1.Task task, TaskDefinition? definition) =>
+        new() { Task = task, TaskDefinition = definition, Cluster = stored.Cluster, ClientToken = stored.ClientToken };
+}
 
 public sealed record ServicePut(StoredService Service) : StateChange;
 

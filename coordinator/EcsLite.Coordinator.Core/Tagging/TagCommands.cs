@@ -2,8 +2,10 @@ using EcsLite.Api.V1;
 using EcsLite.Coordinator.Core.Clusters;
 using EcsLite.Coordinator.Core.State;
 using EcsLite.Coordinator.Core.TaskDefinitions;
+using EcsLite.Coordinator.Core.Tasks;
 using EcsLite.Coordinator.Core.Validation;
 using EcsLite.Store.V1;
+using Google.Protobuf.Collections;
 
 namespace EcsLite.Coordinator.Core.Tagging;
 
@@ -37,38 +39,37 @@ public static class TagCommands
 
     private static StateChange Update(CoordinatorState state, string arn, Func<IEnumerable<Tag>, List<Tag>> change)
     {
+        static void Retag(RepeatedField<Tag> tags, Func<IEnumerable<Tag>, List<Tag>> change)
+        {
+            var next = change(tags);
+            tags.Clear();
+            tags.Add(next);
+        }
+
         var resource = Find(state, arn);
         if (resource.Cluster is { } cluster)
         {
             var updated = cluster.Clone();
-            var tags = change(cluster.Tags);
-            updated.Tags.Clear();
-            updated.Tags.Add(tags);
+            Retag(updated.Tags, change);
             return new ClusterPut(updated);
         }
 
         if (resource.Task is { } task)
         {
-            var updated = task.Clone();
-            var tags = change(task.Task.Tags);
-            updated.Task.Tags.Clear();
-            updated.Task.Tags.Add(tags);
+            var updated = TaskCommands.Changing(task);
+            Retag(updated.Task.Tags, change);
             return new TaskPut(updated);
         }
 
         if (resource.Service is { } service)
         {
             var updated = service.Clone();
-            var tags = change(service.Service.Tags);
-            updated.Service.Tags.Clear();
-            updated.Service.Tags.Add(tags);
+            Retag(updated.Service.Tags, change);
             return new ServicePut(updated);
         }
 
         var definition = resource.TaskDefinition!.Clone();
-        var newTags = change(resource.TaskDefinition.Tags);
-        definition.Tags.Clear();
-        definition.Tags.Add(newTags);
+        Retag(definition.Tags, change);
         return new TaskDefinitionPut(definition);
     }
 

@@ -353,8 +353,7 @@ public static class TaskCommands
     /// A copy of the task to change. Its definition is shared, not copied: definitions in the state are
     /// never changed, and every report would otherwise copy one (100,000 tasks, 200,000 reports).
     /// </summary>
-    public static StoredTask Changing(StoredTask stored) =>
-        new() { Task = stored.Task.Clone(), TaskDefinition = stored.TaskDefinition, Cluster = stored.Cluster, ClientToken = stored.ClientToken };
+    public static StoredTask Changing(StoredTask stored) => stored.With(stored.Task.Clone(), stored.TaskDefinition);
 
     /// <summary>What the instance's agent should run: every task there not yet STOPPED, with its definition.</summary>
     public static IEnumerable<DesiredTask> DesiredFor(CoordinatorState state, string containerInstanceArn) =>

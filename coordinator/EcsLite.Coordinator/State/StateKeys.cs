@@ -37,7 +37,7 @@ public static class StateKeys
         AgentConnectionChanged => null,
         TaskPut put => new PutOp(
             $"{Tasks}{put.Task.Cluster}/{put.Task.Task.TaskArn.Split('/')[^1]}",
-            (state.RunsRegistered(put.Task) ? new StoredTask { Task = put.Task.Task, Cluster = put.Task.Cluster, ClientToken = put.Task.ClientToken } : put.Task).ToByteArray()),
+            (state.RunsRegistered(put.Task) ? put.Task.With(put.Task.Task, null) : put.Task).ToByteArray()),
         TaskRemoved removed => new DeleteOp($"{Tasks}{removed.Cluster}/{removed.TaskArn.Split('/')[^1]}"),
         ServicePut put => new PutOp($"{Services}{put.Service.Cluster}/{put.Service.Service.ServiceName}", put.Service.ToByteArray()),
         ClusterPut put => new PutOp(Clusters + put.Cluster.ClusterName, put.Cluster.ToByteArray()),
