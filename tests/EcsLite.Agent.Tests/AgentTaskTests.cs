@@ -175,12 +175,15 @@ public sealed class AgentTaskTests : IAsyncLifetime
     {
         var definition = Definition($$"""
             { "family": "memory-hog", "containerDefinitions": [{ "name": "hog", "image": "{{LocalImages.Busybox}}", "memory": 16,
-              "command": ["dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"] }] }
+              "command": ["sh", "-c", "sleep 1; exec dd if=/dev/zero of=/dev/null bs=64M count=1"] }] }
             """);
         var arn = NewTaskArn();
         await _coordinator.WantAsync(arn, "RUNNING", definition);
 
-        // containerd may send its oom event after the exit: the agent then reports the reason in a second report.
+        // The hog allocates a moment after it starts: containerd's shim watches a container's memory cgroup
+        // only once its process runs, so a kill in the first milliseconds is known to no one (Docker, ECS's
+        // agent, this one) as more than a SIGKILL. containerd may send its oom event after the exit: the
+        // agent then gives the reason in a second report.
         var stopped = await _coordinator.WaitForAsync(arn, r => r.LastStatus == "STOPPED" && r.Containers[0].Reason.StartsWith("OutOfMemoryError", StringComparison.Ordinal),
             TimeSpan.FromSeconds(60));
         var hog = Assert.Single(stopped.Containers);

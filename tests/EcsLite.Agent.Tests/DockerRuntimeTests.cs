@@ -66,8 +66,9 @@ public sealed class DockerRuntimeTests : IAsyncLifetime
             Name = "hog",
             Image = LocalImages.Busybox,
             Memory = 16,
-            // dd itself is the container's main process, so the kernel's OOM kill ends the container.
-            Command = { "dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1" },
+            // dd becomes the container's main process, so the kernel's OOM kill ends the container; it starts a
+            // moment late because containerd begins watching for OOM only once the container's process runs.
+            Command = { "sh", "-c", "sleep 1; exec dd if=/dev/zero of=/dev/null bs=64M count=1" },
         };
         using var watching = new CancellationTokenSource();
         var outOfMemory = new System.Collections.Concurrent.ConcurrentDictionary<string, bool>();
@@ -89,6 +90,48 @@ public sealed class DockerRuntimeTests : IAsyncLifetime
         await Eventually.HoldsAsync(() => outOfMemory.GetValueOrDefault(id), TimeSpan.FromSeconds(10), "Docker's oom event");
         await watching.CancelAsync();
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => events);
+    }
+
+    [Fact]
+    public async Task Events_are_replayed_from_the_moment_asked_for_to_the_nanosecond()
+    {
+        // How the agent's watch reopens without a gap: from the last event it saw, which it then sees again, and nothing older.
+        var before = DateTimeOffset.UtcNow;
+        var first = await RunAsync(Task(new TaskDefinition { Family = "events" }), new ContainerDefinition { Name = "first", Image = LocalImages.Busybox, Memory = 16, Command = { "true" } });
+        await Eventually.HoldsAsync(async () => !(await _docker.InspectAsync(first, default)).Running, TimeSpan.FromSeconds(20), "the first container ending");
+
+        var firstEvents = await EventsAsync(before, e => e.ContainerId == first && e.Action == "die");
+        var die = firstEvents.Last();
+        Assert.Contains(firstEvents, e => e.ContainerId == first && e.Action == "start");
+
+        var second = await RunAsync(Task(new TaskDefinition { Family = "events" }), new ContainerDefinition { Name = "second", Image = LocalImages.Busybox, Memory = 16, Command = { "true" } });
+        var fromDie = await EventsAsync(die.Time, e => e.ContainerId == second && e.Action == "die");
+        Assert.Equal(("die", first), (fromDie[0].Action, fromDie[0].ContainerId));
+        Assert.DoesNotContain(fromDie, e => e.ContainerId == first && e.Action != "die");
+    }
+
+    /// <summary>The events from <paramref name="since"/> on, up to the first that <paramref name="last"/> matches.</summary>
+    private async Task<List<ContainerEvent>> EventsAsync(DateTimeOffset since, Func<ContainerEvent, bool> last)
+    {
+        var seen = new List<ContainerEvent>();
+        using var watching = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        try
+        {
+            await _docker.WatchAsync(_instance, e =>
+            {
+                seen.Add(e);
+                if (last(e))
+                {
+                    watching.Cancel();
+                }
+            }, watching.Token, since);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+
+        Assert.Contains(seen, e => last(e));
+        return seen;
     }
 
     [Fact]

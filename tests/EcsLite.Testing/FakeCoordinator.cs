@@ -115,8 +115,18 @@ public sealed class FakeCoordinator : IAsyncDisposable
     public async Task<TaskStateChange> WaitForAsync(string taskArn, Func<TaskStateChange, bool> condition, TimeSpan timeout)
     {
         TaskStateChange? found = null;
-        await Eventually.HoldsAsync(() => (found = Reports(taskArn).LastOrDefault(condition)) is not null, timeout,
-            $"a report of {taskArn} matching the condition (reports so far: {string.Join(" | ", Reports(taskArn).Select(r => $"{r.LastStatus}/{r.StopCode}/{r.StoppedReason}"))})");
+        try
+        {
+            await Eventually.HoldsAsync(() => (found = Reports(taskArn).LastOrDefault(condition)) is not null, timeout, $"a report of {taskArn} matching the condition");
+        }
+        catch (TimeoutException e)
+        {
+            // The reports as they are at the deadline, with each container's status, exit code and reason.
+            var reports = Reports(taskArn).Select(r => $"{r.LastStatus}/{r.StopCode}/{r.StoppedReason} ["
+                + string.Join(", ", r.Containers.Select(c => $"{c.ContainerName}: {c.LastStatus} {(c.HasExitCode ? $"{c.ExitCode}" : "-")} {c.Reason}")) + "]");
+            throw new TimeoutException($"{e.Message}; reports: {string.Join(" | ", reports)}", e);
+        }
+
         return found!;
     }
 

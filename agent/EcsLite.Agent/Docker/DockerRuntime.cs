@@ -37,8 +37,8 @@ public sealed record ContainerFacts(
     IReadOnlyList<(int ContainerPort, int HostPort, string Protocol, string BindIp)> Bindings,
     IReadOnlyDictionary<string, string> Addresses);
 
-/// <summary>One Docker event about a container of a task ("die", "oom", "health_status: healthy", ...).</summary>
-public sealed record ContainerEvent(string TaskArn, string ContainerId, string Action);
+/// <summary>One Docker event about a container of a task ("die", "oom", "health_status: healthy", ...), with when Docker logged it.</summary>
+public sealed record ContainerEvent(string TaskArn, string ContainerId, string Action, DateTimeOffset Time);
 
 /// <summary>A container found by its labels.</summary>
 public sealed record OwnedContainer(string ID, IReadOnlyDictionary<string, string> Labels);
@@ -314,12 +314,15 @@ public sealed class DockerRuntime(HttpClient http) : IDisposable
 
     /// <summary>
     /// Docker's events for this instance's containers (start, die, oom, health_status, ...) as they
-    /// happen (and, with <paramref name="since"/>, those from then on), each passed on with the
-    /// container's task ARN; returns when the stream ends.
+    /// happen (and, with <paramref name="since"/>, those Docker still holds from that moment on), each
+    /// passed on with the container's task ARN; returns when the stream ends.
     /// </summary>
     public async Task WatchAsync(string containerInstanceArn, Action<ContainerEvent> changed, CancellationToken cancellationToken, DateTimeOffset? since = null)
     {
-        var from = since is { } at ? $"&since={at.ToUnixTimeSeconds().ToString(CultureInfo.InvariantCulture)}" : "";
+        // Docker reads since as seconds.nanoseconds.
+        var from = since is { } at
+            ? string.Create(CultureInfo.InvariantCulture, $"&since={at.ToUnixTimeSeconds()}.{(at.UtcTicks % TimeSpan.TicksPerSecond) * 100:D9}")
+            : "";
         using var response = await SendAsync(HttpMethod.Get, $"events?filters={Filters(("type", "container"), ("label", $"{ContainerSpec.InstanceLabel}={containerInstanceArn}"))}{from}",
             null, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
         using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(cancellationToken));
@@ -334,7 +337,10 @@ public sealed class DockerRuntime(HttpClient http) : IDisposable
             if (message.RootElement.TryGetProperty("Actor", out var actor) && actor.TryGetProperty("Attributes", out var attributes)
                 && Text(attributes, ContainerSpec.TaskArnLabel) is { } taskArn)
             {
-                changed(new ContainerEvent(taskArn, Text(message.RootElement, "id") ?? "", Text(message.RootElement, "Action") ?? ""));
+                var time = message.RootElement.TryGetProperty("timeNano", out var nanos) && nanos.TryGetInt64(out var n)
+                    ? DateTimeOffset.UnixEpoch.AddTicks(n / 100)
+                    : DateTimeOffset.UtcNow;
+                changed(new ContainerEvent(taskArn, Text(message.RootElement, "id") ?? "", Text(message.RootElement, "Action") ?? "", time));
             }
         }
     }

@@ -107,10 +107,14 @@ public sealed partial class TaskEngine(DockerRuntime docker, TaskStore store, Ag
 
     /// <summary>
     /// One Docker event stream for the whole host wakes the supervisor of the task an event is about.
-    /// If the stream breaks (Docker restarted), every supervisor looks again once it is back.
+    /// Each subscription asks Docker for the events since the last one seen (at first, since before any
+    /// container of this engine existed): an oom that happens while the stream is still being opened,
+    /// or is reopened, is replayed rather than lost. If the stream breaks (Docker restarted), every
+    /// supervisor also looks again once it is back.
     /// </summary>
     private async Task WatchAsync(string containerInstanceArn, CancellationToken cancellationToken)
     {
+        var since = time.GetUtcNow();
         var attempt = 0;
         while (!cancellationToken.IsCancellationRequested)
         {
@@ -118,6 +122,7 @@ public sealed partial class TaskEngine(DockerRuntime docker, TaskStore store, Ag
             {
                 var watching = docker.WatchAsync(containerInstanceArn, change =>
                 {
+                    since = change.Time; // a replayed duplicate is harmless: both uses below are idempotent
                     if (_tasks.TryGetValue(change.TaskArn, out var task))
                     {
                         if (change.Action == "oom")
@@ -127,7 +132,7 @@ public sealed partial class TaskEngine(DockerRuntime docker, TaskStore store, Ag
 
                         task.Supervisor.Wake();
                     }
-                }, cancellationToken);
+                }, cancellationToken, since);
                 foreach (var task in _tasks.Values)
                 {
                     task.Supervisor.Wake();
@@ -180,7 +185,9 @@ public sealed partial class TaskEngine(DockerRuntime docker, TaskStore store, Ag
         }
 
         var supervisor = new TaskSupervisor(task, context, docker, settings, time, logger, change => Changed?.Invoke(change), adopted);
-        _tasks[task.TaskArn] = (supervisor, Task.Run(async () =>
+
+        // In the table before it runs: an event about its first container must find it.
+        var run = new Task<Task>(async () =>
         {
             try
             {
@@ -197,7 +204,9 @@ public sealed partial class TaskEngine(DockerRuntime docker, TaskStore store, Ag
             {
                 LogSupervisorFailed(logger, task.TaskArn, e);
             }
-        }));
+        });
+        _tasks[task.TaskArn] = (supervisor, run.Unwrap());
+        run.Start(TaskScheduler.Default);
         // Recorded once the task is in the table, whose images the cleaner never removes.
         foreach (var container in definition.ContainerDefinitions)
         {
