@@ -319,10 +319,7 @@ public sealed class DockerRuntime(HttpClient http) : IDisposable
     /// </summary>
     public async Task WatchAsync(string containerInstanceArn, Action<ContainerEvent> changed, CancellationToken cancellationToken, DateTimeOffset? since = null)
     {
-        // Docker reads since as seconds.nanoseconds.
-        var from = since is { } at
-            ? string.Create(CultureInfo.InvariantCulture, $"&since={at.ToUnixTimeSeconds()}.{(at.UtcTicks % TimeSpan.TicksPerSecond) * 100:D9}")
-            : "";
+        var from = since is { } at ? $"&since={Timestamp(at)}" : "";
         using var response = await SendAsync(HttpMethod.Get, $"events?filters={Filters(("type", "container"), ("label", $"{ContainerSpec.InstanceLabel}={containerInstanceArn}"))}{from}",
             null, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
         using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(cancellationToken));
@@ -355,7 +352,7 @@ public sealed class DockerRuntime(HttpClient http) : IDisposable
         query.Append(CultureInfo.InvariantCulture, $"&tail={(tail is { } lines ? Math.Max(lines, 0).ToString(CultureInfo.InvariantCulture) : "all")}");
         if (since is { } from)
         {
-            query.Append(CultureInfo.InvariantCulture, $"&since={(from.ToUnixTimeMilliseconds() / 1000.0).ToString("0.000", CultureInfo.InvariantCulture)}");
+            query.Append(CultureInfo.InvariantCulture, $"&since={Timestamp(from)}");
         }
 
         var response = await SendAsync(HttpMethod.Get, query.ToString(), null, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
@@ -578,6 +575,10 @@ public sealed class DockerRuntime(HttpClient http) : IDisposable
 
     private static string? Text(JsonElement element, string name) =>
         element.ValueKind == JsonValueKind.Object && element.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.String ? value.GetString() : null;
+
+    /// <summary>A moment as Docker's since parameters read it: seconds.nanoseconds since the epoch.</summary>
+    private static string Timestamp(DateTimeOffset time) =>
+        string.Create(CultureInfo.InvariantCulture, $"{time.ToUnixTimeSeconds()}.{time.UtcTicks % TimeSpan.TicksPerSecond * 100:D9}");
 
     private static (string Name, string Tag) SplitTag(string image)
     {
