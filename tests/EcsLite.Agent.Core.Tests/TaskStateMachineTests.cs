@@ -84,19 +84,74 @@ public class TaskStateMachineTests
     }
 
     [Fact]
-    public void Stopping_stops_dependents_first_and_marks_never_started_containers_stopped()
+    public void Stopping_stops_dependents_first_and_marks_never_created_containers_stopped()
     {
         var task = new TaskState("arn:task", DesiredStatus.Stopped,
         [
             C("db", Running),
             C("app", Running, true, On("db", DependencyCondition.Start)),
-            C("late", Created, false, On("app", DependencyCondition.Start)),
+            C("late", Pulled, false, On("app", DependencyCondition.Start)),
+            C("unsure", Created, false),
         ]);
-        Assert.Equal([new TaskAction.Stop("app"), new TaskAction.MarkStopped("late")], TaskStateMachine.Next(task, Now));
+        Assert.Equal([new TaskAction.Stop("app"), new TaskAction.MarkStopped("late"), new TaskAction.Stop("unsure")], TaskStateMachine.Next(task, Now));
         Assert.Equal("STOPPING", TaskStateMachine.LastStatus(task));
 
-        var afterApp = task with { Containers = [C("db", Running), C("app", Stopped, true, On("db", DependencyCondition.Start)), C("late", Stopped, false)] };
+        var afterApp = task with { Containers = [C("db", Running), C("app", Stopped, true, On("db", DependencyCondition.Start)), C("late", Stopped, false), C("unsure", Stopped, false)] };
         Assert.Equal([new TaskAction.Stop("db")], TaskStateMachine.Next(afterApp, Now));
+    }
+
+    [Fact]
+    public void VolumesFrom_sources_are_created_first_and_link_targets_are_running_first()
+    {
+        // The ECS agent's datavolume test: a data container, and another mounting its volumes.
+        var data = C("data-volume-source", Pulled, essential: false);
+        var user = C("user", Pulled) with { VolumesFrom = ["data-volume-source"] };
+        Assert.Equal([new TaskAction.Create("data-volume-source")], TaskStateMachine.Next(Task(data, user), Now));
+        Assert.Contains(new TaskAction.Create("user"), TaskStateMachine.Next(Task(data with { Known = Created }, user), Now));
+        Assert.Contains(new TaskAction.Create("user"), TaskStateMachine.Next(Task(data with { Known = Stopped, ExitCode = 0 }, user), Now));
+
+        var db = C("db", Created);
+        var web = C("web", Pulled) with { Links = ["db"] };
+        Assert.Equal([new TaskAction.Start("db")], TaskStateMachine.Next(Task(db, web), Now));
+        Assert.Contains(new TaskAction.Create("web"), TaskStateMachine.Next(Task(db with { Known = Running }, web), Now));
+        var stop = Assert.IsType<TaskAction.StopTask>(Assert.Single(TaskStateMachine.Next(Task(C("db", Stopped, essential: false), web), Now)));
+        Assert.Equal(TaskStateMachine.TaskFailedToStart, stop.StopCode);
+        Assert.Contains("links to 'db'", stop.Reason, StringComparison.Ordinal);
+
+        // Stopping: the linker goes before what it links to.
+        var stopping = new TaskState("t", DesiredStatus.Stopped, [C("db", Running), C("web", Running) with { Links = ["db"] }]);
+        Assert.Equal([new TaskAction.Stop("web")], TaskStateMachine.Next(stopping, Now));
+    }
+
+    [Fact]
+    public void An_awsvpc_task_sets_up_its_network_first_and_releases_it_last()
+    {
+        var task = Task(C("app", None), C("envoy", Pulled)) with { Network = NetworkStatus.None };
+        Assert.Equal([new TaskAction.SetUpNetwork(), new TaskAction.Pull("app")], TaskStateMachine.Next(task, Now));
+        Assert.Equal("PROVISIONING", TaskStateMachine.LastStatus(task));
+        Assert.Contains(new TaskAction.Create("envoy"), TaskStateMachine.Next(task with { Network = NetworkStatus.Ready }, Now));
+
+        var stopped = new TaskState("t", DesiredStatus.Stopped, [C("app", Stopped), C("envoy", Stopped)], NetworkStatus.Ready);
+        Assert.Equal([new TaskAction.ReleaseNetwork()], TaskStateMachine.Next(stopped, Now));
+        Assert.Equal("DEPROVISIONING", TaskStateMachine.LastStatus(stopped));
+        Assert.Equal("STOPPED", TaskStateMachine.LastStatus(stopped with { Network = NetworkStatus.Released }));
+        Assert.Empty(TaskStateMachine.Next(stopped with { Network = NetworkStatus.Released }, Now));
+    }
+
+    [Fact]
+    public void A_lost_network_stops_what_still_runs_in_it_and_is_set_up_again_for_a_restart()
+    {
+        var running = Task(C("app", Running), C("envoy", Running), C("init", Stopped, essential: false)) with { Network = NetworkStatus.Lost };
+        Assert.Equal([new TaskAction.Stop("app"), new TaskAction.Stop("envoy")], TaskStateMachine.Next(running, Now));
+        var stop = Assert.IsType<TaskAction.StopTask>(Assert.Single(TaskStateMachine.Next(Task(new ContainerState("app", true, Stopped, [], 143)) with { Network = NetworkStatus.Lost }, Now)));
+        Assert.Equal(TaskStateMachine.EssentialContainerExited, stop.StopCode);
+
+        // The engine restarted: everything died with it; the policy restarts the container once the namespace is back.
+        var policy = new RestartPolicy(true, new HashSet<int>(), TimeSpan.FromSeconds(60));
+        var died = new ContainerState("app", true, Stopped, [], 143, StartedAt: Now.AddMinutes(-5), RestartPolicy: policy);
+        Assert.Equal([new TaskAction.SetUpNetwork()], TaskStateMachine.Next(Task(died) with { Network = NetworkStatus.Lost }, Now));
+        Assert.Equal([new TaskAction.Restart("app")], TaskStateMachine.Next(Task(died) with { Network = NetworkStatus.Ready }, Now));
+        Assert.True(TaskStateMachine.AwaitingDecision(Task(died)));
     }
 
     [Fact]
@@ -138,7 +193,16 @@ public class TaskStateMachineTests
                 containers.Add(new ContainerState($"c{i}", Essential: i == count - 1, None, dependencies));
             }
 
-            var task = new TaskState("t", DesiredStatus.Running, containers);
+            // Some containers mount an earlier one's volumes; some tasks are awsvpc.
+            for (var i = 1; i < count; i++)
+            {
+                if (random.Next(4) == 0)
+                {
+                    containers[i] = containers[i] with { VolumesFrom = [$"c{random.Next(i)}"] };
+                }
+            }
+
+            var task = new TaskState("t", DesiredStatus.Running, containers, random.Next(2) == 0 ? NetworkStatus.None : NetworkStatus.NotNeeded);
             var stopAt = random.Next(3, 40);
             for (var step = 0; step < 100; step++)
             {
@@ -172,7 +236,17 @@ public class TaskStateMachineTests
                     containers[pull.Container] = containers[pull.Container] with { Known = Pulled };
                     break;
                 case TaskAction.Create create:
+                    Assert.True(task.Network is NetworkStatus.NotNeeded or NetworkStatus.Ready, $"{create.Container} created before the task's network");
+                    Assert.All(containers[create.Container].VolumesFrom ?? [], source => Assert.True(containers[source].Known >= Created, $"{create.Container} created before {source}"));
                     containers[create.Container] = containers[create.Container] with { Known = Created, CreatedAt = Now };
+                    break;
+                case TaskAction.SetUpNetwork:
+                    Assert.Equal(DesiredStatus.Running, task.Desired);
+                    task = task with { Network = NetworkStatus.Ready };
+                    break;
+                case TaskAction.ReleaseNetwork:
+                    Assert.All(containers.Values, c => Assert.Equal(Stopped, c.Known));
+                    task = task with { Network = NetworkStatus.Released };
                     break;
                 case TaskAction.Start start:
                     Assert.Equal(DesiredStatus.Running, task.Desired);
@@ -226,6 +300,6 @@ public class TaskStateMachineTests
             }
         }
 
-        return task with { Containers = [.. task.Containers.Select(c => containers[c.Name])] };
+        return task with { Containers = [.. task.Containers.Select(c => containers[c.Name])], Network = task.Network };
     }
 }
