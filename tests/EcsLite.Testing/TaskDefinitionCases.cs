@@ -103,6 +103,16 @@ public static class TaskDefinitionCases
             C(t, 0)["dependsOn"] = new JsonArray(new JsonObject { ["containerName"] = "sidecar", ["condition"] = "HEALTHY" })),
         Case("volumesFrom a container that does not exist", Client, "containerDefinitions[1].volumesFrom[0].sourceContainer", t =>
             C(t, 1)["volumesFrom"] = new JsonArray(new JsonObject { ["sourceContainer"] = "db" })),
+        Case("volumesFrom and dependsOn in a cycle", Client, "containerDefinitions[1].volumesFrom[0].sourceContainer", t =>
+        {
+            C(t, 0)["dependsOn"] = new JsonArray(new JsonObject { ["containerName"] = "sidecar", ["condition"] = "START" });
+            C(t, 1)["volumesFrom"] = new JsonArray(new JsonObject { ["sourceContainer"] = "web" });
+        }),
+        Case("links in a cycle", Client, "containerDefinitions[1].links[0]", t =>
+        {
+            C(t, 0)["links"] = new JsonArray("sidecar");
+            C(t, 1)["links"] = new JsonArray("web:app");
+        }),
         Case("mountPoint of an undeclared volume", Client, "containerDefinitions[0].mountPoints[0].sourceVolume", t =>
             C(t, 0)["mountPoints"] = new JsonArray(new JsonObject { ["sourceVolume"] = "logs", ["containerPath"] = "/var/log" })),
         Case("health check interval below 5 s", Client, "containerDefinitions[0].healthCheck.interval", t =>

@@ -61,6 +61,8 @@ public static partial class TaskDefinitionValidator
             cpuSum += container.Cpu;
         }
 
+        ValidateStartOrder(containers);
+
         if (size.Cpu is { } taskCpu && cpuSum > taskCpu)
         {
             throw EcsException.Client("containerDefinitions", $"the containers' cpu adds up to {cpuSum} units, more than the task's cpu ({taskCpu}).");
@@ -346,6 +348,51 @@ public static partial class TaskDefinitionValidator
                 throw EcsException.Client($"{path}.volumesFrom[{j}].sourceContainer", $"'{source}' is not another container of this task definition.");
             }
         }
+    }
+
+    /// <summary>
+    /// dependsOn, volumesFrom and links all order a task's containers (the agent creates or starts what a
+    /// container needs first), so together they must not form a cycle: no order could satisfy it.
+    /// </summary>
+    private static void ValidateStartOrder(IList<ContainerDefinition> containers)
+    {
+        var needs = containers.ToDictionary(c => c.Name, c => Needs(c).ToList(), StringComparer.Ordinal);
+        var done = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var start in containers)
+        {
+            // Depth-first without recursion, keeping the path: at most 10 containers, each needing a few.
+            var path = new List<(string Name, int Next)> { (start.Name, 0) };
+            while (path.Count > 0 && !done.Contains(start.Name))
+            {
+                var (name, next) = path[^1];
+                if (next == needs[name].Count)
+                {
+                    done.Add(name);
+                    path.RemoveAt(path.Count - 1);
+                    continue;
+                }
+
+                path[^1] = (name, next + 1);
+                var (target, field) = needs[name][next];
+                if (path.Any(p => p.Name == target))
+                {
+                    var cycle = path.SkipWhile(p => p.Name != target).Select(p => p.Name).Append(target);
+                    var index = containers.IndexOf(containers.First(c => c.Name == name));
+                    throw EcsException.Client($"containerDefinitions[{index}].{field}",
+                        $"the containers' dependsOn, volumesFrom and links form a cycle ({string.Join(" -> ", cycle)}), so no container could start first.");
+                }
+
+                if (!done.Contains(target) && needs.ContainsKey(target))
+                {
+                    path.Add((target, 0));
+                }
+            }
+        }
+
+        static IEnumerable<(string Target, string Field)> Needs(ContainerDefinition c) =>
+            c.DependsOn.Select((d, j) => (d.ContainerName, $"dependsOn[{j}].containerName"))
+                .Concat(c.VolumesFrom.Select((v, j) => (v.SourceContainer, $"volumesFrom[{j}].sourceContainer")))
+                .Concat(c.Links.Select((l, j) => (l.Split(':', 2)[0], $"links[{j}]")));
     }
 
     private static void ValidateMounts(ContainerDefinition container, string path, HashSet<string> names, HashSet<string> volumes)
