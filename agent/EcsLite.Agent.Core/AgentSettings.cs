@@ -57,6 +57,18 @@ public sealed record AgentSettings
     /// <summary>ECS_NUM_IMAGES_DELETE_PER_CYCLE: at most this many images go per cleanup.</summary>
     public int ImagesDeletedPerCycle { get; init; } = 5;
 
+    /// <summary>ECS_IMAGE_PULL_TIMEOUT: how long one pull may take before it is tried again (ECS: 2h).</summary>
+    public TimeSpan ImagePullTimeout { get; init; } = TimeSpan.FromHours(2);
+
+    /// <summary>ECS_CONTAINER_CREATE_TIMEOUT: how long the engine may take to create a container (ECS: 4m).</summary>
+    public TimeSpan ContainerCreateTimeout { get; init; } = TimeSpan.FromMinutes(4);
+
+    /// <summary>ECS_CONTAINER_START_TIMEOUT: how long the engine may take to start a container (ECS: 3m).</summary>
+    public TimeSpan ContainerStartTimeout { get; init; } = TimeSpan.FromMinutes(3);
+
+    /// <summary>DOCKER_HOST: the engine's API endpoint (unix:///var/run/docker.sock).</summary>
+    public string DockerEndpoint { get; init; } = "unix:///var/run/docker.sock";
+
     /// <summary>ECSLITE_HOST_PORT_ADDRESS: the host address tasks' ports are published on (ECS: all addresses).</summary>
     public string HostPortAddress { get; init; } = "0.0.0.0";
 
@@ -72,7 +84,7 @@ public sealed record AgentSettings
         var values = new Dictionary<string, string>(file, StringComparer.Ordinal);
         foreach (var (key, value) in environment)
         {
-            if (key.StartsWith("ECS_", StringComparison.Ordinal) || key.StartsWith("ECSLITE_", StringComparison.Ordinal))
+            if (key.StartsWith("ECS_", StringComparison.Ordinal) || key.StartsWith("ECSLITE_", StringComparison.Ordinal) || key == "DOCKER_HOST")
             {
                 values[key] = value;
             }
@@ -187,6 +199,31 @@ public sealed record AgentSettings
             };
         }
 
+        if (values.TryGetValue("ECS_IMAGE_PULL_TIMEOUT", out var pullTimeout))
+        {
+            settings = settings with { ImagePullTimeout = Positive(GoDuration.Parse(pullTimeout, "ECS_IMAGE_PULL_TIMEOUT"), "ECS_IMAGE_PULL_TIMEOUT") };
+        }
+
+        if (values.TryGetValue("ECS_CONTAINER_CREATE_TIMEOUT", out var createTimeout))
+        {
+            settings = settings with { ContainerCreateTimeout = Positive(GoDuration.Parse(createTimeout, "ECS_CONTAINER_CREATE_TIMEOUT"), "ECS_CONTAINER_CREATE_TIMEOUT") };
+        }
+
+        if (values.TryGetValue("ECS_CONTAINER_START_TIMEOUT", out var startTimeout))
+        {
+            settings = settings with { ContainerStartTimeout = Positive(GoDuration.Parse(startTimeout, "ECS_CONTAINER_START_TIMEOUT"), "ECS_CONTAINER_START_TIMEOUT") };
+        }
+
+        if (values.TryGetValue("DOCKER_HOST", out var dockerHost))
+        {
+            settings = settings with
+            {
+                DockerEndpoint = Uri.TryCreate(dockerHost, UriKind.Absolute, out var endpoint) && endpoint.Scheme is "unix" or "tcp" or "http"
+                    ? dockerHost
+                    : throw new FormatException($"DOCKER_HOST '{dockerHost}' is not unix:///path/to/docker.sock or tcp://host:port"),
+            };
+        }
+
         if (values.TryGetValue("ECSLITE_HOST_PORT_ADDRESS", out var address))
         {
             settings = settings with { HostPortAddress = System.Net.IPAddress.TryParse(address, out _) ? address : throw new FormatException($"ECSLITE_HOST_PORT_ADDRESS '{address}' is not an IP address") };
@@ -194,6 +231,9 @@ public sealed record AgentSettings
 
         return settings;
     }
+
+    private static TimeSpan Positive(TimeSpan value, string name) =>
+        value > TimeSpan.Zero ? value : throw new FormatException($"{name} must be longer than 0");
 
     /// <summary>KEY=VALUE lines as in ECS's /etc/ecs/ecs.config; '#' starts a comment; values may be quoted.</summary>
     public static Dictionary<string, string> ParseConfigFile(string text)

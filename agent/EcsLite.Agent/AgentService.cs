@@ -94,7 +94,7 @@ public sealed partial class AgentService : IHostedService, IAgentRuntime
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
     private TaskEngine CreateEngine()
     {
-        var engine = new TaskEngine(DockerRuntime.Connect(), _store, _settings, _time, _logger);
+        var engine = new TaskEngine(DockerRuntime.Connect(_settings.DockerEndpoint), _store, _settings, _time, _logger);
         engine.Changed += change => _connection.Report(change);
         return engine;
     }

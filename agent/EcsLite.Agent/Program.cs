@@ -13,7 +13,9 @@ const string Usage = """
 
     Also read from the config file or the environment, as the ECS agent names them:
       ECS_RESERVED_MEMORY, ECS_RESERVED_PORTS, ECS_RESERVED_PORTS_UDP, ECS_INSTANCE_ATTRIBUTES,
-      ECS_LOGLEVEL, ECS_CONTAINER_STOP_TIMEOUT, ECS_ENGINE_TASK_CLEANUP_WAIT_DURATION, ECS_IMAGE_PULL_BEHAVIOR
+      ECS_LOGLEVEL, ECS_CONTAINER_STOP_TIMEOUT, ECS_ENGINE_TASK_CLEANUP_WAIT_DURATION, ECS_IMAGE_PULL_BEHAVIOR,
+      ECS_IMAGE_PULL_TIMEOUT, ECS_CONTAINER_CREATE_TIMEOUT, ECS_CONTAINER_START_TIMEOUT, DOCKER_HOST
+      (the full list, with defaults, is in docs/configuration.md)
     """;
 
 if (args.Contains("--help") || args.Contains("-h"))

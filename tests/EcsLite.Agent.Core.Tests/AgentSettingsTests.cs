@@ -19,6 +19,9 @@ public class AgentSettingsTests
         Assert.Equal(TimeSpan.FromHours(1), settings.ImageMinimumCleanupAge);
         Assert.Equal(5, settings.ImagesDeletedPerCycle);
         Assert.Equal([new Uri("http://127.0.0.1:7430")], settings.Coordinators);
+        Assert.Equal((TimeSpan.FromHours(2), TimeSpan.FromMinutes(4), TimeSpan.FromMinutes(3)),
+            (settings.ImagePullTimeout, settings.ContainerCreateTimeout, settings.ContainerStartTimeout));
+        Assert.Equal("unix:///var/run/docker.sock", settings.DockerEndpoint);
     }
 
     [Fact]
@@ -39,9 +42,12 @@ public class AgentSettingsTests
             ECS_IMAGE_CLEANUP_INTERVAL=2h
             ECS_IMAGE_MINIMUM_CLEANUP_AGE=45m
             ECS_NUM_IMAGES_DELETE_PER_CYCLE=9
+            ECS_IMAGE_PULL_TIMEOUT=10m
+            ECS_CONTAINER_CREATE_TIMEOUT=1m
+            ECS_CONTAINER_START_TIMEOUT=45s
             ECSLITE_COORDINATOR=10.0.0.1:7430, http://10.0.0.2:7430
             """);
-        var environment = new Dictionary<string, string> { ["ECS_CLUSTER"] = "from-env", ["PATH"] = "/bin" };
+        var environment = new Dictionary<string, string> { ["ECS_CLUSTER"] = "from-env", ["PATH"] = "/bin", ["DOCKER_HOST"] = "unix:///run/podman/podman.sock" };
 
         var fromEnvironment = AgentSettings.From(file, environment, []);
         Assert.Equal("from-env", fromEnvironment.Cluster);
@@ -57,6 +63,9 @@ public class AgentSettingsTests
         Assert.Equal(TimeSpan.FromHours(2), fromEnvironment.ImageCleanupInterval);
         Assert.Equal(TimeSpan.FromMinutes(45), fromEnvironment.ImageMinimumCleanupAge);
         Assert.Equal(9, fromEnvironment.ImagesDeletedPerCycle);
+        Assert.Equal((TimeSpan.FromMinutes(10), TimeSpan.FromMinutes(1), TimeSpan.FromSeconds(45)),
+            (fromEnvironment.ImagePullTimeout, fromEnvironment.ContainerCreateTimeout, fromEnvironment.ContainerStartTimeout));
+        Assert.Equal("unix:///run/podman/podman.sock", fromEnvironment.DockerEndpoint);
         Assert.Equal([new Uri("http://10.0.0.1:7430"), new Uri("http://10.0.0.2:7430")], fromEnvironment.Coordinators);
 
         var fromArgs = AgentSettings.From(file, environment, ["--cluster", "from-args", "--coordinator", "http://a:1", "--coordinator", "b:2", "--data-dir", "/srv/agent"]);
@@ -80,6 +89,9 @@ public class AgentSettingsTests
     [InlineData("ECS_IMAGE_MINIMUM_CLEANUP_AGE", "1 day")]
     [InlineData("ECS_NUM_IMAGES_DELETE_PER_CYCLE", "0")]
     [InlineData("ECSLITE_COORDINATOR", "ftp://x:1")]
+    [InlineData("ECS_CONTAINER_START_TIMEOUT", "0s")]
+    [InlineData("ECS_IMAGE_PULL_TIMEOUT", "forever")]
+    [InlineData("DOCKER_HOST", "/var/run/docker.sock")]
     public void A_bad_value_is_refused_naming_the_variable(string name, string value)
     {
         var error = Assert.Throws<FormatException>(() => AgentSettings.From(None, new Dictionary<string, string> { [name] = value }, []));

@@ -20,10 +20,10 @@ public class ContainerSpecTests
         return Parser.Parse<TaskDefinition>(node.ToJsonString());
     }
 
-    private static TaskContext Context(TaskDefinition definition, string? network = null) => new(
+    private static TaskContext Context(TaskDefinition definition, string? pause = null) => new(
         "arn:aws:ecs:local:000000000000:task/default/0123456789abcdef", definition.Family, 3, "default",
         "arn:aws:ecs:local:000000000000:container-instance/default/abc", definition.HasNetworkMode ? definition.NetworkMode : "bridge",
-        [.. definition.Volumes], "127.0.0.1", network);
+        [.. definition.Volumes], "127.0.0.1", PauseContainerId: pause);
 
     [Fact]
     public void Labels_name_command_environment_and_resources()
@@ -87,11 +87,21 @@ public class ContainerSpecTests
     public void Network_modes_and_log_drivers()
     {
         var seed = Parser.Parse<TaskDefinition>(File.ReadAllText(Path.Combine(RepoPaths.Examples, "fargate-task-definition.json")));
-        var awsvpc = ContainerSpec.Build(Context(seed, "ecs-task-net"), seed.ContainerDefinitions[0]);
-        Assert.Equal("ecs-task-net", awsvpc.HostConfig.NetworkMode);
-        Assert.Equal("80", awsvpc.HostConfig.PortBindings["80/tcp"][0].HostPort);
+        var awsvpc = ContainerSpec.Build(Context(seed, "f00d"), seed.ContainerDefinitions[0]);
+        Assert.Equal("container:f00d", awsvpc.HostConfig.NetworkMode);
+        Assert.Null(awsvpc.HostConfig.PortBindings); // Docker refuses ports on a container joining another's namespace
+        Assert.Null(awsvpc.ExposedPorts);
         Assert.Equal("json-file", awsvpc.HostConfig.LogConfig.Type);
         Assert.Equal(["sh", "-c"], awsvpc.Entrypoint);
+        Assert.Throws<ArgumentException>(() => ContainerSpec.Build(Context(seed), seed.ContainerDefinitions[0]));
+
+        // The pause container holds the namespace: it publishes the task's ports (hostPort = containerPort).
+        var pause = ContainerSpec.Pause(Context(seed), seed.ContainerDefinitions, "ecslite/pause:1");
+        Assert.Equal("bridge", pause.HostConfig.NetworkMode);
+        Assert.Equal("80", pause.HostConfig.PortBindings!["80/tcp"][0].HostPort);
+        Assert.Equal("127.0.0.1", pause.HostConfig.PortBindings["80/tcp"][0].HostIP);
+        Assert.Equal(ContainerSpec.PauseContainerName, pause.Labels![ContainerSpec.ContainerNameLabel]);
+        Assert.Equal("ecs-fargate-task-definition-3-internalecspause-0123456789abcdef", pause.Name);
 
         var exporter = Definition("node-exporter-host.json");
         var host = ContainerSpec.Build(Context(exporter), exporter.ContainerDefinitions[0]);

@@ -146,11 +146,31 @@ public sealed class DockerRuntimeTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task A_pull_that_cannot_succeed_is_reported_in_ECS_words()
+    public async Task A_pull_that_cannot_succeed_may_be_tried_again_but_an_invalid_reference_never()
     {
         // A registry on loopback where nothing listens: the pull fails without leaving this machine.
-        var error = await Assert.ThrowsAsync<CannotPullContainerException>(() => _docker.PullAsync("127.0.0.1:5999/ecslite/missing:1", "default", default));
-        Assert.StartsWith("CannotPullContainerError:", error.Message, StringComparison.Ordinal);
+        var unreachable = await Assert.ThrowsAsync<DockerApiException>(() => _docker.PullAsync("127.0.0.1:5999/ecslite/missing:1", "default", default));
+        Assert.Equal(CallFailure.Transient, DockerErrors.Classify(unreachable));
+
+        // Names ECS's registration rule lets through but the engine refuses: nothing to try again.
+        foreach (var image in new[] { "Ecslite/UPPER:1", "busybox::latest", "busybox:1#2" })
+        {
+            var invalid = await Assert.ThrowsAsync<DockerApiException>(() => _docker.PullAsync(image, "default", default));
+            Assert.Equal(CallFailure.Permanent, DockerErrors.Classify(invalid));
+            Assert.Contains("invalid reference format", invalid.ResponseBody, StringComparison.Ordinal);
+        }
+
         await _docker.PullAsync(LocalImages.Busybox, "prefer-cached", default);
+    }
+
+    [Fact]
+    public async Task An_engine_that_is_not_there_is_told_apart_from_one_that_fails()
+    {
+        using var missing = DockerRuntime.Connect("unix:///run/ecslite-test-no-such-engine.sock");
+        var error = await Assert.ThrowsAnyAsync<Exception>(() => missing.InspectAsync("anything", default));
+        Assert.Equal(CallFailure.EngineUnavailable, DockerErrors.Classify(error));
+
+        var notFound = await Assert.ThrowsAsync<DockerApiException>(() => _docker.InspectAsync("ecslite-no-such-container", default));
+        Assert.Equal(CallFailure.NotFound, DockerErrors.Classify(notFound));
     }
 }

@@ -13,8 +13,8 @@ public sealed record TaskContext(
     string NetworkMode,
     IReadOnlyList<Volume> Volumes,
     string HostPortAddress = "0.0.0.0",
-    string? TaskNetwork = null,
-    string? CgroupParent = null)
+    string? CgroupParent = null,
+    string? PauseContainerId = null)
 {
     /// <summary>The task id: the last part of its ARN.</summary>
     public string TaskId => TaskArn[(TaskArn.LastIndexOf('/') + 1)..];
@@ -34,24 +34,60 @@ public static class ContainerSpec
     public const string RevisionLabel = "com.amazonaws.ecs.task-definition-version";
     public const string InstanceLabel = "ecslite.container-instance-arn";
 
+    /// <summary>The container name ECS gives an awsvpc task's pause container.</summary>
+    public const string PauseContainerName = "~internal~ecs~pause";
+
     private const long MiB = 1024 * 1024;
 
     /// <summary>Docker's container name, as the ECS agent forms it: ecs-FAMILY-REVISION-CONTAINER-TASKID.</summary>
-    public static string Name(TaskContext task, ContainerDefinition container) =>
-        $"ecs-{task.Family}-{task.Revision}-{container.Name}-{task.TaskId}";
+    public static string Name(TaskContext task, ContainerDefinition container) => Name(task, container.Name);
 
-    public static CreateContainerParameters Build(TaskContext task, ContainerDefinition container, IReadOnlyDictionary<string, string>? dockerNames = null)
+    private static string Name(TaskContext task, string container) => $"ecs-{task.Family}-{task.Revision}-{container}-{task.TaskId}";
+
+    /// <summary>
+    /// awsvpc: the container that holds the task's network namespace, which every container of the task
+    /// joins (so they share localhost, as on ECS). It publishes the task's ports (hostPort = containerPort)
+    /// and carries its DNS settings, which Docker allows only on the namespace's owner.
+    /// </summary>
+    public static CreateContainerParameters Pause(TaskContext task, IReadOnlyList<ContainerDefinition> containers, string image)
     {
-        var labels = new Dictionary<string, string>(container.DockerLabels)
+        var mappings = containers.SelectMany(c => c.PortMappings).Where(p => p.HasContainerPort).ToList();
+        var dns = containers.SelectMany(c => c.DnsServers).Distinct().ToList();
+        var search = containers.SelectMany(c => c.DnsSearchDomains).Distinct().ToList();
+        return new CreateContainerParameters
+        {
+            Name = Name(task, "internalecspause"),
+            Image = image,
+            Labels = Labels(task, PauseContainerName, new Dictionary<string, string>()),
+            ExposedPorts = mappings.Select(PortKey).Distinct().ToDictionary(k => k, _ => new EmptyObject()),
+            HostConfig = new HostConfig
+            {
+                NetworkMode = "bridge",
+                PortBindings = mappings.GroupBy(PortKey).ToDictionary(g => g.Key, g => (IList<PortBinding>)
+                    [new PortBinding { HostIP = task.HostPortAddress, HostPort = g.First().ContainerPort.ToString(CultureInfo.InvariantCulture) }]),
+                DNS = dns.Count > 0 ? dns : null,
+                DNSSearch = search.Count > 0 ? search : null,
+                CgroupParent = task.CgroupParent,
+                Memory = 16 * MiB,
+                CPUShares = 2,
+            },
+        };
+    }
+
+    private static Dictionary<string, string> Labels(TaskContext task, string containerName, IDictionary<string, string> dockerLabels) =>
+        new(dockerLabels)
         {
             [TaskArnLabel] = task.TaskArn,
-            [ContainerNameLabel] = container.Name,
+            [ContainerNameLabel] = containerName,
             [ClusterLabel] = task.Cluster,
             [FamilyLabel] = task.Family,
             [RevisionLabel] = task.Revision.ToString(CultureInfo.InvariantCulture),
             [InstanceLabel] = task.ContainerInstanceArn,
         };
 
+    public static CreateContainerParameters Build(TaskContext task, ContainerDefinition container, IReadOnlyDictionary<string, string>? dockerNames = null)
+    {
+        var labels = Labels(task, container.Name, container.DockerLabels);
         var parameters = new CreateContainerParameters
         {
             Name = Name(task, container),
@@ -67,7 +103,8 @@ public static class ContainerSpec
             OpenStdin = container.HasInteractive && container.Interactive,
             NetworkDisabled = container.HasDisableNetworking && container.DisableNetworking,
             Healthcheck = HealthCheck(container.HealthCheck),
-            ExposedPorts = container.PortMappings.Where(p => p.HasContainerPort)
+            // awsvpc: the pause container exposes the task's ports; Docker refuses them on a container joining it.
+            ExposedPorts = task.NetworkMode == "awsvpc" ? null : container.PortMappings.Where(p => p.HasContainerPort)
                 .ToDictionary(p => PortKey(p), _ => new EmptyObject()),
             HostConfig = HostConfig(task, container, dockerNames ?? new Dictionary<string, string>()),
         };
@@ -77,6 +114,7 @@ public static class ContainerSpec
     private static HostConfig HostConfig(TaskContext task, ContainerDefinition container, IReadOnlyDictionary<string, string> dockerNames)
     {
         var linux = container.LinuxParameters;
+        var awsvpc = task.NetworkMode == "awsvpc";
         var host = new HostConfig
         {
             // ECS: cpu units are CPU shares; Docker's minimum is 2.
@@ -85,15 +123,15 @@ public static class ContainerSpec
             MemoryReservation = container.HasMemoryReservation ? container.MemoryReservation * MiB : 0,
             NetworkMode = task.NetworkMode switch
             {
-                "awsvpc" => task.TaskNetwork ?? throw new ArgumentException("awsvpc needs the task's network", nameof(task)),
+                "awsvpc" => $"container:{task.PauseContainerId ?? throw new ArgumentException("awsvpc needs the task's pause container", nameof(task))}",
                 "host" => "host",
                 "none" => "none",
                 _ => "bridge",
             },
             PortBindings = PortBindings(task, container),
             Links = task.NetworkMode == "bridge" ? [.. container.Links.Select(l => Link(l, dockerNames))] : null,
-            DNS = container.DnsServers.Count > 0 ? [.. container.DnsServers] : null,
-            DNSSearch = container.DnsSearchDomains.Count > 0 ? [.. container.DnsSearchDomains] : null,
+            DNS = container.DnsServers.Count > 0 && !awsvpc ? [.. container.DnsServers] : null,
+            DNSSearch = container.DnsSearchDomains.Count > 0 && !awsvpc ? [.. container.DnsSearchDomains] : null,
             ExtraHosts = container.ExtraHosts.Count > 0 ? [.. container.ExtraHosts.Select(h => $"{h.Hostname}:{h.IpAddress}")] : null,
             Ulimits = container.Ulimits.Count > 0 ? [.. container.Ulimits.Select(u => new Ulimit { Name = u.Name, Soft = u.SoftLimit, Hard = u.HardLimit })] : null,
             Privileged = container.HasPrivileged && container.Privileged,
@@ -127,10 +165,10 @@ public static class ContainerSpec
         return host;
     }
 
-    /// <summary>hostPort 0 or absent publishes on an ephemeral port (bridge); awsvpc publishes hostPort = containerPort.</summary>
+    /// <summary>hostPort 0 or absent publishes on an ephemeral port (bridge); awsvpc publishes through the pause container.</summary>
     private static Dictionary<string, IList<PortBinding>>? PortBindings(TaskContext task, ContainerDefinition container)
     {
-        if (task.NetworkMode is "host" or "none" || container.PortMappings.Count == 0)
+        if (task.NetworkMode is "host" or "none" or "awsvpc" || container.PortMappings.Count == 0)
         {
             return null;
         }
@@ -138,7 +176,7 @@ public static class ContainerSpec
         var bindings = new Dictionary<string, IList<PortBinding>>();
         foreach (var mapping in container.PortMappings.Where(p => p.HasContainerPort))
         {
-            var hostPort = task.NetworkMode == "awsvpc" ? mapping.ContainerPort : mapping.HostPort;
+            var hostPort = mapping.HostPort;
             bindings[PortKey(mapping)] =
             [
                 new PortBinding { HostIP = task.HostPortAddress, HostPort = hostPort == 0 ? "" : hostPort.ToString(CultureInfo.InvariantCulture) },

@@ -10,10 +10,6 @@ using Google.Protobuf.WellKnownTypes;
 
 namespace EcsLite.Agent.Docker;
 
-/// <summary>An image could not be pulled; the message starts as ECS's does (CannotPullContainerError:).</summary>
-public sealed class CannotPullContainerException(string image, string detail)
-    : Exception($"CannotPullContainerError: pull image {image}: {detail}");
-
 /// <summary>The Docker engine refused a call; <see cref="ResponseBody"/> is its message.</summary>
 public sealed class DockerApiException(HttpStatusCode statusCode, string responseBody)
     : Exception($"Docker API responded with status code={statusCode}, response={responseBody}")
@@ -47,15 +43,23 @@ public sealed record OwnedContainer(string ID, IReadOnlyDictionary<string, strin
 /// The agent's edge to the Docker engine: Engine API 1.41 over its unix socket, with HTTP/1.1 and
 /// System.Text.Json (documents for answers, source-generated writing for the create body). A client
 /// library that maps every API type by reflection cost the agent about 12 MB of memory once it ran a
-/// task; these are the dozen calls the agent makes.
+/// task; these are the dozen calls the agent makes. Errors come out as the engine gave them
+/// (<see cref="DockerApiException"/>, or the socket's); the task supervisor decides what they mean.
 /// </summary>
-public sealed class DockerRuntime(HttpClient http) : IDisposable
+public sealed class DockerRuntime(HttpClient http) : IContainerRuntime
 {
     public const string DefaultEndpoint = "unix:///var/run/docker.sock";
 
+    /// <param name="endpoint">DOCKER_HOST's form: unix:///path/to/docker.sock, or tcp://host:port.</param>
     public static DockerRuntime Connect(string endpoint = DefaultEndpoint)
     {
-        var socket = new Uri(endpoint).LocalPath;
+        var uri = new Uri(endpoint);
+        if (uri.Scheme is "tcp" or "http")
+        {
+            return new(new HttpClient { BaseAddress = new Uri($"http://{uri.Authority}/v1.41/"), Timeout = Timeout.InfiniteTimeSpan });
+        }
+
+        var socket = uri.LocalPath;
         var handler = new SocketsHttpHandler
         {
             ConnectCallback = async (_, cancellationToken) =>
@@ -72,13 +76,13 @@ public sealed class DockerRuntime(HttpClient http) : IDisposable
                     throw;
                 }
             },
-            PooledConnectionIdleTimeout = TimeSpan.FromSeconds(30),
+            // A connection per call, never reused: an engine shutting down closes its socket to new
+            // connections at once but goes on serving old ones, and a container restarted through one of
+            // those would be killed again by the same shutdown. (A local connect costs microseconds.)
+            PooledConnectionLifetime = TimeSpan.Zero,
         };
         return new(new HttpClient(handler) { BaseAddress = new Uri("http://docker/v1.41/"), Timeout = Timeout.InfiniteTimeSpan });
     }
-
-    public async Task<string> VersionAsync(CancellationToken cancellationToken) =>
-        (await GetJsonAsync("version", cancellationToken)).RootElement.GetProperty("Version").GetString() ?? "";
 
     /// <summary>cgroupfs or systemd: how the engine names the cgroups it makes (and so a cgroup parent).</summary>
     public async Task<string> CgroupDriverAsync(CancellationToken cancellationToken) =>
@@ -90,6 +94,7 @@ public sealed class DockerRuntime(HttpClient http) : IDisposable
     /// </summary>
     public async Task PullAsync(string image, string behavior, CancellationToken cancellationToken)
     {
+        // An invalid reference ("invalid reference format", 400) fails here, before any pull.
         var cached = await ExistsAsync(image, cancellationToken);
         if (cached && behavior is "once" or "prefer-cached")
         {
@@ -112,19 +117,14 @@ public sealed class DockerRuntime(HttpClient http) : IDisposable
                 }
             }
         }
-        catch (Exception e) when (e is DockerApiException or HttpRequestException or IOException or JsonException)
+        catch (Exception e) when (cached && behavior == "default" && e is DockerApiException or HttpRequestException or IOException or JsonException)
         {
-            if (cached && behavior == "default")
-            {
-                return;
-            }
-
-            throw new CannotPullContainerException(image, e is DockerApiException api ? api.ResponseBody.Trim() : e.Message);
+            // ECS's default: a failed pull falls back to the cached copy.
         }
     }
 
     public async Task<bool> ExistsAsync(string image, CancellationToken cancellationToken) =>
-        await TryAsync(() => GetJsonAsync($"images/{image}/json", cancellationToken)) is not null;
+        await TryAsync(() => GetJsonAsync($"images/{PathPart(image)}/json", cancellationToken)) is not null;
 
     /// <summary>Every image a container on the host refers to, by the name it was created with and by id.</summary>
     public async Task<IReadOnlySet<string>> ImagesInUseAsync(CancellationToken cancellationToken)
@@ -141,7 +141,7 @@ public sealed class DockerRuntime(HttpClient http) : IDisposable
     {
         try
         {
-            (await SendAsync(HttpMethod.Delete, $"images/{image}", null, HttpCompletionOption.ResponseContentRead, cancellationToken)).Dispose();
+            (await SendAsync(HttpMethod.Delete, $"images/{PathPart(image)}", null, HttpCompletionOption.ResponseContentRead, cancellationToken)).Dispose();
             return true;
         }
         catch (DockerApiException e) when (e.StatusCode == HttpStatusCode.NotFound)
@@ -233,52 +233,38 @@ public sealed class DockerRuntime(HttpClient http) : IDisposable
     public async Task<IReadOnlyList<OwnedContainer>> ListOwnedAsync(string containerInstanceArn, CancellationToken cancellationToken)
     {
         using var list = await GetJsonAsync($"containers/json?all=true&filters={Filters(("label", $"{ContainerSpec.InstanceLabel}={containerInstanceArn}"))}", cancellationToken);
-        return [.. list.RootElement.EnumerateArray().Select(c => new OwnedContainer(
-            c.GetProperty("Id").GetString()!,
-            c.TryGetProperty("Labels", out var labels) && labels.ValueKind == JsonValueKind.Object
-                ? labels.EnumerateObject().ToDictionary(l => l.Name, l => l.Value.GetString() ?? "", StringComparer.Ordinal)
-                : new Dictionary<string, string>()))];
+        return [.. list.RootElement.EnumerateArray().Select(Owned)];
     }
 
-    /// <summary>A bridge network of the task's own (awsvpc), labelled with the task.</summary>
-    public async Task EnsureNetworkAsync(string name, string taskArn, CancellationToken cancellationToken)
-    {
-        using var existing = await GetJsonAsync($"networks?filters={Filters(("name", name))}", cancellationToken);
-        if (existing.RootElement.EnumerateArray().Any(n => Text(n, "Name") == name))
-        {
-            return;
-        }
+    private static OwnedContainer Owned(JsonElement container) => new(
+        container.GetProperty("Id").GetString()!,
+        container.TryGetProperty("Labels", out var labels) && labels.ValueKind == JsonValueKind.Object
+            ? labels.EnumerateObject().ToDictionary(l => l.Name, l => l.Value.GetString() ?? "", StringComparer.Ordinal)
+            : new Dictionary<string, string>());
 
-        var body = Json(writer =>
-        {
-            writer.WriteString("Name", name);
-            writer.WriteString("Driver", "bridge");
-            writer.WriteStartObject("Labels");
-            writer.WriteString(ContainerSpec.TaskArnLabel, taskArn);
-            writer.WriteEndObject();
-        });
-        (await SendAsync(HttpMethod.Post, "networks/create", body, HttpCompletionOption.ResponseContentRead, cancellationToken)).Dispose();
+    /// <summary>The containers of one task (every container it ever had here, its pause container too).</summary>
+    public async Task<IReadOnlyList<OwnedContainer>> ListTaskContainersAsync(string taskArn, CancellationToken cancellationToken)
+    {
+        using var list = await GetJsonAsync($"containers/json?all=true&filters={Filters(("label", $"{ContainerSpec.TaskArnLabel}={taskArn}"))}", cancellationToken);
+        return [.. list.RootElement.EnumerateArray().Select(Owned)];
     }
 
-    /// <summary>Disconnects the given containers (they may stay, stopped) and removes the network.</summary>
-    public async Task RemoveNetworkAsync(string name, IEnumerable<string> containers, CancellationToken cancellationToken)
+    /// <summary>docker import: an image from a tar of its root file system, with Dockerfile-style changes (CMD, LABEL, ...).</summary>
+    public async Task ImportImageAsync(string repository, string tag, byte[] rootFileSystemTar, IEnumerable<string> changes, CancellationToken cancellationToken)
     {
-        try
+        var query = new StringBuilder($"images/create?fromSrc=-&repo={Uri.EscapeDataString(repository)}&tag={Uri.EscapeDataString(tag)}");
+        foreach (var change in changes)
         {
-            foreach (var id in containers)
-            {
-                var body = Json(writer =>
-                {
-                    writer.WriteString("Container", id);
-                    writer.WriteBoolean("Force", true);
-                });
-                (await SendAsync(HttpMethod.Post, $"networks/{name}/disconnect", body, HttpCompletionOption.ResponseContentRead, cancellationToken)).Dispose();
-            }
-
-            (await SendAsync(HttpMethod.Delete, $"networks/{name}", null, HttpCompletionOption.ResponseContentRead, cancellationToken)).Dispose();
+            query.Append("&changes=").Append(Uri.EscapeDataString(change));
         }
-        catch (DockerApiException e) when (e.StatusCode == HttpStatusCode.NotFound)
+
+        using var request = new HttpRequestMessage(HttpMethod.Post, query.ToString()) { Content = new ByteArrayContent(rootFileSystemTar) };
+        request.Content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/x-tar");
+        using var response = await http.SendAsync(request, cancellationToken);
+        var body = await response.Content.ReadAsStringAsync(cancellationToken);
+        if (!response.IsSuccessStatusCode || body.Contains("\"error\"", StringComparison.Ordinal))
         {
+            throw new DockerApiException(response.IsSuccessStatusCode ? HttpStatusCode.InternalServerError : response.StatusCode, body.Trim());
         }
     }
 
@@ -537,6 +523,10 @@ public sealed class DockerRuntime(HttpClient http) : IDisposable
             return null;
         }
     }
+
+    /// <summary>An image reference in a path: '#', '?', '%' and spaces escaped; '/', ':' and '@' kept, as the engine routes them.</summary>
+    private static string PathPart(string reference) =>
+        Uri.EscapeDataString(reference).Replace("%2F", "/", StringComparison.Ordinal).Replace("%3A", ":", StringComparison.Ordinal).Replace("%40", "@", StringComparison.Ordinal);
 
     /// <summary>Docker's filters query parameter: a JSON map of name to list of values.</summary>
     private static string Filters(params (string Name, string Value)[] filters) => Uri.EscapeDataString(Encoding.UTF8.GetString(Json(writer =>

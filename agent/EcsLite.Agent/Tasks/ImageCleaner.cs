@@ -12,7 +12,7 @@ namespace EcsLite.Agent.Tasks;
 /// directory (images.tsv: last use in Unix ms, a tab, the image), so a restart forgets nothing.
 /// </summary>
 /// <param name="tasksImages">The images of the tasks the agent holds now, containers made or not yet.</param>
-public sealed partial class ImageCleaner(DockerRuntime docker, AgentSettings settings, TimeProvider time, ILogger logger, Func<IEnumerable<string>> tasksImages)
+public sealed partial class ImageCleaner(IContainerRuntime docker, AgentSettings settings, TimeProvider time, ILogger logger, Func<IEnumerable<string>> tasksImages)
 {
     private readonly string _path = Path.Combine(settings.DataDir, "images.tsv");
     private readonly ConcurrentDictionary<string, DateTimeOffset> _lastUsed = Load(Path.Combine(settings.DataDir, "images.tsv"));

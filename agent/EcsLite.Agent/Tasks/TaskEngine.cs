@@ -10,8 +10,10 @@ namespace EcsLite.Agent.Tasks;
 /// This host's tasks: one supervisor per task, started when the coordinator first wants the task and
 /// told when it wants it stopped. A full desired set also stops every task it no longer names.
 /// </summary>
-public sealed partial class TaskEngine(DockerRuntime docker, TaskStore store, AgentSettings settings, TimeProvider time, ILogger logger) : IAsyncDisposable
+public sealed partial class TaskEngine(IContainerRuntime docker, TaskStore store, AgentSettings settings, TimeProvider time, ILogger logger,
+    SupervisorTimings? timings = null) : IAsyncDisposable
 {
+    private readonly SupervisorTimings _timings = timings ?? SupervisorTimings.From(settings);
     private readonly ConcurrentDictionary<string, (TaskSupervisor Supervisor, Task Running)> _tasks = new(StringComparer.Ordinal);
     private readonly CancellationTokenSource _stopping = new();
     private Task? _watching;
@@ -31,7 +33,7 @@ public sealed partial class TaskEngine(DockerRuntime docker, TaskStore store, Ag
     public async Task AdoptAsync(string containerInstanceArn, string cluster, CancellationToken cancellationToken)
     {
         var owned = await docker.ListOwnedAsync(containerInstanceArn, cancellationToken);
-        _cgroupDriver ??= await docker.CgroupDriverAsync(cancellationToken);
+        await LearnCgroupDriverAsync(cancellationToken);
         foreach (var task in store.LoadAll())
         {
             var containers = owned
@@ -45,7 +47,7 @@ public sealed partial class TaskEngine(DockerRuntime docker, TaskStore store, Ag
     {
         if (desired.Tasks.Count > 0)
         {
-            _cgroupDriver ??= await docker.CgroupDriverAsync(cancellationToken);
+            await LearnCgroupDriverAsync(cancellationToken);
         }
 
         foreach (var task in desired.Tasks)
@@ -68,6 +70,29 @@ public sealed partial class TaskEngine(DockerRuntime docker, TaskStore store, Ag
             {
                 known.Supervisor.Desire(DesiredStatus.Stopped, "UserInitiated", "The coordinator no longer wants this task");
             }
+        }
+    }
+
+    /// <summary>
+    /// How the engine names cgroups, needed for the tasks' cgroup parents. An engine that does not answer
+    /// (restarting) must not cost the agent its channel: the answer is learnt on a later task instead.
+    /// </summary>
+    private async Task LearnCgroupDriverAsync(CancellationToken cancellationToken)
+    {
+        if (_cgroupDriver is not null)
+        {
+            return;
+        }
+
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(TimeSpan.FromSeconds(5));
+        try
+        {
+            _cgroupDriver = await docker.CgroupDriverAsync(timeout.Token);
+        }
+        catch (Exception e) when (!cancellationToken.IsCancellationRequested && DockerErrors.Classify(e) is not null)
+        {
+            LogNoCgroupDriver(logger, DockerErrors.Message(e));
         }
     }
 
@@ -178,32 +203,35 @@ public sealed partial class TaskEngine(DockerRuntime docker, TaskStore store, Ag
         }
 
         var context = new TaskContext(task.TaskArn, definition.Family, definition.Revision, cluster, containerInstanceArn, networkMode,
-            [.. definition.Volumes], settings.HostPortAddress, networkMode == "awsvpc" ? $"ecs-task-{taskId}" : null, cgroup?.Parent);
+            [.. definition.Volumes], settings.HostPortAddress, cgroup?.Parent);
         if (adopted is null)
         {
             store.Save(task);
         }
 
-        var supervisor = new TaskSupervisor(task, context, docker, settings, time, logger, change => Changed?.Invoke(change), adopted);
+        var supervisor = new TaskSupervisor(task, context, docker, settings, _timings, time, logger, change => Changed?.Invoke(change), adopted);
 
-        // In the table before it runs: an event about its first container must find it.
+        // In the table before it runs: an event about its first container must find it. The supervisor
+        // ends every failure in a reported state itself; the task leaves the table once cleaned up.
         var run = new Task<Task>(async () =>
         {
             try
             {
                 await supervisor.RunAsync(_stopping.Token);
                 await supervisor.CleanUpAsync(settings.TaskCleanupWaitDuration, _stopping.Token);
-                cgroup?.Remove();
-                store.Remove(task.TaskArn);
-                _tasks.TryRemove(task.TaskArn, out _);
             }
-            catch (OperationCanceledException)
+            catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
             {
+                return; // the agent stops; the task stays, to be adopted on its return
             }
             catch (Exception e)
             {
-                LogSupervisorFailed(logger, task.TaskArn, e);
+                LogCleanupFailed(logger, task.TaskArn, e);
             }
+
+            cgroup?.Remove();
+            store.Remove(task.TaskArn);
+            _tasks.TryRemove(task.TaskArn, out _);
         });
         _tasks[task.TaskArn] = (supervisor, run.Unwrap());
         run.Start(TaskScheduler.Default);
@@ -238,6 +266,9 @@ public sealed partial class TaskEngine(DockerRuntime docker, TaskStore store, Ag
     [LoggerMessage(Level = LogLevel.Information, Message = "Task {TaskArn} adopted after a restart, with its {Containers} containers")]
     private static partial void LogAdopted(ILogger logger, string taskArn, int containers);
 
-    [LoggerMessage(Level = LogLevel.Error, Message = "The supervisor of task {TaskArn} failed")]
-    private static partial void LogSupervisorFailed(ILogger logger, string taskArn, Exception exception);
+    [LoggerMessage(Level = LogLevel.Error, Message = "Task {TaskArn} could not be cleaned up")]
+    private static partial void LogCleanupFailed(ILogger logger, string taskArn, Exception exception);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "The Docker engine did not say its cgroup driver ({Reason}); assuming cgroupfs for now")]
+    private static partial void LogNoCgroupDriver(ILogger logger, string reason);
 }

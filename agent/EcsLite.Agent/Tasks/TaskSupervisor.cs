@@ -1,3 +1,5 @@
+using System.Collections.Immutable;
+using System.Threading.Channels;
 using EcsLite.Agent.Core;
 using EcsLite.Agent.Core.Tasks;
 using EcsLite.Agent.Docker;
@@ -9,55 +11,75 @@ using TaskState = EcsLite.Agent.Core.Tasks.TaskState;
 namespace EcsLite.Agent.Tasks;
 
 /// <summary>
-/// The one owner of a task's state on this host: asks the core state machine what to do next, does it
-/// through Docker, reads back what Docker says, and reports every change. Runs until the task is STOPPED.
+/// The one owner of a task's state on this host (the ECS agent's managedTask): asks the core state
+/// machine what to do next, does it through the container runtime, reads back what the runtime says,
+/// and reports every change. Others reach it only through its inbox (desired status, engine events,
+/// OOM notes) and read only the immutable view it publishes. Every way a call can fail ends in a
+/// state: transient failures are tried again within bounds, then the task stops with ECS's stop code
+/// and reason; an exception nobody foresaw stops the task too. Runs until the task is STOPPED.
 /// </summary>
 public sealed partial class TaskSupervisor
 {
-    // Docker's events wake the supervisor at once; the poll only covers events missed while the
-    // event stream reconnects.
-    private static readonly TimeSpan PollInterval = TimeSpan.FromSeconds(5);
     private const int MaxPassesWithoutWaiting = 16;
+    private const int MaxReasonLength = 1024;
     private const string OutOfMemoryReason = "OutOfMemoryError: Container killed due to memory usage";
 
-    private readonly DockerRuntime _docker;
+    private readonly IContainerRuntime _docker;
     private readonly AgentSettings _settings;
+    private readonly SupervisorTimings _timings;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly TaskDefinition _definition;
     private readonly TaskContext _context;
     private readonly Action<TaskStateChange> _report;
-    private readonly SemaphoreSlim _wake = new(0);
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, string> _runtimeIds = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, ContainerFacts> _facts = new(StringComparer.Ordinal);
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, bool> _outOfMemory = new(StringComparer.Ordinal);
+    private readonly IReadOnlyDictionary<string, string>? _adopted;
+    private readonly Random _jitter = new();
+
+    // The only way in from other threads.
+    private readonly Channel<Signal> _inbox = Channel.CreateUnbounded<Signal>(new UnboundedChannelOptions { SingleReader = true });
+    private int _wakeQueued;
+
+    // Cancelled by a stop: a pull, create or start in progress (or waiting to be tried again) gives up at once.
+    private readonly CancellationTokenSource _stopWanted = new();
+
+    // Owned by the loop alone.
     private TaskState _state;
     private string _stopCode = "";
     private string _stoppedReason = "";
     private DateTimeOffset? _pullStartedAt, _pullStoppedAt, _startedAt, _stoppingAt, _stoppedAt;
-    private TaskStateChange? _lastReported;
+    private readonly Dictionary<string, string> _runtimeIds = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, ContainerFacts> _facts = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, int> _inspectFailures = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _outOfMemory = new(StringComparer.Ordinal);
+    private string? _pauseId;
+    private ContainerFacts? _pauseFacts;
 
-    private readonly IReadOnlyDictionary<string, string>? _adopted;
+    // What others read: replaced whole, never changed.
+    private volatile View _view;
 
     /// <param name="adopted">Containers (by name) that already exist for this task, after an agent restart.</param>
-    public TaskSupervisor(DesiredTask desired, TaskContext context, DockerRuntime docker, AgentSettings settings, TimeProvider time, ILogger logger,
-        Action<TaskStateChange> report, IReadOnlyDictionary<string, string>? adopted = null)
+    public TaskSupervisor(DesiredTask desired, TaskContext context, IContainerRuntime docker, AgentSettings settings, SupervisorTimings timings,
+        TimeProvider time, ILogger logger, Action<TaskStateChange> report, IReadOnlyDictionary<string, string>? adopted = null)
     {
         _adopted = adopted;
         _definition = desired.TaskDefinition;
         _context = context;
         _docker = docker;
         _settings = settings;
+        _timings = timings;
         _time = time;
         _logger = logger;
         _report = report;
         _state = new TaskState(desired.TaskArn, desired.DesiredStatus == "STOPPED" ? DesiredStatus.Stopped : DesiredStatus.Running,
-            [.. _definition.ContainerDefinitions.Select(Initial)]);
+            [.. _definition.ContainerDefinitions.Select(c => Initial(c, context.NetworkMode))],
+            context.NetworkMode == "awsvpc" ? NetworkStatus.None : NetworkStatus.NotNeeded);
+        _view = new View(Snapshot(), ImmutableDictionary<string, string>.Empty);
     }
 
     public string TaskArn => _state.TaskArn;
 
-    public TaskStateChange Current => Snapshot();
+    /// <summary>The task's state as last published: what the hello reports.</summary>
+    public TaskStateChange Current => _view.Change;
 
     /// <summary>The images the task's containers run (or will, once pulled).</summary>
     public IEnumerable<string> Images => _definition.ContainerDefinitions.Select(c => c.Image);
@@ -65,16 +87,27 @@ public sealed partial class TaskSupervisor
     /// <summary>A new desired status; only a move forward (to STOPPED) has any effect.</summary>
     public void Desire(DesiredStatus status, string stopCode = "UserInitiated", string reason = "Task stopped by the coordinator")
     {
-        var forward = TaskStateMachine.Forward(_state.Desired, status);
-        if (forward != _state.Desired)
+        _inbox.Writer.TryWrite(new Signal.Desire(status, stopCode, reason));
+        if (status == DesiredStatus.Stopped)
         {
-            (_stopCode, _stoppedReason) = _stopCode.Length == 0 ? (stopCode, reason) : (_stopCode, _stoppedReason);
-            _state = _state with { Desired = forward };
-            _stoppingAt ??= _time.GetUtcNow();
+            _stopWanted.Cancel();
         }
-
-        Wake();
     }
+
+    /// <summary>Something about the task's containers changed (an engine event): look again now.</summary>
+    public void Wake()
+    {
+        if (Interlocked.Exchange(ref _wakeQueued, 1) == 0)
+        {
+            _inbox.Writer.TryWrite(new Signal.Wake());
+        }
+    }
+
+    /// <summary>
+    /// The engine said the kernel OOM-killed a process of this container. Inspect's OOMKilled flag alone
+    /// misses kills whose event containerd delivers after the exit, so the event counts too.
+    /// </summary>
+    public void OutOfMemory(string containerId) => _inbox.Writer.TryWrite(new Signal.OutOfMemory(containerId));
 
     /// <summary>
     /// Where a container's logs are: its Docker container, whether it has a TTY (raw, not multiplexed
@@ -89,7 +122,7 @@ public sealed partial class TaskSupervisor
                 ?? throw new LogsUnavailableException(containerName.Length == 0
                     ? $"InvalidParameterException: containerName: the task has {containers.Count} containers ({string.Join(", ", containers.Select(c => c.Name))}); name one"
                     : $"InvalidParameterException: containerName: the task has no container named '{containerName}'");
-        if (!_runtimeIds.TryGetValue(container.Name, out var id))
+        if (!_view.RuntimeIds.TryGetValue(container.Name, out var id))
         {
             throw new LogsUnavailableException($"ResourceNotFoundException: container '{container.Name}' has not been created yet, so it has no logs");
         }
@@ -105,51 +138,62 @@ public sealed partial class TaskSupervisor
         return (id, container.HasPseudoTerminal && container.PseudoTerminal, group, stream);
     }
 
-    /// <summary>Something about the task's containers changed (a Docker event): look again now.</summary>
-    public void Wake()
+    /// <summary>
+    /// Runs the task until it is STOPPED and reported so. Returns early only when the agent itself stops
+    /// (<paramref name="stopping"/>): the containers then keep running, to be adopted on its return.
+    /// </summary>
+    public async Task RunAsync(CancellationToken stopping)
     {
-        if (_wake.CurrentCount == 0)
+        try
         {
-            _wake.Release();
+            await AdoptAsync(stopping);
+            await LoopAsync(stopping);
+        }
+        catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+        {
+            throw;
+        }
+        catch (Exception e)
+        {
+            await AbandonAsync(e, stopping);
         }
     }
 
-    /// <summary>
-    /// Docker said the kernel OOM-killed a process of this container. Inspect's OOMKilled flag alone
-    /// misses kills whose event containerd delivers after the exit, so the event counts too.
-    /// </summary>
-    public void OutOfMemory(string containerId) => _outOfMemory[containerId] = true;
-
-    public async Task RunAsync(CancellationToken cancellationToken)
+    private async Task LoopAsync(CancellationToken stopping)
     {
-        await PrepareNetworkAsync(cancellationToken);
-        await AdoptAsync(cancellationToken);
         var passesWithoutWaiting = 0;
-        while (!cancellationToken.IsCancellationRequested)
+        var undecided = 0;
+        while (true)
         {
+            Drain();
             var acted = false;
             foreach (var action in TaskStateMachine.Next(_state, _time.GetUtcNow()))
             {
-                await ExecuteAsync(action, cancellationToken);
+                if (_logger.IsEnabled(LogLevel.Debug))
+                {
+                    LogAction(_logger, TaskArn, action, string.Join(", ", _state.Containers.Select(c => $"{c.Name} {c.Known} exit {c.ExitCode?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "-"}")), _state.Network);
+                }
+
+                await ExecuteAsync(action, stopping);
                 acted = true;
             }
 
-            await RefreshAsync(cancellationToken);
-
-            // Finished only once the task is meant to stop: if every container exited while it was meant
-            // to run, the next pass decides why (an essential exit) or restarts what the policy restarts.
+            Drain();
+            await RefreshAsync(stopping);
             if (TaskStateMachine.LastStatus(_state) == "STOPPED" && _state.Desired == DesiredStatus.Stopped)
             {
-                await RemoveNetworkAsync();
                 Report();
                 return;
             }
 
-            if (TaskStateMachine.LastStatus(_state) == "STOPPED")
+            // Every container ended while the task is meant to run: the next pass says why (or restarts),
+            // and only then is it reported.
+            if (TaskStateMachine.AwaitingDecision(_state) && ++undecided <= MaxPassesWithoutWaiting)
             {
-                continue; // not reported: it has no stop code until the next pass gives it one
+                continue;
             }
 
+            undecided = 0;
             Report();
 
             // A pass that did something goes straight on to the next step (pull, create, start); the
@@ -157,123 +201,326 @@ public sealed partial class TaskSupervisor
             if (!acted || ++passesWithoutWaiting > MaxPassesWithoutWaiting)
             {
                 passesWithoutWaiting = 0;
-                await _wake.WaitAsync(PollInterval, cancellationToken);
+                await WaitForSignalAsync(_timings.PollInterval, stopping);
             }
         }
     }
 
-    private async Task ExecuteAsync(TaskAction action, CancellationToken cancellationToken)
+    private async Task ExecuteAsync(TaskAction action, CancellationToken stopping)
     {
         switch (action)
         {
             case TaskAction.Pull pull:
-                _pullStartedAt ??= _time.GetUtcNow();
-                try
-                {
-                    await _docker.PullAsync(Definition(pull.Container).Image, _settings.ImagePullBehavior, cancellationToken);
-                    Set(pull.Container, c => c with { Known = ContainerStatus.Pulled });
-                    if (_state.Containers.All(c => c.Known >= ContainerStatus.Pulled))
-                    {
-                        _pullStoppedAt ??= _time.GetUtcNow();
-                    }
-                }
-                catch (CannotPullContainerException e)
-                {
-                    Fail(pull.Container, TaskStateMachine.TaskFailedToStart, e.Message);
-                }
-
+                await PullAsync(pull.Container, stopping);
                 break;
             case TaskAction.Create create:
-                try
-                {
-                    await PrepareVolumesAsync(Definition(create.Container), cancellationToken);
-                    var parameters = ContainerSpec.Build(_context, Definition(create.Container), Names());
-                    if (_context.TaskNetwork is { } network)
-                    {
-                        parameters.NetworkingConfig = new NetworkingConfig
-                        {
-                            EndpointsConfig = new Dictionary<string, EndpointSettings> { [network] = new() { Aliases = [create.Container] } },
-                        };
-                    }
-
-                    _runtimeIds[create.Container] = await _docker.CreateAsync(parameters, cancellationToken);
-                    Set(create.Container, c => c with { Known = ContainerStatus.Created, CreatedAt = _time.GetUtcNow() });
-                }
-                catch (Exception e) when (e is DockerApiException or ArgumentException or InvalidOperationException)
-                {
-                    Fail(create.Container, TaskStateMachine.TaskFailedToStart, $"CannotCreateContainerError: {Message(e)}");
-                }
-
+                await CreateAsync(create.Container, stopping);
                 break;
             case TaskAction.Start or TaskAction.Restart:
                 var name = action is TaskAction.Start s ? s.Container : ((TaskAction.Restart)action).Container;
-                try
+                var started = await CallAsync(Void(ct => _docker.StartAsync(_runtimeIds[name], ct)), _timings.StartTimeout, Retry.StartPath, stopping);
+                if (started.Ok)
                 {
-                    await _docker.StartAsync(_runtimeIds[name], cancellationToken);
                     Set(name, c => c with { Known = ContainerStatus.Running, StartedAt = _time.GetUtcNow(), ExitCode = null, Reason = null });
                     _startedAt ??= TaskStateMachine.LastStatus(_state) == "RUNNING" ? _time.GetUtcNow() : null;
                 }
-                catch (DockerApiException e)
+                else
                 {
-                    Fail(name, TaskStateMachine.TaskFailedToStart, $"CannotStartContainerError: {Message(e)}");
+                    // The engine may have started it before the call failed or was given up: to be stopped as if it had.
+                    Set(name, c => c with { Known = ContainerStatus.Created });
+                    if (!started.Aborted)
+                    {
+                        await FailAsync(name, $"CannotStartContainerError: {started.Message}", stopping);
+                    }
                 }
 
                 break;
             case TaskAction.Stop stop:
-                var timeout = Definition(stop.Container) is { HasStopTimeout: true } d ? TimeSpan.FromSeconds(d.StopTimeout) : _settings.ContainerStopTimeout;
-                await _docker.StopAsync(_runtimeIds[stop.Container], timeout, cancellationToken);
+                await StopContainerAsync(stop.Container, stopping);
                 break;
             case TaskAction.MarkStopped mark:
                 Set(mark.Container, c => c with { Known = ContainerStatus.Stopped });
                 break;
             case TaskAction.StopTask stopTask:
                 LogStopping(_logger, TaskArn, stopTask.StopCode, stopTask.Reason);
-                Desire(DesiredStatus.Stopped, stopTask.StopCode, stopTask.Reason);
+                Want(DesiredStatus.Stopped, stopTask.StopCode, stopTask.Reason);
+                break;
+            case TaskAction.SetUpNetwork:
+                await SetUpNetworkAsync(stopping);
+                break;
+            case TaskAction.ReleaseNetwork:
+                if (_pauseId is { } pause)
+                {
+                    await CallAsync(Void(ct => _docker.StopAsync(pause, TimeSpan.Zero, ct)), _timings.InspectTimeout, Retry.UntilDone, stopping);
+                }
+
+                _state = _state with { Network = NetworkStatus.Released };
                 break;
         }
     }
 
-    /// <summary>Containers that exist already take the state Docker gives them; none is restarted.</summary>
-    private async Task AdoptAsync(CancellationToken cancellationToken)
+    private async Task PullAsync(string container, CancellationToken stopping)
     {
-        foreach (var (name, id) in _adopted ?? new Dictionary<string, string>())
+        _pullStartedAt ??= _time.GetUtcNow();
+        var image = Definition(container).Image;
+        var pulled = await CallAsync(Void(ct => _docker.PullAsync(image, _settings.ImagePullBehavior, ct)), _timings.PullTimeout, Retry.StartPath, stopping);
+        if (pulled.Ok)
         {
-            var facts = await _docker.InspectAsync(id, cancellationToken);
-            _runtimeIds[name] = id;
-            _facts[name] = facts;
-            var known = facts.Running ? ContainerStatus.Running : facts.Status == "created" ? ContainerStatus.Created : ContainerStatus.Stopped;
-            Set(name, c => c with { Known = known, ExitCode = facts.ExitCode, StartedAt = facts.StartedAt, CreatedAt = _time.GetUtcNow() });
+            Set(container, c => c with { Known = ContainerStatus.Pulled });
+            if (_state.Containers.All(c => c.Known >= ContainerStatus.Pulled))
+            {
+                _pullStoppedAt ??= _time.GetUtcNow();
+            }
+        }
+        else if (!pulled.Aborted)
+        {
+            await FailAsync(container, $"CannotPullContainerError: pull image {image}: {pulled.Message}", stopping);
+        }
+    }
+
+    private async Task CreateAsync(string container, CancellationToken stopping)
+    {
+        CreateContainerParameters parameters;
+        try
+        {
+            parameters = ContainerSpec.Build(_context with { PauseContainerId = _pauseId }, Definition(container), Names());
+            var volumes = await PrepareVolumesAsync(Definition(container), stopping);
+            if (volumes is { Aborted: true })
+            {
+                return;
+            }
+
+            if (volumes is { } failed)
+            {
+                await FailAsync(container, $"CannotCreateContainerError: {failed.Message}", stopping);
+                return;
+            }
+        }
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException)
+        {
+            await FailAsync(container, $"CannotCreateContainerError: {e.Message}", stopping);
+            return;
         }
 
-        if (_adopted is { Count: > 0 })
+        var created = await CreateOrFindAsync(parameters, stopping);
+        if (created.Ok)
         {
-            _pullStartedAt ??= _time.GetUtcNow();
-            _startedAt ??= _state.Containers.Min(c => c.StartedAt);
+            _runtimeIds[container] = created.Value!;
+            Set(container, c => c with { Known = ContainerStatus.Created, CreatedAt = _time.GetUtcNow() });
+        }
+        else if (!created.Aborted)
+        {
+            await FailAsync(container, $"CannotCreateContainerError: {created.Message}", stopping);
         }
     }
 
     /// <summary>
-    /// Once STOPPED: after the cleanup wait, the task's containers and task-scoped volumes are removed.
-    /// Until then a late Docker event (an oom that containerd sends after the exit) still corrects the report.
+    /// Creates a container; a name already taken means an earlier try did create it (the answer was lost
+    /// to a timeout, or the agent restarted in between): the names carry the task id, so it is this one.
     /// </summary>
-    public async Task CleanUpAsync(TimeSpan wait, CancellationToken cancellationToken)
+    private async Task<Outcome<string>> CreateOrFindAsync(CreateContainerParameters parameters, CancellationToken stopping)
     {
-        var waited = Task.Delay(wait, _time, cancellationToken);
-        while (await Task.WhenAny(waited, _wake.WaitAsync(cancellationToken)) != waited)
+        var created = await CallAsync(ct => _docker.CreateAsync(parameters, ct), _timings.CreateTimeout, Retry.StartPath, stopping);
+        if (created.Failure != CallFailure.Conflict || parameters.Name is not { } name)
         {
-            await RefreshAsync(cancellationToken);
-            Report();
+            return created;
         }
 
-        await waited;
-        foreach (var id in _runtimeIds.Values)
+        var existing = await CallAsync(ct => _docker.InspectAsync(name, ct), _timings.InspectTimeout, Retry.StartPath, stopping);
+        return existing.Ok ? new(existing.Value!.Id, null, "", false) : existing.Failed<string>();
+    }
+
+    /// <summary>Stops a container: tried until it works (a stop is never abandoned), or until the container is gone.</summary>
+    private async Task StopContainerAsync(string container, CancellationToken stopping)
+    {
+        var timeout = Definition(container) is { HasStopTimeout: true } d ? TimeSpan.FromSeconds(d.StopTimeout) : _settings.ContainerStopTimeout;
+        var id = _runtimeIds[container];
+        var stopped = await CallAsync(Void(ct => _docker.StopAsync(id, timeout, ct)), timeout + _timings.StopGrace, Retry.UntilDone, stopping);
+        if (stopped.Ok && _state.Containers.First(c => c.Name == container).Known == ContainerStatus.Created)
         {
-            await _docker.RemoveAsync(id, cancellationToken);
+            Set(container, c => c with { Known = ContainerStatus.Stopped }); // never started, or stopped now
+        }
+        else if (stopped.Failure == CallFailure.NotFound)
+        {
+            Set(container, c => c with { Known = ContainerStatus.Stopped, Reason = c.Reason ?? $"CannotInspectContainerError: No such container: {id}" });
+        }
+        else if (stopped.Failure is not null)
+        {
+            // The engine refuses the stop itself (a 4xx): kill it by removing it; its logs go with it.
+            LogCannotStop(_logger, TaskArn, container, stopped.Message);
+            await CallAsync(Void(ct => _docker.RemoveAsync(id, ct)), _timings.RemoveTimeout, Retry.UntilDone, stopping);
+            Set(container, c => c with { Known = ContainerStatus.Stopped, Reason = c.Reason ?? $"CannotStopContainerError: {stopped.Message}" });
+        }
+    }
+
+    /// <summary>
+    /// awsvpc: the pause container (made from the agent's own image) holds the task's network namespace;
+    /// every container of the task joins it. Set up before the first container is created, and again if
+    /// it was lost while nothing of the task ran (the engine restarted).
+    /// </summary>
+    private async Task SetUpNetworkAsync(CancellationToken stopping)
+    {
+        var pause = await StartPauseAsync(stopping);
+        if (pause.Ok)
+        {
+            _pauseFacts = pause.Value;
+            _state = _state with { Network = NetworkStatus.Ready };
+        }
+        else if (!pause.Aborted)
+        {
+            var reason = Bounded($"ResourceInitializationError: failed to set up the task's network namespace: {pause.Message}");
+            LogStopping(_logger, TaskArn, TaskStateMachine.TaskFailedToStart, reason);
+            Want(DesiredStatus.Stopped, TaskStateMachine.TaskFailedToStart, reason);
+        }
+    }
+
+    private async Task<Outcome<ContainerFacts>> StartPauseAsync(CancellationToken stopping)
+    {
+        if (_pauseId is null)
+        {
+            var image = await CallAsync(ct => PauseImage.EnsureAsync(_docker, ct), _timings.CreateTimeout, Retry.StartPath, stopping);
+            if (!image.Ok)
+            {
+                return image.Failed<ContainerFacts>();
+            }
+
+            var created = await CreateOrFindAsync(ContainerSpec.Pause(_context, _definition.ContainerDefinitions, image.Value!), stopping);
+            if (!created.Ok)
+            {
+                return created.Failed<ContainerFacts>();
+            }
+
+            _pauseId = created.Value!;
+        }
+
+        var id = _pauseId;
+        var started = await CallAsync(Void(ct => _docker.StartAsync(id, ct)), _timings.StartTimeout, Retry.StartPath, stopping);
+        if (!started.Ok)
+        {
+            return started.Failed<ContainerFacts>();
+        }
+
+        var inspected = await CallAsync(ct => _docker.InspectAsync(id, ct), _timings.InspectTimeout, Retry.StartPath, stopping);
+        return inspected is { Ok: true, Value.Running: false } ? new(null, CallFailure.Transient, "the pause container exited at once", false) : inspected;
+    }
+
+    /// <summary>Containers that exist already take the state the engine gives them; none is restarted.</summary>
+    private async Task AdoptAsync(CancellationToken stopping)
+    {
+        if (_adopted is not { Count: > 0 } adopted)
+        {
+            return;
+        }
+
+        foreach (var (name, id) in adopted)
+        {
+            var inspected = await CallAsync(ct => _docker.InspectAsync(id, ct), _timings.InspectTimeout, Retry.Once, stopping);
+            if (name == ContainerSpec.PauseContainerName)
+            {
+                _pauseId = id;
+                _pauseFacts = inspected.Value;
+                var alive = inspected.Ok ? inspected.Value!.Running : inspected.Failure != CallFailure.NotFound;
+                _state = _state with { Network = alive ? NetworkStatus.Ready : NetworkStatus.Lost };
+                continue;
+            }
+
+            if (Definition(name, required: false) is null)
+            {
+                continue;
+            }
+
+            _runtimeIds[name] = id;
+            if (inspected.Ok)
+            {
+                var facts = _facts[name] = inspected.Value!;
+                var known = facts.Running ? ContainerStatus.Running : facts.Status == "created" ? ContainerStatus.Created : ContainerStatus.Stopped;
+                Set(name, c => c with { Known = known, ExitCode = facts.ExitCode, StartedAt = facts.StartedAt, CreatedAt = _time.GetUtcNow() });
+            }
+            else
+            {
+                // Not known yet (the engine is not answering): the next inspection says; gone means stopped.
+                var known = inspected.Failure == CallFailure.NotFound ? ContainerStatus.Stopped : ContainerStatus.Running;
+                Set(name, c => c with { Known = known, CreatedAt = _time.GetUtcNow() });
+            }
+        }
+
+        if (_state.Network == NetworkStatus.None && _runtimeIds.Count > 0)
+        {
+            _state = _state with { Network = NetworkStatus.Lost }; // its containers exist, its pause container does not
+        }
+
+        _pullStartedAt ??= _time.GetUtcNow();
+        _startedAt ??= _state.Containers.Min(c => c.StartedAt);
+    }
+
+    /// <summary>
+    /// The last line of defence: something nobody foresaw went wrong. The task stops, whatever of it still
+    /// runs is killed, and STOPPED is reported with the error, so nothing is left holding the host.
+    /// </summary>
+    private async Task AbandonAsync(Exception error, CancellationToken stopping)
+    {
+        LogSupervisorFailed(_logger, TaskArn, error);
+        var reason = Bounded($"InternalError: {error.GetType().Name}: {error.Message}");
+        Want(DesiredStatus.Stopped, _startedAt is null ? TaskStateMachine.TaskFailedToStart : TaskStateMachine.EssentialContainerExited, reason);
+        foreach (var id in _runtimeIds.Values.Append(_pauseId).OfType<string>())
+        {
+            try
+            {
+                await CallAsync(Void(ct => _docker.StopAsync(id, TimeSpan.Zero, ct)), _timings.InspectTimeout, Retry.Once, stopping);
+            }
+            catch (Exception e) when (e is not OperationCanceledException || !stopping.IsCancellationRequested)
+            {
+                LogCannotStop(_logger, TaskArn, id, e.Message);
+            }
+        }
+
+        foreach (var container in _state.Containers.Where(c => c.Known != ContainerStatus.Stopped))
+        {
+            Set(container.Name, c => c with { Known = ContainerStatus.Stopped });
+        }
+
+        _state = _state with { Network = _state.Network == NetworkStatus.NotNeeded ? NetworkStatus.NotNeeded : NetworkStatus.Released };
+        _stoppedAt ??= _time.GetUtcNow();
+        Report();
+    }
+
+    /// <summary>
+    /// Once STOPPED: after the cleanup wait, every container of the task (found by its label, so one an
+    /// interrupted create left behind goes too) and its task-scoped volumes are removed. Until then a late
+    /// engine event (an oom that containerd sends after the exit) still corrects the report.
+    /// </summary>
+    public async Task CleanUpAsync(TimeSpan wait, CancellationToken stopping)
+    {
+        var deadline = _time.GetUtcNow() + wait;
+        while (deadline - _time.GetUtcNow() is { Ticks: > 0 } left)
+        {
+            if (await WaitForSignalAsync(left, stopping))
+            {
+                Drain();
+                await RefreshAsync(stopping);
+                Report();
+            }
+        }
+
+        var labelled = await CallAsync(ct => _docker.ListTaskContainersAsync(TaskArn, ct), _timings.InspectTimeout, Retry.Cleanup, stopping);
+        var ids = _runtimeIds.Values.Append(_pauseId).OfType<string>().Concat(labelled.Value?.Select(c => c.ID) ?? []).Distinct(StringComparer.Ordinal);
+        foreach (var id in ids)
+        {
+            var removed = await CallAsync(Void(ct => _docker.RemoveAsync(id, ct)), _timings.RemoveTimeout, Retry.Cleanup, stopping);
+            if (removed.Failure is not null)
+            {
+                LogCleanupFailed(_logger, TaskArn, id, removed.Message);
+            }
         }
 
         foreach (var volume in _definition.Volumes.Where(v => v.Host is not { HasSourcePath: true } && v.DockerVolumeConfiguration is not { Scope: "shared" }))
         {
-            await _docker.RemoveVolumeAsync(ContainerSpec.VolumeName(_context, volume), cancellationToken);
+            var name = ContainerSpec.VolumeName(_context, volume);
+            var removed = await CallAsync(Void(ct => _docker.RemoveVolumeAsync(name, ct)), _timings.RemoveTimeout, Retry.Cleanup, stopping);
+            if (removed.Failure is not null)
+            {
+                LogCleanupFailed(_logger, TaskArn, name, removed.Message);
+            }
         }
     }
 
@@ -281,8 +528,9 @@ public sealed partial class TaskSupervisor
     /// The Docker volumes a container mounts, before it is created: a task-scoped one is made with its
     /// driver, options and labels; a shared one is used if it exists (with the same driver) and made
     /// only when autoprovision allows. Task volumes without any configuration are made by Docker.
+    /// Returns the failure, if any.
     /// </summary>
-    private async Task PrepareVolumesAsync(ContainerDefinition container, CancellationToken cancellationToken)
+    private async Task<Outcome<bool>?> PrepareVolumesAsync(ContainerDefinition container, CancellationToken stopping)
     {
         foreach (var mount in container.MountPoints)
         {
@@ -294,13 +542,18 @@ public sealed partial class TaskSupervisor
 
             var name = ContainerSpec.VolumeName(_context, volume);
             var driver = configuration.HasDriver ? configuration.Driver : "local";
-            var existing = await _docker.VolumeDriverAsync(name, cancellationToken);
-            var shared = configuration.Scope == "shared";
-            if (existing is not null)
+            var existing = await CallAsync(ct => _docker.VolumeDriverAsync(name, ct), _timings.InspectTimeout, Retry.StartPath, stopping);
+            if (!existing.Ok)
             {
-                if (shared && configuration.HasDriver && existing != driver)
+                return existing.Failed<bool>();
+            }
+
+            var shared = configuration.Scope == "shared";
+            if (existing.Value is { } found)
+            {
+                if (shared && configuration.HasDriver && found != driver)
                 {
-                    throw new InvalidOperationException($"shared volume '{name}' exists with driver '{existing}', the task definition asks for '{driver}'");
+                    throw new InvalidOperationException($"shared volume '{name}' exists with driver '{found}', the task definition asks for '{driver}'");
                 }
 
                 continue;
@@ -317,19 +570,43 @@ public sealed partial class TaskSupervisor
                 labels[ContainerSpec.TaskArnLabel] = TaskArn;
             }
 
-            await _docker.CreateVolumeAsync(name, driver, configuration.DriverOpts, labels, cancellationToken);
+            var created = await CallAsync(Void(ct => _docker.CreateVolumeAsync(name, driver, configuration.DriverOpts, labels, ct)), _timings.CreateTimeout, Retry.StartPath, stopping);
+            if (!created.Ok)
+            {
+                return created;
+            }
         }
+
+        return null;
     }
 
-    /// <summary>Reads each created container's state back from Docker: the known state follows what Docker says.</summary>
-    private async Task RefreshAsync(CancellationToken cancellationToken)
+    /// <summary>
+    /// Reads each created container's state back from the engine: the known state follows what it says.
+    /// An engine that is away tells nothing (the containers stay as last known); one that keeps failing
+    /// to inspect a container, or says it no longer exists, loses it (CannotInspectContainerError).
+    /// </summary>
+    private async Task RefreshAsync(CancellationToken stopping)
     {
         foreach (var (name, id) in _runtimeIds)
         {
-            var facts = await _docker.InspectAsync(id, cancellationToken);
-            _facts[name] = facts;
+            var inspected = await CallAsync(ct => _docker.InspectAsync(id, ct), _timings.InspectTimeout, Retry.Once, stopping);
             var container = _state.Containers.First(c => c.Name == name);
-            var outOfMemory = facts.OomKilled || _outOfMemory.ContainsKey(id);
+            if (!inspected.Ok)
+            {
+                if (container.Known != ContainerStatus.Stopped && Lost(name, inspected))
+                {
+                    LogLost(_logger, TaskArn, name, inspected.Message);
+                    // It may still run although the engine cannot say so: a task reported STOPPED runs nothing.
+                    await CallAsync(Void(ct => _docker.StopAsync(id, TimeSpan.Zero, ct)), _timings.InspectTimeout, Retry.UntilDone, stopping);
+                    Set(name, c => c with { Known = ContainerStatus.Stopped, Reason = c.Reason ?? Bounded($"CannotInspectContainerError: {inspected.Message}") });
+                }
+
+                continue;
+            }
+
+            _inspectFailures.Remove(name);
+            var facts = _facts[name] = inspected.Value!;
+            var outOfMemory = facts.OomKilled || _outOfMemory.Contains(id);
             if (container.Known == ContainerStatus.Running && !facts.Running && facts.Status is "exited" or "dead")
             {
                 Set(name, c => c with { Known = ContainerStatus.Stopped, ExitCode = facts.ExitCode, Reason = outOfMemory ? OutOfMemoryReason : c.Reason });
@@ -346,18 +623,188 @@ public sealed partial class TaskSupervisor
             Set(name, c => c with { Health = facts.Health switch { "healthy" => HealthStatus.Healthy, "unhealthy" => HealthStatus.Unhealthy, _ => HealthStatus.Unknown } });
         }
 
+        if (_state.Network == NetworkStatus.Ready && _pauseId is { } pause)
+        {
+            var inspected = await CallAsync(ct => _docker.InspectAsync(pause, ct), _timings.InspectTimeout, Retry.Once, stopping);
+            if (inspected.Ok)
+            {
+                _pauseFacts = inspected.Value;
+                _state = inspected.Value!.Running ? _state : _state with { Network = NetworkStatus.Lost };
+            }
+            else if (Lost(ContainerSpec.PauseContainerName, inspected))
+            {
+                _state = _state with { Network = NetworkStatus.Lost };
+            }
+        }
+
         if (TaskStateMachine.LastStatus(_state) == "STOPPED")
         {
             _stoppedAt ??= _time.GetUtcNow();
         }
     }
 
+    /// <summary>Whether a failed inspection means the container is gone: it does not exist, or the engine keeps failing to say.</summary>
+    private bool Lost(string name, Outcome<ContainerFacts> inspected)
+    {
+        if (inspected.Failure == CallFailure.EngineUnavailable || inspected.Aborted)
+        {
+            return false;
+        }
+
+        var failures = _inspectFailures[name] = _inspectFailures.GetValueOrDefault(name) + 1;
+        return inspected.Failure == CallFailure.NotFound || failures >= _timings.InspectFailures;
+    }
+
+    private enum Retry
+    {
+        /// <summary>On the way to RUNNING: tried within bounds, and given up at once when the task is to stop.</summary>
+        StartPath,
+
+        /// <summary>Tried until it works or fails for good (a 4xx): a stop.</summary>
+        UntilDone,
+
+        /// <summary>Tried within bounds, whatever the task wants: clean-up.</summary>
+        Cleanup,
+
+        /// <summary>Tried once: an inspection, which the next pass repeats anyway.</summary>
+        Once,
+    }
+
+    private readonly record struct Outcome<T>(T? Value, CallFailure? Failure, string Message, bool Aborted)
+    {
+        public bool Ok => Failure is null && !Aborted;
+
+        /// <summary>This failure (or abort) as the outcome of a call that would have returned a <typeparamref name="TOther"/>.</summary>
+        public Outcome<TOther> Failed<TOther>() => new(default, Failure, Message, Aborted);
+    }
+
+    /// <summary>
+    /// One engine call with its timeout. Transient failures are tried again with backoff, as
+    /// <paramref name="retry"/> allows; a failure the engine will repeat comes back at once. Only the
+    /// agent stopping throws; an exception no engine call throws (a bug) goes up to <see cref="RunAsync"/>.
+    /// </summary>
+    private async Task<Outcome<T>> CallAsync<T>(Func<CancellationToken, Task<T>> call, TimeSpan timeout, Retry retry, CancellationToken stopping)
+    {
+        var abort = retry == Retry.StartPath ? _stopWanted.Token : CancellationToken.None;
+        var engineAwaySince = (DateTimeOffset?)null;
+        for (var attempt = 0; ; attempt++)
+        {
+            CallFailure failure;
+            string message;
+            using (var timer = new CancellationTokenSource(timeout, _time))
+            using (var linked = CancellationTokenSource.CreateLinkedTokenSource(stopping, abort, timer.Token))
+            {
+                try
+                {
+                    return new(await call(linked.Token), null, "", false);
+                }
+                catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+                {
+                    throw;
+                }
+                catch (OperationCanceledException) when (abort.IsCancellationRequested)
+                {
+                    return new(default, null, "", true);
+                }
+                catch (Exception e) when (DockerErrors.Classify(e) is { } kind)
+                {
+                    (failure, message) = (kind, Bounded(DockerErrors.Message(e)));
+                }
+            }
+
+            // An engine that is away (restarting) is waited for, up to a bound, without using up the tries
+            // meant for an engine that answers but fails.
+            engineAwaySince = failure == CallFailure.EngineUnavailable ? engineAwaySince ?? _time.GetUtcNow() : null;
+            var waitingForEngine = engineAwaySince is { } away && _time.GetUtcNow() - away < _timings.EngineWait;
+            if (waitingForEngine)
+            {
+                attempt = Math.Min(attempt, _timings.Attempts - 2);
+            }
+
+            var exhausted = retry switch
+            {
+                Retry.Once => true,
+                Retry.UntilDone => false,
+                _ => attempt + 1 >= _timings.Attempts,
+            };
+            if (failure is not (CallFailure.Transient or CallFailure.EngineUnavailable) || exhausted)
+            {
+                return new(default, failure, message, false);
+            }
+
+            var delay = _timings.Backoff(attempt, retry == Retry.UntilDone ? _timings.StopRetryCap : _timings.RetryCap, _jitter.NextDouble());
+            LogRetrying(_logger, TaskArn, failure, message, delay.TotalMilliseconds);
+            using var waiting = CancellationTokenSource.CreateLinkedTokenSource(stopping, abort);
+            try
+            {
+                await Task.Delay(delay, _time, waiting.Token);
+            }
+            catch (OperationCanceledException) when (!stopping.IsCancellationRequested)
+            {
+                return new(default, null, "", true);
+            }
+        }
+    }
+
+    private static Func<CancellationToken, Task<bool>> Void(Func<CancellationToken, Task> call) => async ct =>
+    {
+        await call(ct);
+        return true;
+    };
+
+    /// <summary>Waits for a signal or for <paramref name="timeout"/>; true if a signal came.</summary>
+    private async Task<bool> WaitForSignalAsync(TimeSpan timeout, CancellationToken stopping)
+    {
+        using var timer = new CancellationTokenSource(timeout, _time);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(stopping, timer.Token);
+        try
+        {
+            return await _inbox.Reader.WaitToReadAsync(linked.Token);
+        }
+        catch (OperationCanceledException) when (!stopping.IsCancellationRequested)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>Takes in everything the inbox holds.</summary>
+    private void Drain()
+    {
+        while (_inbox.Reader.TryRead(out var signal))
+        {
+            switch (signal)
+            {
+                case Signal.Desire desire:
+                    Want(desire.Status, desire.StopCode, desire.Reason);
+                    break;
+                case Signal.Wake:
+                    Interlocked.Exchange(ref _wakeQueued, 0);
+                    break;
+                case Signal.OutOfMemory oom:
+                    _outOfMemory.Add(oom.ContainerId);
+                    break;
+            }
+        }
+    }
+
+    /// <summary>On the loop: desired status moves forward; the first stop code and reason stay.</summary>
+    private void Want(DesiredStatus status, string stopCode, string reason)
+    {
+        var forward = TaskStateMachine.Forward(_state.Desired, status);
+        if (forward != _state.Desired)
+        {
+            (_stopCode, _stoppedReason) = _stopCode.Length == 0 ? (stopCode, reason) : (_stopCode, _stoppedReason);
+            _state = _state with { Desired = forward };
+            _stoppingAt ??= _time.GetUtcNow();
+        }
+    }
+
     private void Report()
     {
         var change = Snapshot();
-        if (!change.Equals(_lastReported))
+        if (!change.Equals(_view.Change))
         {
-            _lastReported = change;
+            _view = new View(change, _runtimeIds.ToImmutableDictionary(StringComparer.Ordinal));
             _report(change);
         }
     }
@@ -396,15 +843,19 @@ public sealed partial class TaskSupervisor
             if (_facts.TryGetValue(container.Name, out var facts))
             {
                 state.ImageDigest = facts.ImageId;
-                if (_context.TaskNetwork is { } network && facts.Addresses.TryGetValue(network, out var address))
-                {
-                    state.PrivateIPv4Address = address;
-                }
-
                 if (facts.Running)
                 {
-                    state.NetworkBindings.Add(facts.Bindings.Select(b => new AgentNetworkBinding { BindIP = b.BindIp, ContainerPort = b.ContainerPort, HostPort = b.HostPort, Protocol = b.Protocol }));
+                    // awsvpc: the task's address and published ports are its pause container's.
+                    var bindings = _pauseFacts is { } pause
+                        ? pause.Bindings.Where(b => Definition(container.Name).PortMappings.Any(p => p.ContainerPort == b.ContainerPort))
+                        : facts.Bindings;
+                    state.NetworkBindings.Add(bindings.Select(b => new AgentNetworkBinding { BindIP = b.BindIp, ContainerPort = b.ContainerPort, HostPort = b.HostPort, Protocol = b.Protocol }));
                 }
+            }
+
+            if (_pauseFacts?.Addresses.Values.FirstOrDefault() is { } address)
+            {
+                state.PrivateIPv4Address = address;
             }
 
             change.Containers.Add(state);
@@ -413,40 +864,43 @@ public sealed partial class TaskSupervisor
         return change;
     }
 
-    /// <summary>awsvpc: the task's own Docker network, on which its containers reach each other by name.</summary>
-    private async Task PrepareNetworkAsync(CancellationToken cancellationToken)
+    /// <summary>
+    /// A container could not be pulled, created or started. As on ECS, that fails the task to start if
+    /// the container is essential; otherwise the container alone ends, with the reason, and the task goes on.
+    /// </summary>
+    private async Task FailAsync(string container, string reason, CancellationToken stopping)
     {
-        if (_context.TaskNetwork is { } network)
-        {
-            await _docker.EnsureNetworkAsync(network, _context.TaskArn, cancellationToken);
-        }
-    }
-
-    /// <summary>The stopped containers stay (for their logs, until cleanup); the task's network goes now.</summary>
-    private async Task RemoveNetworkAsync()
-    {
-        if (_context.TaskNetwork is { } network)
-        {
-            await _docker.RemoveNetworkAsync(network, _runtimeIds.Values, CancellationToken.None);
-        }
-    }
-
-    private void Fail(string container, string stopCode, string reason)
-    {
+        reason = Bounded(reason);
         Set(container, c => c with { Reason = reason });
-        LogStopping(_logger, TaskArn, stopCode, reason);
-        Desire(DesiredStatus.Stopped, stopCode, reason);
+        if (_state.Containers.First(c => c.Name == container).Essential)
+        {
+            LogStopping(_logger, TaskArn, TaskStateMachine.TaskFailedToStart, reason);
+            Want(DesiredStatus.Stopped, TaskStateMachine.TaskFailedToStart, reason);
+            return;
+        }
+
+        LogContainerFailed(_logger, TaskArn, container, reason);
+        if (_state.Containers.First(c => c.Name == container).Known == ContainerStatus.Created)
+        {
+            await StopContainerAsync(container, stopping); // a start that failed late may have started it
+        }
+
+        Set(container, c => c with { Known = ContainerStatus.Stopped });
     }
 
     private void Set(string name, Func<ContainerState, ContainerState> change) =>
         _state = _state with { Containers = [.. _state.Containers.Select(c => c.Name == name ? change(c) : c)] };
 
-    private ContainerDefinition Definition(string name) => _definition.ContainerDefinitions.First(c => c.Name == name);
+    private ContainerDefinition Definition(string name) => Definition(name, required: true)!;
+
+    private ContainerDefinition? Definition(string name, bool required) =>
+        _definition.ContainerDefinitions.FirstOrDefault(c => c.Name == name)
+            ?? (required ? throw new InvalidOperationException($"the task has no container '{name}'") : null);
 
     private Dictionary<string, string> Names() =>
         _definition.ContainerDefinitions.ToDictionary(c => c.Name, c => ContainerSpec.Name(_context, c), StringComparer.Ordinal);
 
-    private static ContainerState Initial(ContainerDefinition container) => new(
+    private static ContainerState Initial(ContainerDefinition container, string networkMode) => new(
         container.Name,
         !container.HasEssential || container.Essential,
         ContainerStatus.None,
@@ -454,12 +908,47 @@ public sealed partial class TaskSupervisor
         StartTimeout: container.HasStartTimeout ? TimeSpan.FromSeconds(container.StartTimeout) : null,
         RestartPolicy: container.RestartPolicy is { Enabled: true } policy
             ? new RestartPolicy(true, policy.IgnoredExitCodes.ToHashSet(), policy.HasRestartAttemptPeriod ? TimeSpan.FromSeconds(policy.RestartAttemptPeriod) : RestartPolicy.DefaultAttemptPeriod)
-            : null);
+            : null,
+        VolumesFrom: [.. container.VolumesFrom.Select(v => v.SourceContainer)],
+        Links: networkMode == "bridge" ? [.. container.Links.Select(l => l.Split(':', 2)[0])] : []);
 
     private static Timestamp? Stamp(DateTimeOffset? time) => time is { } t ? Timestamp.FromDateTimeOffset(t) : null;
 
-    private static string Message(Exception e) => e is DockerApiException api ? api.ResponseBody.Trim() : e.Message;
+    /// <summary>Engine messages go into reports and logs: bounded, whatever the engine (or an image name) holds.</summary>
+    private static string Bounded(string text) => text.Length <= MaxReasonLength ? text : string.Concat(text.AsSpan(0, MaxReasonLength), "...");
+
+    private abstract record Signal
+    {
+        public sealed record Desire(DesiredStatus Status, string StopCode, string Reason) : Signal;
+
+        public sealed record Wake : Signal;
+
+        public sealed record OutOfMemory(string ContainerId) : Signal;
+    }
+
+    private sealed record View(TaskStateChange Change, ImmutableDictionary<string, string> RuntimeIds);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Task {TaskArn}: {Action} (containers: {Containers}; network {Network})")]
+    private static partial void LogAction(ILogger logger, string taskArn, TaskAction action, string containers, NetworkStatus network);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Task {TaskArn} stopping: {StopCode}: {Reason}")]
     private static partial void LogStopping(ILogger logger, string taskArn, string stopCode, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Task {TaskArn}: non-essential container {Container} failed: {Reason}")]
+    private static partial void LogContainerFailed(ILogger logger, string taskArn, string container, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Task {TaskArn}: an engine call failed ({Failure}: {Reason}); trying again in {DelayMs:F0} ms")]
+    private static partial void LogRetrying(ILogger logger, string taskArn, CallFailure failure, string reason, double delayMs);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Task {TaskArn}: container {Container} cannot be stopped ({Reason}); removing it")]
+    private static partial void LogCannotStop(ILogger logger, string taskArn, string container, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Task {TaskArn}: container {Container} is lost to the engine: {Reason}")]
+    private static partial void LogLost(ILogger logger, string taskArn, string container, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Task {TaskArn}: {Item} could not be removed at cleanup: {Reason}")]
+    private static partial void LogCleanupFailed(ILogger logger, string taskArn, string item, string reason);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "The supervisor of task {TaskArn} failed; stopping the task")]
+    private static partial void LogSupervisorFailed(ILogger logger, string taskArn, Exception exception);
 }
