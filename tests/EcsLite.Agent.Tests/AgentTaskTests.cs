@@ -330,6 +330,67 @@ public sealed class AgentTaskTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task The_ECS_agents_datavolume_task_definition_runs_with_its_volume_source_created_first()
+    {
+        // The ECS agent's own functional test, with our local busybox for its registry's. The source
+        // container's command cannot run: it only has to exist for the others' volumesFrom.
+        var json = TaskDefinitionCases.Corpus().Single(c => c.Name == "ecs-agent-datavolume.json").Json;
+        var definition = Definition(json.Replace("127.0.0.1:51670/busybox:latest", LocalImages.Busybox, StringComparison.Ordinal));
+        var arn = NewTaskArn();
+        await _coordinator.WantAsync(arn, "RUNNING", definition);
+
+        var stopped = await _coordinator.WaitForAsync(arn, r => r.LastStatus == "STOPPED", TimeSpan.FromSeconds(60));
+        Assert.Equal("EssentialContainerExited", stopped.StopCode);
+        var containers = stopped.Containers.ToDictionary(c => c.ContainerName);
+        Assert.Equal(42, containers["exit"].ExitCode); // it saw the file dataSource wrote into the shared volume
+        Assert.Equal(0, containers["dataSource"].ExitCode);
+        Assert.StartsWith("CannotStartContainerError:", containers["data-volume-source"].Reason, StringComparison.Ordinal);
+        Assert.DoesNotContain(_coordinator.Reports(arn), r => r.StopCode == "TaskFailedToStart");
+    }
+
+    [Fact]
+    public async Task An_awsvpc_tasks_containers_share_one_network_namespace_and_reach_each_other_on_localhost()
+    {
+        var definition = Definition($$"""
+            {
+              "family": "awsvpc-localhost", "networkMode": "awsvpc", "cpu": "256", "memory": "128",
+              "containerDefinitions": [
+                { "name": "server", "image": "{{LocalImages.Busybox}}", "essential": true, "portMappings": [{ "containerPort": 8181 }],
+                  "command": ["sh", "-c", "mkdir -p /www && echo from-the-server > /www/index.html && exec httpd -f -p 8181 -h /www"] },
+                { "name": "client", "image": "{{LocalImages.Busybox}}", "essential": false,
+                  "command": ["sh", "-c", "for i in $(seq 1 100); do wget -q -O- http://localhost:8181/ && exit 0; sleep 0.1; done; exit 1"] }
+              ]
+            }
+            """);
+        var arn = NewTaskArn();
+        await _coordinator.WantAsync(arn, "RUNNING", definition);
+
+        var done = await _coordinator.WaitForAsync(arn, r => r.Containers.Any(c => c.ContainerName == "client" && c.LastStatus == "STOPPED"), TimeSpan.FromSeconds(60));
+        var containers = done.Containers.ToDictionary(c => c.ContainerName);
+        Assert.Equal(0, containers["client"].ExitCode);
+        Assert.Equal("RUNNING", done.LastStatus);
+        Assert.Equal("RUNNING", containers["server"].LastStatus);
+
+        // One address for the task (its pause container's), the port published from it on the host.
+        var address = containers["server"].PrivateIPv4Address;
+        Assert.Matches(@"^\d+\.\d+\.\d+\.\d+$", address);
+        Assert.Equal(address, containers["client"].PrivateIPv4Address);
+        var binding = Assert.Single(containers["server"].NetworkBindings);
+        Assert.Equal((8181, 8181), (binding.ContainerPort, binding.HostPort));
+        Assert.Contains("from-the-server", await Eventually.PageAsync("http://127.0.0.1:8181/", TimeSpan.FromSeconds(10)), StringComparison.Ordinal);
+
+        var (_, mode) = await ProcessRunner.RunAsync("docker", ["inspect", "--format", "{{.HostConfig.NetworkMode}}", containers["server"].RuntimeId]);
+        var pause = mode.Trim()["container:".Length..];
+        var (_, name) = await ProcessRunner.RunAsync("docker", ["inspect", "--format", "{{index .Config.Labels \"com.amazonaws.ecs.container-name\"}} {{.State.Running}}", pause]);
+        Assert.Equal("~internal~ecs~pause true", name.Trim());
+
+        await _coordinator.WantAsync(arn, "STOPPED", definition);
+        await _coordinator.WaitForAsync(arn, r => r.LastStatus == "STOPPED", TimeSpan.FromSeconds(30));
+        var (_, running) = await ProcessRunner.RunAsync("docker", ["inspect", "--format", "{{.State.Running}}", pause]);
+        Assert.Equal("false", running.Trim());
+    }
+
+    [Fact]
     public async Task An_image_that_cannot_be_pulled_stops_the_task_with_CannotPullContainerError()
     {
         var definition = Definition("""

@@ -144,6 +144,36 @@ public sealed class TaskEndToEndTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Images_that_cannot_be_pulled_stop_their_tasks_within_10_seconds_and_give_their_resources_back()
+    {
+        // ECS's registration rule lets an upper-case name through; Docker calls it an invalid reference.
+        // The other is a valid name whose registry (on loopback, where nothing listens) cannot be reached.
+        string[] images = ["Ecslite/Not-A-Docker-Reference:1", "127.0.0.1:5999/ecslite/missing:1"];
+        var before = await RemainingAsync();
+        foreach (var (image, i) in images.Select((image, i) => (image, i)))
+        {
+            await _json.CallAsync(Ecs + "RegisterTaskDefinition", $$"""
+                { "family": "unpullable-{{i}}", "containerDefinitions": [{ "name": "app", "image": "{{image}}", "cpu": 128, "memory": 64 }] }
+                """);
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            var run = await _coordinator.Ecs.RunTaskAsync(new RunTaskRequest { TaskDefinition = $"unpullable-{i}" });
+            var stopped = await WaitForAsync(Assert.Single(run.Tasks).TaskArn, t => t.LastStatus == "STOPPED");
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(10), $"{image}: STOPPED after {clock.Elapsed}");
+            Assert.Equal("TaskFailedToStart", stopped.StopCode);
+            Assert.StartsWith("CannotPullContainerError:", stopped.StoppedReason, StringComparison.Ordinal);
+            Assert.StartsWith("CannotPullContainerError:", stopped.Containers.Single().Reason, StringComparison.Ordinal);
+        }
+
+        await Eventually.HoldsAsync(async () => (await RemainingAsync()) == before, TimeSpan.FromSeconds(10), "the instance's CPU and memory given back");
+    }
+
+    private async Task<(int Cpu, int Memory)> RemainingAsync()
+    {
+        var instance = (await _coordinator.Ecs.DescribeContainerInstancesAsync(new DescribeContainerInstancesRequest { ContainerInstances = { _agent.ContainerInstanceArn } })).ContainerInstances.Single();
+        return (instance.RemainingResources.Single(r => r.Name == "CPU").IntegerValue, instance.RemainingResources.Single(r => r.Name == "MEMORY").IntegerValue);
+    }
+
+    [Fact]
     public async Task Bad_RunTask_calls_get_ECS_errors_and_change_nothing()
     {
         await _json.CallAsync(Ecs + "RegisterTaskDefinition", """
