@@ -39,6 +39,12 @@ public sealed partial class CoordinatorConnection(
     IReadOnlyList<Uri> coordinators, IAgentRuntime runtime, InstanceIdentity identity, TimeProvider time, ILogger logger)
 {
     private static readonly TimeSpan WelcomeTimeout = TimeSpan.FromSeconds(15);
+
+    /// <summary>A session that lasted this long was a working one: the next reconnect starts from the shortest wait.</summary>
+    private static readonly TimeSpan StableSession = TimeSpan.FromSeconds(30);
+
+    /// <summary>The largest message the agent takes (the coordinator sends desired sets in parts well below it).</summary>
+    public const int MaxMessageBytes = 16 * 1024 * 1024;
     private readonly TaskCompletionSource _registered = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     /// <summary>Completes when the agent has first been welcomed as a container instance.</summary>
@@ -84,6 +90,7 @@ public sealed partial class CoordinatorConnection(
         {
             var coordinator = coordinators[index % coordinators.Count];
             var welcomed = false;
+            var began = time.GetTimestamp();
             try
             {
                 welcomed = await SessionAsync(coordinator, () => welcomed = true, stopping);
@@ -106,11 +113,13 @@ public sealed partial class CoordinatorConnection(
                 Connected = false;
             }
 
-            if (welcomed)
+            // Only a session that worked for a while resets the backoff: one that breaks soon after its
+            // welcome (a message it cannot take, a coordinator that drops it) must not become a busy loop.
+            if (welcomed && time.GetElapsedTime(began) >= StableSession)
             {
                 attempt = 0;
             }
-            else
+            else if (!welcomed)
             {
                 index++;
             }
@@ -133,6 +142,7 @@ public sealed partial class CoordinatorConnection(
         // A fresh channel per attempt: our backoff decides when to retry, not the channel's own.
         using var channel = GrpcChannel.ForAddress(coordinator, new GrpcChannelOptions
         {
+            MaxReceiveMessageSize = MaxMessageBytes,
             HttpHandler = new SocketsHttpHandler
             {
                 ConnectTimeout = TimeSpan.FromSeconds(5),

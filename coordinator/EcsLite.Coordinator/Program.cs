@@ -2,7 +2,10 @@ using EcsLite.Coordinator;
 using EcsLite.Coordinator.Agents;
 using EcsLite.Coordinator.Api;
 using EcsLite.Coordinator.State;
+using EcsLite.Coordinator.Core.Validation;
 using EcsLite.Coordinator.Store;
+using Grpc.AspNetCore.Server.Model;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
@@ -36,7 +39,14 @@ if (args.Contains("--version"))
     return 0;
 }
 
-var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = args });
+// Independent of the working directory (systemd starts units in /): the content root is the program's
+// own directory, and no configuration file is watched (a watcher on a content root of / put an inotify
+// watch on every directory of the machine and took 20 s to start).
+var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
+{
+    Args = [.. args, "--hostBuilder:reloadConfigOnChange=false"],
+    ContentRootPath = AppContext.BaseDirectory,
+});
 builder.Configuration.Sources.Clear();
 builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
 {
@@ -102,7 +112,17 @@ builder.Services.AddSingleton<TaskDispatcher>();
 builder.Services.AddHostedService<HeartbeatMonitor>();
 builder.Services.AddHostedService<StoppedTaskPurger>();
 builder.Services.AddHostedService<ServiceSchedulerLoop>();
-builder.Services.AddGrpc(grpc => grpc.Interceptors.Add<EcsErrorInterceptor>());
+builder.Services.AddGrpc(grpc =>
+{
+    grpc.Interceptors.Add<EcsErrorInterceptor>();
+    grpc.MaxReceiveMessageSize = Limits.MaxRequestBytes;
+}).AddServiceOptions<AgentChannelService>(channel => channel.MaxReceiveMessageSize = AgentChannelService.MaxMessageBytes);
+
+// Every service is bound with strict request marshallers (malformed bytes are InvalidArgument), in
+// place of grpc-dotnet's default binder.
+builder.Services.Remove(builder.Services.Single(d => d.ServiceType == typeof(IServiceMethodProvider<>)
+    && d.ImplementationType?.Name.StartsWith("BinderServiceMethodProvider", StringComparison.Ordinal) == true));
+builder.Services.TryAddEnumerable(ServiceDescriptor.Singleton(typeof(IServiceMethodProvider<>), typeof(StrictServiceMethodProvider<>)));
 builder.Services.AddGrpcReflection();
 builder.Services.AddGrpcHealthChecks()
     .AddCheck<StoreHealthCheck>("store");

@@ -35,6 +35,25 @@ public sealed class CoordinatorConnectionTests
         Directory.Delete(dataDir, recursive: true);
     }
 
+    [Fact]
+    public async Task A_stream_that_breaks_right_after_its_welcome_is_retried_with_backoff_not_at_once()
+    {
+        // An agent that could not take its desired set reconnected 162 times in 40 s: each welcome reset its backoff.
+        await using var coordinator = await FakeCoordinator.StartAsync();
+        coordinator.DropAfterWelcome = true;
+        var dataDir = CoordinatorProcess.TempDirectory("ecslite-connection");
+        var connection = new CoordinatorConnection([new Uri(coordinator.Address)], new IdleHost(), new InstanceIdentity(dataDir), TimeProvider.System, NullLogger.Instance);
+        using var stop = new CancellationTokenSource();
+        var running = connection.RunAsync(stop.Token);
+        await Task.Delay(TimeSpan.FromSeconds(10));
+        await stop.CancelAsync();
+        await running;
+
+        // 250 ms doubling with jitter: 4 to 7 tries in 10 s.
+        Assert.InRange(coordinator.Hellos, 2, 8);
+        Directory.Delete(dataDir, recursive: true);
+    }
+
     private sealed class IdleHost : IAgentRuntime
     {
         public AgentHello Hello(string? containerInstanceArn) => new() { ContainerInstanceArn = containerInstanceArn ?? "", Cluster = "default", Hostname = "idle" };

@@ -187,6 +187,17 @@ public class TaskCommandsTests
         Assert.Equal(1024, view.RegisteredResources.Single(r => r.Name == "MEMORY").IntegerValue);
         var cluster = ClusterCommands.Describe(state, new DescribeClustersRequest(), new ArnFormat()).Clusters.Single();
         Assert.Equal((0, 2), (cluster.RunningTasksCount, cluster.PendingTasksCount));
+
+        // As ECS counts them: RUNNING is running; a task on its way out (DEPROVISIONING) is neither.
+        TaskStateChange Report(EcsLite.Api.V1.Task task, string status, string desired) => new()
+        {
+            TaskArn = task.TaskArn, LastStatus = status, DesiredStatus = desired,
+            Containers = { new ContainerStateChange { ContainerName = "app", LastStatus = status == "RUNNING" ? "RUNNING" : "STOPPED", HealthStatus = "UNKNOWN" } },
+        };
+        state = Run(state, s => TaskCommands.Report(s, instance.ContainerInstance.ContainerInstanceArn, Report(response.Tasks[0], "RUNNING", "RUNNING"), Context())).State;
+        state = Run(state, s => TaskCommands.Report(s, instance.ContainerInstance.ContainerInstanceArn, Report(response.Tasks[1], "DEPROVISIONING", "STOPPED"), Context())).State;
+        view = ContainerInstanceCommands.View(state, ContainerInstanceCommands.InCluster(state, "default").Single(i => i.ContainerInstance.ContainerInstanceArn == instance.ContainerInstance.ContainerInstanceArn), includeTags: false);
+        Assert.Equal((1, 0), (view.RunningTasksCount, view.PendingTasksCount));
     }
 
     [Fact]

@@ -26,6 +26,17 @@ public class TaskDefinitionValidationTests
         TaskDefinitionValidator.Validate(Parse(json));
     }
 
+    public static TheoryData<string> RefusedNames() => new(TaskDefinitionCases.RefusedCorpus().Select(c => c.Name));
+
+    [Theory]
+    [MemberData(nameof(RefusedNames))]
+    public void Real_task_definitions_ECS_refuses_are_refused_as_ECS_refuses_them(string name)
+    {
+        var (_, json, errorType, field) = TaskDefinitionCases.RefusedCorpus().Single(c => c.Name == name);
+        var error = Assert.Throws<EcsException>(() => TaskDefinitionValidator.Validate(Parse(json)));
+        Assert.Equal((errorType, field), (error.ErrorType, error.Field));
+    }
+
     [Fact]
     public void The_base_of_the_invalid_cases_is_itself_valid()
     {
@@ -43,30 +54,72 @@ public class TaskDefinitionValidationTests
         Assert.StartsWith(invalid.Field + ": ", error.Message, StringComparison.Ordinal);
     }
 
+    /// <summary>
+    /// ECS's documented forms (RegisterTaskDefinition: cpu "as an integer using CPU units, for example 1024,
+    /// or as a string using vCPUs, for example 1 vCPU or 1 vcpu"; memory "using MiB, for example 1024, or
+    /// using GB, for example 1GB or 1 GB") and what ECS normalises from real task definitions (".25 vcpu",
+    /// ".5 gb"), with what ECS refuses.
+    /// </summary>
     [Theory]
-    [InlineData("256", 256)]
-    [InlineData("1024", 1024)]
-    [InlineData("1 vCPU", 1024)]
-    [InlineData("0.25 vcpu", 256)]
-    [InlineData("2vCPU", 2048)]
-    [InlineData(" 4 VCPU ", 4096)]
-    public void Task_cpu_accepts_units_and_vcpus(string text, int units) => Assert.Equal(units, TaskSize.ParseCpu(text));
+    [InlineData("cpu", "256", 256)]
+    [InlineData("cpu", "1024", 1024)]
+    [InlineData("cpu", "1 vCPU", 1024)]
+    [InlineData("cpu", "1 vcpu", 1024)]
+    [InlineData("cpu", "1 VCPU", 1024)]
+    [InlineData("cpu", "0.25 vcpu", 256)]
+    [InlineData("cpu", ".25 vcpu", 256)]
+    [InlineData("cpu", ".5 vCPU", 512)]
+    [InlineData("cpu", "2vCPU", 2048)]
+    [InlineData("cpu", " 4 VCPU ", 4096)]
+    [InlineData("memory", "512", 512)]
+    [InlineData("memory", "1GB", 1024)]
+    [InlineData("memory", "1 GB", 1024)]
+    [InlineData("memory", "2 gb", 2048)]
+    [InlineData("memory", ".5 gb", 512)]
+    [InlineData("memory", "0.5GB", 512)]
+    [InlineData("memory", "30GB", 30720)]
+    [InlineData("cpu", "", null)]
+    [InlineData("cpu", "fast", null)]
+    [InlineData("cpu", "1 GB", null)]
+    [InlineData("cpu", "0.1 vCPU", null)]
+    [InlineData("cpu", "-256", null)]
+    [InlineData("cpu", "0", null)]
+    [InlineData("cpu", "1,5 vCPU", null)]
+    [InlineData("cpu", ".", null)]
+    [InlineData("memory", "1 vCPU", null)]
+    [InlineData("memory", "512 MB", null)]
+    [InlineData("memory", "1.0001 GB", null)]
+    public void Task_cpu_and_memory_strings_are_read_as_ECS_reads_them(string field, string text, int? value) =>
+        Assert.Equal(value, field == "cpu" ? TaskSize.ParseCpu(text) : TaskSize.ParseMemory(text));
 
     [Theory]
-    [InlineData("512", 512)]
-    [InlineData("2 GB", 2048)]
-    [InlineData("0.5 gb", 512)]
-    [InlineData("30GB", 30720)]
-    public void Task_memory_accepts_mib_and_gb(string text, int mib) => Assert.Equal(mib, TaskSize.ParseMemory(text));
+    [InlineData("${IMAGE_URL}", "Container.image contains invalid characters")]
+    [InlineData("${phoenix_container_image}", "Container.image contains invalid characters")]
+    [InlineData("nginx:{{ env \"TAG\" }}", "Container.image contains invalid characters")]
+    [InlineData("busybox latest", "Container.image contains invalid characters")]
+    [InlineData("nginx@sha256:abc", "invalid digest")]
+    [InlineData("", "is required")]
+    public void Image_references_are_checked_with_ECSs_rule_naming_what_is_wrong(string image, string message)
+    {
+        var request = Fixtures.Simple("image-check");
+        request.ContainerDefinitions[0].Image = image;
+        var error = Assert.Throws<EcsException>(() => TaskDefinitionValidator.Validate(request));
+        Assert.Equal(("ClientException", "containerDefinitions[0].image"), (error.ErrorType, error.Field));
+        Assert.Contains(message, error.Message, StringComparison.Ordinal);
+    }
 
     [Theory]
-    [InlineData("")]
-    [InlineData("fast")]
-    [InlineData("1 GB")]
-    [InlineData("0.1 vCPU")]
-    [InlineData("-256")]
-    [InlineData("0")]
-    public void Task_cpu_rejects_what_is_not_a_cpu_quantity(string text) => Assert.Null(TaskSize.ParseCpu(text));
+    [InlineData("httpd:2.4")]
+    [InlineData("public.ecr.aws/docker/library/nginx:1.27-alpine")]
+    [InlineData("012345678910.dkr.ecr.us-east-1.amazonaws.com/app:v1#build")]
+    [InlineData("registry.local:5000/team/app@sha256:94afd1f2e64d908bc90dbca0035a5b567f2ece6c8e1f32c6f1c8e8a7e1b1e4c0")]
+    [InlineData("Ecslite/Upper:1")] // ECS takes it; Docker does not, and the agent says so (CannotPullContainerError)
+    public void Image_references_ECS_takes_register(string image)
+    {
+        var request = Fixtures.Simple("image-ok");
+        request.ContainerDefinitions[0].Image = image;
+        TaskDefinitionValidator.Validate(request);
+    }
 
     [Theory]
     [InlineData(256, 512, true)]

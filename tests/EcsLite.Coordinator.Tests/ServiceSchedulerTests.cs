@@ -88,9 +88,20 @@ public sealed class ServiceSchedulerTests : IAsyncLifetime
         {
             var service = await ServiceAsync(name);
             var alive = await AliveAsync(name);
-            return service.Deployments.Count(d => d.Status != "INACTIVE") == 1 && service.Deployments[0].RolloutState == "COMPLETED"
+            return service.Deployments.Count == 1 && service.Deployments[0].RolloutState == "COMPLETED"
+                && ServicesStable(await Ecs.DescribeServicesAsync(new DescribeServicesRequest { Services = { name } }))
                 && alive.Count == count && alive.All(t => t.LastStatus == "RUNNING" && t.DesiredStatus == "RUNNING" && t.TaskDefinitionArn.EndsWith(revision, StringComparison.Ordinal));
         }, timeout, $"{name}: {count} tasks of {revision} RUNNING and the deployment COMPLETED");
+
+    /// <summary>
+    /// The AWS CLI's `aws ecs wait services-stable` (botocore's waiter): success when no service has
+    /// other than exactly one deployment and runningCount equal to desiredCount, and none is missing,
+    /// DRAINING or INACTIVE.
+    /// </summary>
+    private static bool ServicesStable(DescribeServicesResponse described) =>
+        described.Failures.All(f => f.Reason != "MISSING")
+        && described.Services.All(s => s.Status is not ("DRAINING" or "INACTIVE"))
+        && !described.Services.Any(s => !(s.Deployments.Count == 1 && s.RunningCount == s.DesiredCount));
 
     [Fact]
     public async Task A_lost_host_has_its_tasks_replaced_and_its_stale_copy_stopped_when_it_returns()
@@ -149,8 +160,10 @@ public sealed class ServiceSchedulerTests : IAsyncLifetime
             var alive = await AliveAsync();
             samples.Add((alive.Count, alive.Count(t => t.LastStatus == "RUNNING" && t.DesiredStatus == "RUNNING")));
             var service = await ServiceAsync();
-            return service.Deployments[0].RolloutState == "COMPLETED" && alive.Count == 3 && alive.All(t => t.TaskDefinitionArn.EndsWith("web:2", StringComparison.Ordinal));
-        }, TimeSpan.FromSeconds(90), "the deployment of web:2 COMPLETED");
+            return service.Deployments[0].RolloutState == "COMPLETED" && service.Deployments.Count == 1
+                && alive.Count == 3 && alive.All(t => t.TaskDefinitionArn.EndsWith("web:2", StringComparison.Ordinal));
+        }, TimeSpan.FromSeconds(90), "the deployment of web:2 COMPLETED, and the only one shown");
+        Assert.True(ServicesStable(await Ecs.DescribeServicesAsync(new DescribeServicesRequest { Services = { "web" } })), "aws ecs wait services-stable would not succeed");
         Assert.True(samples.Count > 3, $"only {samples.Count} samples");
         Assert.All(samples, s => Assert.InRange(s.Alive, 0, 6));    // 200% of 3: tasks not yet STOPPED
         Assert.All(samples, s => Assert.InRange(s.Serving, 2, 6));  // 50% of 3, rounded up

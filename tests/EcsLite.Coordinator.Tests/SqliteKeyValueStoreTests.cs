@@ -135,4 +135,35 @@ public sealed class SqliteKeyValueStoreTests : IDisposable
         await using var store = SqliteKeyValueStore.Open(_directory);
         Assert.Throws<ArgumentException>(() => { _ = store.TxnAsync(Txn.Unconditional([new PutOp("/a", B("1")), new DeleteOp("/a")]), default); });
     }
+
+    [Fact]
+    public async Task Space_is_given_back_after_records_are_deleted_and_history_is_bounded_in_bytes()
+    {
+        // 20,000 task-sized records written, rewritten and deleted, with history kept to 4 MiB.
+        await using var store = SqliteKeyValueStore.Open(_directory, historyToKeep: 100_000, historyBytesToKeep: 4 * 1024 * 1024);
+        await store.TxnAsync(Txn.Unconditional([new PutOp("/clusters/default", B("cluster"))]), default);
+        var before = store.SizeOnDisk;
+        var record = new byte[1500];
+        Random.Shared.NextBytes(record);
+        for (var round = 0; round < 20; round++)
+        {
+            await Task.WhenAll(Enumerable.Range(0, 1000).Select(i => store.TxnAsync(Txn.Unconditional([new PutOp($"/tasks/{round}-{i}", record)]), default)));
+            await Task.WhenAll(Enumerable.Range(0, 1000).Select(i => store.TxnAsync(Txn.Unconditional([new PutOp($"/tasks/{round}-{i}", record)]), default)));
+            await Task.WhenAll(Enumerable.Range(0, 1000).Select(i => store.TxnAsync(Txn.Unconditional([new DeleteOp($"/tasks/{round}-{i}")]), default)));
+        }
+
+        var peak = store.SizeOnDisk;
+        await store.TxnAsync(Txn.Unconditional([new PutOp("/clusters/default", B("cluster"))]), default); // one more pass of housekeeping
+
+        // 60 MB went through; the history (4 MiB at most, cut to 3 MiB) and the emptied pages do not stay.
+        Assert.True(store.SizeOnDisk < 12 * 1024 * 1024, $"{store.SizeOnDisk} bytes on disk (before: {before}, peak {peak}; db {new FileInfo(store.Path).Length}, wal {new FileInfo(store.Path + "-wal").Length})");
+        var oldest = await Assert.ThrowsAsync<CompactedException>(async () =>
+        {
+            await foreach (var _ in store.WatchAsync("/tasks/", 1, default))
+            {
+            }
+        });
+        Assert.True(oldest.CompactRevision > 0);
+        Assert.Single((await store.RangeAsync("/", default)).Kvs);
+    }
 }

@@ -12,10 +12,10 @@ public sealed class Fleet : IAsyncDisposable
 {
     private readonly string _root = Path.Combine(Path.GetTempPath(), $"ecslite-fleet-{Guid.NewGuid():N}");
 
-    private Fleet(Uri coordinator, int count, int cpu, int memoryMiB, TimeSpan startDelay)
+    private Fleet(Uri coordinator, int count, int cpu, int memoryMiB, TimeSpan startDelay, TimeSpan? runFor)
     {
         Agents = [.. Enumerable.Range(0, count).Select(i => new SimulatedAgent(
-            coordinator, Path.Combine(_root, $"agent-{i:D5}"), $"sim-{i:D5}", cpu, memoryMiB, startDelay, Started))];
+            coordinator, Path.Combine(_root, $"agent-{i:D5}"), $"sim-{i:D5}", cpu, memoryMiB, startDelay, Started, runFor))];
     }
 
     public IReadOnlyList<SimulatedAgent> Agents { get; }
@@ -27,9 +27,10 @@ public sealed class Fleet : IAsyncDisposable
     public ConcurrentDictionary<string, long> RunningAt { get; } = new(StringComparer.Ordinal);
 
     /// <summary>Starts the agents in a ramp (50 per 100 ms, as hosts booting would) and waits until every one is welcomed.</summary>
-    public static async Task<Fleet> StartAsync(Uri coordinator, int count, int cpu = 4096, int memoryMiB = 8192, TimeSpan startDelay = default)
+    /// <param name="runFor">Tasks end on their own (their essential container exits) this long after RUNNING; else they run until stopped.</param>
+    public static async Task<Fleet> StartAsync(Uri coordinator, int count, int cpu = 4096, int memoryMiB = 8192, TimeSpan startDelay = default, TimeSpan? runFor = null)
     {
-        var fleet = new Fleet(coordinator, count, cpu, memoryMiB, startDelay);
+        var fleet = new Fleet(coordinator, count, cpu, memoryMiB, startDelay, runFor);
         var joining = new List<Task>();
         for (var i = 0; i < count; i++)
         {

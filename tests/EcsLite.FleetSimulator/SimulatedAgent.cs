@@ -14,16 +14,25 @@ namespace EcsLite.FleetSimulator;
 /// heartbeats stop) and come back as the same instance.
 /// </summary>
 /// <param name="started">Told of each task the moment this host reports it RUNNING.</param>
+/// <param name="runFor">If set, each task ends on its own this long after RUNNING, as a batch job's essential container exits.</param>
 public sealed class SimulatedAgent(
-    Uri coordinator, string dataDir, string hostname, int cpu, int memoryMiB, TimeSpan startDelay, Action<string>? started = null) : IAgentRuntime, IAsyncDisposable
+    Uri coordinator, string dataDir, string hostname, int cpu, int memoryMiB, TimeSpan startDelay, Action<string>? started = null, TimeSpan? runFor = null)
+    : IAgentRuntime, IAsyncDisposable
 {
     private readonly ConcurrentDictionary<string, TaskStateChange> _tasks = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, string> _families = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _wanted = new(StringComparer.Ordinal);
     private CoordinatorConnection? _connection;
     private CancellationTokenSource? _running;
     private Task _run = Task.CompletedTask;
 
     public string? ContainerInstanceArn => _connection?.ContainerInstanceArn;
+
+    /// <summary>Parts of full desired sets received (a set too large for one message comes in several).</summary>
+    public int SetsReceived { get; private set; }
+
+    /// <summary>How many times this host has been welcomed.</summary>
+    public int Welcomes { get; private set; }
 
     public bool Connected => _connection?.Connected ?? false;
 
@@ -45,9 +54,15 @@ public sealed class SimulatedAgent(
     public async Task StartAsync()
     {
         _running = new CancellationTokenSource();
-        _connection = new CoordinatorConnection([coordinator], this, new InstanceIdentity(dataDir), TimeProvider.System, NullLogger.Instance);
+        var identity = new InstanceIdentity(dataDir);
+        identity.Load(); // back as the same instance, as a restarted agent is
+        _connection = new CoordinatorConnection([coordinator], this, identity, TimeProvider.System, NullLogger.Instance);
         var welcomed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        _connection.Welcomed += (_, _) => welcomed.TrySetResult();
+        _connection.Welcomed += (_, _) =>
+        {
+            Welcomes++;
+            welcomed.TrySetResult();
+        };
         _run = _connection.RunAsync(_running.Token);
         await welcomed.Task.WaitAsync(TimeSpan.FromMinutes(1));
     }
@@ -76,12 +91,23 @@ public sealed class SimulatedAgent(
     {
         if (desired.Full)
         {
-            var wanted = desired.Tasks.Select(t => t.TaskArn).ToHashSet(StringComparer.Ordinal);
-            foreach (var gone in _tasks.Keys.Where(arn => !wanted.Contains(arn)))
+            // A full set may come in parts: only its last part drops what none of them named.
+            if (desired.Part == 0)
             {
-                _tasks.TryRemove(gone, out _);
-                _families.TryRemove(gone, out _);
+                _wanted.Clear();
             }
+
+            _wanted.UnionWith(desired.Tasks.Select(t => t.TaskArn));
+            if (!desired.More)
+            {
+                foreach (var gone in _tasks.Keys.Where(arn => !_wanted.Contains(arn)))
+                {
+                    _tasks.TryRemove(gone, out _);
+                    _families.TryRemove(gone, out _);
+                }
+            }
+
+            SetsReceived++;
         }
 
         foreach (var task in desired.Tasks)
@@ -93,10 +119,11 @@ public sealed class SimulatedAgent(
                 Report(new TaskStateChange { TaskArn = task.TaskArn, LastStatus = "PENDING", DesiredStatus = "RUNNING" });
                 _ = StartLaterAsync(task.TaskArn, cancellationToken);
             }
-            else if (task.DesiredStatus == "STOPPED" && known is not null && known.LastStatus != "STOPPED")
+            else if (task.DesiredStatus == "STOPPED" && known?.LastStatus != "STOPPED")
             {
+                // As the agent does, also for a task it never ran: it is STOPPED as far as this host goes.
                 var now = Timestamp.FromDateTimeOffset(DateTimeOffset.UtcNow);
-                Report(new TaskStateChange { TaskArn = task.TaskArn, LastStatus = "STOPPED", DesiredStatus = "STOPPED", StoppedAt = now, ExecutionStoppedAt = now, StartedAt = known.StartedAt });
+                Report(new TaskStateChange { TaskArn = task.TaskArn, LastStatus = "STOPPED", DesiredStatus = "STOPPED", StoppedAt = now, ExecutionStoppedAt = now, StartedAt = known?.StartedAt });
             }
         }
 
@@ -130,8 +157,22 @@ public sealed class SimulatedAgent(
 
         if (_tasks.TryGetValue(taskArn, out var known) && known.LastStatus == "PENDING")
         {
-            Report(new TaskStateChange { TaskArn = taskArn, LastStatus = "RUNNING", DesiredStatus = "RUNNING", StartedAt = Timestamp.FromDateTimeOffset(DateTimeOffset.UtcNow) });
+            var startedAt = Timestamp.FromDateTimeOffset(DateTimeOffset.UtcNow);
+            Report(new TaskStateChange { TaskArn = taskArn, LastStatus = "RUNNING", DesiredStatus = "RUNNING", StartedAt = startedAt });
             started?.Invoke(taskArn);
+            if (runFor is { } lifetime)
+            {
+                await Task.Delay(lifetime, CancellationToken.None).ConfigureAwait(false);
+                if (_tasks.TryGetValue(taskArn, out var running) && running.LastStatus == "RUNNING")
+                {
+                    var now = Timestamp.FromDateTimeOffset(DateTimeOffset.UtcNow);
+                    Report(new TaskStateChange
+                    {
+                        TaskArn = taskArn, LastStatus = "STOPPED", DesiredStatus = "STOPPED", StopCode = "EssentialContainerExited",
+                        StoppedReason = "Essential container in task exited", StartedAt = startedAt, StoppedAt = now, ExecutionStoppedAt = now,
+                    });
+                }
+            }
         }
     }
 

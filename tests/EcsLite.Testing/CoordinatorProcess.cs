@@ -51,6 +51,9 @@ public sealed class CoordinatorProcess : IAsyncDisposable
     /// <summary>Time from process start to the health service answering SERVING, for the last start.</summary>
     public TimeSpan LastStartToServing { get; private set; }
 
+    /// <summary>Where the process starts (the test's own directory unless set), as a unit's WorkingDirectory= would put it.</summary>
+    public string? WorkingDirectory { get; set; }
+
     public static Task<CoordinatorProcess> StartAsync(string? dataDir = null, params string[] extraArgs)
     {
         var port = FreePort();
@@ -82,7 +85,7 @@ public sealed class CoordinatorProcess : IAsyncDisposable
 
         command.AddRange([program, "--listen", _listen, "--data-dir", DataDir, .. _settings]);
         var watch = Stopwatch.StartNew();
-        _process = TestProcess.Start(command, wrapper: _wrapper);
+        _process = TestProcess.Start(command, wrapper: _wrapper, workingDirectory: WorkingDirectory);
         Channel.Dispose();
         Channel = GrpcChannel.ForAddress(Address);
         Ecs = new Ecs.EcsClient(Channel);
@@ -209,8 +212,8 @@ public static class RepoPaths
 
     public static string Examples => Path.Combine(Root, "examples");
 
-    /// <summary>The ECS API model, in ../shared beside the repository (also in CI).</summary>
-    public static string EcsModel => Path.Combine(Root, "..", "shared", "reference", "ecs-api-model.json");
+    /// <summary>The ECS API model the proto is generated from, kept in the repository with its licence (proto/model).</summary>
+    public static string EcsModel => Path.Combine(Root, "proto", "model", "ecs-api-model.json");
 
     private static string FindRoot()
     {

@@ -161,6 +161,10 @@ public sealed class FakeCoordinator : IAsyncDisposable
             var full = new DesiredTaskSet { Sequence = (ulong)Interlocked.Increment(ref coordinator._sequence), Full = true };
             full.Tasks.Add(coordinator._wanted.Values);
             await responseStream.WriteAsync(new CoordinatorMessage { DesiredTasks = full });
+            if (coordinator.DropAfterWelcome)
+            {
+                throw new RpcException(new Status(StatusCode.ResourceExhausted, "the stream broke right after its welcome"));
+            }
 
             var reading = Task.Run(async () =>
             {
@@ -196,6 +200,9 @@ public sealed class FakeCoordinator : IAsyncDisposable
             await reading.ContinueWith(_ => { }, TaskScheduler.Default);
         }
     }
+
+    /// <summary>Ends every stream right after its welcome, as a message the agent cannot take would.</summary>
+    public bool DropAfterWelcome { get; set; }
 
     /// <summary>Every report as it arrives (for timing without polling).</summary>
     public event Action<TaskStateChange>? Reported;

@@ -19,6 +19,19 @@ public static class TaskDefinitionCases
 
     public static string CorpusDirectory => Path.Combine(AppContext.BaseDirectory, "TaskDefinitions");
 
+    /// <summary>
+    /// Real task definitions ECS refuses (templates whose placeholders were never filled in), with what ECS
+    /// says: (file name, JSON, the error type, the field at fault).
+    /// </summary>
+    public static IEnumerable<(string Name, string Json, string ErrorType, string Field)> RefusedCorpus() =>
+    [
+        Refused("terraform-template.json", Client, "containerDefinitions[0].image"),
+        Refused("phoenix-template.json", Client, "containerDefinitions[0].image"),
+    ];
+
+    private static (string, string, string, string) Refused(string file, string errorType, string field) =>
+        (file, File.ReadAllText(Path.Combine(CorpusDirectory, "refused", file)), errorType, field);
+
     /// <summary>Every corpus file and the seed's example, as (file name, JSON text).</summary>
     public static IEnumerable<(string Name, string Json)> Corpus() =>
         Directory.GetFiles(CorpusDirectory, "*.json").Order(StringComparer.Ordinal)

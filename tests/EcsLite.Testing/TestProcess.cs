@@ -30,10 +30,14 @@ public sealed partial class TestProcess : IAsyncDisposable
     }
 
     /// <summary>Starts <paramref name="command"/>, optionally inside a wrapper such as ["ip", "netns", "exec", "ns1"].</summary>
-    public static TestProcess Start(IReadOnlyList<string> command, IDictionary<string, string>? environment = null, IReadOnlyList<string>? wrapper = null)
+    public static TestProcess Start(IReadOnlyList<string> command, IDictionary<string, string>? environment = null, IReadOnlyList<string>? wrapper = null, string? workingDirectory = null)
     {
         var full = (wrapper ?? []).Concat(command).ToList();
         var info = new ProcessStartInfo(full[0]) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        if (workingDirectory is not null)
+        {
+            info.WorkingDirectory = workingDirectory;
+        }
         foreach (var arg in full.Skip(1))
         {
             info.ArgumentList.Add(arg);

@@ -20,6 +20,7 @@ public sealed partial class TaskEngine(IContainerRuntime docker, TaskStore store
     private Task? _cleaningImages;
     private string? _cgroupDriver;
     private ImageCleaner? _images;
+    private readonly HashSet<string> _wantedByFullSet = new(StringComparer.Ordinal);
 
     /// <summary>Every change of every task's state, in the order the supervisors saw them.</summary>
     public event Action<TaskStateChange>? Changed;
@@ -61,14 +62,32 @@ public sealed partial class TaskEngine(IContainerRuntime docker, TaskStore store
             {
                 Start(task, containerInstanceArn, cluster);
             }
+            else if (status == DesiredStatus.Stopped)
+            {
+                // Stopped before it ever ran here (or run and cleaned up long ago): nothing to stop, and it
+                // must not stay "not yet STOPPED" on the coordinator for want of a report.
+                var now = Google.Protobuf.WellKnownTypes.Timestamp.FromDateTimeOffset(time.GetUtcNow());
+                Changed?.Invoke(new TaskStateChange { TaskArn = task.TaskArn, LastStatus = "STOPPED", DesiredStatus = "STOPPED", StoppedAt = now, ExecutionStoppedAt = now });
+            }
         }
 
         if (desired.Full)
         {
-            var wanted = desired.Tasks.Select(t => t.TaskArn).ToHashSet(StringComparer.Ordinal);
-            foreach (var (arn, known) in _tasks.Where(t => !wanted.Contains(t.Key)))
+            // A full set may come in parts: what it names adds up, and only its last part stops the rest.
+            if (desired.Part == 0)
             {
-                known.Supervisor.Desire(DesiredStatus.Stopped, "UserInitiated", "The coordinator no longer wants this task");
+                _wantedByFullSet.Clear();
+            }
+
+            _wantedByFullSet.UnionWith(desired.Tasks.Select(t => t.TaskArn));
+            if (!desired.More)
+            {
+                foreach (var (arn, known) in _tasks.Where(t => !_wantedByFullSet.Contains(t.Key)))
+                {
+                    known.Supervisor.Desire(DesiredStatus.Stopped, "UserInitiated", "The coordinator no longer wants this task");
+                }
+
+                _wantedByFullSet.Clear();
             }
         }
     }

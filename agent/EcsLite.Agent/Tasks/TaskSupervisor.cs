@@ -914,8 +914,8 @@ public sealed partial class TaskSupervisor
 
     private static Timestamp? Stamp(DateTimeOffset? time) => time is { } t ? Timestamp.FromDateTimeOffset(t) : null;
 
-    /// <summary>Engine messages go into reports and logs: bounded, whatever the engine (or an image name) holds.</summary>
-    private static string Bounded(string text) => text.Length <= MaxReasonLength ? text : string.Concat(text.AsSpan(0, MaxReasonLength), "...");
+    /// <summary>Engine messages go into reports and logs: bounded and printable, whatever the engine (or an image name) holds.</summary>
+    private static string Bounded(string text) => LogText.Printable(text, MaxReasonLength);
 
     private abstract record Signal
     {

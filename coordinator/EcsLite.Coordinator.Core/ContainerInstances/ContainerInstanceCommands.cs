@@ -134,6 +134,7 @@ public static partial class ContainerInstanceCommands
         var updated = stored.Clone();
         updated.ContainerInstance.Status = ContainerInstanceStatus.Inactive;
         updated.ContainerInstance.Version++;
+        updated.InactiveSince = Timestamp.FromDateTimeOffset(context.Now);
         var changes = new List<StateChange> { new ContainerInstancePut(updated) };
 
         // Forced: its tasks are orphaned (their containers stay on the host, as in ECS) and count as

@@ -24,8 +24,16 @@ public sealed record InstanceFacts(
 /// </summary>
 public abstract record ClusterQuery
 {
+    /// <summary>ECS's limit on an expression's length (placementConstraints[].expression), for filters too.</summary>
+    public const int MaxLength = 2000;
+
+    /// <summary>How deep parentheses and not/! may nest: the parser recurses on them, so input must not choose its depth.</summary>
+    public const int MaxDepth = 32;
+
     /// <summary>Parses an expression; a mistake is an InvalidParameterException naming the field and the column (1-based).</summary>
-    public static ClusterQuery Parse(string text, string field) => new Parser(text, field).ParseAll();
+    public static ClusterQuery Parse(string text, string field) => text.Length > MaxLength
+        ? throw EcsException.InvalidParameter(field, $"the expression is {text.Length} characters long; at most {MaxLength} are allowed.")
+        : new Parser(text, field).ParseAll();
 
     public abstract bool Matches(InstanceFacts instance);
 
@@ -69,14 +77,27 @@ public abstract record ClusterQuery
                 "!=" => !values.Any(v => Equal(v, Operands[0])),
                 "in" => values.Any(v => Operands.Any(o => Equal(v, o))),
                 "!in" => !values.Any(v => Operands.Any(o => Equal(v, o))),
-                "=~" => values.Any(Pattern!.IsMatch),
-                "!~" => !values.Any(Pattern!.IsMatch),
+                "=~" => values.Any(Like),
+                "!~" => !values.Any(Like),
                 ">" => values.Any(v => Order(v, Operands[0]) > 0),
                 ">=" => values.Any(v => Order(v, Operands[0]) >= 0),
                 "<" => values.Any(v => Order(v, Operands[0]) < 0),
                 "<=" => values.Any(v => Order(v, Operands[0]) <= 0),
                 _ => false,
             };
+        }
+
+        /// <summary>A pattern that takes longer than its timeout to decide matches nothing (patterns come from callers).</summary>
+        private bool Like(string value)
+        {
+            try
+            {
+                return Pattern!.IsMatch(value);
+            }
+            catch (RegexMatchTimeoutException)
+            {
+                return false;
+            }
         }
 
         private List<string> Values(InstanceFacts instance) => Subject switch
@@ -125,7 +146,9 @@ public abstract record ClusterQuery
         private static readonly string[] Subjects = ["agentConnected", "agentVersion", "ec2InstanceId", "registeredAt", "runningTasksCount", "task:group"];
         private static readonly string[] Operators = ["==", "!=", ">=", "<=", ">", "<", "=~", "!~"];
         private const string OperatorList = "==, !=, >, >=, <, <=, =~, !~, exists, !exists, in, !in";
+        private const int Quoted = 200;
         private int _position;
+        private int _depth;
 
         public ClusterQuery ParseAll()
         {
@@ -170,23 +193,37 @@ public abstract record ClusterQuery
         private ClusterQuery ParseUnary()
         {
             SkipSpace();
+            var at = _position;
             if (TakeWord("not") || (Peek('!') && !Peek("!=") && !Peek("!~") && TakeSymbol("!")))
             {
-                return new Not(ParseUnary());
+                Deeper(at);
+                var negated = new Not(ParseUnary());
+                _depth--;
+                return negated;
             }
 
             if (TakeSymbol("("))
             {
+                Deeper(at);
                 var inner = ParseOr();
                 if (!TakeSymbol(")"))
                 {
                     throw Error("expected ')'");
                 }
 
+                _depth--;
                 return inner;
             }
 
             return ParseComparison();
+        }
+
+        private void Deeper(int at)
+        {
+            if (++_depth > MaxDepth)
+            {
+                throw Error($"parentheses and 'not' nest more than {MaxDepth} deep", at);
+            }
         }
 
         private ClusterQuery ParseComparison()
@@ -366,9 +403,9 @@ public abstract record ClusterQuery
             }
         }
 
-        private string Rest() => text[_position..];
+        private string Rest() => text.Length - _position <= 50 ? text[_position..] : string.Concat(text.AsSpan(_position, 50), "...");
 
         private EcsException Error(string message, int? at = null) =>
-            EcsException.InvalidParameter(field, $"column {(at ?? _position) + 1}: {message} in '{text}'.");
+            EcsException.InvalidParameter(field, $"column {(at ?? _position) + 1}: {message} in '{(text.Length <= Quoted ? text : string.Concat(text.AsSpan(0, Quoted), "..."))}'.");
     }
 }

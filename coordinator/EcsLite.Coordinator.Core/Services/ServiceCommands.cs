@@ -18,6 +18,9 @@ namespace EcsLite.Coordinator.Core.Services;
 /// </summary>
 public static partial class ServiceCommands
 {
+    /// <summary>ECS's service quota: at most 5,000 tasks per service.</summary>
+    public const int MaxDesiredCount = 5000;
+
     public static Mutation<CreateServiceResponse> Create(CoordinatorState state, CreateServiceRequest request, CommandContext context, Random random)
     {
         ShapeRules.Validate(request);
@@ -44,9 +47,9 @@ public static partial class ServiceCommands
             throw EcsException.InvalidParameter("desiredCount", "is required for a REPLICA service.");
         }
 
-        if (request.DesiredCount < 0)
+        if (request.DesiredCount is < 0 or > MaxDesiredCount)
         {
-            throw EcsException.InvalidParameter("desiredCount", $"must not be negative (got {request.DesiredCount}).");
+            throw EcsException.InvalidParameter("desiredCount", $"must be between 0 and {MaxDesiredCount}, ECS's limit of tasks per service (got {request.DesiredCount}).");
         }
 
         if (daemon && request.PlacementStrategy.Count > 0)
@@ -124,9 +127,9 @@ public static partial class ServiceCommands
                 throw EcsException.InvalidParameter("desiredCount", "a DAEMON service runs one task per instance; it takes no desiredCount.");
             }
 
-            if (request.DesiredCount < 0)
+            if (request.DesiredCount is < 0 or > MaxDesiredCount)
             {
-                throw EcsException.InvalidParameter("desiredCount", $"must not be negative (got {request.DesiredCount}).");
+                throw EcsException.InvalidParameter("desiredCount", $"must be between 0 and {MaxDesiredCount}, ECS's limit of tasks per service (got {request.DesiredCount}).");
             }
 
             service.DesiredCount = request.DesiredCount;
@@ -317,6 +320,12 @@ public static partial class ServiceCommands
         if (!tags)
         {
             view.Tags.Clear();
+        }
+
+        // A record from an older build may still hold drained deployments: ECS shows only those that matter.
+        foreach (var drained in view.Deployments.Where(d => d.Status == "INACTIVE").ToList())
+        {
+            view.Deployments.Remove(drained);
         }
 
         return view;

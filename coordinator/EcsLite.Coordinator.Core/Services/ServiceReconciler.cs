@@ -38,7 +38,6 @@ public static class ServiceReconciler
     public const string UnhealthyReason = "Task failed container health checks";
     public const string DrainingReason = "Task stopped because its container instance is DRAINING";
     public const int MaxEvents = 100;
-    public const int MaxInactiveDeployments = 3;
 
     /// <summary>Failures in a row before new tasks wait, and the longest wait (ECS's service throttle).</summary>
     public const int FailuresBeforeThrottle = 3;
@@ -344,7 +343,7 @@ public static class ServiceReconciler
     {
         service.RunningCount = keep.Count(t => t.Task.LastStatus == TaskStatus.Running);
         service.PendingCount = keep.Count(t => TaskStatus.Rank(t.Task.LastStatus) < TaskStatus.Rank(TaskStatus.Running));
-        foreach (var deployment in service.Deployments.Where(d => d.Status != "INACTIVE"))
+        foreach (var deployment in service.Deployments)
         {
             var mine = keep.Where(t => t.Task.StartedBy == deployment.Id).ToList();
             var running = mine.Count(t => t.Task.LastStatus == TaskStatus.Running);
@@ -359,7 +358,7 @@ public static class ServiceReconciler
     }
 
     /// <summary>
-    /// Deployment states and the service's own: an older deployment with no task left is INACTIVE; the
+    /// Deployment states and the service's own: an older deployment with no task left is dropped; the
     /// primary COMPLETES when it alone runs the desired count, all serving; a DRAINING service with no
     /// task left is INACTIVE; the steady-state event is said on arrival.
     /// </summary>
@@ -368,18 +367,6 @@ public static class ServiceReconciler
         var service = stored.Service;
         var name = service.ServiceName;
         var primary = service.Deployments.First(d => d.Status == "PRIMARY");
-        foreach (var old in service.Deployments.Where(d => d.Status == "ACTIVE" && alive.All(t => t.Task.StartedBy != d.Id)))
-        {
-            old.Status = "INACTIVE";
-            old.UpdatedAt = Timestamp.FromDateTimeOffset(now);
-        }
-
-        var inactive = service.Deployments.Where(d => d.Status == "INACTIVE").Skip(MaxInactiveDeployments).ToList();
-        foreach (var gone in inactive)
-        {
-            service.Deployments.Remove(gone);
-        }
-
         var settled = stops.Count == 0 && placing == 0
             && keep.Count == service.DesiredCount
             && keep.All(t => t.Task.StartedBy == primary.Id && Healthy(t))
@@ -393,9 +380,20 @@ public static class ServiceReconciler
             Say(service, now, $"(service {name}) (deployment {primary.Id}) deployment completed.");
         }
 
+        // As ECS shows them: an older deployment with no task left is gone from the list (the AWS CLI's
+        // services-stable waiter wants exactly one), a FAILED one once the rollback it caused completed.
+        // What a rollback needs of older deployments, the task definition of the last COMPLETED one, is
+        // kept beside the service (CompletedTaskDefinition).
+        foreach (var old in service.Deployments.Where(d => d.Status == "INACTIVE" || (d.Status == "ACTIVE" && alive.All(t => t.Task.StartedBy != d.Id)
+                     && (d.RolloutState != "FAILED" || primary.RolloutState == "COMPLETED"))).ToList())
+        {
+            service.Deployments.Remove(old);
+        }
+
         if (service.Status == ServiceStatus.Draining && alive.Count == 0 && placing == 0)
         {
             service.Status = ServiceStatus.Inactive;
+            stored.InactiveSince = Timestamp.FromDateTimeOffset(now);
         }
 
         if (settled && !stored.Steady && service.Status == ServiceStatus.Active)

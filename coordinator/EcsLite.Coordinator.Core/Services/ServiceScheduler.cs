@@ -33,6 +33,7 @@ public static class ServiceScheduler
         var changes = new List<StateChange>();
         var changed = new List<string>();
         DateTimeOffset? recheck = null;
+        memo?.Forget(state);
         foreach (var stored in state.Services.Values.Where(s => s.Service.Status != ServiceStatus.Inactive))
         {
             var key = CoordinatorState.ServiceKey(stored.Cluster, stored.Service.ServiceName);
@@ -273,6 +274,18 @@ public sealed class ServicePassMemo
 
         recheckAt = seen.RecheckAt;
         return true;
+    }
+
+    /// <summary>
+    /// Drops what it remembers of services that are INACTIVE or gone: each entry holds a state of its
+    /// time, so a memo of every service there ever was would keep old states alive.
+    /// </summary>
+    internal void Forget(CoordinatorState state)
+    {
+        foreach (var key in _quiet.Keys.Where(k => state.Services.GetValueOrDefault(k)?.Service.Status is null or ServiceStatus.Inactive).ToList())
+        {
+            _quiet.Remove(key);
+        }
     }
 
     /// <param name="followsUsage">Whether what instances hold matters (a task found no room; a daemon): then any change of it is a reason to look again.</param>

@@ -60,6 +60,12 @@ public sealed record CoordinatorState(
             }
             : this,
         ServicePut put => this with { Services = Services.SetItem(ServiceKey(put.Service.Cluster, put.Service.Service.ServiceName), put.Service) },
+        ServiceRemoved removed => this with { Services = Services.Remove(ServiceKey(removed.Cluster, removed.ServiceName)) },
+        ContainerInstanceRemoved removed => this with
+        {
+            ContainerInstances = ContainerInstances.Remove(removed.ContainerInstanceArn),
+            Connections = Connections.Remove(removed.ContainerInstanceArn),
+        },
         AgentConnectionChanged changed => this with { Connections = Connections.SetItem(changed.ContainerInstanceArn, new AgentConnection(changed.Connected, changed.At)) },
         _ => throw new ArgumentOutOfRangeException(nameof(change), change, "unknown state change"),
     };
@@ -166,11 +172,20 @@ public sealed record CoordinatorState(
     }
 
     /// <summary>ECS's runningTasksCount and pendingTasksCount: started tasks, and those not started yet.</summary>
+    /// <summary>
+    /// ECS's runningTasksCount and pendingTasksCount: tasks whose lastStatus is RUNNING, and those not
+    /// yet there (PROVISIONING, PENDING, ACTIVATING). A task on its way out (STOPPING, DEPROVISIONING) is neither.
+    /// </summary>
     public (int Running, int Pending) TaskCounts(string? cluster = null, string? containerInstanceArn = null)
     {
-        var active = ActiveTasks(cluster, containerInstanceArn).ToList();
-        var pending = active.Count(t => TaskStatus.Rank(t.Task.LastStatus) < TaskStatus.Rank(TaskStatus.Running));
-        return (active.Count - pending, pending);
+        int running = 0, pending = 0;
+        foreach (var task in ActiveTasks(cluster, containerInstanceArn))
+        {
+            running += task.Task.LastStatus == TaskStatus.Running ? 1 : 0;
+            pending += TaskStatus.Rank(task.Task.LastStatus) < TaskStatus.Rank(TaskStatus.Running) ? 1 : 0;
+        }
+
+        return (running, pending);
     }
 
     /// <summary>A service's tasks (group service:NAME), any status, by ARN.</summary>
@@ -297,6 +312,12 @@ public sealed record ServicePut(StoredService Service) : StateChange;
 
 /// <summary>A STOPPED task purged after its retention.</summary>
 public sealed record TaskRemoved(string TaskArn, string Cluster) : StateChange;
+
+/// <summary>An INACTIVE service forgotten after the retention.</summary>
+public sealed record ServiceRemoved(string Cluster, string ServiceName) : StateChange;
+
+/// <summary>An INACTIVE (deregistered) container instance forgotten after the retention, once it holds no task.</summary>
+public sealed record ContainerInstanceRemoved(string ContainerInstanceArn, string Cluster) : StateChange;
 
 /// <summary>
 /// An agent connected or went away. Not stored: after a restart every agent counts as disconnected

@@ -1,4 +1,5 @@
 using System.Text.RegularExpressions;
+using EcsLite.Coordinator.Core.Query;
 using EcsLite.Api.V1;
 using EcsLite.Coordinator.Core.Validation;
 
@@ -22,11 +23,60 @@ public static partial class TaskDefinitionValidator
     [GeneratedRegex("^[A-Za-z0-9_-]{1,255}$")]
     public static partial Regex NamePattern();
 
+    /// <summary>ECS's image rule: letters, numbers, hyphens, underscores, colons, periods, forward slashes and number signs.</summary>
+    [GeneratedRegex("^[A-Za-z0-9_:./#-]+$")]
+    private static partial Regex ImagePattern();
+
+    [GeneratedRegex("^sha256:[A-Fa-f0-9]{64}$")]
+    private static partial Regex DigestPattern();
+
+    [GeneratedRegex(@"^(?=.{1,255}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")]
+    private static partial Regex HostnamePattern();
+
+    /// <summary>
+    /// An image as ECS takes it: REPOSITORY[:TAG] of at most 255 allowed characters, or REPOSITORY@sha256:DIGEST
+    /// (the 255 then counts the part before the @). A placeholder left in a template (${IMAGE_URL}) is refused
+    /// here, as ECS refuses it, rather than failing on the host.
+    /// </summary>
+    private static void ValidateImage(ContainerDefinition container, string path)
+    {
+        var field = $"{path}.image";
+        if (!container.HasImage || container.Image.Length == 0)
+        {
+            throw EcsException.Client(field, "is required: an image reference such as httpd:2.4 or registry/name@sha256:digest.");
+        }
+
+        var image = container.Image;
+        var at = image.IndexOf('@');
+        var name = at < 0 ? image : image[..at];
+        if (name.Length > 255)
+        {
+            throw EcsException.Client(field, $"Container.image should not be longer than 255 characters before its digest (got {name.Length}).");
+        }
+
+        if (!ImagePattern().IsMatch(name))
+        {
+            var bad = string.Concat(name.Where(c => !(char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or ':' or '.' or '/' or '#')).Distinct().Take(10));
+            throw EcsException.Client(field, $"Container.image contains invalid characters: '{CallerText.Quote(image)}' has {CallerText.Quote(bad)}; "
+                + "up to 255 letters, numbers, hyphens, underscores, colons, periods, forward slashes and number signs are allowed, then optionally @sha256:DIGEST.");
+        }
+
+        if (at >= 0 && !DigestPattern().IsMatch(image[(at + 1)..]))
+        {
+            throw EcsException.Client(field, $"Container.image has an invalid digest: '{CallerText.Quote(image[(at + 1)..])}' is not sha256: followed by 64 hexadecimal digits.");
+        }
+    }
+
     private static readonly string[] HealthCheckCommandKinds = ["CMD", "CMD-SHELL", "NONE"];
 
     public static TaskSizeValue Validate(RegisterTaskDefinitionRequest request)
     {
         ShapeRules.Validate(request);
+        var bytes = System.Text.Encoding.UTF8.GetByteCount(Google.Protobuf.JsonFormatter.Default.Format(request));
+        if (bytes > Limits.TaskDefinitionBytes)
+        {
+            throw EcsException.Client("containerDefinitions", $"the task definition is {bytes} bytes of JSON; ECS allows at most {Limits.TaskDefinitionBytes} (64 KiB).");
+        }
 
         if (!NamePattern().IsMatch(request.Family))
         {
@@ -79,6 +129,9 @@ public static partial class TaskDefinitionValidator
             {
                 throw EcsException.Client($"placementConstraints[{i}].expression", "a memberOf constraint needs an expression.");
             }
+
+            // Parsed now, so that a stored definition's expression is known to be sound when it is used.
+            ClusterQuery.Parse(request.PlacementConstraints[i].Expression, $"placementConstraints[{i}].expression");
         }
 
         if (request.EphemeralStorage is { } storage && storage.SizeInGiB is < 21 or > 200)
@@ -231,9 +284,10 @@ public static partial class TaskDefinitionValidator
         ContainerDefinition container, string path, string networkMode, bool fargate, TaskSizeValue size,
         HashSet<string> names, HashSet<string> volumes, IList<ContainerDefinition> all)
     {
-        if (!container.HasImage || string.IsNullOrWhiteSpace(container.Image) || container.Image.Any(char.IsWhiteSpace))
+        ValidateImage(container, path);
+        if (container.HasHostname && !HostnamePattern().IsMatch(container.Hostname))
         {
-            throw EcsException.Client($"{path}.image", "is required: an image reference such as httpd:2.4 or registry/name@sha256:digest.");
+            throw EcsException.Client($"{path}.hostname", $"Container.hostname contains invalid characters: '{CallerText.Quote(container.Hostname)}' is not a host name (letters, numbers and hyphens in labels of at most 63, separated by periods; at most 255 in all).");
         }
 
         if (container.Cpu < 0)

@@ -4,12 +4,13 @@ using System.Text.RegularExpressions;
 namespace EcsLite.Coordinator.Core.TaskDefinitions;
 
 /// <summary>
-/// Task-level cpu and memory as ECS accepts them: CPU units ("256") or vCPUs ("1 vCPU", "0.25 vcpu"),
-/// MiB ("512") or GB ("2 GB"); ECS stores the numeric form.
+/// Task-level cpu and memory as ECS accepts them: CPU units ("256") or vCPUs ("1 vCPU", "0.25 vcpu", ".25 VCPU"),
+/// MiB ("512") or GB ("2 GB", ".5 gb", "0.5GB"); ECS stores the numeric form.
 /// </summary>
 public static partial class TaskSize
 {
-    [GeneratedRegex(@"^\s*(?<n>\d+(\.\d+)?)\s*(?<unit>vcpu|gb)?\s*$", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant)]
+    // ECS takes a leading-dot decimal (".25 vCPU") and any letter case ("0.5GB", "1 VCPU").
+    [GeneratedRegex(@"^\s*(?<n>\d+(\.\d*)?|\.\d+)\s*(?<unit>vcpu|gb)?\s*$", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant)]
     private static partial Regex Quantity();
 
     /// <summary>CPU units (1024 per vCPU), or null if the text is not a CPU quantity.</summary>

@@ -5,6 +5,7 @@ using EcsLite.Coordinator.Core.Placement;
 using EcsLite.Coordinator.Core.State;
 using EcsLite.Coordinator.Core.Tagging;
 using EcsLite.Coordinator.Core.TaskDefinitions;
+using EcsLite.Coordinator.Core.Validation;
 using EcsLite.Store.V1;
 using Google.Protobuf.WellKnownTypes;
 using KeyValuePair = EcsLite.Api.V1.KeyValuePair;
@@ -151,6 +152,29 @@ public static class TaskCommands
         }
 
         return next;
+    }
+
+    /// <summary>
+    /// Tasks too large to send to their agent in one message: they can never run, so they are STOPPED
+    /// at once, with the reason (only a definition stored before its size was limited can be so large).
+    /// </summary>
+    public static Mutation<int> Undeliverable(CoordinatorState state, IEnumerable<string> taskArns, int limitBytes, CommandContext context)
+    {
+        var changes = new List<StateChange>();
+        foreach (var arn in taskArns)
+        {
+            if (state.Tasks.TryGetValue(arn, out var stored) && stored.Task.LastStatus != TaskStatus.Stopped)
+            {
+                var next = Stopped(state, stored, "TaskFailedToStart",
+                    $"CannotStartContainerError: the task and its definition are larger than the {limitBytes} bytes its agent can be sent at once", context.Now);
+                next.Task.LastStatus = TaskStatus.Stopped;
+                next.Task.StoppedAt = next.Task.StoppingAt;
+                next.Task.ExecutionStoppedAt = next.Task.StoppingAt;
+                changes.Add(new TaskPut(next));
+            }
+        }
+
+        return new(changes, changes.Count);
     }
 
     public static DescribeTasksResponse Describe(CoordinatorState state, DescribeTasksRequest request, ArnFormat arns)
@@ -306,6 +330,15 @@ public static class TaskCommands
             address ??= reported.PrivateIPv4Address.Length > 0 ? reported.PrivateIPv4Address : null;
         }
 
+        // A STOPPED task has no container still going, whatever its agent last said of each.
+        if (task.LastStatus == TaskStatus.Stopped)
+        {
+            foreach (var container in task.Containers.Where(c => c.LastStatus != TaskStatus.Stopped))
+            {
+                container.LastStatus = TaskStatus.Stopped;
+            }
+        }
+
         task.HealthStatus = Health(task);
         if (address is not null && task.Attachments.FirstOrDefault(a => a.Type == "ElasticNetworkInterface") is { } eni)
         {
@@ -326,26 +359,46 @@ public static class TaskCommands
     }
 
     /// <summary>Every task an agent reports in its hello, as one change to store.</summary>
+    /// <summary>
+    /// Several reports of one instance in order, as one command. A task reported more than once (PENDING,
+    /// RUNNING, STOPPED in one burst) is written once, as the last report left it.
+    /// </summary>
     public static Mutation<int> ReportAll(CoordinatorState state, string containerInstanceArn, IEnumerable<TaskStateChange> reports, CommandContext context)
     {
-        var changes = new List<StateChange>();
+        var changed = new Dictionary<string, StoredTask>(StringComparer.Ordinal);
         foreach (var report in reports)
         {
             var mutation = Report(state, containerInstanceArn, report, context);
             state = state.Apply(mutation.Changes);
-            changes.AddRange(mutation.Changes);
+            foreach (var put in mutation.Changes.OfType<TaskPut>())
+            {
+                changed[put.Task.Task.TaskArn] = put.Task;
+            }
         }
 
-        return new(changes, changes.Count);
+        return new([.. changed.Values.Select(t => new TaskPut(t))], changed.Count);
     }
 
-    /// <summary>STOPPED tasks go once they have been stopped for longer than the retention (ECS: about an hour).</summary>
+    /// <summary>
+    /// What only history needs goes once it is older than the retention (ECS: about an hour): STOPPED
+    /// tasks, INACTIVE services and deregistered container instances that hold no task any more. Without
+    /// this the state (and the store) would grow with every task, service and host there ever was.
+    /// </summary>
     public static Mutation<int> Purge(CoordinatorState state, CommandContext context, TimeSpan retention)
     {
+        bool Expired(Timestamp? since) => since is not null && since.ToDateTimeOffset() + retention <= context.Now;
         var expired = state.Tasks.Values
-            .Where(t => t.Task.LastStatus == TaskStatus.Stopped && (t.Task.StoppedAt ?? t.Task.StoppingAt ?? t.Task.CreatedAt).ToDateTimeOffset() + retention <= context.Now)
+            .Where(t => t.Task.LastStatus == TaskStatus.Stopped && Expired(t.Task.StoppedAt ?? t.Task.StoppingAt ?? t.Task.CreatedAt))
             .Select(t => (StateChange)new TaskRemoved(t.Task.TaskArn, t.Cluster))
             .ToList();
+        var gone = expired.Select(t => ((TaskRemoved)t).TaskArn).ToHashSet(StringComparer.Ordinal);
+        expired.AddRange(state.Services.Values
+            .Where(s => s.Service.Status == ServiceStatus.Inactive && Expired(s.InactiveSince))
+            .Select(s => new ServiceRemoved(s.Cluster, s.Service.ServiceName)));
+        expired.AddRange(state.ContainerInstances.Values
+            .Where(i => i.ContainerInstance.Status == ContainerInstanceStatus.Inactive && Expired(i.InactiveSince)
+                && state.TasksByInstance.GetValueOrDefault(i.ContainerInstance.ContainerInstanceArn)?.All(gone.Contains) != false)
+            .Select(i => new ContainerInstanceRemoved(i.ContainerInstance.ContainerInstanceArn, i.Cluster)));
         return new(expired, expired.Count);
     }
 
@@ -453,6 +506,11 @@ public static class TaskCommands
 
         var checkedLaunchType = LaunchType(definition, launchType);
         TagRules.Validate(tags, "tags");
+        if (overrides is not null && Google.Protobuf.JsonFormatter.Default.Format(overrides).Length is var length && length > Limits.OverridesCharacters)
+        {
+            throw EcsException.InvalidParameter("overrides", $"the overrides are {length} characters of JSON; ECS allows at most {Limits.OverridesCharacters}.");
+        }
+
         return (stored, TaskOverrides.Apply(definition, overrides), checkedLaunchType);
     }
 

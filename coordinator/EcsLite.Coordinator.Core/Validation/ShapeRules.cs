@@ -12,8 +12,10 @@ internal sealed record MemberRule(bool Required, string[]? Enum = null, long? Mi
 }
 
 /// <summary>
-/// Checks a request against the ECS model's own member rules (generated into <see cref="Table"/>),
-/// walking every nested message, so every enum in every shape is checked with the field's JSON path.
+/// Checks a request against the ECS model's own member rules (generated into <see cref="Table"/>) and
+/// the <see cref="Limits"/> on every string, list and map, walking every nested message, so every enum
+/// and every size in every shape is checked with the field's JSON path. Nesting is the schema's, not
+/// the input's: a message type cannot contain itself here, so the walk's depth is fixed.
 /// </summary>
 internal static partial class ShapeRules
 {
@@ -28,33 +30,44 @@ internal static partial class ShapeRules
         foreach (var field in descriptor.Fields.InDeclarationOrder())
         {
             var path = prefix + field.JsonName;
-            Table.TryGetValue($"{descriptor.Name}.{field.JsonName}", out var rule);
+            var member = $"{descriptor.Name}.{field.JsonName}";
+            Table.TryGetValue(member, out var rule);
             var value = field.Accessor.GetValue(message);
 
             if (field.IsMap)
             {
+                var map = (IDictionary)value;
+                if (map.Count > Limits.For(member, list: true))
+                {
+                    throw EcsException.InvalidParameter(path, $"at most {Limits.For(member, list: true)} entries are allowed (got {map.Count}).");
+                }
+
+                foreach (DictionaryEntry entry in map)
+                {
+                    CheckLength(entry.Key as string, Limits.MaxString, $"{path}.key");
+                    CheckLength(entry.Value as string, Limits.MaxString, $"{path}[{CallerText.Quote(entry.Key as string ?? "")}]");
+                }
+
                 continue;
             }
 
             if (field.IsRepeated)
             {
                 var list = (IList)value;
-                if (rule is not null)
+                var maxItems = rule?.Max ?? Limits.For(member, list: true);
+                if (list.Count > maxItems)
                 {
-                    if (rule.Required && list.Count == 0)
-                    {
-                        throw Missing(path);
-                    }
+                    throw EcsException.InvalidParameter(path, $"at most {maxItems} items are allowed (got {list.Count}).");
+                }
 
-                    if (rule.Max is { } max && list.Count > max)
-                    {
-                        throw EcsException.InvalidParameter(path, $"at most {max} items are allowed (got {list.Count}).");
-                    }
+                if (rule is { Required: true } && list.Count == 0)
+                {
+                    throw Missing(path);
                 }
 
                 for (var i = 0; i < list.Count; i++)
                 {
-                    CheckValue(field, rule, list[i], $"{path}[{i}]");
+                    CheckValue(field, rule, list[i], $"{path}[{i}]", member);
                 }
 
                 continue;
@@ -71,19 +84,26 @@ internal static partial class ShapeRules
                 continue;
             }
 
-            CheckValue(field, rule, value, path);
+            CheckValue(field, rule, value, path, member);
         }
     }
 
-    private static void CheckValue(FieldDescriptor field, MemberRule? rule, object? value, string path)
+    private static void CheckValue(FieldDescriptor field, MemberRule? rule, object? value, string path, string member)
     {
         switch (value)
         {
             case IMessage nested when field.FieldType == FieldType.Message && field.MessageType.File.Package == "ecslite.v1":
                 Walk(nested, path + ".");
                 break;
-            case string text when rule is not null:
-                CheckString(rule, text, path);
+            case string text:
+                // The size first: nothing below may echo or match a string of unbounded length.
+                // (A list's bound is on its count; its strings get the default.)
+                CheckLength(text, field.IsRepeated ? Limits.MaxString : Math.Min(rule?.Max ?? long.MaxValue, Limits.For(member, list: false)), path);
+                if (rule is not null)
+                {
+                    CheckString(rule, text, path);
+                }
+
                 break;
             case int or long when rule is not null:
                 var number = Convert.ToInt64(value, System.Globalization.CultureInfo.InvariantCulture);
@@ -105,7 +125,7 @@ internal static partial class ShapeRules
 
         if (rule.Enum is { } words && Array.IndexOf(words, text) < 0)
         {
-            throw EcsException.InvalidParameter(path, $"'{text}' is not valid; expected one of: {string.Join(", ", words)}.");
+            throw EcsException.InvalidParameter(path, $"'{CallerText.Quote(text)}' is not valid; expected one of: {string.Join(", ", words)}.");
         }
 
         if (text.Length < rule.Min || text.Length > rule.Max)
@@ -115,9 +135,18 @@ internal static partial class ShapeRules
 
         if (rule.CompiledPattern is { } pattern && !pattern.IsMatch(text))
         {
-            throw EcsException.InvalidParameter(path, $"'{text}' contains characters that are not allowed.");
+            throw EcsException.InvalidParameter(path, $"'{CallerText.Quote(text)}' contains characters that are not allowed.");
         }
     }
+
+    private static void CheckLength(string? text, long max, string path)
+    {
+        if (text is not null && text.Length > max)
+        {
+            throw EcsException.InvalidParameter(path, $"is {text.Length} characters long; at most {max} are allowed.");
+        }
+    }
+
 
     private static EcsException Missing(string path) => EcsException.InvalidParameter(path, "is required.");
 }

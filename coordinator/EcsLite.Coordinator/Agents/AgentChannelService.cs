@@ -1,7 +1,9 @@
+using System.Threading.Channels;
 using EcsLite.Api.V1;
 using EcsLite.Coordinator.Core;
 using EcsLite.Coordinator.Core.ContainerInstances;
 using EcsLite.Coordinator.Core.Tasks;
+using EcsLite.Coordinator.Core.Validation;
 using EcsLite.Coordinator.State;
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
@@ -14,10 +16,25 @@ namespace EcsLite.Coordinator.Agents;
 /// welcome and the full desired task set answer it, heartbeats keep it connected.
 /// </summary>
 public sealed partial class AgentChannelService(
-    ClusterStateMachine state, AgentSessions sessions, TimeProvider time, IHostApplicationLifetime lifetime,
+    ClusterStateMachine state, AgentSessions sessions, TaskDispatcher dispatcher, TimeProvider time, IHostApplicationLifetime lifetime,
     IOptions<CoordinatorOptions> options, ILogger<AgentChannelService> logger) : AgentChannel.AgentChannelBase
 {
     private static readonly TimeSpan HelloTimeout = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// The largest message either end of an agent's stream takes: a hello carries every task the host
+    /// has. What the coordinator sends is cut into pieces well below it (<see cref="DesiredChunkBytes"/>).
+    /// </summary>
+    public const int MaxMessageBytes = 16 * 1024 * 1024;
+
+    /// <summary>The most tasks' worth of bytes one desired set message carries.</summary>
+    public const int DesiredChunkBytes = 1024 * 1024;
+
+    /// <summary>Reports waiting to be applied before the stream is read no further (its flow control then holds the agent back).</summary>
+    private const int ReportBacklog = 10_000;
+
+    /// <summary>At most this many reports go into one command.</summary>
+    private const int ReportBatch = 500;
 
     public override async Task Connect(IAsyncStreamReader<AgentMessage> requestStream, IServerStreamWriter<CoordinatorMessage> responseStream, ServerCallContext context)
     {
@@ -30,7 +47,7 @@ public sealed partial class AgentChannelService(
 
         // A stream lasts as long as its agent does: on shutdown end it, or stopping would wait for every agent.
         using var stopping = lifetime.ApplicationStopping.Register(() => session.Close("the coordinator is stopping"));
-        LogConnected(logger, arn, hello.Hostname, context.Peer);
+        LogConnected(logger, arn, CallerText.Quote(hello.Hostname, 255), context.Peer);
         var writer = WriteAsync(session, responseStream);
 
         session.Send(new CoordinatorMessage
@@ -42,15 +59,17 @@ public sealed partial class AgentChannelService(
         // tasks it finished while away count as finished).
         await state.ApplyAsync((s, c) => TaskCommands.ReportAll(s, arn, hello.Tasks, c), context.CancellationToken);
 
-        var full = new DesiredTaskSet { Sequence = session.NextSequence(), Full = true };
-        full.Tasks.Add(TaskCommands.DesiredFor(state.Current, arn));
-        session.Send(new CoordinatorMessage { DesiredTasks = full });
+        dispatcher.Send(session, TaskCommands.DesiredFor(state.Current, arn), full: true);
 
+        // Reports are applied in order, many to a command, by a loop of their own: the stream goes on being
+        // read meanwhile, so heartbeats never wait behind a burst of reports for their writes.
+        var reports = Channel.CreateBounded<TaskStateChange>(new BoundedChannelOptions(ReportBacklog) { SingleReader = true, SingleWriter = true });
+        var applying = ApplyReportsAsync(arn, reports.Reader);
         try
         {
             while (await requestStream.MoveNext(session.Closed))
             {
-                await HandleAsync(session, requestStream.Current);
+                await HandleAsync(session, requestStream.Current, reports.Writer);
             }
         }
         catch (OperationCanceledException) when (session.Closed.IsCancellationRequested)
@@ -62,6 +81,12 @@ public sealed partial class AgentChannelService(
         }
         finally
         {
+            // Reports received are applied, and what was already queued for the agent (a welcome, a desired
+            // set) still goes out before the call ends, so it learns what it was told even when its stream fails.
+            reports.Writer.TryComplete();
+            await applying;
+            session.EndOutbox();
+            await writer.WaitAsync(TimeSpan.FromSeconds(5)).ContinueWith(_ => { }, TaskScheduler.Default);
             session.Close("the stream ended");
             if (sessions.Remove(session))
             {
@@ -78,7 +103,30 @@ public sealed partial class AgentChannelService(
         }
     }
 
-    private async Task HandleAsync(AgentSession session, AgentMessage message)
+    /// <summary>Applies an agent's reports in the order they came, as many at once as have queued up.</summary>
+    private async Task ApplyReportsAsync(string containerInstanceArn, ChannelReader<TaskStateChange> reports)
+    {
+        var batch = new List<TaskStateChange>();
+        while (await reports.WaitToReadAsync())
+        {
+            batch.Clear();
+            while (batch.Count < ReportBatch && reports.TryRead(out var report))
+            {
+                batch.Add(report);
+            }
+
+            try
+            {
+                await state.ApplyAsync((s, c) => TaskCommands.ReportAll(s, containerInstanceArn, batch, c), CancellationToken.None);
+            }
+            catch (EcsException e)
+            {
+                LogReportsRefused(logger, containerInstanceArn, e.Message); // the store failed: the coordinator is restarting
+            }
+        }
+    }
+
+    private async Task HandleAsync(AgentSession session, AgentMessage message, ChannelWriter<TaskStateChange> reports)
     {
         switch (message.KindCase)
         {
@@ -98,8 +146,7 @@ public sealed partial class AgentChannelService(
                 session.Acknowledge(message.Ack.Sequence);
                 break;
             case AgentMessage.KindOneofCase.TaskStateChange:
-                var report = message.TaskStateChange;
-                await state.ApplyAsync((s, c) => TaskCommands.Report(s, session.ContainerInstanceArn, report, c), session.Closed);
+                await reports.WriteAsync(message.TaskStateChange, session.Closed);
                 break;
             case AgentMessage.KindOneofCase.LogChunk:
                 session.Deliver(message.LogChunk);
@@ -122,6 +169,10 @@ public sealed partial class AgentChannelService(
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
+        }
+        catch (IOException)
+        {
+            throw new RpcException(new Status(StatusCode.Cancelled, "the agent ended its stream before its hello"));
         }
 
         throw EcsException.InvalidParameter("hello", "an agent must send hello first, within 10 seconds of connecting.");
@@ -148,6 +199,9 @@ public sealed partial class AgentChannelService(
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Agent disconnected: {ContainerInstanceArn} ({Reason})")]
     private static partial void LogDisconnected(ILogger logger, string containerInstanceArn, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Reports of {ContainerInstanceArn} were not applied: {Reason}")]
+    private static partial void LogReportsRefused(ILogger logger, string containerInstanceArn, string reason);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Heartbeats resumed: {ContainerInstanceArn} is connected again")]
     private static partial void LogHeartbeatsResumed(ILogger logger, string containerInstanceArn);

@@ -52,6 +52,9 @@ public sealed class AgentSession(string containerInstanceArn, long connectedAt, 
         }
     }
 
+    /// <summary>Nothing more is queued; what is queued is still written.</summary>
+    public void EndOutbox() => _outbox.Writer.TryComplete();
+
     public void Close(string reason)
     {
         CloseReason ??= reason;

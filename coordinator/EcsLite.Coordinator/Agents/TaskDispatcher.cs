@@ -1,14 +1,16 @@
 using EcsLite.Api.V1;
 using EcsLite.Coordinator.Core.Tasks;
+using EcsLite.Coordinator.State;
 using EcsLite.Store.V1;
 
 namespace EcsLite.Coordinator.Agents;
 
 /// <summary>
-/// Tells agents about tasks once a change to them is durable: a partial desired set to each connected
-/// instance concerned. An agent that is not connected learns it from the full set on its next hello.
+/// Tells agents about tasks once a change to them is durable: a partial desired set (in as many parts
+/// as it takes) to each connected instance concerned. An agent that is not connected learns it from the
+/// full set on its next hello. A task too large to be sent at all is stopped, with the reason.
 /// </summary>
-public sealed class TaskDispatcher(AgentSessions sessions)
+public sealed class TaskDispatcher(AgentSessions sessions, ClusterStateMachine state)
 {
     public void Send(IEnumerable<StoredTask> tasks)
     {
@@ -16,10 +18,23 @@ public sealed class TaskDispatcher(AgentSessions sessions)
         {
             if (sessions.Find(byInstance.Key) is { } session)
             {
-                var set = new DesiredTaskSet { Sequence = session.NextSequence(), Full = false };
-                set.Tasks.Add(byInstance.Select(TaskCommands.Desired));
-                session.Send(new CoordinatorMessage { DesiredTasks = set });
+                Send(session, byInstance.Select(TaskCommands.Desired), full: false);
             }
+        }
+    }
+
+    /// <summary>Sends a desired set to one agent, in parts that fit its stream.</summary>
+    public void Send(AgentSession session, IEnumerable<DesiredTask> tasks, bool full)
+    {
+        var (parts, undeliverable) = DesiredSets.Split(tasks, full, session.NextSequence);
+        foreach (var part in parts)
+        {
+            session.Send(new CoordinatorMessage { DesiredTasks = part });
+        }
+
+        if (undeliverable.Count > 0)
+        {
+            _ = state.ApplyAsync((s, c) => TaskCommands.Undeliverable(s, undeliverable.Select(t => t.TaskArn), AgentChannelService.DesiredChunkBytes, c), CancellationToken.None);
         }
     }
 }

@@ -1,13 +1,16 @@
 using EcsLite.Coordinator.Core;
+using EcsLite.Coordinator.Core.Validation;
+using Google.Protobuf;
 using Grpc.Core;
 using Grpc.Core.Interceptors;
 
 namespace EcsLite.Coordinator.Api;
 
 /// <summary>
-/// Turns ECS errors into gRPC statuses. The message starts with ECS's exception name (what grpcurl
-/// prints), and the trailers carry it and the field at fault for programs: ecs-error-type, ecs-field.
-/// This is also where authorisation will sit, one interceptor away from every RPC.
+/// The edge every RPC passes: each request message (each message of a stream too) is checked against
+/// the ECS model's rules and the <see cref="Limits"/> before its handler sees it, and ECS errors become
+/// gRPC statuses. The message starts with ECS's exception name (what grpcurl prints), and the trailers
+/// carry it and the field at fault for programs: ecs-error-type, ecs-field.
 /// </summary>
 public sealed partial class EcsErrorInterceptor(ILogger<EcsErrorInterceptor> logger) : Interceptor
 {
@@ -16,6 +19,7 @@ public sealed partial class EcsErrorInterceptor(ILogger<EcsErrorInterceptor> log
     {
         try
         {
+            Check(request);
             return await continuation(request, context);
         }
         catch (EcsException e)
@@ -35,11 +39,15 @@ public sealed partial class EcsErrorInterceptor(ILogger<EcsErrorInterceptor> log
     {
         try
         {
-            await continuation(requestStream, responseStream, context);
+            await continuation(new CheckedReader<TRequest>(requestStream), responseStream, context);
         }
         catch (EcsException e)
         {
             throw ToRpc(e);
+        }
+        catch (IOException)
+        {
+            throw Gone();
         }
     }
 
@@ -48,11 +56,44 @@ public sealed partial class EcsErrorInterceptor(ILogger<EcsErrorInterceptor> log
     {
         try
         {
+            Check(request);
             await continuation(request, responseStream, context);
         }
         catch (EcsException e)
         {
             throw ToRpc(e);
+        }
+        catch (IOException)
+        {
+            throw Gone();
+        }
+    }
+
+    /// <summary>A stream broke: the caller reset it or went away. Nobody to answer, and nothing that failed here.</summary>
+    private static RpcException Gone() => new(new Status(StatusCode.Cancelled, "the caller ended the call"));
+
+    private static void Check<TRequest>(TRequest request)
+    {
+        if (request is IMessage message)
+        {
+            RequestRules.Validate(message);
+        }
+    }
+
+    /// <summary>A request stream whose every message is checked as it is read.</summary>
+    private sealed class CheckedReader<T>(IAsyncStreamReader<T> inner) : IAsyncStreamReader<T>
+    {
+        public T Current => inner.Current;
+
+        public async Task<bool> MoveNext(CancellationToken cancellationToken)
+        {
+            if (!await inner.MoveNext(cancellationToken))
+            {
+                return false;
+            }
+
+            Check(inner.Current);
+            return true;
         }
     }
 
@@ -71,11 +112,24 @@ public sealed partial class EcsErrorInterceptor(ILogger<EcsErrorInterceptor> log
         var trailers = new Metadata { { "ecs-error-type", e.ErrorType } };
         if (e.Field is not null)
         {
-            trailers.Add("ecs-field", e.Field);
+            trailers.Add("ecs-field", HeaderSafe(e.Field));
         }
 
         return new RpcException(new Status(code, $"{e.ErrorType}: {e.Message}"), trailers);
     }
+
+    /// <summary>
+    /// A field path can quote a caller's text (a map key); an HTTP/2 header may hold only printable ASCII
+    /// (the message itself is percent-encoded by gRPC). Anything else becomes '?', and it is bounded.
+    /// </summary>
+    private static string HeaderSafe(string value) =>
+        string.Create(Math.Min(value.Length, 256), value, (span, text) =>
+        {
+            for (var i = 0; i < span.Length; i++)
+            {
+                span[i] = text[i] is >= ' ' and <= '~' ? text[i] : '?';
+            }
+        });
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Unhandled error in {Method}")]
     private static partial void LogUnexpected(ILogger logger, string method, Exception exception);

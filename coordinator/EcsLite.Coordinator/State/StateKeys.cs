@@ -40,6 +40,8 @@ public static class StateKeys
             (state.RunsRegistered(put.Task) ? put.Task.With(put.Task.Task, null) : put.Task).ToByteArray()),
         TaskRemoved removed => new DeleteOp($"{Tasks}{removed.Cluster}/{removed.TaskArn.Split('/')[^1]}"),
         ServicePut put => new PutOp($"{Services}{put.Service.Cluster}/{put.Service.Service.ServiceName}", put.Service.ToByteArray()),
+        ServiceRemoved removed => new DeleteOp($"{Services}{removed.Cluster}/{removed.ServiceName}"),
+        ContainerInstanceRemoved removed => new DeleteOp($"{ContainerInstances}{removed.Cluster}/{removed.ContainerInstanceArn.Split('/')[^1]}"),
         ClusterPut put => new PutOp(Clusters + put.Cluster.ClusterName, put.Cluster.ToByteArray()),
         FamilyPut put => new PutOp(Families + put.Family, new TaskDefinitionFamilyRecord { Family = put.Family, LastRevision = put.LastRevision }.ToByteArray()),
         TaskDefinitionPut put => new PutOp(TaskDefinitionKey(put.Definition.TaskDefinition.Family, put.Definition.TaskDefinition.Revision), put.Definition.ToByteArray()),

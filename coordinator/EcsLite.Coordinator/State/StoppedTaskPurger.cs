@@ -3,7 +3,10 @@ using Microsoft.Extensions.Options;
 
 namespace EcsLite.Coordinator.State;
 
-/// <summary>Purges STOPPED tasks once they are older than StoppedTaskRetention, so the store does not grow without bound.</summary>
+/// <summary>
+/// Purges STOPPED tasks, INACTIVE services and deregistered container instances once they are older than
+/// StoppedTaskRetention, so the state and the store do not grow without bound.
+/// </summary>
 public sealed partial class StoppedTaskPurger(ClusterStateMachine state, TimeProvider time, IOptions<CoordinatorOptions> options, ILogger<StoppedTaskPurger> logger) : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
@@ -26,6 +29,6 @@ public sealed partial class StoppedTaskPurger(ClusterStateMachine state, TimePro
         }
     }
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Purged {Count} tasks STOPPED for longer than {Retention}")]
+    [LoggerMessage(Level = LogLevel.Information, Message = "Purged {Count} STOPPED tasks, INACTIVE services and deregistered instances older than {Retention}")]
     private static partial void LogPurged(ILogger logger, int count, TimeSpan retention);
 }

@@ -8,7 +8,9 @@ namespace EcsLite.Coordinator.Store;
 /// The embedded cluster store: one SQLite file in WAL mode with synchronous=FULL, so a commit is on
 /// disk before it is acknowledged. One writer loop applies transactions in arrival order and commits
 /// whatever has queued up as one SQLite transaction (group commit: one fsync for many writes).
-/// Every change is also kept in a history table, so a watcher can resume from a revision.
+/// Every change is also kept in a history table, so a watcher can resume from a revision; the history
+/// is bounded in revisions and in bytes. The file gives back the space of what was deleted (incremental
+/// auto-vacuum), and the write-ahead log is truncated after checkpoints.
 /// </summary>
 public sealed class SqliteKeyValueStore : IKeyValueStore
 {
@@ -22,20 +24,42 @@ public sealed class SqliteKeyValueStore : IKeyValueStore
     private readonly Lock _watchGate = new();
     private readonly List<Watcher> _watchers = [];
     private readonly long _historyToKeep;
+    private readonly long _historyBytesToKeep;
     private readonly Task _writerLoop;
     private long _revision;
     private long _compactRevision;
     private long _commitsSinceCompaction;
 
-    private SqliteKeyValueStore(string path, long historyToKeep)
+    // The history's size per revision since the last compaction, oldest first: what a compaction by bytes cuts.
+    private readonly Queue<(long Revision, long Bytes)> _historySizes = new();
+    private long _historyBytes;
+
+    private const int PageSize = 16384;
+
+    /// <summary>Free pages worth giving back to the file system (4 MiB).</summary>
+    private const long VacuumAtFreePages = 256;
+
+    private SqliteKeyValueStore(string path, long historyToKeep, long historyBytesToKeep)
     {
         _connectionString = new SqliteConnectionStringBuilder { DataSource = path, Pooling = true }.ToString();
         _historyToKeep = historyToKeep;
+        _historyBytesToKeep = historyBytesToKeep;
         _writer = new SqliteConnection(_connectionString);
         _writer.Open();
+
+        // The page size and incremental auto-vacuum are chosen before the first table exists; a store made
+        // by an older build is rebuilt once (VACUUM, outside WAL mode) to take them. 16 KiB pages hold a
+        // task's record (1-3 KiB) inline; on 4 KiB pages each took an overflow page of its own as well.
+        if (Number(Scalar(_writer, "PRAGMA auto_vacuum")) != 2 || Number(Scalar(_writer, "PRAGMA page_size")) != PageSize)
+        {
+            Execute(_writer, $"PRAGMA journal_mode = DELETE; PRAGMA page_size = {PageSize}; PRAGMA auto_vacuum = INCREMENTAL; VACUUM;");
+        }
+
         Execute(_writer, """
             PRAGMA journal_mode = WAL;
             PRAGMA synchronous = FULL;
+            PRAGMA wal_autocheckpoint = 256;
+            PRAGMA journal_size_limit = 4194304;
             CREATE TABLE IF NOT EXISTS kv (
                 key TEXT PRIMARY KEY, value BLOB NOT NULL,
                 create_revision INTEGER NOT NULL, mod_revision INTEGER NOT NULL, version INTEGER NOT NULL) WITHOUT ROWID;
@@ -48,6 +72,17 @@ public sealed class SqliteKeyValueStore : IKeyValueStore
             """);
         _revision = ReadMeta(_writer, "revision");
         _compactRevision = ReadMeta(_writer, "compact_revision");
+        using (var sizes = _writer.CreateCommand())
+        {
+            sizes.CommandText = "SELECT revision, SUM(LENGTH(key) + COALESCE(LENGTH(value), 0)) FROM history GROUP BY revision ORDER BY revision";
+            using var reader = sizes.ExecuteReader();
+            while (reader.Read())
+            {
+                _historySizes.Enqueue((reader.GetInt64(0), reader.GetInt64(1)));
+                _historyBytes += reader.GetInt64(1);
+            }
+        }
+
         // A thread of its own: commits block on fsync, which must never hold one of the few pool threads.
         _writerLoop = Task.Factory.StartNew(WriteLoop, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
     }
@@ -57,12 +92,17 @@ public sealed class SqliteKeyValueStore : IKeyValueStore
     /// <summary>The revision of the last durable transaction.</summary>
     public long Revision => Volatile.Read(ref _revision);
 
-    public static SqliteKeyValueStore Open(string directory, long historyToKeep = 100_000)
+    /// <param name="historyToKeep">Revisions of history kept for watchers to resume from.</param>
+    /// <param name="historyBytesToKeep">And at most this much of it (keys and values).</param>
+    public static SqliteKeyValueStore Open(string directory, long historyToKeep = 20_000, long historyBytesToKeep = 16 * 1024 * 1024)
     {
         Directory.CreateDirectory(directory);
         var path = System.IO.Path.Combine(directory, FileName);
-        return new SqliteKeyValueStore(path, historyToKeep) { Path = path };
+        return new SqliteKeyValueStore(path, historyToKeep, historyBytesToKeep) { Path = path };
     }
+
+    /// <summary>The store's files on disk: the database and its write-ahead log.</summary>
+    public long SizeOnDisk => new[] { Path, Path + "-wal" }.Sum(f => File.Exists(f) ? new FileInfo(f).Length : 0);
 
     public async Task<RangeResult> RangeAsync(string prefix, CancellationToken cancellationToken)
     {
@@ -177,7 +217,14 @@ public sealed class SqliteKeyValueStore : IKeyValueStore
                 statements.Use(transaction);
                 for (var i = 0; i < batch.Count; i++)
                 {
+                    var before = events.Count;
                     results[i] = Apply(statements, batch[i].Txn, ref revision, events);
+                    if (events.Count > before)
+                    {
+                        var bytes = events.Skip(before).Sum(e => (long)e.Kv.Key.Length + e.Kv.Value.Length);
+                        _historySizes.Enqueue((revision, bytes));
+                        _historyBytes += bytes;
+                    }
                 }
 
                 statements.SetMeta("revision", revision);
@@ -200,10 +247,63 @@ public sealed class SqliteKeyValueStore : IKeyValueStore
             }
 
             _commitsSinceCompaction += batch.Count;
-            if (_commitsSinceCompaction >= 4096 && revision - _compactRevision > _historyToKeep)
+            if (_historyBytes > _historyBytesToKeep || (_commitsSinceCompaction >= 4096 && revision - _compactRevision > _historyToKeep))
             {
-                Compact(statements, revision - _historyToKeep);
+                Compact(statements, CompactionPoint(revision));
             }
+
+            if (_commitsSinceCompaction == 0 || _commitsSinceCompaction % 1024 < batch.Count)
+            {
+                GiveBackSpace();
+            }
+        }
+    }
+
+    /// <summary>Where the history is cut: at most the revisions to keep, and within three quarters of the bytes to keep.</summary>
+    private long CompactionPoint(long revision)
+    {
+        var upTo = Math.Max(_compactRevision, revision - _historyToKeep);
+        var bytes = _historyBytes - _historySizes.TakeWhile(s => s.Revision <= upTo).Sum(s => s.Bytes);
+        foreach (var (at, size) in _historySizes.SkipWhile(s => s.Revision <= upTo))
+        {
+            if (bytes <= _historyBytesToKeep * 3 / 4)
+            {
+                break;
+            }
+
+            upTo = at;
+            bytes -= size;
+        }
+
+        return upTo;
+    }
+
+    /// <summary>Returns freed pages to the file system once there are enough of them (deletes and compactions free them).</summary>
+    private void GiveBackSpace()
+    {
+        try
+        {
+            if (Number(Scalar(_writer, "PRAGMA freelist_count")) >= VacuumAtFreePages)
+            {
+                // The pragma frees one page per step, and its steps' rows have no columns, which the ADO.NET
+                // reader takes for a statement without rows: it is stepped to its end natively.
+                var handle = _writer.Handle!;
+                if (SQLitePCL.raw.sqlite3_prepare_v2(handle, "PRAGMA incremental_vacuum", out var vacuum) == SQLitePCL.raw.SQLITE_OK)
+                {
+                    using (vacuum)
+                    {
+                        while (SQLitePCL.raw.sqlite3_step(vacuum) == SQLitePCL.raw.SQLITE_ROW)
+                        {
+                        }
+                    }
+                }
+
+                Execute(_writer, "PRAGMA wal_checkpoint(TRUNCATE);");
+            }
+        }
+        catch (SqliteException)
+        {
+            // Housekeeping; the next pass tries again (a reader may hold the log for a moment).
         }
     }
 
@@ -273,6 +373,11 @@ public sealed class SqliteKeyValueStore : IKeyValueStore
                 _compactRevision = upTo;
             }
 
+            while (_historySizes.TryPeek(out var oldest) && oldest.Revision <= upTo)
+            {
+                _historyBytes -= _historySizes.Dequeue().Bytes;
+            }
+
             _commitsSinceCompaction = 0;
         }
         catch (SqliteException)
@@ -304,6 +409,15 @@ public sealed class SqliteKeyValueStore : IKeyValueStore
         }
 
         return events;
+    }
+
+    private static long Number(object? value) => Convert.ToInt64(value ?? 0L, System.Globalization.CultureInfo.InvariantCulture);
+
+    private static object? Scalar(SqliteConnection connection, string sql)
+    {
+        using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        return command.ExecuteScalar();
     }
 
     private static void Execute(SqliteConnection connection, string sql)

@@ -106,11 +106,14 @@ public sealed class TaskEngineFaultTests
 
             await tasks.ApplyAsync(new DesiredTaskSet { Tasks = { new DesiredTask { TaskArn = task.TaskArn, DesiredStatus = "STOPPED", TaskDefinition = task.TaskDefinition } } },
                 Instance, "default", default);
-            var stopped = await WaitAsync(reports, reported, r => r.LastStatus == "STOPPED");
-            if (stopped is null)
+            if (await WaitAsync(reports, reported, r => r.LastStatus == "STOPPED") is null)
             {
                 return Problem($"the stop was not obeyed; last reported {Last(reports)}");
             }
+
+            // The first STOPPED report is the task's own (a task already cleaned up is later told STOPPED
+            // again, which the engine answers with a bare STOPPED: it has nothing of it left).
+            var stopped = reports.First(r => r.LastStatus == "STOPPED");
 
             reachedRunning |= reports.Any(r => r.LastStatus == "RUNNING");
             if (stopped.StopCode.Length == 0 || stopped.StoppedReason.Length == 0 || stopped.DesiredStatus != "STOPPED")
