@@ -25,6 +25,7 @@ public class PackagingTests
         Assert.True(code == 0, output);
         Assert.DoesNotContain($"ecslite-{name}.service:", output, StringComparison.Ordinal);
         Assert.Contains("Type=notify", unit, StringComparison.Ordinal);
+        Assert.Contains($"WorkingDirectory=/var/lib/ecslite/{name}", unit, StringComparison.Ordinal);
         Directory.Delete(directory, recursive: true);
     }
 
