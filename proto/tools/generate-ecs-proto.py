@@ -5,7 +5,9 @@ Every message is an ECS shape with the same name and members, so the proto3 JSON
 names are ECS's JSON names and a task definition written for ECS parses unchanged.
 Rules:
   - field names are ECS's member names verbatim (camelCase), so json_name == ECS name;
-  - field numbers follow the member order of the pinned model (stable while it is);
+  - field numbers never change: every field already in ecs.proto keeps its number (stored records and
+    clients depend on them); a new member gets the next unused number of its message; a member the
+    model no longer has is removed and its number reserved, never reused;
   - every scalar is `optional`: absent differs from zero (essential, hostPort, ...),
     and responses omit what was never set, as ECS's do;
   - ECS enums stay strings: the JSON is ECS's own ("awsvpc", "tcp") and the core
@@ -14,7 +16,9 @@ Rules:
 It also writes the model's per-member rules (required, enum values, min/max,
 pattern) as a C# table the core's shape validator walks, so the model stays the
 single spelling authority for enum words too.
-Usage (from the repo root): proto/tools/generate-ecs-proto.py ../shared/reference/ecs-api-model.json
+Usage (from the repo root): proto/tools/generate-ecs-proto.py [MODEL] [--out DIR]
+MODEL defaults to proto/model/ecs-api-model.json; --out writes the two files under DIR (same relative
+paths) instead of into the repository, reading the numbers to keep from the repository's ecs.proto.
 Add an action to ACTIONS once it is implemented, then run it again.
 """
 import html, json, os, re, sys
@@ -49,8 +53,39 @@ def summary(doc, width=76):
     return lines
 
 
-def main(model_path):
+def existing_numbers(proto_path):
+    """{message: ({field: number}, {reserved numbers})} from an ecs.proto this script wrote before."""
+    numbers = {}
+    if not os.path.exists(proto_path):
+        return numbers
+    text = open(proto_path).read()
+    for name, body in re.findall(r"^message (\w+) \{\n(.*?)^\}", text, re.S | re.M):
+        fields = {m.group(1): int(m.group(2)) for m in re.finditer(r"^\s+(?:[\w.<>, ]+ )?(\w+) = (\d+);$", body, re.M)}
+        reserved = {int(n) for line in re.findall(r"^\s+reserved ([\d, ]+);$", body, re.M) for n in line.split(",")}
+        numbers[name] = (fields, reserved)
+    return numbers
+
+
+def number_fields(name, members, kept):
+    """(member, number) in model order: kept numbers first claimed, new members after the highest ever used."""
+    fields, reserved = kept.get(name, ({}, set()))
+    used = set(fields.values()) | reserved
+    next_number = max(used, default=0) + 1
+    numbered = []
+    for member in members:
+        if member in fields:
+            numbered.append((member, fields[member]))
+        else:
+            numbered.append((member, next_number))
+            next_number += 1
+    gone = sorted(reserved | {n for m, n in fields.items() if m not in members})
+    return numbered, gone
+
+
+def main(model_path, out_dir=None):
     model = json.load(open(model_path))
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+    kept = existing_numbers(os.path.join(root, "proto", "ecslite", "v1", "ecs.proto"))
     shapes, ops = model["shapes"], model["operations"]
     order, seen = [], set()
 
@@ -115,16 +150,24 @@ def main(model_path):
         for line in summary(shape.get("documentation")):
             w(f"// {line}")
         w(f"message {name} {{")
-        for number, (member, ref) in enumerate(shape.get("members", {}).items(), start=1):
-            label, type_name = field_type(ref["shape"])
+        members = shape.get("members", {})
+        numbered, gone = number_fields(name, list(members), kept)
+        for member, number in numbered:
+            label, type_name = field_type(members[member]["shape"])
             prefix = f"{label} " if label else ""
             w(f"  {prefix}{type_name} {member} = {number};")
+        if gone:
+            w(f"  reserved {', '.join(str(n) for n in gone)};")
         w("}")
-    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
-    with open(os.path.join(root, "proto", "ecslite", "v1", "ecs.proto"), "w") as f:
-        f.write("\n".join(out) + "\n")
-    with open(os.path.join(root, "coordinator", "EcsLite.Coordinator.Core", "Validation", "ShapeRules.g.cs"), "w") as f:
-        f.write(rules_table(shapes, order))
+    target = out_dir or root
+    for relative, text in [
+        (os.path.join("proto", "ecslite", "v1", "ecs.proto"), "\n".join(out) + "\n"),
+        (os.path.join("coordinator", "EcsLite.Coordinator.Core", "Validation", "ShapeRules.g.cs"), rules_table(shapes, order)),
+    ]:
+        path = os.path.join(target, relative)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as f:
+            f.write(text)
 
 
 def cs_string(value):
@@ -172,4 +215,10 @@ def rules_table(shapes, order):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "../shared/reference/ecs-api-model.json")
+    args = sys.argv[1:]
+    out = None
+    if "--out" in args:
+        out = args[args.index("--out") + 1]
+        del args[args.index("--out"):args.index("--out") + 2]
+    here = os.path.dirname(os.path.abspath(__file__))
+    main(args[0] if args else os.path.join(here, "..", "model", "ecs-api-model.json"), out)
