@@ -1,0 +1,119 @@
+using System.Collections.Immutable;
+using EcsLite.Api.V1;
+using Google.Protobuf;
+
+namespace EcsLite.Coordinator.Core.Security;
+
+/// <summary>
+/// Which IAM action and resources each call is, following ECS's table of actions and resource types
+/// (the Service Authorization Reference): e.g. RunTask acts on a task-definition ARN, StopTask on a
+/// task ARN, both with the cluster's ARN as the <c>ecs:cluster</c> condition key; actions ECS gives no
+/// resource-level permissions (ListClusters, RegisterTaskDefinition, ...) need <c>Resource: "*"</c>.
+/// EcsLite's own GetTaskLogs is <c>ecs:GetTaskLogs</c> on the task; the Iam service's calls are IAM's
+/// actions on the user they are about (ListUsers on "*").
+/// </summary>
+public static class ApiActions
+{
+    public const string ClusterKey = "ecs:cluster";
+
+    /// <summary>
+    /// Describes a call. <paramref name="latestRevision"/> resolves a task definition given by family
+    /// alone to its ARN (the latest ACTIVE revision), or null if there is none. IAM calls without a
+    /// UserName are about <paramref name="caller"/>'s own user, as in IAM.
+    /// </summary>
+    public static AuthorizationRequest Describe(string method, IMessage request, ArnFormat arns, Func<string, string?> latestRevision, string caller = "")
+    {
+        var r = new Describer(arns, latestRevision);
+        string User(string name) => IamState.UserArn(arns, name.Length > 0 ? name : caller);
+        return request switch
+        {
+            CreateClusterRequest m => r.Make("CreateCluster", [arns.Cluster(Name(m.ClusterName))]),
+            DescribeClustersRequest m => r.Make("DescribeClusters", m.Clusters.Count == 0 ? [arns.Cluster("default")] : [.. m.Clusters.Select(c => arns.Cluster(Name(c)))]),
+            ListClustersRequest => r.Make("ListClusters", []),
+            DeleteClusterRequest m => r.Make("DeleteCluster", [arns.Cluster(Name(m.Cluster))], m.Cluster),
+
+            RegisterTaskDefinitionRequest => r.Make("RegisterTaskDefinition", []),
+            DescribeTaskDefinitionRequest => r.Make("DescribeTaskDefinition", []),
+            ListTaskDefinitionsRequest => r.Make("ListTaskDefinitions", []),
+            ListTaskDefinitionFamiliesRequest => r.Make("ListTaskDefinitionFamilies", []),
+            DeregisterTaskDefinitionRequest => r.Make("DeregisterTaskDefinition", []),
+            DeleteTaskDefinitionsRequest m => r.Make("DeleteTaskDefinitions", [.. m.TaskDefinitions.Select(r.TaskDefinition)]),
+
+            TagResourceRequest m => r.Make("TagResource", [m.ResourceArn]),
+            UntagResourceRequest m => r.Make("UntagResource", [m.ResourceArn]),
+            ListTagsForResourceRequest m => r.Make("ListTagsForResource", [m.ResourceArn]),
+
+            ListContainerInstancesRequest m => r.Make("ListContainerInstances", [arns.Cluster(Name(m.Cluster))], m.Cluster),
+            DescribeContainerInstancesRequest m => r.Make("DescribeContainerInstances", [.. m.ContainerInstances.Select(i => r.Scoped(m.Cluster, "container-instance", i))], m.Cluster),
+            DeregisterContainerInstanceRequest m => r.Make("DeregisterContainerInstance", [arns.Cluster(Name(m.Cluster))], m.Cluster),
+            UpdateContainerInstancesStateRequest m => r.Make("UpdateContainerInstancesState", [.. m.ContainerInstances.Select(i => r.Scoped(m.Cluster, "container-instance", i))], m.Cluster),
+            PutAttributesRequest m => r.Make("PutAttributes", [.. m.Attributes.Select(a => r.Scoped(m.Cluster, "container-instance", a.TargetId))], m.Cluster),
+            DeleteAttributesRequest m => r.Make("DeleteAttributes", [.. m.Attributes.Select(a => r.Scoped(m.Cluster, "container-instance", a.TargetId))], m.Cluster),
+            ListAttributesRequest m => r.Make("ListAttributes", [arns.Cluster(Name(m.Cluster))], m.Cluster),
+
+            RunTaskRequest m => r.Make("RunTask", [r.TaskDefinition(m.TaskDefinition)], m.Cluster),
+            StartTaskRequest m => r.Make("StartTask", [r.TaskDefinition(m.TaskDefinition)], m.Cluster),
+            StopTaskRequest m => r.Make("StopTask", [r.Scoped(m.Cluster, "task", m.Task)], m.Cluster),
+            DescribeTasksRequest m => r.Make("DescribeTasks", [.. m.Tasks.Select(t => r.Scoped(m.Cluster, "task", t))], m.Cluster),
+            ListTasksRequest m => r.Make("ListTasks", m.HasContainerInstance ? [r.Scoped(m.Cluster, "container-instance", m.ContainerInstance)] : [], m.Cluster),
+            GetTaskLogsRequest m => r.Make("GetTaskLogs", [r.Scoped(m.Cluster, "task", m.Task)], m.Cluster),
+
+            CreateServiceRequest m => r.Make("CreateService", [r.Scoped(m.Cluster, "service", m.ServiceName)], m.Cluster),
+            UpdateServiceRequest m => r.Make("UpdateService", [r.Scoped(m.Cluster, "service", m.Service)], m.Cluster),
+            DeleteServiceRequest m => r.Make("DeleteService", [r.Scoped(m.Cluster, "service", m.Service)], m.Cluster),
+            DescribeServicesRequest m => r.Make("DescribeServices", [.. m.Services.Select(s => r.Scoped(m.Cluster, "service", s))], m.Cluster),
+            ListServicesRequest m => r.Make("ListServices", [], m.Cluster),
+
+            CreateUserRequest m => Iam("CreateUser", User(m.UserName)),
+            GetUserRequest m => Iam("GetUser", User(m.UserName)),
+            ListUsersRequest => Iam("ListUsers", null),
+            DeleteUserRequest m => Iam("DeleteUser", User(m.UserName)),
+            PutUserPolicyRequest m => Iam("PutUserPolicy", User(m.UserName)),
+            GetUserPolicyRequest m => Iam("GetUserPolicy", User(m.UserName)),
+            ListUserPoliciesRequest m => Iam("ListUserPolicies", User(m.UserName)),
+            DeleteUserPolicyRequest m => Iam("DeleteUserPolicy", User(m.UserName)),
+            CreateAccessKeyRequest m => Iam("CreateAccessKey", User(m.UserName)),
+            ListAccessKeysRequest m => Iam("ListAccessKeys", User(m.UserName)),
+            UpdateAccessKeyRequest m => Iam("UpdateAccessKey", User(m.UserName)),
+            DeleteAccessKeyRequest m => Iam("DeleteAccessKey", User(m.UserName)),
+
+            _ => throw new ArgumentException($"{method}: no IAM action is defined for {request.Descriptor.FullName}.", nameof(request)),
+        };
+    }
+
+    private static AuthorizationRequest Iam(string action, string? user) =>
+        new($"iam:{action}", user is null ? [] : [user], ImmutableDictionary<string, string>.Empty);
+
+    /// <summary>A cluster name from a name or an ARN, without refusing a bad ARN here (the handler does, in its own words).</summary>
+    private static string Name(string? cluster) =>
+        string.IsNullOrEmpty(cluster) ? "default"
+        : ArnFormat.TryParse(cluster, out var type, out var id) && type == "cluster" ? id
+        : cluster;
+
+    private sealed class Describer(ArnFormat arns, Func<string, string?> latestRevision)
+    {
+        /// <summary>The call; <paramref name="cluster"/> (null for calls not about one cluster) becomes ecs:cluster.</summary>
+        public AuthorizationRequest Make(string action, ImmutableArray<string> resources, string? cluster = null) =>
+            new($"ecs:{action}", resources, cluster is null
+                ? ImmutableDictionary<string, string>.Empty
+                : ImmutableDictionary<string, string>.Empty.Add(ClusterKey, arns.Cluster(Name(cluster))));
+
+        /// <summary>A task, service or container instance by id, name or ARN; ids and names are in the request's cluster.</summary>
+        public string Scoped(string? cluster, string type, string? reference) =>
+            reference is not null && reference.StartsWith("arn:", StringComparison.Ordinal) ? reference
+            : $"{arns.Prefix}{type}/{Name(cluster)}/{reference}";
+
+        /// <summary>A task definition as family:revision or ARN; a family alone is its latest ACTIVE revision.</summary>
+        public string TaskDefinition(string? reference)
+        {
+            if (string.IsNullOrEmpty(reference) || reference.StartsWith("arn:", StringComparison.Ordinal))
+            {
+                return reference ?? "";
+            }
+
+            return reference.Contains(':', StringComparison.Ordinal)
+                ? $"{arns.Prefix}task-definition/{reference}"
+                : latestRevision(reference) ?? $"{arns.Prefix}task-definition/{reference}";
+        }
+    }
+}
