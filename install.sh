@@ -18,6 +18,7 @@
 #   ECSLITE_DATA_DIR     the coordinator's cluster store      (default /var/lib/ecslite/coordinator)
 #   ECSLITE_AGENT_DIR    the agent's data directory           (default /var/lib/ecslite/agent)
 #   ECSLITE_RUN_DIR      pids and logs without systemd        (default /var/log/ecslite)
+#   ECSLITE_ADMIN_SOCKET the coordinator's admin socket       (default /run/ecslite/coordinator.sock)
 #   ECSLITE_SYSTEMD      auto | yes | no                      (default auto: yes when systemd is running)
 set -euo pipefail
 
@@ -29,6 +30,7 @@ data_dir=${ECSLITE_DATA_DIR:-/var/lib/ecslite/coordinator}
 agent_dir=${ECSLITE_AGENT_DIR:-/var/lib/ecslite/agent}
 cluster=${ECSLITE_CLUSTER:-default}
 run_dir=${ECSLITE_RUN_DIR:-/var/log/ecslite}
+admin_socket=${ECSLITE_ADMIN_SOCKET:-/run/ecslite/coordinator.sock}
 use_systemd=${ECSLITE_SYSTEMD:-auto}
 units=/etc/systemd/system
 action=${1:-install}
@@ -151,11 +153,13 @@ as_root cp "$here/examples/fargate-task-definition.json" "$prefix/" 2>/dev/null 
 if [[ " $components " == *" coordinator "* ]]; then
   as_root mkdir -p "$data_dir"
   if [ ! -f "$etc/coordinator.json" ]; then
-    printf '{\n  "Listen": "%s",\n  "DataDir": "%s",\n  "Region": "local",\n  "AccountId": "000000000000"\n}\n' \
-      "$listen" "$data_dir" | as_root tee "$etc/coordinator.json" >/dev/null
+    printf '{\n  "Listen": "%s",\n  "DataDir": "%s",\n  "AdminSocket": "%s",\n  "Region": "local",\n  "AccountId": "000000000000"\n}\n' \
+      "$listen" "$data_dir" "$admin_socket" | as_root tee "$etc/coordinator.json" >/dev/null
   fi
   listen=$(sed -n 's/.*"Listen": *"\([^"]*\)".*/\1/p' "$etc/coordinator.json")
   listen=${listen:-127.0.0.1:7430}
+  admin_socket=$(sed -n 's/.*"AdminSocket": *"\([^"]*\)".*/\1/p' "$etc/coordinator.json")
+  admin_socket=${admin_socket:-/run/ecslite/coordinator.sock}
   start_service coordinator "$prefix/coordinator/ecslite-coordinator" --config "$etc/coordinator.json"
   for _ in $(seq 1 300); do serving && break; sleep 0.1; done
   serving || die "the coordinator did not start serving on $listen; see: $(logs_of coordinator)"
@@ -200,18 +204,23 @@ EcsLite is running: a single-host cluster.
   agent        joined as $instance
 Logs: $(logs_of coordinator); $(logs_of agent)        Stop: $0 stop
 
-Talk to it with grpcurl (any gRPC client works; reflection is on):
-  grpcurl -plaintext $listen list ecslite.v1.Ecs
-  grpcurl -plaintext $listen ecslite.v1.Ecs/ListContainerInstances
-  grpcurl -plaintext -d '{"containerInstances": ["$instance"]}' $listen ecslite.v1.Ecs/DescribeContainerInstances
-  grpcurl -plaintext -d @ $listen ecslite.v1.Ecs/RegisterTaskDefinition < $here/examples/fargate-task-definition.json
+Talk to it with grpcurl (any gRPC client works; reflection is on). As root on this host, the admin
+socket answers as the administrator; from elsewhere, send an access key (docs/security.md):
+  ECS="-unix $admin_socket"
+  grpcurl -plaintext \$ECS list ecslite.v1.Ecs
+  grpcurl -plaintext \$ECS ecslite.v1.Ecs/ListContainerInstances
+  grpcurl -plaintext -d '{"containerInstances": ["$instance"]}' \$ECS ecslite.v1.Ecs/DescribeContainerInstances
+  grpcurl -plaintext -d @ \$ECS ecslite.v1.Ecs/RegisterTaskDefinition < $here/examples/fargate-task-definition.json
+The administrator's access key is in $data_dir/admin-credentials (AWS shared-credentials format):
+  KEY=\$(sudo awk -F' = ' '/_id/{i=\$2} /_secret/{s=\$2} END{print i":"s}' $data_dir/admin-credentials)
+  grpcurl -plaintext -H "authorization: Bearer \$KEY" $listen ecslite.v1.Ecs/ListClusters
 
 Run the example task (it serves a page on port 80), watch it, read its logs, stop it:
-  grpcurl -plaintext -d '{"taskDefinition": "fargate-task-definition", "launchType": "FARGATE"}' $listen ecslite.v1.Ecs/RunTask
-  grpcurl -plaintext -d '{"tasks": ["TASK-ARN"]}' $listen ecslite.v1.Ecs/DescribeTasks
+  grpcurl -plaintext -d '{"taskDefinition": "fargate-task-definition", "launchType": "FARGATE"}' \$ECS ecslite.v1.Ecs/RunTask
+  grpcurl -plaintext -d '{"tasks": ["TASK-ARN"]}' \$ECS ecslite.v1.Ecs/DescribeTasks
   curl http://127.0.0.1/
-  grpcurl -plaintext -d '{"task": "TASK-ARN", "follow": true}' $listen ecslite.v1.TaskLogs/GetTaskLogs
-  grpcurl -plaintext -d '{"task": "TASK-ARN"}' $listen ecslite.v1.Ecs/StopTask
+  grpcurl -plaintext -d '{"task": "TASK-ARN", "follow": true}' \$ECS ecslite.v1.TaskLogs/GetTaskLogs
+  grpcurl -plaintext -d '{"task": "TASK-ARN"}' \$ECS ecslite.v1.Ecs/StopTask
 
 Join another host: set "Listen": "0.0.0.0:7430" in $etc/coordinator.json, restart, then on that host:
   ECSLITE_COORDINATOR=http://THIS-HOST:7430 ./install.sh agent

@@ -15,6 +15,12 @@ public sealed partial class CoordinatorOptions
     /// <summary>Address for the gRPC API (HTTP/2 cleartext): host:port, [v6]:port, http://host:port or unix:/path.</summary>
     public string Listen { get; set; } = DefaultListen;
 
+    /// <summary>
+    /// The admin socket: a unix socket (mode 0600) that answers every call as the account's root, as
+    /// Docker's socket does, for local administration without a key. Its directory is created 0700.
+    /// </summary>
+    public string AdminSocket { get; set; } = DefaultAdminSocket();
+
     /// <summary>Directory holding the cluster store; created if missing.</summary>
     public string DataDir { get; set; } = DefaultDataDir();
 
@@ -43,6 +49,11 @@ public sealed partial class CoordinatorOptions
         Environment.UserName == "root" || Environment.IsPrivilegedProcess
             ? "/var/lib/ecslite/coordinator"
             : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData), "ecslite", "coordinator");
+
+    public static string DefaultAdminSocket() =>
+        Environment.UserName == "root" || Environment.IsPrivilegedProcess
+            ? "/run/ecslite/coordinator.sock"
+            : Path.Combine(Environment.GetEnvironmentVariable("XDG_RUNTIME_DIR") is { Length: > 0 } run ? run : Path.GetTempPath(), "ecslite", "coordinator.sock");
 
     /// <summary>Where Kestrel listens: an IP endpoint or a unix socket path.</summary>
     public (IPEndPoint? Endpoint, string? UnixSocket) ParseListen()
@@ -86,6 +97,11 @@ public sealed partial class CoordinatorOptions
             catch (FormatException e)
             {
                 failures.Add(e.Message);
+            }
+
+            if (string.IsNullOrWhiteSpace(options.AdminSocket) || !Path.IsPathRooted(options.AdminSocket) || options.AdminSocket.Length > 100)
+            {
+                failures.Add($"AdminSocket '{options.AdminSocket}' must be an absolute path of at most 100 characters (a unix socket's limit)");
             }
 
             if (string.IsNullOrWhiteSpace(options.DataDir))

@@ -3,6 +3,7 @@ using EcsLite.Coordinator.Agents;
 using EcsLite.Coordinator.Api;
 using EcsLite.Coordinator.State;
 using EcsLite.Coordinator.Core.Validation;
+using EcsLite.Coordinator.Security;
 using EcsLite.Coordinator.Store;
 using Grpc.AspNetCore.Server.Model;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -16,6 +17,7 @@ const string Usage = """
     Options (each also settable in the --config JSON file or as ECSLITE_<NAME> in the environment):
       --listen ADDRESS     gRPC address, host:port, [v6]:port or unix:/path   (Listen, default 127.0.0.1:7430)
       --data-dir DIR       where the cluster store lives                       (DataDir, default /var/lib/ecslite/coordinator as root)
+      --admin-socket PATH  unix socket answering as the account's root, 0600  (AdminSocket, default /run/ecslite/coordinator.sock as root)
       --region NAME        region written into ARNs                            (Region, default local)
       --account-id ID      12-digit account written into ARNs                  (AccountId, default 000000000000)
       HeartbeatInterval    agents' heartbeat interval (config/env only)         (default 00:00:02)
@@ -25,12 +27,26 @@ const string Usage = """
                            service tasks are replaced elsewhere (config/env only) (default 00:00:10)
       --config FILE        JSON file with the settings above
       --help, --version
+
+    Administration through the admin socket (as root, on the coordinator's host; --admin-socket PATH to name another):
+      ecslite-coordinator key create [--user NAME]      a new access key (printed once, as AWS shared credentials)
+      ecslite-coordinator key list [--user NAME]
+      ecslite-coordinator key disable|enable|delete ACCESS_KEY_ID [--user NAME]
+      ecslite-coordinator user create|delete NAME
+      ecslite-coordinator user list
+      ecslite-coordinator policy put USER POLICY_NAME FILE.json
+    (--user defaults to admin.)
     """;
 
 if (args.Contains("--help") || args.Contains("-h"))
 {
     Console.WriteLine(Usage);
     return 0;
+}
+
+if (args.Length > 0 && AdminCommands.Names.Contains(args[0]))
+{
+    return await AdminCommands.RunAsync(args);
 }
 
 if (args.Contains("--version"))
@@ -66,6 +82,7 @@ builder.Configuration.AddCommandLine(args, new Dictionary<string, string>
 {
     ["--listen"] = "Listen",
     ["--data-dir"] = "DataDir",
+    ["--admin-socket"] = "AdminSocket",
     ["--region"] = "Region",
     ["--account-id"] = "AccountId",
     ["--config"] = "Config",
@@ -76,6 +93,16 @@ var validation = new CoordinatorOptions.Validator().Validate(null, options);
 if (validation.Failed)
 {
     Console.Error.WriteLine($"ecslite-coordinator: invalid settings: {validation.FailureMessage}");
+    return 2;
+}
+
+try
+{
+    AdminSocket.Prepare(options.AdminSocket);
+}
+catch (Exception e) when (e is InvalidOperationException or IOException or UnauthorizedAccessException)
+{
+    Console.Error.WriteLine($"ecslite-coordinator: {e.Message}");
     return 2;
 }
 
@@ -102,6 +129,12 @@ builder.WebHost.ConfigureKestrel(kestrel =>
     {
         kestrel.ListenUnixSocket(socket!, listen => listen.Protocols = HttpProtocols.Http2);
     }
+
+    kestrel.ListenUnixSocket(options.AdminSocket, listen =>
+    {
+        listen.Protocols = HttpProtocols.Http2;
+        AdminSocket.Mark(listen);
+    });
 });
 
 builder.Services.AddSingleton(TimeProvider.System);
@@ -112,9 +145,16 @@ builder.Services.AddSingleton<TaskDispatcher>();
 builder.Services.AddHostedService<HeartbeatMonitor>();
 builder.Services.AddHostedService<StoppedTaskPurger>();
 builder.Services.AddHostedService<ServiceSchedulerLoop>();
+builder.Services.AddSingleton<IamStore>();
+builder.Services.AddSingleton<AuditLog>();
+builder.Services.AddHostedService(services => services.GetRequiredService<AuditLog>());
 builder.Services.AddGrpc(grpc =>
 {
+    // Who is calling, before anything else reads a request; then the request's validation (every
+    // string within its limit); then whether the caller may do it; then the handler.
+    grpc.Interceptors.Add<CallAuthenticator>();
     grpc.Interceptors.Add<EcsErrorInterceptor>();
+    grpc.Interceptors.Add<CallAuthorizer>();
     grpc.MaxReceiveMessageSize = Limits.MaxRequestBytes;
 }).AddServiceOptions<AgentChannelService>(channel => channel.MaxReceiveMessageSize = AgentChannelService.MaxMessageBytes);
 
@@ -131,6 +171,7 @@ var app = builder.Build();
 app.MapGrpcService<EcsService>();
 app.MapGrpcService<AgentChannelService>();
 app.MapGrpcService<TaskLogsService>();
+app.MapGrpcService<IamService>();
 app.MapGrpcReflectionService();
 app.MapGrpcHealthChecksService();
 
@@ -140,7 +181,9 @@ Startup.LogDataDir(logger, (store as SqliteKeyValueStore)?.Path ?? options.DataD
 try
 {
     await app.Services.GetRequiredService<ClusterStateMachine>().LoadAsync(app.Lifetime.ApplicationStopping);
+    await app.Services.GetRequiredService<IamStore>().LoadAsync(app.Lifetime.ApplicationStopping);
     await app.StartAsync();
+    File.SetUnixFileMode(options.AdminSocket, UnixFileMode.UserRead | UnixFileMode.UserWrite);
 }
 catch (OperationCanceledException) when (app.Lifetime.ApplicationStopping.IsCancellationRequested)
 {
@@ -150,6 +193,7 @@ catch (OperationCanceledException) when (app.Lifetime.ApplicationStopping.IsCanc
 }
 
 Startup.LogListening(logger, options.Listen, typeof(CoordinatorOptions).Assembly.GetName().Version?.ToString(3) ?? "?");
+Startup.LogAdminSocket(logger, options.AdminSocket);
 await app.WaitForShutdownAsync();
 Startup.LogStopped(logger);
 await app.DisposeAsync();
@@ -187,6 +231,9 @@ internal static partial class Startup
 
     [LoggerMessage(Level = LogLevel.Information, Message = "EcsLite coordinator {Version} listening on {Listen} (gRPC, HTTP/2 cleartext; reflection and grpc.health.v1 on)")]
     public static partial void LogListening(ILogger logger, string listen, string version);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Admin socket {Path} (mode 0600; answers as the account's root)")]
+    public static partial void LogAdminSocket(ILogger logger, string path);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Stopped; all acknowledged writes are in the cluster store")]
     public static partial void LogStopped(ILogger logger);

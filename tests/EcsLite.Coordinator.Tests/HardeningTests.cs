@@ -35,7 +35,7 @@ public sealed class HardeningTests(ITestOutputHelper output)
         {
             foreach (var bytes in malformed)
             {
-                var (status, message) = await RawGrpc.CallAsync(coordinator.Address, method, bytes);
+                var (status, message) = await RawGrpc.CallAsync(coordinator.Address, method, bytes, coordinator.AdminKey);
                 Assert.True(status == (int)StatusCode.InvalidArgument, $"{method} with {Convert.ToHexString(bytes)}: status {status} '{message}'");
                 Assert.StartsWith("InvalidParameterException: ", message, StringComparison.Ordinal);
             }
@@ -119,7 +119,7 @@ public sealed class HardeningTests(ITestOutputHelper output)
         Directory.EnumerateFiles(coordinator.DataDir, "cluster-store.db*").Sum(f => new FileInfo(f).Length);
 
     /// <summary>Every method of every service the coordinator serves, as its reflection service lists them.</summary>
-    private static async Task<List<string>> MethodsAsync(CoordinatorProcess coordinator)
+    internal static async Task<List<string>> MethodsAsync(CoordinatorProcess coordinator)
     {
         var reflection = new ServerReflection.ServerReflectionClient(coordinator.Channel);
         using var call = reflection.ServerReflectionInfo();

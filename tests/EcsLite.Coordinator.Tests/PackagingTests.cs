@@ -41,6 +41,7 @@ public class PackagingTests
             ["ECSLITE_DATA_DIR"] = Path.Combine(root, "data"),
             ["ECSLITE_AGENT_DIR"] = Path.Combine(root, "agent"),
             ["ECSLITE_RUN_DIR"] = Path.Combine(root, "run"),
+            ["ECSLITE_ADMIN_SOCKET"] = Path.Combine(root, "run", "coordinator.sock"),
             ["ECSLITE_LISTEN"] = $"127.0.0.1:{port}",
             ["ECSLITE_SYSTEMD"] = "no",
         };
@@ -53,7 +54,9 @@ public class PackagingTests
             Assert.Contains("agent        joined as arn:aws:ecs:local:000000000000:container-instance/default/", output, StringComparison.Ordinal);
             Assert.Contains("grpcurl -plaintext", output, StringComparison.Ordinal);
 
-            using var channel = GrpcChannel.ForAddress($"http://127.0.0.1:{port}");
+            Assert.Contains($"ECS=\"-unix {Path.Combine(root, "run", "coordinator.sock")}\"", output, StringComparison.Ordinal);
+            var key = CoordinatorProcess.ReadCredentials(Path.Combine(root, "data", "admin-credentials"));
+            using var channel = CoordinatorProcess.AuthenticatedChannel($"http://127.0.0.1:{port}", () => key);
             var ecs = new Ecs.EcsClient(channel);
             var example = JsonParser.Default.Parse<RegisterTaskDefinitionRequest>(File.ReadAllText(Path.Combine(RepoPaths.Examples, "fargate-task-definition.json")));
             var registered = await ecs.RegisterTaskDefinitionAsync(example);

@@ -2,7 +2,6 @@ using System.Diagnostics;
 using System.Globalization;
 using EcsLite.Api.V1;
 using EcsLite.Testing;
-using Grpc.Net.Client;
 
 namespace EcsLite.FleetSimulator;
 
@@ -16,10 +15,11 @@ public static class DescribeReader
 {
     public const string Command = "describe-reader";
 
-    /// <summary>The reader's side: <c>describe-reader ADDRESS ARN-FILE STOP-FILE</c>.</summary>
-    public static async Task<int> RunAsync(string address, string arnFile, string stopFile)
+    /// <summary>The reader's side: <c>describe-reader ADDRESS CREDENTIALS-FILE ARN-FILE STOP-FILE</c>.</summary>
+    public static async Task<int> RunAsync(string address, string credentials, string arnFile, string stopFile)
     {
-        using var channel = GrpcChannel.ForAddress(address);
+        var key = CoordinatorProcess.ReadCredentials(credentials);
+        using var channel = CoordinatorProcess.AuthenticatedChannel(address, () => key);
         var ecs = new Ecs.EcsClient(channel);
         var random = new Random(1);
         var arns = new List<string>();
@@ -50,14 +50,14 @@ public static class DescribeReader
     }
 
     /// <summary>The writer's side: starts the reader process; <see cref="Reader.StopAsync"/> gives its latencies.</summary>
-    public static Reader Start(string address)
+    public static Reader Start(CoordinatorProcess coordinator)
     {
         var dir = CoordinatorProcess.TempDirectory("ecslite-reader");
         var arnFile = Path.Combine(dir, "arns");
         File.WriteAllText(arnFile, "");
         var stopFile = Path.Combine(dir, "stop");
         var self = typeof(DescribeReader).Assembly.Location;
-        var process = TestProcess.Start(["dotnet", self, Command, address, arnFile, stopFile]);
+        var process = TestProcess.Start(["dotnet", self, Command, coordinator.Address, Path.Combine(coordinator.DataDir, "admin-credentials"), arnFile, stopFile]);
         return new Reader(process, dir, arnFile, stopFile);
     }
 

@@ -9,7 +9,7 @@ using EcsLite.Testing;
 // Scenarios, in order: idle, runtask (then DescribeTasks baselines), restart, failover. Prints a table and writes it as JSON.
 if (args.FirstOrDefault() == DescribeReader.Command)
 {
-    return await DescribeReader.RunAsync(args[1], args[2], args[3]);
+    return await DescribeReader.RunAsync(args[1], args[2], args[3], args[4]);
 }
 
 var agents = Option("--agents", 1000);

@@ -60,7 +60,7 @@ public sealed class ScaleRun(CoordinatorProcess coordinator, Fleet fleet)
         var remaining = tasks;
         var failures = 0;
         var gate = new Lock();
-        var reader = DescribeReader.Start(coordinator.Address);
+        var reader = DescribeReader.Start(coordinator);
         await Task.WhenAll(Enumerable.Range(0, callers).Select(async _ =>
         {
             while (Interlocked.Add(ref remaining, -perCall) > -perCall)
@@ -117,7 +117,7 @@ public sealed class ScaleRun(CoordinatorProcess coordinator, Fleet fleet)
         foreach (var busy in new[] { false, true })
         {
             var loops = busy ? Enumerable.Range(0, Environment.ProcessorCount).Select(_ => TestProcess.Start(["sh", "-c", "while :; do :; done"])).ToList() : [];
-            var reader = DescribeReader.Start(coordinator.Address);
+            var reader = DescribeReader.Start(coordinator);
             reader.Offer(RepliedAt.Keys);
             await Task.Delay(each);
             var describe = await reader.StopAsync();

@@ -27,11 +27,51 @@ public sealed class CoordinatorProcess : IAsyncDisposable
         _listen = listen;
         Address = address;
         _wrapper = wrapper;
-        Channel = GrpcChannel.ForAddress(Address);
+        Channel = NewChannel();
         Ecs = new Ecs.EcsClient(Channel);
     }
 
     public string DataDir { get; }
+
+    /// <summary>This coordinator's admin socket (in its data directory, so that tests never share one).</summary>
+    public string AdminSocket => Path.Combine(DataDir, "admin.sock");
+
+    /// <summary>
+    /// The administrator's access key, from DATA_DIR/admin-credentials (written at the first start):
+    /// every channel of this fixture sends it, so tests go through authentication as any caller does.
+    /// </summary>
+    public (string AccessKeyId, string Secret) AdminKey => _adminKey ??= ReadCredentials(Path.Combine(DataDir, "admin-credentials"));
+
+    private (string, string)? _adminKey;
+
+    /// <summary>A new channel (a connection of its own) that authenticates with <paramref name="key"/>, or the administrator's key.</summary>
+    public GrpcChannel NewChannel((string AccessKeyId, string Secret)? key = null) =>
+        // Before the first start has written the file (the health probe), calls go without.
+        AuthenticatedChannel(Address, () => key ?? (File.Exists(Path.Combine(DataDir, "admin-credentials")) ? AdminKey : null));
+
+    /// <summary>A channel whose every call sends "authorization: Bearer ID:SECRET" with the key <paramref name="key"/> gives at the time (none if null).</summary>
+    public static GrpcChannel AuthenticatedChannel(string address, Func<(string AccessKeyId, string Secret)?> key) =>
+        GrpcChannel.ForAddress(address, new GrpcChannelOptions
+        {
+            Credentials = ChannelCredentials.Create(ChannelCredentials.Insecure, CallCredentials.FromInterceptor((_, metadata) =>
+            {
+                if (key() is var (id, secret))
+                {
+                    metadata.Add("authorization", $"Bearer {id}:{secret}");
+                }
+
+                return Task.CompletedTask;
+            })),
+            UnsafeUseInsecureChannelCallCredentials = true,
+        });
+
+    /// <summary>Reads an AWS shared-credentials file's default profile.</summary>
+    public static (string AccessKeyId, string Secret) ReadCredentials(string path)
+    {
+        var values = File.ReadAllLines(path).Select(l => l.Split('=', 2, StringSplitOptions.TrimEntries)).Where(p => p.Length == 2)
+            .ToDictionary(p => p[0], p => p[1]);
+        return (values["aws_access_key_id"], values["aws_secret_access_key"]);
+    }
 
     public int Port { get; }
 
@@ -83,11 +123,11 @@ public sealed class CoordinatorProcess : IAsyncDisposable
             command.Add("dotnet");
         }
 
-        command.AddRange([program, "--listen", _listen, "--data-dir", DataDir, .. _settings]);
+        command.AddRange([program, "--listen", _listen, "--data-dir", DataDir, "--admin-socket", AdminSocket, .. _settings]);
         var watch = Stopwatch.StartNew();
         _process = TestProcess.Start(command, wrapper: _wrapper, workingDirectory: WorkingDirectory);
         Channel.Dispose();
-        Channel = GrpcChannel.ForAddress(Address);
+        Channel = NewChannel();
         Ecs = new Ecs.EcsClient(Channel);
         await WaitServingAsync(TimeSpan.FromSeconds(30));
         LastStartToServing = watch.Elapsed;

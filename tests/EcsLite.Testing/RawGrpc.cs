@@ -11,8 +11,8 @@ public static class RawGrpc
 {
     private static readonly HttpClient Http = new(new SocketsHttpHandler { EnableMultipleHttp2Connections = true }) { Timeout = TimeSpan.FromSeconds(30) };
 
-    /// <summary>Sends <paramref name="message"/> as the request of <paramref name="method"/> ("/package.Service/Method").</summary>
-    public static async Task<(int Status, string Message)> CallAsync(string address, string method, byte[] message, CancellationToken cancellationToken = default)
+    /// <summary>Sends <paramref name="message"/> as the request of <paramref name="method"/> ("/package.Service/Method"), with <paramref name="key"/>'s Bearer header if given.</summary>
+    public static async Task<(int Status, string Message)> CallAsync(string address, string method, byte[] message, (string AccessKeyId, string Secret)? key = null, CancellationToken cancellationToken = default)
     {
         var frame = new byte[5 + message.Length];
         BinaryPrimitives.WriteUInt32BigEndian(frame.AsSpan(1), (uint)message.Length);
@@ -25,6 +25,11 @@ public static class RawGrpc
         };
         request.Content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/grpc");
         request.Headers.TryAddWithoutValidation("te", "trailers");
+        if (key is var (id, secret))
+        {
+            request.Headers.TryAddWithoutValidation("authorization", $"Bearer {id}:{secret}");
+        }
+
         using var response = await Http.SendAsync(request, HttpCompletionOption.ResponseContentRead, cancellationToken);
         var headers = response.TrailingHeaders.Concat(response.Headers).ToList();
         var status = headers.FirstOrDefault(h => h.Key == "grpc-status").Value?.FirstOrDefault();

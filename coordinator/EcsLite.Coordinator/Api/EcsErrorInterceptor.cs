@@ -1,4 +1,5 @@
 using EcsLite.Coordinator.Core;
+using EcsLite.Coordinator.Core.Security;
 using EcsLite.Coordinator.Core.Validation;
 using Google.Protobuf;
 using Grpc.Core;
@@ -107,6 +108,12 @@ public sealed partial class EcsErrorInterceptor(ILogger<EcsErrorInterceptor> log
                 or EcsErrorType.ClusterContainsTasksException => StatusCode.FailedPrecondition,
             EcsErrorType.LimitExceededException => StatusCode.ResourceExhausted,
             EcsErrorType.ServerException => StatusCode.Internal,
+            IamErrorType.AccessDeniedException => StatusCode.PermissionDenied,
+            IamErrorType.MissingAuthenticationTokenException or IamErrorType.UnrecognizedClientException => StatusCode.Unauthenticated,
+            IamErrorType.NoSuchEntity => StatusCode.NotFound,
+            IamErrorType.EntityAlreadyExists => StatusCode.AlreadyExists,
+            IamErrorType.DeleteConflict => StatusCode.FailedPrecondition,
+            IamErrorType.LimitExceeded => StatusCode.ResourceExhausted,
             _ => StatusCode.InvalidArgument,
         };
         var trailers = new Metadata { { "ecs-error-type", e.ErrorType } };

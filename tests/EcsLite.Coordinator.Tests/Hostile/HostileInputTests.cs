@@ -73,7 +73,7 @@ public sealed class HostileInputTests(ITestOutputHelper output)
             var valid = new RunTaskRequest { TaskDefinition = "fuzz-base", Count = 1, StartedBy = "bytes" }.ToByteArray();
             try
             {
-                var (status, message) = await RawGrpc.CallAsync(coordinator.Address, method, HostileInput.Break(valid, pcg));
+                var (status, message) = await RawGrpc.CallAsync(coordinator.Address, method, HostileInput.Break(valid, pcg), coordinator.AdminKey);
                 Count((StatusCode)status, method, message);
             }
             catch (HttpProtocolException e) when (e.ErrorCode == 0xb) // ENHANCE_YOUR_CALM
@@ -118,7 +118,7 @@ public sealed class HostileInputTests(ITestOutputHelper output)
 
         // The agent channel: hellos and reports. Instances afterwards are those before and those welcomed.
         var welcomed = new ConcurrentBag<string>();
-        var channels = Enumerable.Range(0, Workers).Select(_ => GrpcChannel.ForAddress(coordinator.Address)).ToArray(); // a connection per worker
+        var channels = Enumerable.Range(0, Workers).Select(_ => coordinator.NewChannel()).ToArray(); // a connection per worker
         sent += await PhaseAsync(seed + 4, N(10_000), async pcg =>
         {
             if (await HelloAsync(channels[pcg.Stream - 1], pcg) is { } arn)

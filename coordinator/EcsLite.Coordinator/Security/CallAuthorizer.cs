@@ -1,0 +1,168 @@
+using EcsLite.Coordinator.Api;
+using EcsLite.Coordinator.Core;
+using EcsLite.Coordinator.Core.Security;
+using EcsLite.Coordinator.State;
+using Google.Protobuf;
+using Grpc.Core;
+using Grpc.Core.Interceptors;
+using Microsoft.AspNetCore.Connections.Features;
+
+namespace EcsLite.Coordinator.Security;
+
+/// <summary>
+/// The first step of every API call (the Ecs, TaskLogs and Iam services): who is calling. The admin
+/// socket is the account's root; over TCP, an access key as "authorization: Bearer ID:SECRET". A
+/// caller without a valid key gets Unauthenticated before anything else reads the request.
+/// </summary>
+public sealed class CallAuthenticator(IamStore iam, AuditLog audit) : Interceptor
+{
+    private const string CallerKey = "ecslite-caller";
+
+    /// <summary>The services whose every call is authenticated and checked against policies.</summary>
+    public static readonly string[] Services = ["ecslite.v1.Ecs", "ecslite.v1.TaskLogs", "ecslite.v1.Iam"];
+
+    /// <summary>The authenticated caller of a call of a guarded service; null for the open ones.</summary>
+    public static Principal? Caller(ServerCallContext context) =>
+        context.UserState.TryGetValue(CallerKey, out var caller) ? (Principal)caller : null;
+
+    public override Task<TResponse> UnaryServerHandler<TRequest, TResponse>(
+        TRequest request, ServerCallContext context, UnaryServerMethod<TRequest, TResponse> continuation)
+    {
+        Admit(context);
+        return continuation(request, context);
+    }
+
+    public override Task ServerStreamingServerHandler<TRequest, TResponse>(
+        TRequest request, IServerStreamWriter<TResponse> responseStream, ServerCallContext context, ServerStreamingServerMethod<TRequest, TResponse> continuation)
+    {
+        Admit(context);
+        return continuation(request, responseStream, context);
+    }
+
+    private void Admit(ServerCallContext context)
+    {
+        if (!Services.Contains(ApiMethod.Service(context)))
+        {
+            return;
+        }
+
+        try
+        {
+            context.UserState[CallerKey] = Authenticate(context);
+        }
+        catch (EcsException e)
+        {
+            audit.Refused(null, ApiMethod.Action(context), null, context.Peer, e.ErrorType);
+            throw EcsErrorInterceptor.ToRpc(e);
+        }
+    }
+
+    private Principal Authenticate(ServerCallContext context)
+    {
+        if (context.GetHttpContext().Features.Get<IConnectionItemsFeature>()?.Items.ContainsKey(AdminSocket.Marker) == true)
+        {
+            return Principal.Root(iam.Arns);
+        }
+
+        var header = context.RequestHeaders.GetValue("authorization");
+        if (string.IsNullOrEmpty(header))
+        {
+            throw new EcsException(IamErrorType.MissingAuthenticationTokenException,
+                "Missing Authentication Token: send \"authorization: Bearer ACCESS_KEY_ID:SECRET\" (see DATA_DIR/admin-credentials), or use the admin socket.");
+        }
+
+        const string Bearer = "Bearer ";
+        var colon = header.IndexOf(':', StringComparison.Ordinal);
+        if (!header.StartsWith(Bearer, StringComparison.OrdinalIgnoreCase) || colon < 0)
+        {
+            throw new EcsException(IamErrorType.UnrecognizedClientException, "The security token included in the request is invalid.");
+        }
+
+        return iam.State.Authenticate(header[Bearer.Length..colon].Trim(), header[(colon + 1)..].Trim());
+    }
+}
+
+/// <summary>
+/// The step after validation (so every string it looks at is within its limit): may the caller do
+/// this. The caller's policies are evaluated by the pure <see cref="PolicyEvaluator"/> on the action
+/// and resources <see cref="ApiActions"/> names; a refusal is AccessDeniedException and changes nothing.
+/// Every refusal and every call that changes something goes to the audit log with its result.
+/// </summary>
+public sealed class CallAuthorizer(IamStore iam, ClusterStateMachine cluster, AuditLog audit) : Interceptor
+{
+    public override async Task<TResponse> UnaryServerHandler<TRequest, TResponse>(
+        TRequest request, ServerCallContext context, UnaryServerMethod<TRequest, TResponse> continuation)
+    {
+        var call = Authorize(request, context);
+        if (call is null || ReadOnly(call.Value.Request.Action))
+        {
+            return await continuation(request, context);
+        }
+
+        try
+        {
+            var response = await continuation(request, context);
+            audit.Record(call.Value.Caller, call.Value.Request, context.Peer, "OK");
+            return response;
+        }
+        catch (EcsException e)
+        {
+            audit.Record(call.Value.Caller, call.Value.Request, context.Peer, e.ErrorType);
+            throw;
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            audit.Record(call.Value.Caller, call.Value.Request, context.Peer, e is RpcException rpc ? rpc.StatusCode.ToString() : EcsErrorType.ServerException);
+            throw;
+        }
+    }
+
+    public override Task ServerStreamingServerHandler<TRequest, TResponse>(
+        TRequest request, IServerStreamWriter<TResponse> responseStream, ServerCallContext context, ServerStreamingServerMethod<TRequest, TResponse> continuation)
+    {
+        Authorize(request, context);
+        return continuation(request, responseStream, context);
+    }
+
+    /// <summary>Null for a call of a service without policies; else the caller and what the call is, once allowed.</summary>
+    private (Principal Caller, AuthorizationRequest Request)? Authorize<TRequest>(TRequest request, ServerCallContext context)
+    {
+        if (CallAuthenticator.Caller(context) is not { } caller || request is not IMessage message)
+        {
+            return null;
+        }
+
+        var described = ApiActions.Describe(context.Method, message, iam.Arns, LatestRevision, caller.Name);
+        if (!caller.IsRoot && PolicyEvaluator.Evaluate(caller.Policies, described) is { Allowed: false } decision)
+        {
+            audit.Refused(caller, described.Action, decision.Resource, context.Peer, IamErrorType.AccessDeniedException);
+            var because = decision.Kind == DecisionKind.ExplicitDeny ? "with an explicit deny in an identity-based policy" : "because no identity-based policy allows the action";
+            throw new EcsException(IamErrorType.AccessDeniedException,
+                $"User: {caller.Arn} is not authorized to perform: {described.Action} on resource: {decision.Resource} {because}");
+        }
+
+        return (caller, described);
+    }
+
+    private string? LatestRevision(string family) =>
+        cluster.Current.Families.TryGetValue(family, out var f) ? f.LatestActive?.TaskDefinition.TaskDefinitionArn : null;
+
+    private static bool ReadOnly(string action)
+    {
+        var name = action[(action.IndexOf(':', StringComparison.Ordinal) + 1)..];
+        return name.StartsWith("Describe", StringComparison.Ordinal) || name.StartsWith("List", StringComparison.Ordinal)
+            || name.StartsWith("Get", StringComparison.Ordinal);
+    }
+}
+
+/// <summary>A call's service and IAM action, from its gRPC method name (/package.Service/Method).</summary>
+internal static class ApiMethod
+{
+    public static string Service(ServerCallContext context) => context.Method.Split('/')[1];
+
+    public static string Action(ServerCallContext context)
+    {
+        var parts = context.Method.Split('/');
+        return $"{(parts[1] == "ecslite.v1.Iam" ? "iam" : "ecs")}:{parts[2]}";
+    }
+}
