@@ -33,6 +33,15 @@ public sealed record AgentSettings
     /// <summary>ECS_INSTANCE_ATTRIBUTES: custom attributes as a JSON object.</summary>
     public IReadOnlyDictionary<string, string> InstanceAttributes { get; init; } = new Dictionary<string, string>();
 
+    /// <summary>ECS_DISABLE_PRIVILEGED: refuse privileged containers (and do not offer the capability, so none are placed here).</summary>
+    public bool PrivilegedDisabled { get; init; }
+
+    /// <summary>
+    /// ECSLITE_ALLOWED_HOST_PATHS: the host directories tasks may bind-mount or use as devices
+    /// (comma-separated absolute paths; empty: none). Unset, every path is allowed, as on ECS.
+    /// </summary>
+    public IReadOnlyList<string>? AllowedHostPaths { get; init; }
+
     /// <summary>ECS_LOGLEVEL: debug, info, warn, error or crit.</summary>
     public string LogLevel { get; init; } = "info";
 
@@ -177,6 +186,23 @@ public sealed record AgentSettings
         if (values.TryGetValue("ECS_DISABLE_IMAGE_CLEANUP", out var disabled))
         {
             settings = settings with { ImageCleanupDisabled = bool.TryParse(disabled, out var flag) ? flag : throw new FormatException($"ECS_DISABLE_IMAGE_CLEANUP '{disabled}' is not true or false") };
+        }
+
+        if (values.TryGetValue("ECS_DISABLE_PRIVILEGED", out var privileged))
+        {
+            settings = settings with { PrivilegedDisabled = bool.TryParse(privileged, out var flag) ? flag : throw new FormatException($"ECS_DISABLE_PRIVILEGED '{privileged}' is not true or false") };
+        }
+
+        if (values.TryGetValue("ECSLITE_ALLOWED_HOST_PATHS", out var hostPaths))
+        {
+            var paths = Api.V1.HostAccess.ParseAllowed(hostPaths);
+            settings = settings with
+            {
+                // Reported as an attribute, whose value ECS bounds at 128 characters.
+                AllowedHostPaths = paths.All(p => p.StartsWith('/')) && string.Join(',', paths).Length <= 128
+                    ? paths
+                    : throw new FormatException($"ECSLITE_ALLOWED_HOST_PATHS '{hostPaths}' must be absolute paths, comma-separated, 128 characters at most"),
+            };
         }
 
         if (values.TryGetValue("ECS_IMAGE_CLEANUP_INTERVAL", out var interval))

@@ -111,7 +111,7 @@ public static class HostFacts
     [
         "com.amazonaws.ecs.capability.docker-remote-api.1.41",
         .. new[] { "awslogs", "json-file", "local", "syslog", "journald", "gelf", "fluentd", "splunk", "none" }.Select(d => $"com.amazonaws.ecs.capability.logging-driver.{d}"),
-        "com.amazonaws.ecs.capability.privileged-container",
+        Api.V1.HostAccess.PrivilegedCapability,
         "com.amazonaws.ecs.capability.task-iam-role",
         "ecs.capability.execution-role-awslogs",
         "ecs.capability.task-eni",
@@ -136,7 +136,12 @@ public static class HostFacts
             attributes.Add(new() { Name = "ecs.instance-type", Value = instanceType });
         }
 
-        attributes.AddRange(Capabilities.Select(name => new Api.V1.Attribute { Name = name }));
+        attributes.AddRange(Capabilities.Where(name => !(settings.PrivilegedDisabled && name == Api.V1.HostAccess.PrivilegedCapability))
+            .Select(name => new Api.V1.Attribute { Name = name }));
+        if (settings.AllowedHostPaths is { } allowed)
+        {
+            attributes.Add(new() { Name = Api.V1.HostAccess.AllowedHostPathsAttribute, Value = string.Join(',', allowed) });
+        }
 
         foreach (var (name, value) in settings.InstanceAttributes.OrderBy(a => a.Key, StringComparer.Ordinal))
         {

@@ -70,3 +70,63 @@ public class HostFactsTests
         }
     }
 }
+
+public class HostAccessSettingsTests
+{
+    private static readonly Dictionary<string, string> None = [];
+
+    private static AgentSettings With(params (string Key, string Value)[] values) =>
+        AgentSettings.From(values.ToDictionary(v => v.Key, v => v.Value), None, []);
+
+    [Fact]
+    public void By_default_a_host_offers_privileged_containers_and_restricts_no_path()
+    {
+        var attributes = HostFacts.Attributes("x86_64", null, "h", With());
+        Assert.Contains(attributes, a => a.Name == Api.V1.HostAccess.PrivilegedCapability);
+        Assert.DoesNotContain(attributes, a => a.Name == Api.V1.HostAccess.AllowedHostPathsAttribute);
+    }
+
+    [Fact]
+    public void The_settings_show_in_the_attributes()
+    {
+        var attributes = HostFacts.Attributes("x86_64", null, "h", With(("ECS_DISABLE_PRIVILEGED", "true"), ("ECSLITE_ALLOWED_HOST_PATHS", "/srv, /mnt/media")));
+        Assert.DoesNotContain(attributes, a => a.Name == Api.V1.HostAccess.PrivilegedCapability);
+        Assert.Equal("/srv,/mnt/media", attributes.Single(a => a.Name == Api.V1.HostAccess.AllowedHostPathsAttribute).Value);
+        Assert.Equal("", HostFacts.Attributes("x86_64", null, "h", With(("ECSLITE_ALLOWED_HOST_PATHS", ""))).Single(a => a.Name == Api.V1.HostAccess.AllowedHostPathsAttribute).Value);
+    }
+
+    [Theory]
+    [InlineData("ECS_DISABLE_PRIVILEGED", "yes", "ECS_DISABLE_PRIVILEGED 'yes' is not true or false")]
+    [InlineData("ECSLITE_ALLOWED_HOST_PATHS", "srv", "must be absolute paths")]
+    public void Bad_values_are_refused_naming_the_setting(string key, string value, string message)
+    {
+        var error = Assert.Throws<FormatException>(() => With((key, value)));
+        Assert.Contains(message, error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void The_host_refuses_what_its_settings_forbid_and_resolves_paths_before_judging()
+    {
+        var definition = Google.Protobuf.JsonParser.Default.Parse<Api.V1.TaskDefinition>("""
+            { "family": "f", "volumes": [{ "name": "data", "host": { "sourcePath": "/srv/data" } }, { "name": "scratch" }],
+              "containerDefinitions": [
+                { "name": "ok", "mountPoints": [{ "sourceVolume": "data", "containerPath": "/d" }, { "sourceVolume": "scratch", "containerPath": "/s" }] },
+                { "name": "priv", "privileged": true },
+                { "name": "dev", "linuxParameters": { "devices": [{ "hostPath": "/dev/sda" }] } } ] }
+            """);
+        var locked = With(("ECS_DISABLE_PRIVILEGED", "true"), ("ECSLITE_ALLOWED_HOST_PATHS", "/srv"));
+        string Identity(string path) => path;
+        Assert.Null(Core.Tasks.HostAccessCheck.Refusal(definition, definition.ContainerDefinitions[0], locked, Identity));
+        Assert.Equal("privileged containers are disabled on this host (ECS_DISABLE_PRIVILEGED=true)",
+            Core.Tasks.HostAccessCheck.Refusal(definition, definition.ContainerDefinitions[1], locked, Identity));
+        Assert.Equal("the host path /dev/sda is not allowed on this host (ECSLITE_ALLOWED_HOST_PATHS=/srv)",
+            Core.Tasks.HostAccessCheck.Refusal(definition, definition.ContainerDefinitions[2], locked, Identity));
+
+        // /srv/data is a link to /etc: allowed as written, refused as resolved.
+        Assert.Equal("the host path /srv/data is not allowed on this host (ECSLITE_ALLOWED_HOST_PATHS=/srv)",
+            Core.Tasks.HostAccessCheck.Refusal(definition, definition.ContainerDefinitions[0], locked, path => path == "/srv/data" ? "/etc" : path));
+
+        // Unrestricted (the default): everything runs.
+        Assert.All(definition.ContainerDefinitions, c => Assert.Null(Core.Tasks.HostAccessCheck.Refusal(definition, c, With(), Identity)));
+    }
+}

@@ -229,3 +229,53 @@ public class PlacementTests
         public int GetHashCode(TaskNeeds obj) => obj.Cpu;
     }
 }
+
+public class HostAccessPlacementTests
+{
+    private static Candidate Instance(string id, Dictionary<string, string?> attributes) =>
+        new($"arn:aws:ecs:local:000000000000:container-instance/default/{id}", true, "INSTANCE", 4096, 4096, [], [],
+            new InstanceFacts(id, "mi-" + id, true, "0.1.0", DateTimeOffset.UnixEpoch, 0, attributes, []), new Dictionary<string, int>());
+
+    /// <summary>A task definition as registration makes it (requiresAttributes and all).</summary>
+    private static TaskDefinition Registered(string json) =>
+        Fixtures.Run(State.CoordinatorState.Empty, s => TaskDefinitions.TaskDefinitionCommands.Register(s, Fixtures.Parse(json), Fixtures.Context())).Result.TaskDefinition;
+
+    private static TaskDefinition Mounting(string path) => Registered($$"""
+        { "family": "web", "volumes": [{ "name": "v", "host": { "sourcePath": "{{path}}" } }],
+          "containerDefinitions": [{ "name": "app", "image": "busybox", "memory": 64, "mountPoints": [{ "sourceVolume": "v", "containerPath": "/v" }] }] }
+        """);
+
+    [Theory]
+    [InlineData("/srv/data", "open,srv")]
+    [InlineData("/srv", "open,srv")]
+    [InlineData("/srvx", "open")]
+    [InlineData("/srv/../etc", "open")]
+    [InlineData("/", "open")]
+    public void Hosts_that_restrict_bind_mounts_take_only_tasks_whose_paths_they_allow(string path, string takers)
+    {
+        var definition = Mounting(path);
+        var request = new PlacementRequest(TaskNeeds.Of(definition), 1, "family:web", [], [], []);
+        Candidate[] instances =
+        [
+            Instance("open", new() { ["hostname"] = "open" }),
+            Instance("srv", new() { [HostAccess.AllowedHostPathsAttribute] = "/srv,/mnt/media" }),
+            Instance("none", new() { [HostAccess.AllowedHostPathsAttribute] = "" }),
+        ];
+        var accepted = instances.Where(i => TaskPlacement.Lacks(i, request, []) is null).Select(i => i.Facts.ContainerInstanceArn);
+        Assert.Equal(takers, string.Join(',', accepted));
+        var refusal = TaskPlacement.Lacks(instances[2], request, []);
+        Assert.Equal(("ATTRIBUTE", $"it does not allow the host path {path} (ecslite.allowed-host-paths: )"), refusal);
+    }
+
+    [Fact]
+    public void A_privileged_task_needs_the_capability_a_host_with_ECS_DISABLE_PRIVILEGED_does_not_offer()
+    {
+        var definition = Registered("""
+            { "family": "p", "containerDefinitions": [{ "name": "app", "image": "busybox", "memory": 64, "privileged": true }] }
+            """);
+        Assert.Contains(definition.RequiresAttributes, a => a.Name == HostAccess.PrivilegedCapability);
+        var request = new PlacementRequest(TaskNeeds.Of(definition), 1, "family:p", [], [], [.. definition.RequiresAttributes]);
+        Assert.Null(TaskPlacement.Lacks(Instance("open", new() { [HostAccess.PrivilegedCapability] = null }), request, []));
+        Assert.Equal("ATTRIBUTE", TaskPlacement.Lacks(Instance("locked", new() { ["hostname"] = "locked" }), request, [])?.Reason);
+    }
+}

@@ -102,6 +102,9 @@ public sealed class FakeCoordinator : IAsyncDisposable
 
     public IReadOnlyList<TaskStateChange> LastHelloTasks { get; private set; } = [];
 
+    /// <summary>The last hello as the agent sent it (its attributes, resources and tasks).</summary>
+    public AgentHello? LastHello { get; private set; }
+
     public IReadOnlyList<TaskStateChange> Reports(string taskArn)
     {
         var list = _reports.GetOrAdd(taskArn, _ => []);
@@ -152,6 +155,7 @@ public sealed class FakeCoordinator : IAsyncDisposable
             }
 
             coordinator.LastHelloTasks = [.. requestStream.Current.Hello.Tasks];
+            coordinator.LastHello = requestStream.Current.Hello;
             Interlocked.Increment(ref coordinator._hellos);
 
             await responseStream.WriteAsync(new CoordinatorMessage

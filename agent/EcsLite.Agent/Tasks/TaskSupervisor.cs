@@ -280,6 +280,12 @@ public sealed partial class TaskSupervisor
 
     private async Task CreateAsync(string container, CancellationToken stopping)
     {
+        if (HostAccessCheck.Refusal(_definition, Definition(container), _settings, HostPaths.Real) is { } refused)
+        {
+            await FailAsync(container, $"CannotCreateContainerError: {refused}", stopping);
+            return;
+        }
+
         CreateContainerParameters parameters;
         try
         {

@@ -7,6 +7,9 @@ namespace EcsLite.Coordinator.Core.Placement;
 /// <summary>What one task takes from an instance: CPU units, MiB of memory, host ports.</summary>
 public sealed record TaskNeeds(int Cpu, int Memory, IReadOnlyList<int> TcpPorts, IReadOnlyList<int> UdpPorts)
 {
+    /// <summary>The host paths the task bind-mounts or uses as devices: only hosts that allow them take it.</summary>
+    public IReadOnlyList<string> HostPaths { get; init; } = [];
+
     /// <summary>
     /// As ECS reserves for a task on an instance: the task-level cpu and memory when set; otherwise the
     /// sum over containers of cpu, and of memoryReservation, else memory. Host ports: static hostPorts
@@ -29,7 +32,10 @@ public sealed record TaskNeeds(int Cpu, int Memory, IReadOnlyList<int> TcpPorts,
             .Select(p => (Port: direct ? (p.HasHostPort && p.HostPort > 0 ? p.HostPort : p.ContainerPort) : p.HostPort, Udp: p.Protocol == "udp"))
             .Where(p => p.Port > 0)
             .ToList();
-        return new(cpu, memory, [.. ports.Where(p => !p.Udp).Select(p => p.Port)], [.. ports.Where(p => p.Udp).Select(p => p.Port)]);
+        return new(cpu, memory, [.. ports.Where(p => !p.Udp).Select(p => p.Port)], [.. ports.Where(p => p.Udp).Select(p => p.Port)])
+        {
+            HostPaths = [.. HostAccess.HostPaths(definition).Distinct(StringComparer.Ordinal)],
+        };
     }
 }
 
@@ -346,6 +352,18 @@ public static class TaskPlacement
             if (!candidate.Facts.Attributes.TryGetValue(attribute.Name, out var value) || (attribute.HasValue && value != attribute.Value))
             {
                 return ("ATTRIBUTE", $"it lacks the attribute {attribute.Name}{(attribute.HasValue ? "=" + attribute.Value : "")}");
+            }
+        }
+
+        if (request.Needs.HostPaths.Count > 0 && candidate.Facts.Attributes.TryGetValue(HostAccess.AllowedHostPathsAttribute, out var allowedPaths))
+        {
+            var allowed = HostAccess.ParseAllowed(allowedPaths ?? "");
+            foreach (var path in request.Needs.HostPaths)
+            {
+                if (!HostAccess.Allows(allowed, path))
+                {
+                    return ("ATTRIBUTE", $"it does not allow the host path {path} ({HostAccess.AllowedHostPathsAttribute}: {allowedPaths})");
+                }
             }
         }
 
