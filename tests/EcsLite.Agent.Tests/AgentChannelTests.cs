@@ -60,7 +60,8 @@ public class AgentChannelTests
         await agent.WaitJoinedAsync();
         var arn = agent.ContainerInstanceArn!;
 
-        Assert.Equal(0, await agent.Process.StopAsync());
+        var code = await agent.Process.StopAsync();
+        Assert.True(code == 0, $"the agent exited with {code} on SIGTERM:\n{agent.Output}");
         await ConnectedAsync(coordinator, arn, connected: false, TimeSpan.FromSeconds(5));
         agent.StartAgain();
         await agent.WaitJoinedAsync();

@@ -36,7 +36,10 @@ public sealed record Principal(string Name, string Arn, ImmutableArray<PolicyDoc
 /// The API's users, their inline policies and access keys, as one immutable value; commands return the
 /// new value and the one user record that changed (or was removed), which is what the host stores.
 /// </summary>
-public sealed record IamState(ImmutableSortedDictionary<string, StoredUser> Users, ImmutableDictionary<string, string> KeyOwners)
+public sealed record IamState(
+    ImmutableSortedDictionary<string, StoredUser> Users,
+    ImmutableDictionary<string, string> KeyOwners,
+    ImmutableDictionary<string, Principal> Principals)
 {
     /// <summary>IAM's quotas: 5,000 users, 2 access keys a user; 10 inline policies a user is EcsLite's own bound.</summary>
     public const int MaxUsers = 5000;
@@ -54,7 +57,8 @@ public sealed record IamState(ImmutableSortedDictionary<string, StoredUser> User
 
     public static IamState Empty { get; } = new(
         ImmutableSortedDictionary.Create<string, StoredUser>(StringComparer.Ordinal),
-        ImmutableDictionary.Create<string, string>(StringComparer.Ordinal));
+        ImmutableDictionary.Create<string, string>(StringComparer.Ordinal),
+        ImmutableDictionary.Create<string, Principal>(StringComparer.Ordinal));
 
     public static IamState Load(IEnumerable<StoredUser> users) =>
         users.Aggregate(Empty, (state, user) => state.Put(user));
@@ -73,13 +77,14 @@ public sealed record IamState(ImmutableSortedDictionary<string, StoredUser> User
             && user.AccessKeys.FirstOrDefault(k => k.AccessKeyId == accessKeyId) is { Status: "Active" } key
             && CryptographicOperations.FixedTimeEquals(key.SecretSha256.Span, Hash(secret)))
         {
-            return PrincipalOf(user);
+            return Principals[owner];
         }
 
         throw new EcsException(IamErrorType.UnrecognizedClientException, "The security token included in the request is invalid.");
     }
 
-    public static Principal PrincipalOf(StoredUser user) =>
+    /// <summary>A user as a caller, its policies parsed once (when they change, not on every call).</summary>
+    private static Principal PrincipalOf(StoredUser user) =>
         new(user.User.UserName, user.User.Arn, [.. user.Policies.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => PolicyDocument.Parse(p.Value))]);
 
     public (IamState State, StoredUser User) CreateUser(string name, string userId, CommandContext context)
@@ -113,7 +118,7 @@ public sealed record IamState(ImmutableSortedDictionary<string, StoredUser> User
             throw new EcsException(IamErrorType.DeleteConflict, "Cannot delete entity, must delete access keys and policies first.", "UserName");
         }
 
-        return (this with { Users = Users.Remove(name) }, name);
+        return (this with { Users = Users.Remove(name), Principals = Principals.Remove(name) }, name);
     }
 
     public (IamState State, StoredUser User) PutUserPolicy(string name, string policyName, string document)
@@ -193,6 +198,7 @@ public sealed record IamState(ImmutableSortedDictionary<string, StoredUser> User
     private IamState Put(StoredUser user) => this with
     {
         Users = Users.SetItem(user.User.UserName, user),
+        Principals = Principals.SetItem(user.User.UserName, PrincipalOf(user)),
         KeyOwners = KeyOwners.SetItems(user.AccessKeys.Select(k => System.Collections.Generic.KeyValuePair.Create(k.AccessKeyId, user.User.UserName))),
     };
 

@@ -46,8 +46,19 @@ public sealed class HostileInputTests(ITestOutputHelper output)
         Assert.True(_statuses.Keys.Count(s => s != StatusCode.OK) >= 3, $"too few kinds of refusal: {Statuses()}");
 
         await CleanUpAsync(coordinator, fleet);
+
+        // Pools give back what a burst took only once it is over (Kestrel's pinned blocks are evicted
+        // after some idle seconds): what must hold is that the heap comes back, so it is measured
+        // until it has, within a minute.
+        var settle = System.Diagnostics.Stopwatch.StartNew();
         var after = await ManagedHeap.LiveBytesAsync(coordinator.ProcessId, TimeSpan.FromSeconds(30));
-        output.WriteLine($"{sent:N0} requests; {before:N0} bytes alive before, {after:N0} after; {Statuses()}");
+        while (after > before * 1.10 && settle.Elapsed < TimeSpan.FromSeconds(60))
+        {
+            await Task.Delay(TimeSpan.FromSeconds(5));
+            after = await ManagedHeap.LiveBytesAsync(coordinator.ProcessId, TimeSpan.FromSeconds(30));
+        }
+
+        output.WriteLine($"{sent:N0} requests; {before:N0} bytes alive before, {after:N0} after {settle.Elapsed.TotalSeconds:F0} s; {Statuses()}");
         Assert.True(after <= before * 1.10, $"{after:N0} bytes alive after the run, {before:N0} before ({Statuses()})");
         Assert.DoesNotContain(" fail: ", coordinator.Output, StringComparison.Ordinal);
     }
