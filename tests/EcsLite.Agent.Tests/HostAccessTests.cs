@@ -35,12 +35,7 @@ public sealed class HostAccessTests : IAsyncLifetime
     {
         await _agent.DisposeAsync();
         await _coordinator.DisposeAsync();
-        using var docker = DockerRuntime.Connect();
-        foreach (var container in await docker.ListOwnedAsync(_coordinator.InstanceArn, default))
-        {
-            await docker.RemoveAsync(container.ID, default);
-        }
-
+        await ProcessRunner.RemoveContainersAsync([_coordinator.InstanceArn]);
         Directory.Delete(_allowed, recursive: true);
     }
 
