@@ -47,7 +47,7 @@ public sealed class CoordinatorProcess : IAsyncDisposable
     /// <summary>A new channel (a connection of its own) that authenticates with <paramref name="key"/>, or the administrator's key.</summary>
     public GrpcChannel NewChannel((string AccessKeyId, string Secret)? key = null) =>
         // Before the first start has written the file (the health probe), calls go without.
-        AuthenticatedChannel(Address, () => key ?? (File.Exists(Path.Combine(DataDir, "admin-credentials")) ? AdminKey : null));
+        AuthenticatedChannel(Address, () => key ?? _adminKey ?? (File.Exists(Path.Combine(DataDir, "admin-credentials")) ? AdminKey : null));
 
     /// <summary>A channel whose every call sends "authorization: Bearer ID:SECRET" with the key <paramref name="key"/> gives at the time (none if null).</summary>
     public static GrpcChannel AuthenticatedChannel(string address, Func<(string AccessKeyId, string Secret)?> key) =>

@@ -84,6 +84,16 @@ public static class ApiActions
     private static AuthorizationRequest Iam(string action, string? user) =>
         new($"iam:{action}", user is null ? [] : [user], ImmutableDictionary<string, string>.Empty);
 
+    /// <summary>
+    /// The IAM action a gRPC method ("/package.Service/Method") is: the Iam service's are iam:, all
+    /// others ecs:, with the method's own name (the RPCs are named as their actions).
+    /// </summary>
+    public static string ActionOf(string method)
+    {
+        var parts = method.Split('/');
+        return $"{(parts[1] == "ecslite.v1.Iam" ? "iam" : "ecs")}:{parts[^1]}";
+    }
+
     /// <summary>A cluster name from a name or an ARN, without refusing a bad ARN here (the handler does, in its own words).</summary>
     private static string Name(string? cluster) =>
         string.IsNullOrEmpty(cluster) ? "default"

@@ -184,8 +184,7 @@ public sealed record IamState(
     {
         var changed = Get(name).Clone();
         changed.AccessKeys.Remove(Key(changed, accessKeyId));
-        var without = this with { KeyOwners = KeyOwners.Remove(accessKeyId) };
-        return (without.Put(changed), changed);
+        return (Put(changed), changed);
     }
 
     private static StoredAccessKey Key(StoredUser user, string accessKeyId)
@@ -195,12 +194,18 @@ public sealed record IamState(
             ?? throw new EcsException(IamErrorType.NoSuchEntity, $"The Access Key with id {accessKeyId} cannot be found.", "AccessKeyId");
     }
 
-    private IamState Put(StoredUser user) => this with
+    /// <summary>A user's new record, with the indexes derived from it: its keys' owner and its parsed policies.</summary>
+    private IamState Put(StoredUser user)
     {
-        Users = Users.SetItem(user.User.UserName, user),
-        Principals = Principals.SetItem(user.User.UserName, PrincipalOf(user)),
-        KeyOwners = KeyOwners.SetItems(user.AccessKeys.Select(k => System.Collections.Generic.KeyValuePair.Create(k.AccessKeyId, user.User.UserName))),
-    };
+        var name = user.User.UserName;
+        var previousKeys = Users.TryGetValue(name, out var previous) ? previous.AccessKeys.Select(k => k.AccessKeyId) : [];
+        return this with
+        {
+            Users = Users.SetItem(name, user),
+            Principals = Principals.SetItem(name, PrincipalOf(user)),
+            KeyOwners = KeyOwners.RemoveRange(previousKeys).SetItems(user.AccessKeys.Select(k => System.Collections.Generic.KeyValuePair.Create(k.AccessKeyId, name))),
+        };
+    }
 
     private static void CheckName(Regex rule, string value, string field)
     {

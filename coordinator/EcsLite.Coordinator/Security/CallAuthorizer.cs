@@ -41,7 +41,7 @@ public sealed class CallAuthenticator(IamStore iam, AuditLog audit) : Intercepto
 
     private void Admit(ServerCallContext context)
     {
-        if (!Services.Contains(ApiMethod.Service(context)))
+        if (!Services.Contains(context.Method.Split('/')[1]))
         {
             return;
         }
@@ -52,7 +52,7 @@ public sealed class CallAuthenticator(IamStore iam, AuditLog audit) : Intercepto
         }
         catch (EcsException e)
         {
-            audit.Refused(null, ApiMethod.Action(context), null, context.Peer, e.ErrorType);
+            audit.Refused(null, ApiActions.ActionOf(context.Method), null, context.Peer, e.ErrorType);
             throw EcsErrorInterceptor.ToRpc(e);
         }
     }
@@ -152,17 +152,5 @@ public sealed class CallAuthorizer(IamStore iam, ClusterStateMachine cluster, Au
         var name = action[(action.IndexOf(':', StringComparison.Ordinal) + 1)..];
         return name.StartsWith("Describe", StringComparison.Ordinal) || name.StartsWith("List", StringComparison.Ordinal)
             || name.StartsWith("Get", StringComparison.Ordinal);
-    }
-}
-
-/// <summary>A call's service and IAM action, from its gRPC method name (/package.Service/Method).</summary>
-internal static class ApiMethod
-{
-    public static string Service(ServerCallContext context) => context.Method.Split('/')[1];
-
-    public static string Action(ServerCallContext context)
-    {
-        var parts = context.Method.Split('/');
-        return $"{(parts[1] == "ecslite.v1.Iam" ? "iam" : "ecs")}:{parts[2]}";
     }
 }
