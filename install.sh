@@ -4,14 +4,16 @@
 # joined, and prints how to talk to them. The result is a single-host cluster.
 #
 #   ./install.sh            install or upgrade the coordinator and an agent on this host, then start them
-#   ./install.sh agent      install only the agent, to join this host to a coordinator elsewhere
-#                           (ECSLITE_COORDINATOR=http://HOST:7430 ./install.sh agent)
+#   ./install.sh agent      install only the agent, to join this host to a coordinator elsewhere, with a
+#                           token from `ecslite-coordinator token create` on the coordinator's host:
+#                           (ECSLITE_JOIN_TOKEN=ECSLITE1:... ECSLITE_COORDINATOR=https://HOST:7430 ./install.sh agent)
 #   ./install.sh stop       stop what is running
 #   ./install.sh uninstall  stop and remove the programs and units (cluster store and settings are kept)
 #
 # Settings (environment):
 #   ECSLITE_LISTEN       the coordinator's gRPC address       (default 127.0.0.1:7430; 0.0.0.0:7430 for other hosts)
-#   ECSLITE_COORDINATOR  where the agent dials                (default http://ECSLITE_LISTEN)
+#   ECSLITE_COORDINATOR  where the agent dials                (default https://ECSLITE_LISTEN)
+#   ECSLITE_JOIN_TOKEN   the agent's join token               (made here for the local agent; needed for `agent`)
 #   ECSLITE_CLUSTER      the cluster the agent joins          (default default)
 #   ECSLITE_PREFIX       where the programs go                (default /opt/ecslite)
 #   ECSLITE_ETC          where the settings files go          (default /etc/ecslite)
@@ -74,11 +76,13 @@ start_service() { # name, then the command line
 
 logs_of() { if [ "$use_systemd" = yes ]; then echo "journalctl -u ecslite-$1"; else echo "tail -f $run_dir/$1.log"; fi; }
 
-# A gRPC health check with curl alone: an empty HealthCheckRequest, answered SERVING as 08 01.
+# A gRPC health check with curl alone: an empty HealthCheckRequest, answered SERVING as 08 01. Over
+# TLS without checking the certificate (-k): it sends nothing secret and only waits for a start.
 serving() {
-  printf '\0\0\0\0\0' | curl -s --max-time 2 --http2-prior-knowledge \
+  local address=${listen#https://}
+  printf '\0\0\0\0\0' | curl -sk --max-time 2 --http2 \
     -H 'content-type: application/grpc' -H 'te: trailers' --data-binary @- \
-    "http://${listen#http://}/grpc.health.v1.Health/Check" 2>/dev/null | od -An -tx1 | grep -q '08 01'
+    "https://${address/0.0.0.0/127.0.0.1}/grpc.health.v1.Health/Check" 2>/dev/null | od -An -tx1 | grep -q '08 01'
 }
 
 case "$action" in
@@ -163,12 +167,28 @@ if [[ " $components " == *" coordinator "* ]]; then
   start_service coordinator "$prefix/coordinator/ecslite-coordinator" --config "$etc/coordinator.json"
   for _ in $(seq 1 300); do serving && break; sleep 0.1; done
   serving || die "the coordinator did not start serving on $listen; see: $(logs_of coordinator)"
+  # The cluster CA is public: a copy where grpcurl's -cacert can read it.
+  as_root install -m 0644 "$data_dir/tls/ca.crt" "$etc/ca.crt"
+  # The local agent joins with a token made for it alone (one use, one hour), unless it already has its certificate.
+  if [ -z "${ECSLITE_JOIN_TOKEN:-}" ] && [ ! -f "$agent_dir/tls/agent.crt" ]; then
+    ECSLITE_JOIN_TOKEN=$(as_root "$prefix/coordinator/ecslite-coordinator" token create --admin-socket "$admin_socket" \
+      --ttl 1h --uses 1 --description "install.sh: the agent on $(hostname)" 2>/dev/null) || die "could not make a join token for the local agent"
+  fi
 fi
 
-coordinator_url=${ECSLITE_COORDINATOR:-http://${listen/0.0.0.0/127.0.0.1}}
+coordinator_url=${ECSLITE_COORDINATOR:-https://${listen/0.0.0.0/127.0.0.1}}
+if [ "$components" = agent ] && [ -z "${ECSLITE_JOIN_TOKEN:-}" ] && [ ! -f "$agent_dir/tls/agent.crt" ]; then
+  die "this host has not joined yet: on the coordinator's host run 'ecslite-coordinator token create', then ECSLITE_JOIN_TOKEN=<token> ECSLITE_COORDINATOR=https://HOST:7430 $0 agent"
+fi
 if [ ! -f "$etc/agent.conf" ]; then
   printf '# ecslite-agent settings, in ECS'"'"'s ecs.config format (see docs/configuration.md)\nECS_CLUSTER=%s\nECSLITE_COORDINATOR=%s\nECS_DATADIR=%s\n' \
     "$cluster" "$coordinator_url" "$agent_dir" | as_root tee "$etc/agent.conf" >/dev/null
+fi
+as_root chmod 600 "$etc/agent.conf"
+if [ -n "${ECSLITE_JOIN_TOKEN:-}" ]; then
+  as_root sed -i '/^ECSLITE_JOIN_TOKEN=/d' "$etc/agent.conf"
+  printf 'ECSLITE_JOIN_TOKEN=%s\n' "$ECSLITE_JOIN_TOKEN" | as_root tee -a "$etc/agent.conf" >/dev/null
+  unset ECSLITE_JOIN_TOKEN # read from agent.conf, not left in the agent's environment
 fi
 # The agent drives the local Docker engine: make sure one answers.
 if ! as_root docker version >/dev/null 2>&1; then
@@ -186,6 +206,8 @@ as_root mkdir -p "$agent_dir"
 DOTNET_GCgen0size=0x40000 start_service agent "$prefix/agent/ecslite-agent" --config "$etc/agent.conf"
 for _ in $(seq 1 300); do [ -f "$agent_dir/instance.json" ] && break; sleep 0.1; done
 [ -f "$agent_dir/instance.json" ] || die "the agent did not join $coordinator_url; see: $(logs_of agent)"
+# The token is spent: the agent holds its own certificate now (in $agent_dir/tls).
+as_root sed -i '/^ECSLITE_JOIN_TOKEN=/d' "$etc/agent.conf"
 instance=$(sed -n 's/.*"ContainerInstanceArn":"\([^"]*\)".*/\1/p' "$agent_dir/instance.json")
 
 if [ "$components" = agent ]; then
@@ -200,8 +222,8 @@ fi
 cat <<DONE
 
 EcsLite is running: a single-host cluster.
-  coordinator  serving on $listen (gRPC with reflection; cluster store in $data_dir)
-  agent        joined as $instance
+  coordinator  serving on $listen (gRPC over TLS, reflection on; cluster store in $data_dir)
+  agent        joined as $instance (mutual TLS, its certificate in $agent_dir/tls)
 Logs: $(logs_of coordinator); $(logs_of agent)        Stop: $0 stop
 
 Talk to it with grpcurl (any gRPC client works; reflection is on). As root on this host, the admin
@@ -211,9 +233,10 @@ socket answers as the administrator; from elsewhere, send an access key (docs/se
   grpcurl -plaintext \$ECS ecslite.v1.Ecs/ListContainerInstances
   grpcurl -plaintext -d '{"containerInstances": ["$instance"]}' \$ECS ecslite.v1.Ecs/DescribeContainerInstances
   grpcurl -plaintext -d @ \$ECS ecslite.v1.Ecs/RegisterTaskDefinition < $here/examples/fargate-task-definition.json
-The administrator's access key is in $data_dir/admin-credentials (AWS shared-credentials format):
+Over TCP it is TLS with the cluster CA ($etc/ca.crt) and the administrator's access key, which is in
+$data_dir/admin-credentials (AWS shared-credentials format):
   KEY=\$(sudo awk -F' = ' '/_id/{i=\$2} /_secret/{s=\$2} END{print i":"s}' $data_dir/admin-credentials)
-  grpcurl -plaintext -H "authorization: Bearer \$KEY" $listen ecslite.v1.Ecs/ListClusters
+  grpcurl -cacert $etc/ca.crt -H "authorization: Bearer \$KEY" ${listen/0.0.0.0/127.0.0.1} ecslite.v1.Ecs/ListClusters
 
 Run the example task (it serves a page on port 80), watch it, read its logs, stop it:
   grpcurl -plaintext -d '{"taskDefinition": "fargate-task-definition", "launchType": "FARGATE"}' \$ECS ecslite.v1.Ecs/RunTask
@@ -222,6 +245,8 @@ Run the example task (it serves a page on port 80), watch it, read its logs, sto
   grpcurl -plaintext -d '{"task": "TASK-ARN", "follow": true}' \$ECS ecslite.v1.TaskLogs/GetTaskLogs
   grpcurl -plaintext -d '{"task": "TASK-ARN"}' \$ECS ecslite.v1.Ecs/StopTask
 
-Join another host: set "Listen": "0.0.0.0:7430" in $etc/coordinator.json, restart, then on that host:
-  ECSLITE_COORDINATOR=http://THIS-HOST:7430 ./install.sh agent
+Join another host: set "Listen": "0.0.0.0:7430" in $etc/coordinator.json and restart; make a token
+  sudo $prefix/coordinator/ecslite-coordinator token create --admin-socket $admin_socket
+then on that host (the token pins this cluster's CA, so the agent knows it reached the right coordinator):
+  ECSLITE_JOIN_TOKEN=<token> ECSLITE_COORDINATOR=https://THIS-HOST:7430 ./install.sh agent
 DONE

@@ -12,8 +12,17 @@ public sealed record AgentSettings
 {
     public static readonly int[] DefaultReservedPorts = [22, 2375, 2376, 51678, 51679];
 
-    /// <summary>ECSLITE_COORDINATOR (comma-separated) or --coordinator: tried in turn until one answers.</summary>
-    public IReadOnlyList<Uri> Coordinators { get; init; } = [new("http://127.0.0.1:7430")];
+    /// <summary>
+    /// ECSLITE_COORDINATOR (comma-separated) or --coordinator: tried in turn until one answers. TLS
+    /// (https://, the default scheme); http:// only to this host's loopback, for a coordinator in its insecure test mode.
+    /// </summary>
+    public IReadOnlyList<Uri> Coordinators { get; init; } = [new("https://127.0.0.1:7430")];
+
+    /// <summary>
+    /// ECSLITE_JOIN_TOKEN or --join-token: presented once, to get this host's client certificate
+    /// (kept in DATA_DIR/tls); not needed after that. Never logged.
+    /// </summary>
+    public string? JoinToken { get; init; }
 
     /// <summary>ECS_CLUSTER.</summary>
     public string Cluster { get; init; } = "default";
@@ -111,6 +120,9 @@ public sealed record AgentSettings
                 case "--cluster":
                     values["ECS_CLUSTER"] = Value();
                     break;
+                case "--join-token":
+                    values["ECSLITE_JOIN_TOKEN"] = Value();
+                    break;
                 case "--data-dir":
                     values["ECS_DATADIR"] = Value();
                     break;
@@ -131,6 +143,18 @@ public sealed record AgentSettings
         if (values.TryGetValue("ECSLITE_COORDINATOR", out var urls))
         {
             settings = settings with { Coordinators = [.. urls.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(CoordinatorUri)] };
+        }
+
+        if (values.TryGetValue("ECSLITE_JOIN_TOKEN", out var token) && token.Length > 0)
+        {
+            try
+            {
+                settings = settings with { JoinToken = Security.JoinToken.Parse(token).ToString() };
+            }
+            catch (FormatException e)
+            {
+                throw new FormatException($"ECSLITE_JOIN_TOKEN: {e.Message}");
+            }
         }
 
         if (values.TryGetValue("ECS_CLUSTER", out var cluster))
@@ -295,10 +319,15 @@ public sealed record AgentSettings
 
     private static Uri CoordinatorUri(string text)
     {
-        var withScheme = text.Contains("://", StringComparison.Ordinal) ? text : "http://" + text;
-        return Uri.TryCreate(withScheme, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https" && uri.Port > 0
+        var withScheme = text.Contains("://", StringComparison.Ordinal) ? text : "https://" + text;
+        if (!Uri.TryCreate(withScheme, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https") || uri.Port <= 0)
+        {
+            throw new FormatException($"coordinator '{text}' is not a URL such as https://192.0.2.10:7430");
+        }
+
+        return uri.Scheme == "https" || uri.IsLoopback
             ? uri
-            : throw new FormatException($"coordinator '{text}' is not a URL such as http://192.0.2.10:7430");
+            : throw new FormatException($"coordinator '{text}': the agent talks to coordinators over TLS only (https://); http:// is for a coordinator's insecure test mode on this host");
     }
 
     private static bool IsClusterName(string name) =>

@@ -35,7 +35,7 @@ public sealed partial class AgentService : IHostedService, IAgentRuntime
         _time = time;
         _logger = logger;
         _systemd = systemd is { IsEnabled: true } ? systemd : null;
-        _connection = new CoordinatorConnection(settings.Coordinators, this, identity, time, logger);
+        _connection = new CoordinatorConnection(settings.Coordinators, this, identity, new AgentCredentials(settings.DataDir, settings.JoinToken).Load(), time, logger);
         _connection.Welcomed += (welcome, coordinator) =>
             _systemd?.Notify(new ServiceState($"STATUS=Joined {coordinator} as {welcome.ContainerInstanceArn}"));
     }

@@ -31,12 +31,13 @@ public interface IAgentRuntime
 public sealed class LogsUnavailableException(string message) : Exception(message);
 
 /// <summary>
-/// The agent's end of the agent channel: dials a coordinator, says hello, keeps the stream with
-/// heartbeats, acknowledges desired task sets, and when anything breaks reconnects forever, with
-/// capped exponential backoff and jitter, trying each configured coordinator in turn.
+/// The agent's end of the agent channel: dials a coordinator over mutual TLS (joining first with the
+/// token if this host has no certificate yet), says hello, keeps the stream with heartbeats,
+/// acknowledges desired task sets, renews its certificate when it nears its end, and when anything
+/// breaks reconnects forever, with capped exponential backoff and jitter, trying each coordinator in turn.
 /// </summary>
 public sealed partial class CoordinatorConnection(
-    IReadOnlyList<Uri> coordinators, IAgentRuntime runtime, InstanceIdentity identity, TimeProvider time, ILogger logger)
+    IReadOnlyList<Uri> coordinators, IAgentRuntime runtime, InstanceIdentity identity, AgentCredentials credentials, TimeProvider time, ILogger logger)
 {
     private static readonly TimeSpan WelcomeTimeout = TimeSpan.FromSeconds(15);
 
@@ -100,13 +101,25 @@ public sealed partial class CoordinatorConnection(
             {
                 return;
             }
-            catch (RpcException e) when (e.StatusCode is StatusCode.InvalidArgument or StatusCode.NotFound or StatusCode.FailedPrecondition or StatusCode.Aborted)
+            catch (RpcException e) when (e.StatusCode is StatusCode.InvalidArgument or StatusCode.NotFound or StatusCode.FailedPrecondition
+                or StatusCode.Aborted or StatusCode.PermissionDenied or StatusCode.Unauthenticated)
             {
                 LogRefused(logger, coordinator, e.Status.Detail);
             }
+            catch (NotJoinedException e)
+            {
+                LogNotJoined(logger, coordinator, e.Message);
+            }
             catch (Exception e) when (e is RpcException or IOException or HttpRequestException or SocketException or TimeoutException)
             {
-                LogUnreachable(logger, coordinator, e.Message);
+                if (credentials.LastRefusal is { } refusal)
+                {
+                    LogUntrusted(logger, coordinator, refusal);
+                }
+                else
+                {
+                    LogUnreachable(logger, coordinator, e.Message);
+                }
             }
             finally
             {
@@ -139,19 +152,18 @@ public sealed partial class CoordinatorConnection(
 
     private async Task<bool> SessionAsync(Uri coordinator, Action markWelcomed, CancellationToken stopping)
     {
-        // A fresh channel per attempt: our backoff decides when to retry, not the channel's own.
-        using var channel = GrpcChannel.ForAddress(coordinator, new GrpcChannelOptions
+        var secure = coordinator.Scheme == Uri.UriSchemeHttps;
+        credentials.LastRefusal = null;
+        if (secure && credentials.Certificate is null)
         {
-            MaxReceiveMessageSize = MaxMessageBytes,
-            HttpHandler = new SocketsHttpHandler
-            {
-                ConnectTimeout = TimeSpan.FromSeconds(5),
-                KeepAlivePingDelay = TimeSpan.FromSeconds(10),
-                KeepAlivePingTimeout = TimeSpan.FromSeconds(10),
-                KeepAlivePingPolicy = HttpKeepAlivePingPolicy.Always,
-                PooledConnectionIdleTimeout = Timeout.InfiniteTimeSpan,
-            },
-        });
+            var joining = runtime.Hello(null);
+            var (arn, cluster) = await credentials.EnrollAsync(coordinator, joining.Cluster, joining.Hostname, stopping);
+            identity.Save(arn, cluster);
+            LogEnrolled(logger, coordinator, arn);
+        }
+
+        // A fresh channel per attempt: our backoff decides when to retry, not the channel's own.
+        using var channel = credentials.Channel(coordinator, MaxMessageBytes);
         using var session = CancellationTokenSource.CreateLinkedTokenSource(stopping);
         using var call = new AgentChannel.AgentChannelClient(channel).Connect(cancellationToken: session.Token);
         var outbox = Channel.CreateBounded<AgentMessage>(new BoundedChannelOptions(64) { SingleReader = true });
@@ -160,7 +172,14 @@ public sealed partial class CoordinatorConnection(
         Task heartbeats = Task.CompletedTask;
         try
         {
-            await outbox.Writer.WriteAsync(new AgentMessage { Hello = runtime.Hello(identity.ContainerInstanceArn) }, session.Token);
+            // The instance this host is: its certificate's (TLS), or the one it was welcomed as (insecure test mode).
+            var hello = runtime.Hello(secure ? credentials.ContainerInstanceArn : identity.ContainerInstanceArn);
+            if (hello.ContainerInstanceArn.Length > 0 && hello.ContainerInstanceArn == identity.ContainerInstanceArn && identity.Cluster is { } joined)
+            {
+                hello.Cluster = joined; // the cluster the token joined this host to, whatever ECS_CLUSTER says
+            }
+
+            await outbox.Writer.WriteAsync(new AgentMessage { Hello = hello }, session.Token);
             using (var welcomeTimeout = CancellationTokenSource.CreateLinkedTokenSource(session.Token))
             {
                 welcomeTimeout.CancelAfter(WelcomeTimeout);
@@ -201,6 +220,13 @@ public sealed partial class CoordinatorConnection(
                     case CoordinatorMessage.KindOneofCase.LogCancel when logRequests.TryRemove(message.LogCancel.RequestId, out var cancelled):
                         await cancelled.CancelAsync();
                         cancelled.Dispose();
+                        break;
+                    case CoordinatorMessage.KindOneofCase.Certificate:
+                        if (credentials.Renewed(message.Certificate.Certificate))
+                        {
+                            LogRenewed(logger, credentials.Certificate!.NotAfter);
+                        }
+
                         break;
                 }
             }
@@ -253,11 +279,20 @@ public sealed partial class CoordinatorConnection(
         }
     }
 
+    /// <summary>Heartbeats; and once per session, when the certificate nears its end, a renewal request.</summary>
     private async Task HeartbeatAsync(ChannelWriter<AgentMessage> outbox, TimeSpan interval, CancellationToken cancellationToken)
     {
         using var timer = new PeriodicTimer(interval, time);
+        var renewalAsked = false;
         while (await timer.WaitForNextTickAsync(cancellationToken))
         {
+            if (!renewalAsked && credentials.NeedsRenewal(time.GetUtcNow()))
+            {
+                renewalAsked = true;
+                var request = new CertificateRenewal { CertificateSigningRequest = Google.Protobuf.ByteString.CopyFrom(credentials.RenewalRequest()) };
+                await outbox.WriteAsync(new AgentMessage { RenewCertificate = request }, cancellationToken);
+            }
+
             if (!HeartbeatsPaused)
             {
                 var heartbeat = new AgentHeartbeat { SentAt = Timestamp.FromDateTimeOffset(time.GetUtcNow()), Usage = runtime.Usage() };
@@ -294,6 +329,18 @@ public sealed partial class CoordinatorConnection(
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Joined {Coordinator} as {ContainerInstanceArn} in cluster {Cluster}")]
     private static partial void LogWelcomed(ILogger logger, Uri coordinator, string containerInstanceArn, string cluster);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Enrolled with {Coordinator} as {ContainerInstanceArn}: client certificate kept in the data directory's tls/")]
+    private static partial void LogEnrolled(ILogger logger, Uri coordinator, string containerInstanceArn);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Renewed the client certificate (valid until {NotAfter:u})")]
+    private static partial void LogRenewed(ILogger logger, DateTime notAfter);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Cannot join {Coordinator}: {Reason}")]
+    private static partial void LogNotJoined(ILogger logger, Uri coordinator, string reason);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Refused to trust {Coordinator}: {Reason}")]
+    private static partial void LogUntrusted(ILogger logger, Uri coordinator, string reason);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "The stream to {Coordinator} ended")]
     private static partial void LogStreamEnded(ILogger logger, Uri coordinator);

@@ -12,7 +12,10 @@ public sealed partial class CoordinatorOptions
 {
     public const string DefaultListen = "127.0.0.1:7430";
 
-    /// <summary>Address for the gRPC API (HTTP/2 cleartext): host:port, [v6]:port, http://host:port or unix:/path.</summary>
+    /// <summary>
+    /// Address for the gRPC API: host:port, [v6]:port or https://host:port (TLS, always), or unix:/path
+    /// (a local socket without TLS, where callers still need a key and agents cannot connect).
+    /// </summary>
     public string Listen { get; set; } = DefaultListen;
 
     /// <summary>
@@ -23,6 +26,24 @@ public sealed partial class CoordinatorOptions
 
     /// <summary>Directory holding the cluster store; created if missing.</summary>
     public string DataDir { get; set; } = DefaultDataDir();
+
+    /// <summary>Names and addresses the server certificate names besides the host's own (comma-separated), e.g. a DNS name agents use.</summary>
+    public string TlsSubjectAlternativeNames { get; set; } = "";
+
+    /// <summary>
+    /// The operator's own server certificate (PEM, leaf first, its chain after) and key, in place of the
+    /// one made from the cluster CA. Join tokens then pin the last certificate of that file. Agents'
+    /// client certificates still come from the cluster CA.
+    /// </summary>
+    public string TlsCertificateFile { get; set; } = "";
+
+    public string TlsKeyFile { get; set; } = "";
+
+    /// <summary>
+    /// For benchmarks only: plaintext HTTP/2, no authentication or policies, agents trusted by their
+    /// hello, as before security existed; refused unless Listen is a loopback address.
+    /// </summary>
+    public bool InsecureTestMode { get; set; }
 
     /// <summary>The region written into ARNs.</summary>
     public string Region { get; set; } = "local";
@@ -64,9 +85,12 @@ public sealed partial class CoordinatorOptions
             return (null, text["unix:".Length..]);
         }
 
-        if (text.StartsWith("http://", StringComparison.OrdinalIgnoreCase))
+        foreach (var scheme in (string[])["https://", "http://"])
         {
-            text = text["http://".Length..].TrimEnd('/');
+            if (text.StartsWith(scheme, StringComparison.OrdinalIgnoreCase))
+            {
+                text = text[scheme.Length..].TrimEnd('/');
+            }
         }
 
         if (text.StartsWith("localhost:", StringComparison.OrdinalIgnoreCase))
@@ -76,7 +100,7 @@ public sealed partial class CoordinatorOptions
 
         return IPEndPoint.TryParse(text, out var endpoint) && endpoint.Port != 0
             ? (endpoint, null)
-            : throw new FormatException($"Listen '{Listen}' is not host:port (e.g. 127.0.0.1:7430 or [::]:7430), http://host:port or unix:/path");
+            : throw new FormatException($"Listen '{Listen}' is not host:port (e.g. 127.0.0.1:7430 or [::]:7430), https://host:port or unix:/path");
     }
 
     [GeneratedRegex("^[a-z0-9-]{1,64}$")]
@@ -92,11 +116,25 @@ public sealed partial class CoordinatorOptions
             var failures = new List<string>();
             try
             {
-                options.ParseListen();
+                var (endpoint, _) = options.ParseListen();
+                if (options.InsecureTestMode && endpoint is not null && !IPAddress.IsLoopback(endpoint.Address))
+                {
+                    failures.Add("InsecureTestMode is for benchmarks on loopback only: Listen must be a 127.0.0.0/8 or ::1 address");
+                }
             }
             catch (FormatException e)
             {
                 failures.Add(e.Message);
+            }
+
+            if ((options.TlsCertificateFile.Length == 0) != (options.TlsKeyFile.Length == 0))
+            {
+                failures.Add("TlsCertificateFile and TlsKeyFile are set together (the operator's server certificate and its key)");
+            }
+
+            if (options.TlsSubjectAlternativeNames.Length > 1024)
+            {
+                failures.Add("TlsSubjectAlternativeNames is at most 1024 characters");
             }
 
             if (string.IsNullOrWhiteSpace(options.AdminSocket) || !Path.IsPathRooted(options.AdminSocket) || options.AdminSocket.Length > 100)

@@ -5,6 +5,8 @@ using EcsLite.Coordinator.State;
 using EcsLite.Coordinator.Core.Validation;
 using EcsLite.Coordinator.Security;
 using EcsLite.Coordinator.Store;
+using EcsLite.Security;
+using Microsoft.AspNetCore.Server.Kestrel.Https;
 using Grpc.AspNetCore.Server.Model;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
@@ -18,6 +20,8 @@ const string Usage = """
       --listen ADDRESS     gRPC address, host:port, [v6]:port or unix:/path   (Listen, default 127.0.0.1:7430)
       --data-dir DIR       where the cluster store lives                       (DataDir, default /var/lib/ecslite/coordinator as root)
       --admin-socket PATH  unix socket answering as the account's root, 0600  (AdminSocket, default /run/ecslite/coordinator.sock as root)
+      TlsSubjectAlternativeNames  extra names for the server certificate, comma-separated (config/env only)
+      TlsCertificateFile, TlsKeyFile  your own server certificate (PEM, chain after the leaf) and key (config/env only)
       --region NAME        region written into ARNs                            (Region, default local)
       --account-id ID      12-digit account written into ARNs                  (AccountId, default 000000000000)
       HeartbeatInterval    agents' heartbeat interval (config/env only)         (default 00:00:02)
@@ -35,6 +39,10 @@ const string Usage = """
       ecslite-coordinator user create|delete NAME
       ecslite-coordinator user list
       ecslite-coordinator policy put USER POLICY_NAME FILE.json
+      ecslite-coordinator token create [--ttl 24h] [--cluster NAME] [--uses N] [--description TEXT]
+                                                        a join token for new hosts (ECSLITE_JOIN_TOKEN)
+      ecslite-coordinator token list
+      ecslite-coordinator token revoke ACTIVATION_ID
     (--user defaults to admin.)
     """;
 
@@ -106,6 +114,21 @@ catch (Exception e) when (e is InvalidOperationException or IOException or Unaut
     return 2;
 }
 
+ClusterCertificates certificates;
+try
+{
+    var (listenOn, _) = options.ParseListen();
+    var extraNames = options.TlsSubjectAlternativeNames.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+    certificates = ClusterCertificates.LoadOrCreate(Path.Combine(options.DataDir, "tls"), ClusterCertificates.HostNames(listenOn, extraNames),
+        DateTimeOffset.UtcNow, options.TlsCertificateFile, options.TlsKeyFile);
+}
+catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException)
+{
+    Console.Error.WriteLine($"ecslite-coordinator: cannot load or make the TLS certificates: {e.Message}");
+    return 2;
+}
+
+builder.Services.AddSingleton(certificates);
 builder.Services.AddSingleton<IOptions<CoordinatorOptions>>(Options.Create(options));
 builder.Services.AddSystemd();
 builder.Logging.AddSimpleConsole(o =>
@@ -121,9 +144,27 @@ builder.WebHost.ConfigureKestrel(kestrel =>
     kestrel.Limits.Http2.KeepAlivePingDelay = TimeSpan.FromSeconds(15);
     kestrel.Limits.Http2.KeepAlivePingTimeout = TimeSpan.FromSeconds(20);
     var (endpoint, socket) = options.ParseListen();
-    if (endpoint is not null)
+    if (endpoint is not null && options.InsecureTestMode)
     {
         kestrel.Listen(endpoint, listen => listen.Protocols = HttpProtocols.Http2);
+    }
+    else if (endpoint is not null)
+    {
+        // TLS always: a plaintext connection fails the handshake. A client certificate is asked for but
+        // not required (API callers have none; agents do), and taken only if the cluster CA issued it.
+        kestrel.Listen(endpoint, listen =>
+        {
+            listen.Protocols = HttpProtocols.Http2;
+            listen.UseHttps(new HttpsConnectionAdapterOptions
+            {
+                ServerCertificate = certificates.Server,
+                ServerCertificateChain = certificates.ServerChain,
+                ClientCertificateMode = ClientCertificateMode.AllowCertificate,
+                ClientCertificateValidation = (certificate, _, _) => certificates.IssuedClient(certificate),
+                CheckCertificateRevocation = false,
+                HandshakeTimeout = TimeSpan.FromSeconds(10),
+            });
+        });
     }
     else
     {
@@ -172,6 +213,8 @@ app.MapGrpcService<EcsService>();
 app.MapGrpcService<AgentChannelService>();
 app.MapGrpcService<TaskLogsService>();
 app.MapGrpcService<IamService>();
+app.MapGrpcService<ActivationsService>();
+app.MapGrpcService<EnrollmentService>();
 app.MapGrpcReflectionService();
 app.MapGrpcHealthChecksService();
 
@@ -192,7 +235,8 @@ catch (OperationCanceledException) when (app.Lifetime.ApplicationStopping.IsCanc
     return 0;
 }
 
-Startup.LogListening(logger, options.Listen, typeof(CoordinatorOptions).Assembly.GetName().Version?.ToString(3) ?? "?");
+Startup.LogListening(logger, options.Listen, typeof(CoordinatorOptions).Assembly.GetName().Version?.ToString(3) ?? "?",
+    options.InsecureTestMode ? "HTTP/2 cleartext, NO AUTHENTICATION (InsecureTestMode, for benchmarks)" : $"TLS, cluster CA SHA-256 {certificates.AnchorSha256}");
 Startup.LogAdminSocket(logger, options.AdminSocket);
 await app.WaitForShutdownAsync();
 Startup.LogStopped(logger);
@@ -229,8 +273,8 @@ internal static partial class Startup
     [LoggerMessage(Level = LogLevel.Information, Message = "Cluster store: {Path} (SQLite, WAL, synchronous=FULL)")]
     public static partial void LogDataDir(ILogger logger, string path);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "EcsLite coordinator {Version} listening on {Listen} (gRPC, HTTP/2 cleartext; reflection and grpc.health.v1 on)")]
-    public static partial void LogListening(ILogger logger, string listen, string version);
+    [LoggerMessage(Level = LogLevel.Information, Message = "EcsLite coordinator {Version} listening on {Listen} (gRPC, {Security}; reflection and grpc.health.v1 on)")]
+    public static partial void LogListening(ILogger logger, string listen, string version, string security);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Admin socket {Path} (mode 0600; answers as the account's root)")]
     public static partial void LogAdminSocket(ILogger logger, string path);

@@ -18,7 +18,8 @@ public class AgentSettingsTests
         Assert.Equal(TimeSpan.FromMinutes(30), settings.ImageCleanupInterval);
         Assert.Equal(TimeSpan.FromHours(1), settings.ImageMinimumCleanupAge);
         Assert.Equal(5, settings.ImagesDeletedPerCycle);
-        Assert.Equal([new Uri("http://127.0.0.1:7430")], settings.Coordinators);
+        Assert.Equal([new Uri("https://127.0.0.1:7430")], settings.Coordinators);
+        Assert.Null(settings.JoinToken);
         Assert.Equal((TimeSpan.FromHours(2), TimeSpan.FromMinutes(4), TimeSpan.FromMinutes(3)),
             (settings.ImagePullTimeout, settings.ContainerCreateTimeout, settings.ContainerStartTimeout));
         Assert.Equal("unix:///var/run/docker.sock", settings.DockerEndpoint);
@@ -45,7 +46,8 @@ public class AgentSettingsTests
             ECS_IMAGE_PULL_TIMEOUT=10m
             ECS_CONTAINER_CREATE_TIMEOUT=1m
             ECS_CONTAINER_START_TIMEOUT=45s
-            ECSLITE_COORDINATOR=10.0.0.1:7430, http://10.0.0.2:7430
+            ECSLITE_COORDINATOR=10.0.0.1:7430, https://10.0.0.2:7430
+            ECSLITE_JOIN_TOKEN=ECSLITE1:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef:e488f2f6-e686-4afb-8a04-ef6dfa6b2d10.abcdefghijklmnopqrstuvwxyz012345
             """);
         var environment = new Dictionary<string, string> { ["ECS_CLUSTER"] = "from-env", ["PATH"] = "/bin", ["DOCKER_HOST"] = "unix:///run/podman/podman.sock" };
 
@@ -66,15 +68,18 @@ public class AgentSettingsTests
         Assert.Equal((TimeSpan.FromMinutes(10), TimeSpan.FromMinutes(1), TimeSpan.FromSeconds(45)),
             (fromEnvironment.ImagePullTimeout, fromEnvironment.ContainerCreateTimeout, fromEnvironment.ContainerStartTimeout));
         Assert.Equal("unix:///run/podman/podman.sock", fromEnvironment.DockerEndpoint);
-        Assert.Equal([new Uri("http://10.0.0.1:7430"), new Uri("http://10.0.0.2:7430")], fromEnvironment.Coordinators);
+        Assert.Equal([new Uri("https://10.0.0.1:7430"), new Uri("https://10.0.0.2:7430")], fromEnvironment.Coordinators);
+        Assert.EndsWith(".abcdefghijklmnopqrstuvwxyz012345", fromEnvironment.JoinToken, StringComparison.Ordinal);
 
-        var fromArgs = AgentSettings.From(file, environment, ["--cluster", "from-args", "--coordinator", "http://a:1", "--coordinator", "b:2", "--data-dir", "/srv/agent"]);
+        var fromArgs = AgentSettings.From(file, environment, ["--cluster", "from-args", "--coordinator", "https://a:1", "--coordinator", "b:2", "--coordinator", "http://127.0.0.1:3", "--data-dir", "/srv/agent"]);
         Assert.Equal("from-args", fromArgs.Cluster);
-        Assert.Equal([new Uri("http://a:1"), new Uri("http://b:2")], fromArgs.Coordinators);
+        Assert.Equal([new Uri("https://a:1"), new Uri("https://b:2"), new Uri("http://127.0.0.1:3")], fromArgs.Coordinators);
         Assert.Equal("/srv/agent", fromArgs.DataDir);
     }
 
     [Theory]
+    [InlineData("ECSLITE_COORDINATOR", "http://192.0.2.10:7430")]
+    [InlineData("ECSLITE_JOIN_TOKEN", "K10abc::server:secret")]
     [InlineData("ECS_CLUSTER", "no spaces allowed")]
     [InlineData("ECS_RESERVED_MEMORY", "lots")]
     [InlineData("ECS_RESERVED_PORTS", "[70000]")]

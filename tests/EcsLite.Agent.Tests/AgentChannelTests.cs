@@ -21,7 +21,7 @@ public class AgentChannelTests
     public async Task The_agent_registers_with_the_hosts_real_resources_and_attributes()
     {
         await using var coordinator = await CoordinatorProcess.StartAsync();
-        await using var agent = AgentProcess.Start(coordinator.Address, environment: new Dictionary<string, string>
+        await using var agent = AgentProcess.Start(coordinator.Address, coordinator.JoinToken, environment: new Dictionary<string, string>
         {
             ["ECS_RESERVED_MEMORY"] = "256",
             ["ECS_RESERVED_PORTS"] = "[8080]",
@@ -56,7 +56,7 @@ public class AgentChannelTests
     public async Task A_restarted_agent_is_the_same_container_instance()
     {
         await using var coordinator = await CoordinatorProcess.StartAsync();
-        await using var agent = AgentProcess.Start(coordinator.Address);
+        await using var agent = AgentProcess.Start(coordinator.Address, coordinator.JoinToken);
         await agent.WaitJoinedAsync();
         var arn = agent.ContainerInstanceArn!;
 
@@ -76,8 +76,8 @@ public class AgentChannelTests
     public async Task A_killed_agent_is_marked_disconnected_within_7_seconds_and_a_stalled_one_after_missed_heartbeats()
     {
         await using var coordinator = await CoordinatorProcess.StartAsync();
-        await using var killed = AgentProcess.Start(coordinator.Address);
-        await using var stalled = AgentProcess.Start(coordinator.Address);
+        await using var killed = AgentProcess.Start(coordinator.Address, coordinator.JoinToken);
+        await using var stalled = AgentProcess.Start(coordinator.Address, coordinator.JoinToken);
         await Task.WhenAll(killed.WaitJoinedAsync(), stalled.WaitJoinedAsync());
 
         await killed.Process.KillAsync();
@@ -97,7 +97,7 @@ public class AgentChannelTests
     public async Task The_agent_rejoins_a_restarted_coordinator_as_the_same_instance()
     {
         await using var coordinator = await CoordinatorProcess.StartAsync();
-        await using var agent = AgentProcess.Start(coordinator.Address);
+        await using var agent = AgentProcess.Start(coordinator.Address, coordinator.JoinToken);
         await agent.WaitJoinedAsync();
         var arn = agent.ContainerInstanceArn!;
 
@@ -113,13 +113,16 @@ public class AgentChannelTests
     [Fact]
     public async Task An_agent_started_before_the_coordinator_joins_once_it_appears()
     {
+        // The token comes from a first start (it pins the CA made then); the coordinator is then stopped.
         var port = CoordinatorProcess.FreePort();
-        await using var agent = AgentProcess.Start($"http://127.0.0.1:{port}");
+        await using var coordinator = await CoordinatorProcess.StartListeningAsync(null, $"127.0.0.1:{port}", $"https://127.0.0.1:{port}", null);
+        await coordinator.StopAsync();
+        await using var agent = AgentProcess.Start(coordinator.Address, coordinator.JoinToken);
         await agent.Process.WaitForOutputAsync("Cannot reach", TimeSpan.FromSeconds(10));
         await agent.Process.WaitForOutputAsync("Reconnecting in", TimeSpan.FromSeconds(10));
         Assert.Null(agent.ContainerInstanceArn);
 
-        await using var coordinator = await CoordinatorProcess.StartListeningAsync(null, $"127.0.0.1:{port}", $"http://127.0.0.1:{port}", null);
+        await coordinator.StartAgainAsync();
         await agent.WaitJoinedAsync(TimeSpan.FromSeconds(35));
         await ConnectedAsync(coordinator, agent.ContainerInstanceArn!, connected: true, TimeSpan.FromSeconds(5));
     }
@@ -128,8 +131,8 @@ public class AgentChannelTests
     public async Task Coordinators_are_tried_in_turn()
     {
         await using var coordinator = await CoordinatorProcess.StartAsync();
-        var nobody = $"http://127.0.0.1:{CoordinatorProcess.FreePort()}";
-        await using var agent = AgentProcess.Start([nobody, coordinator.Address], null, null, null);
+        var nobody = $"https://127.0.0.1:{CoordinatorProcess.FreePort()}";
+        await using var agent = AgentProcess.Start([nobody, coordinator.Address], coordinator.JoinToken, null, null, null);
         await agent.WaitJoinedAsync(TimeSpan.FromSeconds(20));
         Assert.Contains($"Cannot reach {nobody}/", agent.Output, StringComparison.Ordinal);
         Assert.Contains($"Joined {coordinator.Address}/", agent.Output, StringComparison.Ordinal);
@@ -139,7 +142,7 @@ public class AgentChannelTests
     public async Task Draining_and_deregistration_behave_as_in_ECS()
     {
         await using var coordinator = await CoordinatorProcess.StartAsync();
-        await using var agent = AgentProcess.Start(coordinator.Address);
+        await using var agent = AgentProcess.Start(coordinator.Address, coordinator.JoinToken);
         await agent.WaitJoinedAsync();
         var arn = agent.ContainerInstanceArn!;
 

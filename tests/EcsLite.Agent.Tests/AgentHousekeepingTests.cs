@@ -31,13 +31,13 @@ public sealed class AgentHousekeepingTests : IAsyncLifetime
             ["ECS_IMAGE_PULL_BEHAVIOR"] = "prefer-cached",
             ["ECS_CONTAINER_STOP_TIMEOUT"] = "2s",
         };
-        _agentA = AgentProcess.Start(_coordinatorA.Address, environment: new Dictionary<string, string>(common)
+        _agentA = AgentProcess.Start(_coordinatorA.Address, _coordinatorA.JoinToken, environment: new Dictionary<string, string>(common)
         {
             ["ECS_ENGINE_TASK_CLEANUP_WAIT_DURATION"] = "1s",
             ["ECS_IMAGE_CLEANUP_INTERVAL"] = "1s",
             ["ECS_IMAGE_MINIMUM_CLEANUP_AGE"] = "0s",
         });
-        _agentB = AgentProcess.Start(_coordinatorB.Address, environment: common);
+        _agentB = AgentProcess.Start(_coordinatorB.Address, _coordinatorB.JoinToken, environment: common);
         await Task.WhenAll(_agentA.WaitJoinedAsync(), _agentB.WaitJoinedAsync());
     }
 

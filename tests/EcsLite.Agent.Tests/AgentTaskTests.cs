@@ -18,7 +18,7 @@ public sealed class AgentTaskTests : IAsyncLifetime
     {
         await LocalImages.EnsureAsync();
         _coordinator = await FakeCoordinator.StartAsync();
-        _agent = AgentProcess.Start(_coordinator.Address, environment: new Dictionary<string, string>
+        _agent = AgentProcess.Start(_coordinator.Address, _coordinator.JoinToken, environment: new Dictionary<string, string>
         {
             ["ECSLITE_HOST_PORT_ADDRESS"] = "127.0.0.1",
             ["ECS_IMAGE_PULL_BEHAVIOR"] = "prefer-cached", // the images are local; nothing is pulled from outside

@@ -12,7 +12,7 @@ public sealed class CoordinatorConnectionTests
     {
         await using var coordinator = await FakeCoordinator.StartAsync();
         var dataDir = CoordinatorProcess.TempDirectory("ecslite-connection");
-        var connection = new CoordinatorConnection([new Uri(coordinator.Address)], new IdleHost(), new InstanceIdentity(dataDir), TimeProvider.System, NullLogger.Instance);
+        var connection = new CoordinatorConnection([new Uri(coordinator.Address)], new IdleHost(), new InstanceIdentity(dataDir), new AgentCredentials(dataDir, coordinator.JoinToken), TimeProvider.System, NullLogger.Instance);
         using var stop = new CancellationTokenSource();
         var running = connection.RunAsync(stop.Token);
         await connection.Registered.WaitAsync(TimeSpan.FromSeconds(15));
@@ -42,7 +42,7 @@ public sealed class CoordinatorConnectionTests
         await using var coordinator = await FakeCoordinator.StartAsync();
         coordinator.DropAfterWelcome = true;
         var dataDir = CoordinatorProcess.TempDirectory("ecslite-connection");
-        var connection = new CoordinatorConnection([new Uri(coordinator.Address)], new IdleHost(), new InstanceIdentity(dataDir), TimeProvider.System, NullLogger.Instance);
+        var connection = new CoordinatorConnection([new Uri(coordinator.Address)], new IdleHost(), new InstanceIdentity(dataDir), new AgentCredentials(dataDir, coordinator.JoinToken), TimeProvider.System, NullLogger.Instance);
         using var stop = new CancellationTokenSource();
         var running = connection.RunAsync(stop.Token);
         await Task.Delay(TimeSpan.FromSeconds(10));

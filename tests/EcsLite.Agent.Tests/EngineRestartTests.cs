@@ -21,7 +21,7 @@ public sealed class EngineRestartTests : IAsyncLifetime
         await LocalImages.EnsureAsync();
         _engine = await PrivateEngine.StartAsync();
         _coordinator = await FakeCoordinator.StartAsync("engine-restart");
-        _agent = AgentProcess.Start(_coordinator.Address, environment: new Dictionary<string, string>
+        _agent = AgentProcess.Start(_coordinator.Address, _coordinator.JoinToken, environment: new Dictionary<string, string>
         {
             ["DOCKER_HOST"] = _engine.Endpoint,
             ["ECS_IMAGE_PULL_BEHAVIOR"] = "prefer-cached",

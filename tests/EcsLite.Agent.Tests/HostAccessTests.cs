@@ -21,7 +21,7 @@ public sealed class HostAccessTests : IAsyncLifetime
     {
         await LocalImages.EnsureAsync();
         _coordinator = await FakeCoordinator.StartAsync("hostaccess");
-        _agent = AgentProcess.Start(_coordinator.Address, environment: new Dictionary<string, string>
+        _agent = AgentProcess.Start(_coordinator.Address, _coordinator.JoinToken, environment: new Dictionary<string, string>
         {
             ["ECS_IMAGE_PULL_BEHAVIOR"] = "prefer-cached",
             ["ECS_CONTAINER_STOP_TIMEOUT"] = "2s",
@@ -110,7 +110,7 @@ public sealed class HostAccessTests : IAsyncLifetime
     public async Task A_real_coordinator_places_no_task_on_a_host_that_would_refuse_it()
     {
         await using var coordinator = await CoordinatorProcess.StartAsync();
-        await using var agent = AgentProcess.Start(coordinator.Address, environment: new Dictionary<string, string>
+        await using var agent = AgentProcess.Start(coordinator.Address, coordinator.JoinToken, environment: new Dictionary<string, string>
         {
             ["ECS_DISABLE_PRIVILEGED"] = "true",
             ["ECSLITE_ALLOWED_HOST_PATHS"] = _allowed,

@@ -14,10 +14,10 @@ public class NetworkNamespaceTests
         var (hostB, hubFromB) = network.AddHost("b");
         const int port = 7430;
         await using var coordinator = await CoordinatorProcess.StartListeningAsync(
-            null, $"0.0.0.0:{port}", $"http://{network.HubAddressFromRoot}:{port}", NetworkNamespaces.Exec(network.Hub));
+            null, $"0.0.0.0:{port}", $"https://{network.HubAddressFromRoot}:{port}", NetworkNamespaces.Exec(network.Hub));
 
-        await using var agentA = AgentProcess.Start($"http://{hubFromA}:{port}", wrapper: NetworkNamespaces.Exec(hostA));
-        await using var agentB = AgentProcess.Start($"http://{hubFromB}:{port}", wrapper: NetworkNamespaces.Exec(hostB));
+        await using var agentA = AgentProcess.Start($"https://{hubFromA}:{port}", coordinator.JoinToken, wrapper: NetworkNamespaces.Exec(hostA));
+        await using var agentB = AgentProcess.Start($"https://{hubFromB}:{port}", coordinator.JoinToken, wrapper: NetworkNamespaces.Exec(hostB));
         await Task.WhenAll(agentA.WaitJoinedAsync(), agentB.WaitJoinedAsync());
 
         var arns = (await coordinator.Ecs.ListContainerInstancesAsync(new ListContainerInstancesRequest())).ContainerInstanceArns;

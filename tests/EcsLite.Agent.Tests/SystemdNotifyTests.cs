@@ -27,16 +27,20 @@ public sealed partial class SystemdNotifyTests : IDisposable
         var systemd = Path.Combine(_directory, "systemd");
         File.CreateSymbolicLink(systemd, "/bin/bash");
         var dataDir = Path.Combine(_directory, "agent");
+
+        // A first start makes the cluster CA and the token that pins it; then the coordinator is away.
+        await using var coordinator = await CoordinatorProcess.StartListeningAsync(null, $"127.0.0.1:{port}", $"https://127.0.0.1:{port}", null);
+        await coordinator.StopAsync();
         var agent = TestProcess.Start(
-            [systemd, "-c", "dotnet \"$@\"; exit $?", "agent", RepoPaths.AgentDll, "--coordinator", $"http://127.0.0.1:{port}", "--data-dir", dataDir],
-            new Dictionary<string, string> { ["NOTIFY_SOCKET"] = notify.Path, ["WATCHDOG_USEC"] = "1000000" });
+            [systemd, "-c", "dotnet \"$@\"; exit $?", "agent", RepoPaths.AgentDll, "--coordinator", coordinator.Address, "--data-dir", dataDir],
+            new Dictionary<string, string> { ["NOTIFY_SOCKET"] = notify.Path, ["WATCHDOG_USEC"] = "1000000", ["ECSLITE_JOIN_TOKEN"] = coordinator.JoinToken });
         await using (agent)
         {
             // No coordinator yet: the agent runs but has not joined, so it must not say READY.
             await agent.WaitForOutputAsync("Cannot reach", TimeSpan.FromSeconds(15));
             Assert.DoesNotContain("READY=1", notify.Messages);
 
-            await using var coordinator = await CoordinatorProcess.StartListeningAsync(null, $"127.0.0.1:{port}", $"http://127.0.0.1:{port}", null);
+            await coordinator.StartAgainAsync();
             await Eventually.HoldsAsync(() => notify.Messages.Contains("READY=1"), TimeSpan.FromSeconds(35), "READY=1");
             Assert.True(File.Exists(Path.Combine(dataDir, "instance.json")), "READY=1 arrived before the instance identity was saved");
             await Eventually.HoldsAsync(() => notify.Messages.Any(m => m.StartsWith("STATUS=Joined", StringComparison.Ordinal)), TimeSpan.FromSeconds(5), "STATUS=Joined");
@@ -56,7 +60,7 @@ public sealed partial class SystemdNotifyTests : IDisposable
     {
         using var notify = new NotifySocket(Path.Combine(_directory, "notify.sock"));
         await using var coordinator = await CoordinatorProcess.StartAsync();
-        await using var agent = AgentProcess.Start(coordinator.Address, environment: new Dictionary<string, string> { ["NOTIFY_SOCKET"] = notify.Path });
+        await using var agent = AgentProcess.Start(coordinator.Address, coordinator.JoinToken, environment: new Dictionary<string, string> { ["NOTIFY_SOCKET"] = notify.Path });
         await agent.WaitJoinedAsync();
         await agent.Process.StopAsync();
         Assert.Empty(notify.Messages);

@@ -24,7 +24,7 @@ internal static class AgentFleetBenchmark
         results.Add(("coordinator, no agents (baseline)", $"CPU {idle:N2}% of one core, VmRSS {Report.RssKiB(coordinator.ProcessId):N0} kB", ""));
 
         var started = System.Diagnostics.Stopwatch.StartNew();
-        await using var fleet = await Fleet.StartAsync(new Uri(coordinator.Address), count).WaitAsync(TimeSpan.FromMinutes(3));
+        await using var fleet = await Fleet.StartAsync(new Uri(coordinator.Address), coordinator.JoinToken, count).WaitAsync(TimeSpan.FromMinutes(3));
         var joined = started.Elapsed;
         await Task.Delay(TimeSpan.FromSeconds(10));
         var loaded = await Report.CpuPercentAsync(coordinator.ProcessId, window);

@@ -26,7 +26,7 @@ internal static class FailoverBenchmark
         var desired = agents * perAgent;
         await using var coordinator = await CoordinatorProcess.StartAsync(null, $"--LostInstanceGrace={grace:c}");
         var ecs = coordinator.Ecs;
-        await using var fleet = await Fleet.StartAsync(new Uri(coordinator.Address), agents, cpu: 4096, memoryMiB: 16384, startDelay: StartDelay);
+        await using var fleet = await Fleet.StartAsync(new Uri(coordinator.Address), coordinator.JoinToken, agents, cpu: 4096, memoryMiB: 16384, startDelay: StartDelay);
         await ecs.RegisterTaskDefinitionAsync(new RegisterTaskDefinitionRequest
         {
             Family = "web",

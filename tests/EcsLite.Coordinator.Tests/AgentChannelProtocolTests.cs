@@ -5,10 +5,15 @@ using Grpc.Core;
 
 namespace EcsLite.Coordinator.Tests;
 
-/// <summary>The coordinator's end of the agent channel, spoken to directly: bad hellos, garbage, duplicate connections.</summary>
+/// <summary>
+/// The coordinator's end of the agent channel, spoken to directly by hosts enrolled with the fixture's
+/// join token (each call presents its host's client certificate): bad hellos, garbage, duplicate connections.
+/// </summary>
 public class AgentChannelProtocolTests(CoordinatorFixture fixture) : IClassFixture<CoordinatorFixture>
 {
-    private AgentChannel.AgentChannelClient Channel => new(fixture.Coordinator.Channel);
+    /// <summary>A newly enrolled host's channel.</summary>
+    private async Task<AgentChannel.AgentChannelClient> HostAsync(string cluster = "default") =>
+        new((await fixture.Coordinator.EnrollAsync(cluster: cluster)).Channel);
 
     private static AgentHello Hello(string arn = "", string cluster = "default", int cpu = 2048, int memory = 2000)
     {
@@ -18,10 +23,10 @@ public class AgentChannelProtocolTests(CoordinatorFixture fixture) : IClassFixtu
         return hello;
     }
 
-    /// <summary>Sends one hello and returns the welcome, keeping the stream open.</summary>
-    private async Task<(AsyncDuplexStreamingCall<AgentMessage, CoordinatorMessage> Call, Welcome Welcome)> JoinAsync(AgentHello hello)
+    /// <summary>Sends one hello (as a new host, unless <paramref name="host"/> is given) and returns the welcome, keeping the stream open.</summary>
+    private async Task<(AsyncDuplexStreamingCall<AgentMessage, CoordinatorMessage> Call, Welcome Welcome)> JoinAsync(AgentHello hello, AgentChannel.AgentChannelClient? host = null)
     {
-        var call = Channel.Connect();
+        var call = (host ?? await HostAsync(hello.Cluster)).Connect();
         await call.RequestStream.WriteAsync(new AgentMessage { Hello = hello });
         Assert.True(await call.ResponseStream.MoveNext());
         var welcome = call.ResponseStream.Current.Welcome;
@@ -30,9 +35,9 @@ public class AgentChannelProtocolTests(CoordinatorFixture fixture) : IClassFixtu
         return (call, welcome);
     }
 
-    private async Task<RpcException> RefusedAsync(AgentMessage first)
+    private static async Task<RpcException> RefusedAsync(AgentChannel.AgentChannelClient host, AgentMessage first)
     {
-        using var call = Channel.Connect();
+        using var call = host.Connect();
         await call.RequestStream.WriteAsync(first);
         return await Assert.ThrowsAsync<RpcException>(async () => await call.ResponseStream.MoveNext());
     }
@@ -60,27 +65,37 @@ public class AgentChannelProtocolTests(CoordinatorFixture fixture) : IClassFixtu
     }
 
     [Theory]
-    [InlineData("not-an-arn", "default", "InvalidParameterException", "hello.containerInstanceArn")]
-    [InlineData("arn:aws:ecs:local:000000000000:container-instance/default/0000", "default", "ClientException", "hello.containerInstanceArn")]
-    [InlineData("arn:aws:ecs:local:000000000000:container-instance/elsewhere/0000", "default", "InvalidParameterException", "hello.containerInstanceArn")]
-    [InlineData("", "no-such-cluster", "ClusterNotFoundException", "hello.cluster")]
-    public async Task A_hello_naming_the_wrong_instance_or_cluster_is_refused_and_changes_nothing(string arn, string cluster, string errorType, string field)
+    [InlineData("not-an-arn")]
+    [InlineData("arn:aws:ecs:local:000000000000:container-instance/default/0000")]
+    [InlineData("arn:aws:ecs:local:000000000000:container-instance/elsewhere/0000")]
+    public async Task A_hello_naming_an_instance_other_than_the_certificates_is_refused_and_changes_nothing(string arn)
     {
+        var host = await HostAsync();
         var before = await SnapshotAsync();
-        var error = await RefusedAsync(new AgentMessage { Hello = Hello(arn, cluster) });
-        Assert.Equal(errorType, error.Trailers.GetValue("ecs-error-type"));
-        Assert.Equal(field, error.Trailers.GetValue("ecs-field"));
+        var error = await RefusedAsync(host, new AgentMessage { Hello = Hello(arn) });
+        Assert.Equal(StatusCode.PermissionDenied, error.StatusCode);
+        Assert.Contains("cannot speak for", error.Status.Detail, StringComparison.Ordinal);
         Assert.Equal(before, await SnapshotAsync());
     }
 
     [Fact]
-    public async Task Another_clusters_instance_ARN_is_refused()
+    public async Task A_hello_naming_a_cluster_that_does_not_exist_is_refused()
+    {
+        var host = await HostAsync();
+        var error = await RefusedAsync(host, new AgentMessage { Hello = Hello("", "no-such-cluster") });
+        Assert.Equal("ClusterNotFoundException", error.Trailers.GetValue("ecs-error-type"));
+        Assert.Equal("hello.cluster", error.Trailers.GetValue("ecs-field"));
+    }
+
+    [Fact]
+    public async Task A_host_enrolled_in_another_cluster_cannot_join_this_one()
     {
         await fixture.Coordinator.Ecs.CreateClusterAsync(new CreateClusterRequest { ClusterName = "other" });
-        var (call, welcome) = await JoinAsync(Hello(cluster: "other"));
+        var host = await HostAsync("other");
+        var (call, welcome) = await JoinAsync(Hello(cluster: "other"), host);
         call.Dispose();
         var before = await SnapshotAsync();
-        var error = await RefusedAsync(new AgentMessage { Hello = Hello(welcome.ContainerInstanceArn, "default") });
+        var error = await RefusedAsync(host, new AgentMessage { Hello = Hello(welcome.ContainerInstanceArn, "default") });
         Assert.Contains("belongs to cluster 'other'", error.Status.Detail, StringComparison.Ordinal);
         Assert.Equal(before, await SnapshotAsync());
     }
@@ -92,8 +107,9 @@ public class AgentChannelProtocolTests(CoordinatorFixture fixture) : IClassFixtu
     [InlineData(2048, int.MaxValue)]
     public async Task Absurd_resources_are_refused(int cpu, int memory)
     {
+        var host = await HostAsync();
         var before = await SnapshotAsync();
-        var error = await RefusedAsync(new AgentMessage { Hello = Hello(cpu: cpu, memory: memory) });
+        var error = await RefusedAsync(host, new AgentMessage { Hello = Hello(cpu: cpu, memory: memory) });
         Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
         Assert.StartsWith("hello.registeredResources[", error.Trailers.GetValue("ecs-field"), StringComparison.Ordinal);
         Assert.Equal(before, await SnapshotAsync());
@@ -102,15 +118,16 @@ public class AgentChannelProtocolTests(CoordinatorFixture fixture) : IClassFixtu
     [Fact]
     public async Task A_stream_that_does_not_start_with_hello_is_refused()
     {
-        var error = await RefusedAsync(new AgentMessage { Heartbeat = new AgentHeartbeat() });
+        var error = await RefusedAsync(await HostAsync(), new AgentMessage { Heartbeat = new AgentHeartbeat() });
         Assert.Equal("hello", error.Trailers.GetValue("ecs-field"));
     }
 
     [Fact]
     public async Task A_garbled_stream_is_refused_and_changes_nothing()
     {
+        var enrolled = await fixture.Coordinator.EnrollAsync();
         var before = await SnapshotAsync();
-        using var http = new HttpClient(new SocketsHttpHandler()) { DefaultRequestVersion = HttpVersion.Version20, DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact };
+        using var http = new HttpClient(CoordinatorProcess.TrustingHandler(fixture.Coordinator.CaFile, enrolled.Certificate)) { DefaultRequestVersion = HttpVersion.Version20, DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact };
         // A gRPC frame (uncompressed, length 6) whose payload is not a valid AgentMessage.
         byte[] frame = [0, 0, 0, 0, 6, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff];
         using var request = new HttpRequestMessage(HttpMethod.Post, $"{fixture.Coordinator.Address}/ecslite.v1.AgentChannel/Connect") { Content = new ByteArrayContent(frame), Version = HttpVersion.Version20, VersionPolicy = HttpVersionPolicy.RequestVersionExact };
@@ -127,10 +144,11 @@ public class AgentChannelProtocolTests(CoordinatorFixture fixture) : IClassFixtu
     [Fact]
     public async Task A_second_connection_claiming_the_same_instance_replaces_the_first()
     {
-        var (first, welcome) = await JoinAsync(Hello());
+        var host = await HostAsync();
+        var (first, welcome) = await JoinAsync(Hello(), host);
         using (first)
         {
-            var (second, again) = await JoinAsync(Hello(welcome.ContainerInstanceArn));
+            var (second, again) = await JoinAsync(Hello(welcome.ContainerInstanceArn), host);
             using (second)
             {
                 Assert.Equal(welcome.ContainerInstanceArn, again.ContainerInstanceArn);

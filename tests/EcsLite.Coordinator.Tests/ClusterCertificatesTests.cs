@@ -1,6 +1,6 @@
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
-using EcsLite.Coordinator.Security;
+using EcsLite.Security;
 using EcsLite.Testing;
 
 namespace EcsLite.Coordinator.Tests;
@@ -33,12 +33,12 @@ public sealed class ClusterCertificatesTests : IDisposable
 
         // The next start loads the same; a new name makes a new server certificate under the same CA.
         var again = ClusterCertificates.LoadOrCreate(_dir, ["localhost", "127.0.0.1", "coordinator.lan"], Now);
-        Assert.Equal(made.CaSha256, again.CaSha256);
+        Assert.Equal(made.AnchorSha256, again.AnchorSha256);
         Assert.Equal(made.Server.Thumbprint, again.Server.Thumbprint);
         var renamed = ClusterCertificates.LoadOrCreate(_dir, ["localhost", "127.0.0.1", "pi.lan"], Now);
-        Assert.Equal(made.CaSha256, renamed.CaSha256);
+        Assert.Equal(made.AnchorSha256, renamed.AnchorSha256);
         Assert.NotEqual(made.Server.Thumbprint, renamed.Server.Thumbprint);
-        Assert.Equal(Convert.ToHexStringLower(SHA256.HashData(made.Ca.RawData)), made.CaSha256);
+        Assert.Equal(Convert.ToHexStringLower(SHA256.HashData(made.Ca.RawData)), made.AnchorSha256);
     }
 
     [Fact]

@@ -16,7 +16,7 @@ public sealed class FleetScaleTests
     public async Task Five_thousand_tasks_on_a_hundred_hosts_run_exactly_once_without_overcommit_through_a_restart_and_a_loss()
     {
         await using var coordinator = await CoordinatorProcess.StartAsync(null, "--LostInstanceGrace=00:00:02");
-        await using var fleet = await Fleet.StartAsync(new Uri(coordinator.Address), 100, cpu: 4096, memoryMiB: 1024);
+        await using var fleet = await Fleet.StartAsync(new Uri(coordinator.Address), coordinator.JoinToken, 100, cpu: 4096, memoryMiB: 1024);
         var run = new ScaleRun(coordinator, fleet);
         await run.RegisterAsync(memoryMiB: 16);
 

@@ -31,11 +31,12 @@ public sealed class HardeningTests(ITestOutputHelper output)
             [0x0a, 0x05, 0x61],                                                 // a field longer than the message
             [0x0a, 0x02, 0xc3, 0x28, 0x12, 0x80],                               // bad UTF-8, then a truncated field
         ];
+        var host = await coordinator.EnrollAsync(); // the agent channel's credential
         foreach (var method in methods)
         {
             foreach (var bytes in malformed)
             {
-                var (status, message) = await RawGrpc.CallAsync(coordinator.Address, method, bytes, coordinator.AdminKey);
+                var (status, message) = await RawGrpc.CallAsync(coordinator.Address, method, bytes, coordinator.AdminKey, certificate: host.Certificate);
                 Assert.True(status == (int)StatusCode.InvalidArgument, $"{method} with {Convert.ToHexString(bytes)}: status {status} '{message}'");
                 Assert.StartsWith("InvalidParameterException: ", message, StringComparison.Ordinal);
             }
@@ -51,7 +52,7 @@ public sealed class HardeningTests(ITestOutputHelper output)
         // 100 tasks of a definition near ECS's 64 KiB on one host: about 6 MB, more than the 4 MB a gRPC
         // message could hold (the agent reconnected 162 times in 40 s, and its tasks never ran).
         await using var coordinator = await CoordinatorProcess.StartAsync();
-        await using var fleet = await Fleet.StartAsync(new Uri(coordinator.Address), 1, cpu: 102_400, memoryMiB: 102_400);
+        await using var fleet = await Fleet.StartAsync(new Uri(coordinator.Address), coordinator.JoinToken, 1, cpu: 102_400, memoryMiB: 102_400);
         var register = new RegisterTaskDefinitionRequest { Family = "large", ContainerDefinitions = { new ContainerDefinition { Name = "app", Image = "busybox", Memory = 16 } } };
         for (var i = 0; i < 30; i++)
         {
@@ -86,7 +87,7 @@ public sealed class HardeningTests(ITestOutputHelper output)
     {
         // 41,000 starts and stops left a 110 MB store holding no task: deleted pages were never given back.
         await using var coordinator = await CoordinatorProcess.StartAsync(null, "--StoppedTaskRetention=00:00:01");
-        await using var fleet = await Fleet.StartAsync(new Uri(coordinator.Address), 10, cpu: 65_536, memoryMiB: 65_536, runFor: TimeSpan.FromMilliseconds(50));
+        await using var fleet = await Fleet.StartAsync(new Uri(coordinator.Address), coordinator.JoinToken, 10, cpu: 65_536, memoryMiB: 65_536, runFor: TimeSpan.FromMilliseconds(50));
         await coordinator.Ecs.RegisterTaskDefinitionAsync(new RegisterTaskDefinitionRequest { Family = "batch", ContainerDefinitions = { new ContainerDefinition { Name = "job", Image = "busybox", Memory = 16 } } });
 
         // A first 10,000 bring the store to its working size (its history of changes is kept, within bounds).

@@ -56,7 +56,8 @@ public class PackagingTests
 
             Assert.Contains($"ECS=\"-unix {Path.Combine(root, "run", "coordinator.sock")}\"", output, StringComparison.Ordinal);
             var key = CoordinatorProcess.ReadCredentials(Path.Combine(root, "data", "admin-credentials"));
-            using var channel = CoordinatorProcess.AuthenticatedChannel($"http://127.0.0.1:{port}", () => key);
+            Assert.Contains($"grpcurl -cacert {Path.Combine(root, "etc", "ca.crt")}", output, StringComparison.Ordinal);
+            using var channel = CoordinatorProcess.AuthenticatedChannel($"https://127.0.0.1:{port}", () => key, Path.Combine(root, "etc", "ca.crt"));
             var ecs = new Ecs.EcsClient(channel);
             var example = JsonParser.Default.Parse<RegisterTaskDefinitionRequest>(File.ReadAllText(Path.Combine(RepoPaths.Examples, "fargate-task-definition.json")));
             var registered = await ecs.RegisterTaskDefinitionAsync(example);
@@ -68,6 +69,14 @@ public class PackagingTests
                 ContainerInstances = { (await ecs.ListContainerInstancesAsync(new ListContainerInstancesRequest())).ContainerInstanceArns },
             });
             Assert.True(Assert.Single(instances.ContainerInstances).AgentConnected);
+
+            // The local agent joined with a one-use token made for it, spent and gone from its settings.
+            var agentConf = Path.Combine(root, "etc", "agent.conf");
+            Assert.DoesNotContain("ECSLITE_JOIN_TOKEN", File.ReadAllText(agentConf), StringComparison.Ordinal);
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(agentConf));
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(Path.Combine(root, "agent", "tls", "agent.key")));
+            var tokens = await new Activations.ActivationsClient(channel).DescribeActivationsAsync(new DescribeActivationsRequest());
+            Assert.Equal(1, Assert.Single(tokens.ActivationList).RegistrationsCount);
             var pids = new[] { "coordinator", "agent" }.Select(n => File.ReadAllText(Path.Combine(root, "run", $"{n}.pid")).Trim()).ToList();
 
             var (stopCode, stopOutput) = await ProcessRunner.RunAsync(script, ["stop"], environment);

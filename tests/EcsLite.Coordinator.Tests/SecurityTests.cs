@@ -13,8 +13,12 @@ namespace EcsLite.Coordinator.Tests;
 /// </summary>
 public sealed class SecurityTests
 {
-    /// <summary>Services any caller may use: health probes, the schema (open source anyway), and the agents' channel (certificates, not keys).</summary>
-    private static readonly string[] Open = ["grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection", "grpc.reflection.v1.ServerReflection", "ecslite.v1.AgentChannel"];
+    /// <summary>
+    /// Services any caller may use: health probes, the schema (open source anyway), and enrollment (the
+    /// join token is its credential; refused without one in JoinTests). The agent channel is not open:
+    /// it takes a client certificate instead of a key.
+    /// </summary>
+    private static readonly string[] Open = ["grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection", "grpc.reflection.v1.ServerReflection", "ecslite.v1.Enrollment"];
 
     private const string ReadOnly = """
         { "Version": "2012-10-17", "Statement": [{ "Effect": "Allow", "Action": ["ecs:Describe*", "ecs:List*"], "Resource": "*" }] }
@@ -47,6 +51,8 @@ public sealed class SecurityTests
         Assert.Contains("/ecslite.v1.Ecs/RunTask", guarded);
         Assert.Contains("/ecslite.v1.TaskLogs/GetTaskLogs", guarded);
         Assert.Contains("/ecslite.v1.Iam/CreateAccessKey", guarded);
+        Assert.Contains("/ecslite.v1.Activations/CreateActivation", guarded);
+        Assert.Contains("/ecslite.v1.AgentChannel/Connect", guarded);
         (string Name, (string, string)? Key, string Error)[] callers =
         [
             ("no credentials", null, "MissingAuthenticationTokenException"),
@@ -61,12 +67,12 @@ public sealed class SecurityTests
                 // An empty message is a valid request of every method (all fields are optional on the wire).
                 var (status, message) = await RawGrpc.CallAsync(coordinator.Address, method, [], key);
                 Assert.True(status == (int)StatusCode.Unauthenticated, $"{method} with {name}: status {status} '{message}'");
-                Assert.StartsWith(error, message, StringComparison.Ordinal);
+                Assert.StartsWith(method.Contains("AgentChannel", StringComparison.Ordinal) ? "The agent channel takes a client certificate" : error, message, StringComparison.Ordinal);
             }
         }
 
         Assert.Equal(before, await SnapshotAsync(coordinator));
-        var audit = await AuditAsync(coordinator, lines => lines.Count(l => l.Contains("\"result\":\"MissingAuthenticationTokenException\"", StringComparison.Ordinal)) >= guarded.Count);
+        var audit = await coordinator.AuditAsync(lines => lines.Count(l => l.Contains("\"result\":\"MissingAuthenticationTokenException\"", StringComparison.Ordinal)) >= guarded.Count);
         Assert.Contains(audit, l => l.Contains("\"principal\":\"anonymous\"", StringComparison.Ordinal) && l.Contains("\"action\":\"ecs:RunTask\"", StringComparison.Ordinal));
         Assert.DoesNotContain(audit, l => l.Contains(coordinator.AdminKey.Secret, StringComparison.Ordinal));
     }
@@ -114,7 +120,7 @@ public sealed class SecurityTests
         var b = (await coordinator.Ecs.DescribeClustersAsync(new DescribeClustersRequest { Clusters = { "B" } })).Clusters.Single();
         Assert.Equal(("ACTIVE", 0), (b.Status, b.ActiveServicesCount));
 
-        var audit = await AuditAsync(coordinator, lines => lines.Any(l => l.Contains("user/not-b", StringComparison.Ordinal) && l.Contains("ecs:DeleteCluster", StringComparison.Ordinal)));
+        var audit = await coordinator.AuditAsync(lines => lines.Any(l => l.Contains("user/not-b", StringComparison.Ordinal) && l.Contains("ecs:DeleteCluster", StringComparison.Ordinal)));
         Assert.Contains(audit, l => l.Contains("\"principal\":\"arn:aws:iam::000000000000:user/reader\"", StringComparison.Ordinal)
             && l.Contains("\"resources\":[\"arn:aws:ecs:local:000000000000:cluster/C\"]", StringComparison.Ordinal)
             && l.Contains("\"result\":\"AccessDeniedException\"", StringComparison.Ordinal)
@@ -150,7 +156,7 @@ public sealed class SecurityTests
             .Select(File.ReadAllBytes).Select(Encoding.Latin1.GetString);
         Assert.DoesNotContain(stored, text => text.Contains(key.Secret, StringComparison.Ordinal) || text.Contains(coordinator.AdminKey.Secret, StringComparison.Ordinal));
 
-        var (code, output) = await RunCliAsync(coordinator, "key", "delete", "AKIAAAAAAAAAAAAAAAAA");
+        var (code, output) = await coordinator.RunCliAsync("key", "delete", "AKIAAAAAAAAAAAAAAAAA");
         Assert.Equal(1, code);
         Assert.Contains("NoSuchEntity: The Access Key with id AKIAAAAAAAAAAAAAAAAA cannot be found.", output, StringComparison.Ordinal);
 
@@ -177,32 +183,11 @@ public sealed class SecurityTests
         return $"{clusters}{families}{users}";
     }
 
-    private static async Task<List<string>> AuditAsync(CoordinatorProcess coordinator, Func<List<string>, bool> complete)
-    {
-        var path = Path.Combine(coordinator.DataDir, "audit.log");
-        var lines = new List<string>();
-        await Eventually.HoldsAsync(() =>
-        {
-            lines = File.Exists(path) ? [.. File.ReadAllLines(path)] : [];
-            return complete(lines);
-        }, TimeSpan.FromSeconds(10), "the audit log to hold the expected records");
-        return lines;
-    }
-
     private static async Task<string> CliAsync(CoordinatorProcess coordinator, params string[] args)
     {
-        var (code, output) = await RunCliAsync(coordinator, args);
+        var (code, output) = await coordinator.RunCliAsync(args);
         Assert.True(code == 0, $"ecslite-coordinator {string.Join(' ', args)} exited with {code}:\n{output}");
         return output;
-    }
-
-    private static Task<(int ExitCode, string Output)> RunCliAsync(CoordinatorProcess coordinator, params string[] args)
-    {
-        var program = RepoPaths.Coordinator;
-        string[] command = [.. args, "--admin-socket", coordinator.AdminSocket];
-        return program.EndsWith(".dll", StringComparison.Ordinal)
-            ? ProcessRunner.RunAsync("dotnet", [program, .. command], timeoutSeconds: 60)
-            : ProcessRunner.RunAsync(program, command, timeoutSeconds: 60);
     }
 
     private static (string AccessKeyId, string Secret) ParseCredentials(string text)

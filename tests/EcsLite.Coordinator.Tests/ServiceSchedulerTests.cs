@@ -15,12 +15,19 @@ public sealed class ServiceSchedulerTests : IAsyncLifetime
     private const int Port = 7430;
     private readonly NetworkNamespaces _network = new();
     private readonly List<(AgentProcess Agent, string Namespace)> _agents = [];
+    private readonly Dictionary<string, (string Namespace, string HubAddress)> _hosts = [];
     private CoordinatorProcess _coordinator = null!;
 
     public async Task InitializeAsync()
     {
         await LocalImages.EnsureAsync();
-        _coordinator = await CoordinatorProcess.StartListeningAsync(null, $"0.0.0.0:{Port}", $"http://{_network.HubAddressFromRoot}:{Port}", NetworkNamespaces.Exec(_network.Hub),
+        // The hosts' links first (d joins later): the coordinator's certificate names the addresses it has when it starts.
+        foreach (var name in new[] { "a", "b", "c", "d" })
+        {
+            _hosts[name] = _network.AddHost(name);
+        }
+
+        _coordinator = await CoordinatorProcess.StartListeningAsync(null, $"0.0.0.0:{Port}", $"https://{_network.HubAddressFromRoot}:{Port}", NetworkNamespaces.Exec(_network.Hub),
             "--HeartbeatInterval=00:00:01", "--LostInstanceGrace=00:00:02");
         foreach (var name in new[] { "a", "b", "c" })
         {
@@ -47,8 +54,8 @@ public sealed class ServiceSchedulerTests : IAsyncLifetime
 
     private AgentProcess AddAgent(string name)
     {
-        var (host, hub) = _network.AddHost(name);
-        var agent = AgentProcess.Start($"http://{hub}:{Port}", environment: new Dictionary<string, string>
+        var (host, hub) = _hosts[name];
+        var agent = AgentProcess.Start($"https://{hub}:{Port}", _coordinator.JoinToken, environment: new Dictionary<string, string>
         {
             ["ECS_IMAGE_PULL_BEHAVIOR"] = "prefer-cached",
             ["ECS_CONTAINER_STOP_TIMEOUT"] = "1s",

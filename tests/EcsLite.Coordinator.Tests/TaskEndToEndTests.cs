@@ -22,7 +22,7 @@ public sealed class TaskEndToEndTests : IAsyncLifetime
         await LocalImages.EnsureAsync();
         _coordinator = await CoordinatorProcess.StartAsync();
         _json = await DynamicJsonClient.ConnectAsync(_coordinator.Channel);
-        _agent = AgentProcess.Start(_coordinator.Address, environment: new Dictionary<string, string>
+        _agent = AgentProcess.Start(_coordinator.Address, _coordinator.JoinToken, environment: new Dictionary<string, string>
         {
             // Its own loopback address: the agent tests publish the seed's port 80 on 127.0.0.1 meanwhile.
             ["ECSLITE_HOST_PORT_ADDRESS"] = Address,

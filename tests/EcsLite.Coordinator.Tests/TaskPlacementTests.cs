@@ -18,12 +18,13 @@ public sealed class TaskPlacementTests : IAsyncLifetime
     {
         await LocalImages.EnsureAsync();
         const int port = 7430;
-        _coordinator = await CoordinatorProcess.StartListeningAsync(null, $"0.0.0.0:{port}", $"http://{_network.HubAddressFromRoot}:{port}", NetworkNamespaces.Exec(_network.Hub));
+        // The hosts' links first: the coordinator's certificate names the addresses it has when it starts.
+        var hosts = new[] { ("a", "gold"), ("b", "silver"), ("c", "silver") }.Select(h => (h.Item2, _network.AddHost(h.Item1))).ToList();
+        _coordinator = await CoordinatorProcess.StartListeningAsync(null, $"0.0.0.0:{port}", $"https://{_network.HubAddressFromRoot}:{port}", NetworkNamespaces.Exec(_network.Hub));
         var totalMiB = long.Parse(File.ReadLines("/proc/meminfo").First(l => l.StartsWith("MemTotal:", StringComparison.Ordinal)).Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], System.Globalization.CultureInfo.InvariantCulture) / 1024;
-        foreach (var (name, tier) in new[] { ("a", "gold"), ("b", "silver"), ("c", "silver") })
+        foreach (var (tier, (host, hub)) in hosts)
         {
-            var (host, hub) = _network.AddHost(name);
-            _agents.Add(AgentProcess.Start($"http://{hub}:{port}", environment: new Dictionary<string, string>
+            _agents.Add(AgentProcess.Start($"https://{hub}:{port}", _coordinator.JoinToken, environment: new Dictionary<string, string>
             {
                 ["ECS_RESERVED_MEMORY"] = (totalMiB - MiBPerHost).ToString(System.Globalization.CultureInfo.InvariantCulture),
                 ["ECS_INSTANCE_ATTRIBUTES"] = $$"""{"tier": "{{tier}}"}""",

@@ -24,7 +24,8 @@ public sealed class TaskRecordTests
         });
         var arn = registered.TaskDefinition.TaskDefinitionArn;
 
-        var (call, instance) = await JoinAsync(coordinator, "");
+        var host = await coordinator.EnrollAsync("records");
+        var (call, instance) = await JoinAsync(host, "");
         var plain = await coordinator.Ecs.RunTaskAsync(new RunTaskRequest { TaskDefinition = "records", Count = 2 });
         var overridden = await coordinator.Ecs.RunTaskAsync(new RunTaskRequest
         {
@@ -46,7 +47,7 @@ public sealed class TaskRecordTests
 
         // Restarted: the agent is sent the same three definitions again.
         await coordinator.StartAgainAsync();
-        (call, _) = await JoinAsync(coordinator, instance);
+        (call, _) = await JoinAsync(host, instance);
         var again = await DesiredAsync(call, 3);
         call.Dispose();
         Assert.All(sent, s => Assert.Equal(s.Value, again[s.Key]));
@@ -60,7 +61,7 @@ public sealed class TaskRecordTests
         Assert.All(records.Values, r => Assert.Equal(arn, r.TaskDefinition?.TaskDefinitionArn));
 
         await coordinator.StartAgainAsync();
-        (call, _) = await JoinAsync(coordinator, instance);
+        (call, _) = await JoinAsync(host, instance);
         var afterDelete = await DesiredAsync(call, 3);
         call.Dispose();
         Assert.All(sent, s => Assert.Equal(s.Value.ContainerDefinitions, afterDelete[s.Key].ContainerDefinitions));
@@ -71,12 +72,12 @@ public sealed class TaskRecordTests
     }
 
     /// <summary>Joins as a host with room for the tasks; returns the open stream and the instance's ARN.</summary>
-    private static async Task<(AsyncDuplexStreamingCall<AgentMessage, CoordinatorMessage> Call, string Instance)> JoinAsync(CoordinatorProcess coordinator, string instance)
+    private static async Task<(AsyncDuplexStreamingCall<AgentMessage, CoordinatorMessage> Call, string Instance)> JoinAsync(EnrolledHost host, string instance)
     {
         var hello = new AgentHello { ContainerInstanceArn = instance, Cluster = "default", Hostname = "records", VersionInfo = new EcsLite.Api.V1.VersionInfo { AgentVersion = "test" } };
         hello.RegisteredResources.Add(new Resource { Name = "CPU", Type = "INTEGER", IntegerValue = 1024 });
         hello.RegisteredResources.Add(new Resource { Name = "MEMORY", Type = "INTEGER", IntegerValue = 1024 });
-        var call = new AgentChannel.AgentChannelClient(coordinator.Channel).Connect();
+        var call = new AgentChannel.AgentChannelClient(host.Channel).Connect();
         await call.RequestStream.WriteAsync(new AgentMessage { Hello = hello });
         Assert.True(await call.ResponseStream.MoveNext());
         return (call, call.ResponseStream.Current.Welcome.ContainerInstanceArn);

@@ -19,7 +19,8 @@ public static class DescribeReader
     public static async Task<int> RunAsync(string address, string credentials, string arnFile, string stopFile)
     {
         var key = CoordinatorProcess.ReadCredentials(credentials);
-        using var channel = CoordinatorProcess.AuthenticatedChannel(address, () => key);
+        // The credentials file and the CA are both in the coordinator's data directory.
+        using var channel = CoordinatorProcess.AuthenticatedChannel(address, () => key, Path.Combine(Path.GetDirectoryName(credentials)!, "tls", "ca.crt"));
         var ecs = new Ecs.EcsClient(channel);
         var random = new Random(1);
         var arns = new List<string>();

@@ -12,10 +12,10 @@ public sealed class Fleet : IAsyncDisposable
 {
     private readonly string _root = Path.Combine(Path.GetTempPath(), $"ecslite-fleet-{Guid.NewGuid():N}");
 
-    private Fleet(Uri coordinator, int count, int cpu, int memoryMiB, TimeSpan startDelay, TimeSpan? runFor)
+    private Fleet(Uri coordinator, string? joinToken, int count, int cpu, int memoryMiB, TimeSpan startDelay, TimeSpan? runFor)
     {
         Agents = [.. Enumerable.Range(0, count).Select(i => new SimulatedAgent(
-            coordinator, Path.Combine(_root, $"agent-{i:D5}"), $"sim-{i:D5}", cpu, memoryMiB, startDelay, Started, runFor))];
+            coordinator, joinToken, Path.Combine(_root, $"agent-{i:D5}"), $"sim-{i:D5}", cpu, memoryMiB, startDelay, Started, runFor))];
     }
 
     public IReadOnlyList<SimulatedAgent> Agents { get; }
@@ -28,9 +28,9 @@ public sealed class Fleet : IAsyncDisposable
 
     /// <summary>Starts the agents in a ramp (50 per 100 ms, as hosts booting would) and waits until every one is welcomed.</summary>
     /// <param name="runFor">Tasks end on their own (their essential container exits) this long after RUNNING; else they run until stopped.</param>
-    public static async Task<Fleet> StartAsync(Uri coordinator, int count, int cpu = 4096, int memoryMiB = 8192, TimeSpan startDelay = default, TimeSpan? runFor = null)
+    public static async Task<Fleet> StartAsync(Uri coordinator, string? joinToken, int count, int cpu = 4096, int memoryMiB = 8192, TimeSpan startDelay = default, TimeSpan? runFor = null)
     {
-        var fleet = new Fleet(coordinator, count, cpu, memoryMiB, startDelay, runFor);
+        var fleet = new Fleet(coordinator, joinToken, count, cpu, memoryMiB, startDelay, runFor);
         var joining = new List<Task>();
         for (var i = 0; i < count; i++)
         {

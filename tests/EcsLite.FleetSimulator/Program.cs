@@ -25,7 +25,7 @@ var json = Array.IndexOf(args, "--json") is var j and >= 0 && j + 1 < args.Lengt
 
 await using var coordinator = await CoordinatorProcess.StartAsync(null, $"--LostInstanceGrace={grace:c}");
 Console.WriteLine($"coordinator {coordinator.Address} (pid {coordinator.ProcessId}); starting {agents} simulated agents");
-await using var fleet = await Fleet.StartAsync(new Uri(coordinator.Address), agents);
+await using var fleet = await Fleet.StartAsync(new Uri(coordinator.Address), coordinator.JoinToken, agents);
 var run = new ScaleRun(coordinator, fleet);
 await run.RegisterAsync(memoryMiB: 16);
 var figures = new List<Figure>();

@@ -11,12 +11,13 @@ namespace EcsLite.FleetSimulator;
 /// <see cref="CoordinatorConnection"/>, so the protocol is shared, not copied) whose tasks go PENDING
 /// then RUNNING after <paramref name="startDelay"/>, and STOPPED as soon as the coordinator wants.
 /// It can die (its stream ends, as when the host is lost), stall (its stream stays open but its
-/// heartbeats stop) and come back as the same instance.
+/// heartbeats stop) and come back as the same instance. It joins with the token and holds its own
+/// client certificate, as a real host does (in its data directory).
 /// </summary>
 /// <param name="started">Told of each task the moment this host reports it RUNNING.</param>
 /// <param name="runFor">If set, each task ends on its own this long after RUNNING, as a batch job's essential container exits.</param>
 public sealed class SimulatedAgent(
-    Uri coordinator, string dataDir, string hostname, int cpu, int memoryMiB, TimeSpan startDelay, Action<string>? started = null, TimeSpan? runFor = null)
+    Uri coordinator, string? joinToken, string dataDir, string hostname, int cpu, int memoryMiB, TimeSpan startDelay, Action<string>? started = null, TimeSpan? runFor = null)
     : IAgentRuntime, IAsyncDisposable
 {
     private readonly ConcurrentDictionary<string, TaskStateChange> _tasks = new(StringComparer.Ordinal);
@@ -56,7 +57,7 @@ public sealed class SimulatedAgent(
         _running = new CancellationTokenSource();
         var identity = new InstanceIdentity(dataDir);
         identity.Load(); // back as the same instance, as a restarted agent is
-        _connection = new CoordinatorConnection([coordinator], this, identity, TimeProvider.System, NullLogger.Instance);
+        _connection = new CoordinatorConnection([coordinator], this, identity, new AgentCredentials(dataDir, joinToken).Load(), TimeProvider.System, NullLogger.Instance);
         var welcomed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         _connection.Welcomed += (_, _) =>
         {

@@ -35,12 +35,22 @@ public sealed class AgentProcess : IAsyncDisposable
         }
     }
 
-    public static AgentProcess Start(string coordinator, string? dataDir = null, IDictionary<string, string>? environment = null, IReadOnlyList<string>? wrapper = null, params string[] extraArgs) =>
-        Start([coordinator], dataDir, environment, wrapper, extraArgs);
+    /// <summary>
+    /// Starts an agent that joins <paramref name="coordinator"/> with <paramref name="joinToken"/> (given as
+    /// ECSLITE_JOIN_TOKEN in its environment, as agent.conf would; null: none, as a host that was never given one).
+    /// </summary>
+    public static AgentProcess Start(string coordinator, string? joinToken, string? dataDir = null, IDictionary<string, string>? environment = null, IReadOnlyList<string>? wrapper = null, params string[] extraArgs) =>
+        Start([coordinator], joinToken, dataDir, environment, wrapper, extraArgs);
 
-    public static AgentProcess Start(IReadOnlyList<string> coordinators, string? dataDir, IDictionary<string, string>? environment, IReadOnlyList<string>? wrapper, params string[] extraArgs)
+    public static AgentProcess Start(IReadOnlyList<string> coordinators, string? joinToken, string? dataDir, IDictionary<string, string>? environment, IReadOnlyList<string>? wrapper, params string[] extraArgs)
     {
-        var agent = new AgentProcess(coordinators, dataDir ?? CoordinatorProcess.TempDirectory("ecslite-agent"), environment ?? new Dictionary<string, string>(), wrapper, extraArgs);
+        var withToken = new Dictionary<string, string>(environment ?? new Dictionary<string, string>());
+        if (joinToken is not null)
+        {
+            withToken["ECSLITE_JOIN_TOKEN"] = joinToken;
+        }
+
+        var agent = new AgentProcess(coordinators, dataDir ?? CoordinatorProcess.TempDirectory("ecslite-agent"), withToken, wrapper, extraArgs);
         agent.StartAgain();
         return agent;
     }

@@ -5,6 +5,10 @@ using EcsLite.Api.V1;
 using Grpc.Core;
 using Grpc.Health.V1;
 using Grpc.Net.Client;
+using System.Net.Security;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using EcsLite.Security;
 
 namespace EcsLite.Testing;
 
@@ -44,26 +48,74 @@ public sealed class CoordinatorProcess : IAsyncDisposable
 
     private (string, string)? _adminKey;
 
+    /// <summary>The cluster CA, which tests trust the coordinator by (as grpcurl's -cacert does).</summary>
+    public string CaFile => Path.Combine(DataDir, "tls", "ca.crt");
+
+    /// <summary>A join token for up to 1000 hosts, made at the first start: what agents of this fixture join with.</summary>
+    public string JoinToken { get; private set; } = "";
+
     /// <summary>A new channel (a connection of its own) that authenticates with <paramref name="key"/>, or the administrator's key.</summary>
     public GrpcChannel NewChannel((string AccessKeyId, string Secret)? key = null) =>
         // Before the first start has written the file (the health probe), calls go without.
-        AuthenticatedChannel(Address, () => key ?? _adminKey ?? (File.Exists(Path.Combine(DataDir, "admin-credentials")) ? AdminKey : null));
+        AuthenticatedChannel(Address, () => key ?? _adminKey ?? (File.Exists(Path.Combine(DataDir, "admin-credentials")) ? AdminKey : null), CaFile);
 
-    /// <summary>A channel whose every call sends "authorization: Bearer ID:SECRET" with the key <paramref name="key"/> gives at the time (none if null).</summary>
-    public static GrpcChannel AuthenticatedChannel(string address, Func<(string AccessKeyId, string Secret)?> key) =>
+    /// <summary>
+    /// A channel whose every call sends "authorization: Bearer ID:SECRET" with the key <paramref name="key"/>
+    /// gives at the time (none if null), over TLS trusting only the CA in <paramref name="caFile"/>
+    /// (read when connecting: a coordinator makes it at its first start); plaintext for http:// addresses.
+    /// </summary>
+    public static GrpcChannel AuthenticatedChannel(string address, Func<(string AccessKeyId, string Secret)?> key, string? caFile = null, X509Certificate2? clientCertificate = null) =>
         GrpcChannel.ForAddress(address, new GrpcChannelOptions
         {
-            Credentials = ChannelCredentials.Create(ChannelCredentials.Insecure, CallCredentials.FromInterceptor((_, metadata) =>
-            {
-                if (key() is var (id, secret))
+            HttpHandler = TrustingHandler(caFile, clientCertificate),
+            Credentials = ChannelCredentials.Create(address.StartsWith("https:", StringComparison.Ordinal) ? ChannelCredentials.SecureSsl : ChannelCredentials.Insecure,
+                CallCredentials.FromInterceptor((_, metadata) =>
                 {
-                    metadata.Add("authorization", $"Bearer {id}:{secret}");
-                }
+                    if (key() is var (id, secret))
+                    {
+                        metadata.Add("authorization", $"Bearer {id}:{secret}");
+                    }
 
-                return Task.CompletedTask;
-            })),
+                    return Task.CompletedTask;
+                })),
             UnsafeUseInsecureChannelCallCredentials = true,
         });
+
+    /// <summary>A handler that trusts the server only if its certificate chains to the CA in <paramref name="caFile"/> (and names the address).</summary>
+    public static SocketsHttpHandler TrustingHandler(string? caFile, X509Certificate2? clientCertificate = null) => new()
+    {
+        EnableMultipleHttp2Connections = true,
+        SslOptions = new SslClientAuthenticationOptions
+        {
+            ClientCertificates = clientCertificate is null ? null : [clientCertificate],
+            RemoteCertificateValidationCallback = (_, certificate, _, errors) =>
+                caFile is not null && certificate is not null && (errors & ~SslPolicyErrors.RemoteCertificateChainErrors) == SslPolicyErrors.None
+                && ClusterCertificates.ChainsTo(X509CertificateLoader.LoadCertificate(certificate.GetRawCertData()),
+                    X509CertificateLoader.LoadCertificateFromFile(caFile), ClusterCertificates.ServerAuth),
+        },
+    };
+
+    /// <summary>
+    /// Joins a host the way an agent does (a key, a certificate request, the join token) and returns
+    /// its instance and a channel that presents its client certificate: for speaking the agent
+    /// protocol directly. Nothing is written to disk.
+    /// </summary>
+    public async Task<EnrolledHost> EnrollAsync(string hostname = "test-host", string cluster = "", string? joinToken = null)
+    {
+        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var response = await new Enrollment.EnrollmentClient(Channel).EnrollAsync(new EnrollRequest
+        {
+            JoinToken = joinToken ?? JoinToken,
+            CertificateSigningRequest = Google.Protobuf.ByteString.CopyFrom(ClusterCertificates.RequestFor(key)),
+            Cluster = cluster,
+            Hostname = hostname,
+        });
+        using var issued = X509Certificate2.CreateFromPem(response.Certificate);
+        using var withKey = issued.CopyWithPrivateKey(key);
+        // Through PKCS#12, so the key is not an ephemeral one TLS cannot use.
+        var certificate = X509CertificateLoader.LoadPkcs12(withKey.Export(X509ContentType.Pkcs12), null);
+        return new EnrolledHost(response.ContainerInstanceArn, certificate, AuthenticatedChannel(Address, () => null, CaFile, certificate));
+    }
 
     /// <summary>Reads an AWS shared-credentials file's default profile.</summary>
     public static (string AccessKeyId, string Secret) ReadCredentials(string path)
@@ -75,7 +127,7 @@ public sealed class CoordinatorProcess : IAsyncDisposable
 
     public int Port { get; }
 
-    /// <summary>Where tests (and agents on this host) reach it, e.g. http://127.0.0.1:PORT.</summary>
+    /// <summary>Where tests (and agents on this host) reach it, e.g. https://127.0.0.1:PORT.</summary>
     public string Address { get; }
 
     /// <summary>A channel to the current process; a new one after each start, so no reconnect backoff carries over.</summary>
@@ -97,7 +149,7 @@ public sealed class CoordinatorProcess : IAsyncDisposable
     public static Task<CoordinatorProcess> StartAsync(string? dataDir = null, params string[] extraArgs)
     {
         var port = FreePort();
-        return StartListeningAsync(dataDir, $"127.0.0.1:{port}", $"http://127.0.0.1:{port}", null, extraArgs);
+        return StartListeningAsync(dataDir, $"127.0.0.1:{port}", $"https://127.0.0.1:{port}", null, extraArgs);
     }
 
     /// <summary>Starts a coordinator listening on <paramref name="listen"/>, reached by tests at <paramref name="address"/>.</summary>
@@ -131,6 +183,11 @@ public sealed class CoordinatorProcess : IAsyncDisposable
         Ecs = new Ecs.EcsClient(Channel);
         await WaitServingAsync(TimeSpan.FromSeconds(30));
         LastStartToServing = watch.Elapsed;
+        if (JoinToken.Length == 0)
+        {
+            JoinToken = (await new Activations.ActivationsClient(Channel).CreateActivationAsync(
+                new CreateActivationRequest { Description = "test fixture", RegistrationLimit = 1000 })).JoinToken;
+        }
     }
 
     private string[] _settings = [];
@@ -174,6 +231,29 @@ public sealed class CoordinatorProcess : IAsyncDisposable
 
             await Task.Delay(20);
         }
+    }
+
+    /// <summary>Runs <c>ecslite-coordinator ARGS --admin-socket</c> (this fixture's): the administration commands, as an operator on this host would.</summary>
+    public Task<(int ExitCode, string Output)> RunCliAsync(params string[] args)
+    {
+        var program = RepoPaths.Coordinator;
+        string[] command = [.. args, "--admin-socket", AdminSocket];
+        return program.EndsWith(".dll", StringComparison.Ordinal)
+            ? ProcessRunner.RunAsync("dotnet", [program, .. command], timeoutSeconds: 60)
+            : ProcessRunner.RunAsync(program, command, timeoutSeconds: 60);
+    }
+
+    /// <summary>The audit log's lines once <paramref name="complete"/> holds of them (within 10 s).</summary>
+    public async Task<List<string>> AuditAsync(Func<List<string>, bool> complete)
+    {
+        var path = Path.Combine(DataDir, "audit.log");
+        var lines = new List<string>();
+        await Eventually.HoldsAsync(() =>
+        {
+            lines = File.Exists(path) ? [.. File.ReadAllLines(path)] : [];
+            return complete(lines);
+        }, TimeSpan.FromSeconds(10), "the audit log to hold the expected records");
+        return lines;
     }
 
     /// <summary>SIGKILL: no chance to flush or clean up, as in a power cut of the process.</summary>
@@ -228,6 +308,9 @@ public sealed class CoordinatorProcess : IAsyncDisposable
         }
     }
 }
+
+/// <summary>A host enrolled by a test: its instance, its client certificate, and a channel that presents it.</summary>
+public sealed record EnrolledHost(string ContainerInstanceArn, X509Certificate2 Certificate, GrpcChannel Channel);
 
 /// <summary>Where the repository's files and build outputs are, found from the test assembly's location.</summary>
 public static class RepoPaths

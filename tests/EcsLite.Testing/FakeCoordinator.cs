@@ -5,7 +5,10 @@ using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
+using System.Security.Cryptography;
+using EcsLite.Security;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.AspNetCore.Server.Kestrel.Https;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 
@@ -14,7 +17,9 @@ namespace EcsLite.Testing;
 /// <summary>
 /// The coordinator's side of the agent channel and nothing else, over real gRPC on loopback: it welcomes
 /// one agent, sends it the desired tasks a test asks for, and records every task state the agent reports.
-/// For testing the agent's task handling before the coordinator places tasks itself.
+/// For testing the agent's task handling before the coordinator places tasks itself. Like the real one
+/// it is reached over TLS with a CA of its own: an agent joins it with <see cref="JoinToken"/> (Enroll
+/// issues a certificate naming <see cref="InstanceArn"/>) and then connects with that certificate.
 /// </summary>
 public sealed class FakeCoordinator : IAsyncDisposable
 {
@@ -29,22 +34,48 @@ public sealed class FakeCoordinator : IAsyncDisposable
     private long _sequence;
     private int _hellos;
 
+    private readonly string _tlsDirectory = CoordinatorProcess.TempDirectory("ecslite-fake-ca");
+
     private FakeCoordinator(int port, string instanceId)
     {
         Port = port;
         InstanceArn = $"arn:aws:ecs:local:000000000000:container-instance/default/{instanceId}";
+        Certificates = ClusterCertificates.LoadOrCreate(_tlsDirectory, ["localhost", "127.0.0.1"], DateTimeOffset.UtcNow);
+        JoinToken = new JoinToken(Certificates.AnchorSha256, Guid.NewGuid().ToString(), RandomNumberGenerator.GetString("abcdefghijklmnopqrstuvwxyz0123456789", 32)).ToString();
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
-        builder.WebHost.ConfigureKestrel(k => k.ListenLocalhost(port, o => o.Protocols = HttpProtocols.Http2));
+        builder.WebHost.ConfigureKestrel(k => k.ListenLocalhost(port, o =>
+        {
+            o.Protocols = HttpProtocols.Http2;
+            o.UseHttps(new HttpsConnectionAdapterOptions
+            {
+                ServerCertificate = Certificates.Server,
+                ServerCertificateChain = Certificates.ServerChain,
+                ClientCertificateMode = ClientCertificateMode.AllowCertificate,
+                ClientCertificateValidation = (certificate, _, _) => Certificates.IssuedClient(certificate),
+            });
+        }));
         builder.Services.AddGrpc();
         builder.Services.AddSingleton(this);
         _app = builder.Build();
         _app.MapGrpcService<Service>();
+        _app.MapGrpcService<EnrollmentService>();
     }
 
     public int Port { get; }
 
-    public string Address => $"http://127.0.0.1:{Port}";
+    public string Address => $"https://127.0.0.1:{Port}";
+
+    /// <summary>This stand-in's own CA and server certificate.</summary>
+    public ClusterCertificates Certificates { get; }
+
+    /// <summary>The one token agents join this stand-in with (any number of times).</summary>
+    public string JoinToken { get; }
+
+    /// <summary>How many times an agent enrolled (joined with the token).</summary>
+    public int Enrollments => Volatile.Read(ref _enrollments);
+
+    private int _enrollments;
 
     public static async Task<FakeCoordinator> StartAsync(string instanceId = "fakecoordinator")
     {
@@ -138,12 +169,42 @@ public sealed class FakeCoordinator : IAsyncDisposable
         _pushes.Writer.TryComplete();
         await _app.StopAsync();
         await _app.DisposeAsync();
+        Directory.Delete(_tlsDirectory, recursive: true);
+    }
+
+    private sealed class EnrollmentService(FakeCoordinator coordinator) : Enrollment.EnrollmentBase
+    {
+        public override Task<GetCertificateAuthorityResponse> GetCertificateAuthority(GetCertificateAuthorityRequest request, ServerCallContext context) =>
+            Task.FromResult(new GetCertificateAuthorityResponse { CaCertificate = coordinator.Certificates.ServerAnchor.ExportCertificatePem() });
+
+        public override Task<EnrollResponse> Enroll(EnrollRequest request, ServerCallContext context)
+        {
+            if (request.JoinToken != coordinator.JoinToken)
+            {
+                throw new RpcException(new Status(StatusCode.InvalidArgument, "joinToken: The join token is not valid"));
+            }
+
+            Interlocked.Increment(ref coordinator._enrollments);
+            using var certificate = coordinator.Certificates.IssueClient(request.CertificateSigningRequest.ToByteArray(), coordinator.InstanceArn, DateTimeOffset.UtcNow);
+            return Task.FromResult(new EnrollResponse
+            {
+                ContainerInstanceArn = coordinator.InstanceArn,
+                Cluster = "default",
+                Certificate = certificate.ExportCertificatePem(),
+                CaCertificate = coordinator.Certificates.ServerAnchor.ExportCertificatePem(),
+            });
+        }
     }
 
     private sealed class Service(FakeCoordinator coordinator) : AgentChannel.AgentChannelBase
     {
         public override async Task Connect(IAsyncStreamReader<AgentMessage> requestStream, IServerStreamWriter<CoordinatorMessage> responseStream, ServerCallContext context)
         {
+            if (context.GetHttpContext().Connection.ClientCertificate is not { } certificate || ClusterCertificates.InstanceOf(certificate) != coordinator.InstanceArn)
+            {
+                throw new RpcException(new Status(StatusCode.PermissionDenied, "no client certificate for " + coordinator.InstanceArn));
+            }
+
             if (!await requestStream.MoveNext() || requestStream.Current.KindCase != AgentMessage.KindOneofCase.Hello)
             {
                 return;

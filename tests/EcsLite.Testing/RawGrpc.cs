@@ -9,11 +9,29 @@ namespace EcsLite.Testing;
 /// </summary>
 public static class RawGrpc
 {
-    private static readonly HttpClient Http = new(new SocketsHttpHandler { EnableMultipleHttp2Connections = true }) { Timeout = TimeSpan.FromSeconds(30) };
+    // What is tested is how the server takes bytes, not who it is: any server certificate is accepted
+    // (the address is always a coordinator the test itself started on loopback).
+    private static readonly HttpClient Http = Client(null);
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, HttpClient> WithCertificate = new();
 
-    /// <summary>Sends <paramref name="message"/> as the request of <paramref name="method"/> ("/package.Service/Method"), with <paramref name="key"/>'s Bearer header if given.</summary>
-    public static async Task<(int Status, string Message)> CallAsync(string address, string method, byte[] message, (string AccessKeyId, string Secret)? key = null, CancellationToken cancellationToken = default)
+    private static HttpClient Client(System.Security.Cryptography.X509Certificates.X509Certificate2? certificate) => new(new SocketsHttpHandler
     {
+        EnableMultipleHttp2Connections = true,
+        SslOptions = new System.Net.Security.SslClientAuthenticationOptions
+        {
+            RemoteCertificateValidationCallback = (_, _, _, _) => true,
+            ClientCertificates = certificate is null ? null : [certificate],
+        },
+    }) { Timeout = TimeSpan.FromSeconds(30) };
+
+    /// <summary>
+    /// Sends <paramref name="message"/> as the request of <paramref name="method"/> ("/package.Service/Method"),
+    /// with <paramref name="key"/>'s Bearer header and <paramref name="certificate"/> as the TLS client certificate if given.
+    /// </summary>
+    public static async Task<(int Status, string Message)> CallAsync(string address, string method, byte[] message, (string AccessKeyId, string Secret)? key = null,
+        CancellationToken cancellationToken = default, System.Security.Cryptography.X509Certificates.X509Certificate2? certificate = null)
+    {
+        var http = certificate is null ? Http : WithCertificate.GetOrAdd(certificate.Thumbprint, _ => Client(certificate));
         var frame = new byte[5 + message.Length];
         BinaryPrimitives.WriteUInt32BigEndian(frame.AsSpan(1), (uint)message.Length);
         message.CopyTo(frame, 5);
@@ -21,7 +39,7 @@ public static class RawGrpc
         {
             Content = new ByteArrayContent(frame),
             Version = HttpVersion.Version20,
-            VersionPolicy = HttpVersionPolicy.RequestVersionExact, // h2c: HTTP/2 without TLS, by prior knowledge
+            VersionPolicy = HttpVersionPolicy.RequestVersionExact, // HTTP/2 only (by ALPN over TLS, by prior knowledge over http://)
         };
         request.Content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/grpc");
         request.Headers.TryAddWithoutValidation("te", "trailers");
@@ -30,7 +48,7 @@ public static class RawGrpc
             request.Headers.TryAddWithoutValidation("authorization", $"Bearer {id}:{secret}");
         }
 
-        using var response = await Http.SendAsync(request, HttpCompletionOption.ResponseContentRead, cancellationToken);
+        using var response = await http.SendAsync(request, HttpCompletionOption.ResponseContentRead, cancellationToken);
         var headers = response.TrailingHeaders.Concat(response.Headers).ToList();
         var status = headers.FirstOrDefault(h => h.Key == "grpc-status").Value?.FirstOrDefault();
         var text = headers.FirstOrDefault(h => h.Key == "grpc-message").Value?.FirstOrDefault() ?? "";

@@ -40,6 +40,11 @@ public static partial class ContainerInstanceCommands
 
         var stored = existing?.Clone() ?? New(cluster.ClusterName, newId, context);
         var instance = stored.ContainerInstance;
+        if (instance.Status == ContainerInstanceStatus.Registering)
+        {
+            instance.Status = ContainerInstanceStatus.Active;
+        }
+
         stored.Hostname = hello.Hostname;
         instance.VersionInfo = hello.VersionInfo ?? new VersionInfo();
         Replace(instance.RegisteredResources, hello.RegisteredResources);
@@ -55,6 +60,26 @@ public static partial class ContainerInstanceCommands
 
         changes.Add(new AgentConnectionChanged(instance.ContainerInstanceArn, true, context.Now));
         return new(changes, stored);
+    }
+
+    /// <summary>
+    /// A host enrolled with a join token: its container instance exists from now on (REGISTERING, with
+    /// nothing to offer until its agent's hello), so the certificate issued for it names a real ARN and
+    /// a deregistered one stays refused.
+    /// </summary>
+    public static Mutation<StoredContainerInstance> Enroll(CoordinatorState state, string cluster, string hostname, CommandContext context, string newId)
+    {
+        var active = ClusterCommands.Active(state, cluster, "cluster");
+        if (hostname.Length is 0 or > 255)
+        {
+            throw EcsException.InvalidParameter("hostname", "is required (at most 255 characters).");
+        }
+
+        var stored = New(active.ClusterName, newId, context);
+        stored.Hostname = hostname;
+        stored.ContainerInstance.Status = ContainerInstanceStatus.Registering;
+        stored.ContainerInstance.Version = 1;
+        return new([new ContainerInstancePut(stored)], stored);
     }
 
     /// <summary>The agent's stream ended or its heartbeats stopped.</summary>

@@ -10,7 +10,7 @@ namespace EcsLite.Coordinator.Core.Security;
 /// task ARN, both with the cluster's ARN as the <c>ecs:cluster</c> condition key; actions ECS gives no
 /// resource-level permissions (ListClusters, RegisterTaskDefinition, ...) need <c>Resource: "*"</c>.
 /// EcsLite's own GetTaskLogs is <c>ecs:GetTaskLogs</c> on the task; the Iam service's calls are IAM's
-/// actions on the user they are about (ListUsers on "*").
+/// actions on the user they are about (ListUsers on "*"); join tokens are SSM's activation actions on "*".
 /// </summary>
 public static class ApiActions
 {
@@ -77,21 +77,29 @@ public static class ApiActions
             UpdateAccessKeyRequest m => Iam("UpdateAccessKey", User(m.UserName)),
             DeleteAccessKeyRequest m => Iam("DeleteAccessKey", User(m.UserName)),
 
+            CreateActivationRequest => Ssm("CreateActivation"),
+            DescribeActivationsRequest => Ssm("DescribeActivations"),
+            DeleteActivationRequest => Ssm("DeleteActivation"),
+
             _ => throw new ArgumentException($"{method}: no IAM action is defined for {request.Descriptor.FullName}.", nameof(request)),
         };
     }
+
+    /// <summary>SSM gives its activation calls no resource-level permissions: they need <c>Resource: "*"</c>.</summary>
+    private static AuthorizationRequest Ssm(string action) => new($"ssm:{action}", [], ImmutableDictionary<string, string>.Empty);
 
     private static AuthorizationRequest Iam(string action, string? user) =>
         new($"iam:{action}", user is null ? [] : [user], ImmutableDictionary<string, string>.Empty);
 
     /// <summary>
-    /// The IAM action a gRPC method ("/package.Service/Method") is: the Iam service's are iam:, all
-    /// others ecs:, with the method's own name (the RPCs are named as their actions).
+    /// The IAM action a gRPC method ("/package.Service/Method") is: the Iam service's are iam:, the
+    /// Activations service's ssm:, all others ecs:, with the method's own name (the RPCs are named as their actions).
     /// </summary>
     public static string ActionOf(string method)
     {
         var parts = method.Split('/');
-        return $"{(parts[1] == "ecslite.v1.Iam" ? "iam" : "ecs")}:{parts[^1]}";
+        var prefix = parts[1] switch { "ecslite.v1.Iam" => "iam", "ecslite.v1.Activations" => "ssm", _ => "ecs" };
+        return $"{prefix}:{parts[^1]}";
     }
 
     /// <summary>A cluster name from a name or an ARN, without refusing a bad ARN here (the handler does, in its own words).</summary>

@@ -49,7 +49,7 @@ public sealed record IamState(
     /// <summary>The administrator created at first start, and its policy.</summary>
     public const string AdminUser = "admin";
     public const string AdminPolicyName = "AdministratorAccess";
-    public const string AdminPolicy = """{ "Version": "2012-10-17", "Statement": [{ "Effect": "Allow", "Action": ["ecs:*", "iam:*"], "Resource": "*" }] }""";
+    public const string AdminPolicy = """{ "Version": "2012-10-17", "Statement": [{ "Effect": "Allow", "Action": ["ecs:*", "iam:*", "ssm:*"], "Resource": "*" }] }""";
 
     private static readonly Regex UserName = new(@"^[\w+=,.@-]{1,64}$", RegexOptions.CultureInvariant);
     private static readonly Regex PolicyName = new(@"^[\w+=,.@-]{1,128}$", RegexOptions.CultureInvariant);

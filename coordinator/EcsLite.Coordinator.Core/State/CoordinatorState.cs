@@ -346,6 +346,9 @@ public static class ContainerInstanceStatus
     public const string Active = "ACTIVE";
     public const string Draining = "DRAINING";
     public const string Inactive = "INACTIVE";
+
+    /// <summary>Enrolled with a join token, its agent not yet connected.</summary>
+    public const string Registering = "REGISTERING";
 }
 
 /// <summary>ECS's task statuses (lastStatus and desiredStatus).</summary>

@@ -4,7 +4,10 @@ using EcsLite.Coordinator.Core;
 using EcsLite.Coordinator.Core.ContainerInstances;
 using EcsLite.Coordinator.Core.Tasks;
 using EcsLite.Coordinator.Core.Validation;
+using EcsLite.Coordinator.Security;
 using EcsLite.Coordinator.State;
+using EcsLite.Security;
+using EcsLite.Coordinator.Core.State;
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
 using Microsoft.Extensions.Options;
@@ -13,11 +16,13 @@ namespace EcsLite.Coordinator.Agents;
 
 /// <summary>
 /// The coordinator's end of each agent's stream: hello registers or rejoins the container instance,
-/// welcome and the full desired task set answer it, heartbeats keep it connected.
+/// welcome and the full desired task set answer it, heartbeats keep it connected. An agent speaks for
+/// the one container instance its client certificate names (checked against the cluster CA in the TLS
+/// handshake); a deregistered instance's certificate is refused.
 /// </summary>
 public sealed partial class AgentChannelService(
     ClusterStateMachine state, AgentSessions sessions, TaskDispatcher dispatcher, TimeProvider time, IHostApplicationLifetime lifetime,
-    IOptions<CoordinatorOptions> options, ILogger<AgentChannelService> logger) : AgentChannel.AgentChannelBase
+    ClusterCertificates certificates, AuditLog audit, IOptions<CoordinatorOptions> options, ILogger<AgentChannelService> logger) : AgentChannel.AgentChannelBase
 {
     private static readonly TimeSpan HelloTimeout = TimeSpan.FromSeconds(10);
 
@@ -38,7 +43,20 @@ public sealed partial class AgentChannelService(
 
     public override async Task Connect(IAsyncStreamReader<AgentMessage> requestStream, IServerStreamWriter<CoordinatorMessage> responseStream, ServerCallContext context)
     {
+        var certified = CertifiedInstance(context);
         var hello = await ReadHelloAsync(requestStream, context.CancellationToken);
+        if (certified is not null && hello.ContainerInstanceArn != certified)
+        {
+            if (hello.ContainerInstanceArn.Length > 0)
+            {
+                audit.Other(certified, "ecslite:AgentConnect", hello.ContainerInstanceArn, context.Peer, "PermissionDenied");
+                throw new RpcException(new Status(StatusCode.PermissionDenied,
+                    $"This agent's certificate is for {certified}; it cannot speak for {CallerText.Quote(hello.ContainerInstanceArn, 1600)}."));
+            }
+
+            hello.ContainerInstanceArn = certified;
+        }
+
         var stored = await state.ApplyAsync((s, c) => ContainerInstanceCommands.Join(s, hello, c, Guid.NewGuid().ToString("N")), context.CancellationToken);
         var arn = stored.ContainerInstance.ContainerInstanceArn;
 
@@ -103,6 +121,37 @@ public sealed partial class AgentChannelService(
         }
     }
 
+    /// <summary>
+    /// The container instance the caller's client certificate names, if it is still one of this cluster's
+    /// (enrolled, not deregistered); null only in the insecure test mode. Anything else is refused.
+    /// </summary>
+    private string? CertifiedInstance(ServerCallContext context)
+    {
+        var certificate = context.GetHttpContext().Connection.ClientCertificate;
+        if (certificate is null)
+        {
+            if (options.Value.InsecureTestMode)
+            {
+                return null;
+            }
+
+            audit.Other("anonymous", "ecslite:AgentConnect", null, context.Peer, Core.Security.IamErrorType.MissingAuthenticationTokenException);
+            throw new RpcException(new Status(StatusCode.Unauthenticated,
+                    "The agent channel takes a client certificate from the cluster CA, over TLS: join the host with a token (ECSLITE_JOIN_TOKEN)."));
+        }
+
+        var arn = ClusterCertificates.InstanceOf(certificate);
+        var instance = arn is null ? null : state.Current.ContainerInstances.GetValueOrDefault(arn)?.ContainerInstance;
+        if (instance is null || instance.Status == ContainerInstanceStatus.Inactive)
+        {
+            audit.Other(arn ?? "anonymous", "ecslite:AgentConnect", arn, context.Peer, "PermissionDenied");
+            throw new RpcException(new Status(StatusCode.PermissionDenied,
+                $"The certificate of {arn ?? "no container instance"} is revoked: the instance was deregistered. Join the host again with a new token."));
+        }
+
+        return arn;
+    }
+
     /// <summary>Applies an agent's reports in the order they came, as many at once as have queued up.</summary>
     private async Task ApplyReportsAsync(string containerInstanceArn, ChannelReader<TaskStateChange> reports)
     {
@@ -150,6 +199,15 @@ public sealed partial class AgentChannelService(
                 break;
             case AgentMessage.KindOneofCase.LogChunk:
                 session.Deliver(message.LogChunk);
+                break;
+            case AgentMessage.KindOneofCase.RenewCertificate when !options.Value.InsecureTestMode:
+                var request = message.RenewCertificate.CertificateSigningRequest.ToByteArray();
+                using (var renewed = certificates.IssueClient(EnrollmentService.Requested(request), session.ContainerInstanceArn, time.GetUtcNow()))
+                {
+                    session.Send(new CoordinatorMessage { Certificate = new RenewedCertificate { Certificate = renewed.ExportCertificatePem() } });
+                }
+
+                LogRenewed(logger, session.ContainerInstanceArn);
                 break;
             default:
                 throw EcsException.InvalidParameter("message", $"'{message.KindCase}' is not expected after hello.");
@@ -202,6 +260,9 @@ public sealed partial class AgentChannelService(
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Reports of {ContainerInstanceArn} were not applied: {Reason}")]
     private static partial void LogReportsRefused(ILogger logger, string containerInstanceArn, string reason);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Renewed the client certificate of {ContainerInstanceArn}")]
+    private static partial void LogRenewed(ILogger logger, string containerInstanceArn);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Heartbeats resumed: {ContainerInstanceArn} is connected again")]
     private static partial void LogHeartbeatsResumed(ILogger logger, string containerInstanceArn);

@@ -74,40 +74,92 @@ public static class AdminSocket
 }
 
 /// <summary>
-/// <c>ecslite-coordinator key|user|policy ...</c>: IAM calls made through the admin socket of the
-/// coordinator running on this host, so they take effect at once and are audited like any call.
+/// <c>ecslite-coordinator key|user|policy|token ...</c>: IAM and activation calls made through the admin
+/// socket of the coordinator running on this host, so they take effect at once and are audited like
+/// any call. The socket is --admin-socket, else the AdminSocket of --config or ECSLITE_ADMINSOCKET, else the default.
 /// </summary>
 public static class AdminCommands
 {
-    public static readonly string[] Names = ["key", "user", "policy"];
+    public static readonly string[] Names = ["key", "user", "policy", "token"];
 
     public static async Task<int> RunAsync(string[] args)
     {
         var rest = new List<string>();
-        var socket = CoordinatorOptions.DefaultAdminSocket();
+        var socket = Environment.GetEnvironmentVariable("ECSLITE_ADMINSOCKET") is { Length: > 0 } fromEnvironment ? fromEnvironment : CoordinatorOptions.DefaultAdminSocket();
         var user = Core.Security.IamState.AdminUser;
-        for (var i = 0; i < args.Length; i++)
+        var token = new CreateActivationRequest { RegistrationLimit = 1 };
+        var ttl = Core.Security.JoinTokenState.DefaultTtl;
+        try
         {
-            if (args[i] == "--admin-socket" && i + 1 < args.Length)
+            for (var i = 0; i < args.Length; i++)
             {
-                socket = args[++i];
+                var value = i + 1 < args.Length ? args[i + 1] : null;
+                switch (args[i])
+                {
+                    case "--admin-socket" when value is not null:
+                        socket = value;
+                        break;
+                    case "--config" when value is not null:
+                        using (var config = System.Text.Json.JsonDocument.Parse(await File.ReadAllTextAsync(value)))
+                        {
+                            socket = config.RootElement.TryGetProperty("AdminSocket", out var configured) ? configured.GetString() ?? socket : socket;
+                        }
+
+                        break;
+                    case "--user" when value is not null:
+                        user = value;
+                        break;
+                    case "--ttl" when value is not null:
+                        ttl = Duration(value);
+                        break;
+                    case "--cluster" when value is not null:
+                        token.Cluster = value;
+                        break;
+                    case "--uses" when value is not null:
+                        token.RegistrationLimit = int.Parse(value, System.Globalization.CultureInfo.InvariantCulture);
+                        break;
+                    case "--description" when value is not null:
+                        token.Description = value;
+                        break;
+                    default:
+                        rest.Add(args[i]);
+                        continue;
+                }
+
+                i++;
             }
-            else if (args[i] == "--user" && i + 1 < args.Length)
-            {
-                user = args[++i];
-            }
-            else
-            {
-                rest.Add(args[i]);
-            }
+        }
+        catch (Exception e) when (e is FormatException or OverflowException or IOException or System.Text.Json.JsonException)
+        {
+            Console.Error.WriteLine($"ecslite-coordinator: {e.Message}");
+            return 2;
         }
 
         using var channel = AdminSocket.Dial(socket);
         var iam = new Iam.IamClient(channel);
+        var activations = new Activations.ActivationsClient(channel);
         try
         {
             switch (rest.ToArray())
             {
+                case ["token", "create"]:
+                    token.ExpirationDate = Google.Protobuf.WellKnownTypes.Timestamp.FromDateTimeOffset(DateTimeOffset.UtcNow + ttl);
+                    var created = await activations.CreateActivationAsync(token);
+                    Console.WriteLine(created.JoinToken);
+                    Console.Error.WriteLine($"# join token {created.ActivationId}: {token.RegistrationLimit} host(s), until {token.ExpirationDate.ToDateTimeOffset():u}"
+                        + (token.Cluster.Length > 0 ? $", cluster {token.Cluster}" : "") + "; on the new host: ECSLITE_JOIN_TOKEN=<token> in /etc/ecslite/agent.conf");
+                    return 0;
+                case ["token", "list"]:
+                    Console.WriteLine("ACTIVATION_ID	USED/LIMIT	EXPIRES	CLUSTER	DESCRIPTION");
+                    foreach (var a in (await activations.DescribeActivationsAsync(new DescribeActivationsRequest())).ActivationList)
+                    {
+                        Console.WriteLine($"{a.ActivationId}	{a.RegistrationsCount}/{a.RegistrationLimit}	{(a.Expired ? "expired" : a.ExpirationDate.ToDateTimeOffset().ToString("u"))}	{(a.Cluster.Length > 0 ? a.Cluster : "(any)")}	{a.Description}");
+                    }
+
+                    return 0;
+                case ["token", "revoke" or "delete", var id]:
+                    await activations.DeleteActivationAsync(new DeleteActivationRequest { ActivationId = id });
+                    return 0;
                 case ["key", "create"]:
                     var key = (await iam.CreateAccessKeyAsync(new CreateAccessKeyRequest { UserName = user })).AccessKey;
                     Console.WriteLine($"""
@@ -161,5 +213,22 @@ public static class AdminCommands
             Console.Error.WriteLine($"ecslite-coordinator: cannot reach the coordinator's admin socket {socket}: {e.Message}");
             return 1;
         }
+    }
+
+    /// <summary>A duration as 90s, 30m, 24h or 7d.</summary>
+    public static TimeSpan Duration(string text)
+    {
+        if (text.Length >= 2 && long.TryParse(text[..^1], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var n) && n <= 100_000)
+        {
+            switch (text[^1])
+            {
+                case 's': return TimeSpan.FromSeconds(n);
+                case 'm': return TimeSpan.FromMinutes(n);
+                case 'h': return TimeSpan.FromHours(n);
+                case 'd': return TimeSpan.FromDays(n);
+            }
+        }
+
+        throw new FormatException($"--ttl '{text}' is a number and a unit: 90s, 30m, 24h or 7d");
     }
 }

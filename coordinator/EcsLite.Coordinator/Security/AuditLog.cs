@@ -48,6 +48,10 @@ public sealed partial class AuditLog : BackgroundService
     public void Refused(Principal? caller, string action, string? resource, string peer, string errorType) =>
         Enqueue(caller?.Arn ?? "anonymous", action, resource is null ? [] : [resource], peer, errorType);
 
+    /// <summary>What a principal without an access key did: a host enrolling with a join token, an agent with its certificate.</summary>
+    public void Other(string principal, string action, string? resource, string peer, string result) =>
+        Enqueue(principal, action, resource is null ? [] : [resource], peer, result);
+
     private void Enqueue(string principal, string action, string[] resources, string peer, string result)
     {
         var bounded = Array.ConvertAll(resources, r => CallerText.Quote(r, MaxResourceCharacters));

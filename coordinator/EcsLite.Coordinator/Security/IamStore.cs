@@ -3,6 +3,7 @@ using EcsLite.Coordinator.Core;
 using EcsLite.Coordinator.Core.Security;
 using EcsLite.Coordinator.Core.State;
 using EcsLite.Coordinator.Store;
+using EcsLite.Api.V1;
 using EcsLite.Store.V1;
 using Google.Protobuf;
 using Microsoft.Extensions.Options;
@@ -12,16 +13,21 @@ namespace EcsLite.Coordinator.Security;
 /// <summary>
 /// The API's users, keys and policies: <see cref="IamState"/> in memory (read without locks by every
 /// call's authentication), one writer at a time, each change durable in the cluster store before it
-/// is visible. Keys: iam/users/NAME (outside the cluster state's "/" prefix).
+/// is visible. Keys: iam/users/NAME (outside the cluster state's "/" prefix). The join tokens
+/// (<see cref="JoinTokenState"/>) are kept the same way, under iam/activations/ID.
 /// </summary>
 public sealed partial class IamStore(IKeyValueStore store, IOptions<CoordinatorOptions> options, TimeProvider time, ILogger<IamStore> logger)
 {
     private const string Prefix = "iam/users/";
+    private const string ActivationPrefix = "iam/activations/";
     private readonly SemaphoreSlim _writer = new(1, 1);
     private readonly ArnFormat _arns = new(options.Value.Region, options.Value.AccountId);
     private volatile IamState _state = IamState.Empty;
+    private volatile JoinTokenState _tokens = JoinTokenState.Empty;
 
     public IamState State => _state;
+
+    public JoinTokenState Tokens => _tokens;
 
     public ArnFormat Arns => _arns;
 
@@ -33,6 +39,7 @@ public sealed partial class IamStore(IKeyValueStore store, IOptions<CoordinatorO
     {
         var range = await store.RangeAsync(Prefix, cancellationToken);
         _state = IamState.Load(range.Kvs.Select(kv => StoredUser.Parser.ParseFrom(kv.Value)));
+        _tokens = JoinTokenState.Load((await store.RangeAsync(ActivationPrefix, cancellationToken)).Kvs.Select(kv => StoredActivation.Parser.ParseFrom(kv.Value)));
         if (_state.Users.ContainsKey(IamState.AdminUser))
         {
             return;
@@ -77,27 +84,54 @@ public sealed partial class IamStore(IKeyValueStore store, IOptions<CoordinatorO
 
     /// <summary>Applies a command that changes one user: stored first, then visible.</summary>
     public Task<StoredUser> ChangeAsync(Func<IamState, (IamState State, StoredUser User)> command, CancellationToken cancellationToken) =>
-        WriteAsync(state =>
+        WriteAsync<StoredUser>(() =>
         {
-            var (next, user) = command(state);
-            return (next, new PutOp(Prefix + user.User.UserName, user.ToByteArray()), user);
+            var (next, user) = command(_state);
+            return ([new PutOp(Prefix + user.User.UserName, user.ToByteArray())], user, () => _state = next);
         }, cancellationToken);
 
     public Task<string> RemoveAsync(Func<IamState, (IamState State, string Removed)> command, CancellationToken cancellationToken) =>
-        WriteAsync(state =>
+        WriteAsync<string>(() =>
         {
-            var (next, name) = command(state);
-            return (next, new DeleteOp(Prefix + name), name);
+            var (next, name) = command(_state);
+            return ([new DeleteOp(Prefix + name)], name, () => _state = next);
         }, cancellationToken);
 
-    private async Task<T> WriteAsync<T>(Func<IamState, (IamState Next, TxnOp Op, T Result)> command, CancellationToken cancellationToken)
+    /// <summary>A new join token, its id and code random; tokens long expired are purged on the way.</summary>
+    public Task<(StoredActivation Token, string Code)> CreateTokenAsync(CreateActivationRequest request, CancellationToken cancellationToken) =>
+        WriteAsync<(StoredActivation, string)>(() =>
+        {
+            var purged = _tokens.Purgeable(time.GetUtcNow()).ToList();
+            var code = RandomNumberGenerator.GetString("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789", 32);
+            var (next, token) = purged.Aggregate(_tokens, (s, id) => s.Delete(id)).Create(Guid.NewGuid().ToString(), code, request, time.GetUtcNow());
+            List<TxnOp> ops = [.. purged.Select(id => new DeleteOp(ActivationPrefix + id)), new PutOp(ActivationPrefix + token.Activation.ActivationId, token.ToByteArray())];
+            return (ops, (token, code), () => _tokens = next);
+        }, cancellationToken);
+
+    /// <summary>Spends one registration of a token (durably, before the host gets its certificate).</summary>
+    public Task<StoredActivation> RedeemTokenAsync(string id, string code, string cluster, CancellationToken cancellationToken) =>
+        WriteAsync<StoredActivation>(() =>
+        {
+            var (next, token) = _tokens.Redeem(id, code, cluster, time.GetUtcNow());
+            return ([new PutOp(ActivationPrefix + id, token.ToByteArray())], token, () => _tokens = next);
+        }, cancellationToken);
+
+    public Task<string> DeleteTokenAsync(string id, CancellationToken cancellationToken) =>
+        WriteAsync<string>(() =>
+        {
+            var next = _tokens.Delete(id);
+            return ([new DeleteOp(ActivationPrefix + id)], id, () => _tokens = next);
+        }, cancellationToken);
+
+    /// <summary>One writer at a time: the command runs on the current state, its ops are stored, then its result is published.</summary>
+    private async Task<T> WriteAsync<T>(Func<(IReadOnlyList<TxnOp> Ops, T Result, Action Publish)> command, CancellationToken cancellationToken)
     {
         await _writer.WaitAsync(cancellationToken);
         try
         {
-            var (next, op, result) = command(_state);
-            await store.TxnAsync(Txn.Unconditional([op]), CancellationToken.None);
-            _state = next;
+            var (ops, result, publish) = command();
+            await store.TxnAsync(Txn.Unconditional(ops), CancellationToken.None);
+            publish();
             return result;
         }
         finally

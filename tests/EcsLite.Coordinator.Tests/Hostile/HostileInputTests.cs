@@ -30,7 +30,7 @@ public sealed class HostileInputTests(ITestOutputHelper output)
     public async Task A_hundred_thousand_hostile_requests_change_nothing_they_should_not_and_leave_no_trace()
     {
         await using var coordinator = await CoordinatorProcess.StartAsync(null, "--StoppedTaskRetention=00:00:01");
-        await using var fleet = await Fleet.StartAsync(new Uri(coordinator.Address), 1, cpu: 65_536, memoryMiB: 65_536);
+        await using var fleet = await Fleet.StartAsync(new Uri(coordinator.Address), coordinator.JoinToken, 1, cpu: 65_536, memoryMiB: 65_536);
         var ecs = coordinator.Ecs;
         await ecs.RegisterTaskDefinitionAsync(new RegisterTaskDefinitionRequest { Family = "fuzz-base", ContainerDefinitions = { new ContainerDefinition { Name = "app", Image = "busybox", Memory = 16 } } });
 
@@ -128,8 +128,11 @@ public sealed class HostileInputTests(ITestOutputHelper output)
         ExpectSame(await TasksAsync(ecs), tasks.Concat(started), "tasks");
 
         // The agent channel: hellos and reports. Instances afterwards are those before and those welcomed.
+        // Each worker is a host enrolled with the join token (its instance exists from then on), speaking on a connection of its own.
         var welcomed = new ConcurrentBag<string>();
-        var channels = Enumerable.Range(0, Workers).Select(_ => coordinator.NewChannel()).ToArray(); // a connection per worker
+        var hosts = await Task.WhenAll(Enumerable.Range(0, Workers).Select(i => coordinator.EnrollAsync($"fuzz-host-{i}")));
+        Array.ForEach(hosts, h => welcomed.Add(h.ContainerInstanceArn));
+        var channels = hosts.Select(h => h.Channel).ToArray();
         sent += await PhaseAsync(seed + 4, N(10_000), async pcg =>
         {
             if (await HelloAsync(channels[pcg.Stream - 1], pcg) is { } arn)

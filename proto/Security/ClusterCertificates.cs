@@ -2,7 +2,7 @@ using System.Net;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 
-namespace EcsLite.Coordinator.Security;
+namespace EcsLite.Security;
 
 /// <summary>
 /// The cluster's certificate authority and the coordinator's server certificate, in DATA_DIR/tls:
@@ -19,11 +19,19 @@ public sealed class ClusterCertificates
     /// <summary>A certificate with less than this left is made again (server) or renewed (agents).</summary>
     public static readonly TimeSpan RenewBefore = TimeSpan.FromDays(30);
 
-    private ClusterCertificates(X509Certificate2 ca, X509Certificate2 server)
+    private ClusterCertificates(X509Certificate2 ca, X509Certificate2 server, X509Certificate2Collection? operatorChain = null)
     {
         Ca = ca;
         Server = server;
+        ServerChain = operatorChain ?? [ca];
+        ServerAnchor = ServerChain.Count > 0 ? ServerChain[^1] : server;
     }
+
+    /// <summary>The certificates sent after the server's own: the cluster CA, or the operator's chain.</summary>
+    public X509Certificate2Collection ServerChain { get; }
+
+    /// <summary>What agents trust the coordinator by (the cluster CA, or the operator chain's last certificate); join tokens pin it.</summary>
+    public X509Certificate2 ServerAnchor { get; }
 
     /// <summary>The CA, with its private key.</summary>
     public X509Certificate2 Ca { get; }
@@ -31,11 +39,42 @@ public sealed class ClusterCertificates
     /// <summary>The server certificate, with its private key.</summary>
     public X509Certificate2 Server { get; }
 
-    /// <summary>SHA-256 of the CA certificate (DER), lowercase hex: what a join token pins.</summary>
-    public string CaSha256 => Convert.ToHexStringLower(SHA256.HashData(Ca.RawData));
+    /// <summary>SHA-256 of the server's trust anchor (DER), lowercase hex: what a join token pins.</summary>
+    public string AnchorSha256 => Fingerprint(ServerAnchor);
 
-    /// <summary>Loads the cluster's certificates, making what is missing, stale or does not name <paramref name="names"/>.</summary>
-    public static ClusterCertificates LoadOrCreate(string directory, IReadOnlyCollection<string> names, DateTimeOffset now)
+    public static string Fingerprint(X509Certificate2 certificate) => Convert.ToHexStringLower(SHA256.HashData(certificate.RawData));
+
+    /// <summary>A client certificate this CA issued (for TLS client authentication) and still in its lifetime.</summary>
+    public bool IssuedClient(X509Certificate2 certificate) => ChainsTo(certificate, Ca, ClientAuth);
+
+    /// <summary>
+    /// Whether <paramref name="certificate"/> chains to <paramref name="anchor"/> as the only trusted root,
+    /// within its lifetime and allowed the extended key usage <paramref name="usage"/> (server or client
+    /// authentication: an agent's certificate cannot pose as the coordinator, nor the other way round).
+    /// </summary>
+    public static bool ChainsTo(X509Certificate2 certificate, X509Certificate2 anchor, string usage)
+    {
+        using var chain = new X509Chain();
+        chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
+        chain.ChainPolicy.CustomTrustStore.Add(anchor);
+        chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+        chain.ChainPolicy.ApplicationPolicy.Add(new Oid(usage));
+        return chain.Build(certificate);
+    }
+
+    public const string ServerAuth = "1.3.6.1.5.5.7.3.1";
+    public const string ClientAuth = "1.3.6.1.5.5.7.3.2";
+
+    /// <summary>A PKCS#10 certificate request (DER) for <paramref name="key"/>, as an agent sends it to join or renew.</summary>
+    public static byte[] RequestFor(ECDsa key) =>
+        new CertificateRequest("CN=EcsLite agent", key, HashAlgorithmName.SHA256).CreateSigningRequest();
+
+    /// <summary>
+    /// Loads the cluster's certificates, making what is missing, stale or does not name <paramref name="names"/>;
+    /// with <paramref name="operatorCertificate"/> and its key, the server's certificate is the operator's.
+    /// </summary>
+    public static ClusterCertificates LoadOrCreate(string directory, IReadOnlyCollection<string> names, DateTimeOffset now,
+        string? operatorCertificate = null, string? operatorKey = null)
     {
         Directory.CreateDirectory(directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         var caCrt = Path.Combine(directory, "ca.crt");
@@ -57,11 +96,19 @@ public sealed class ClusterCertificates
             Write(caCrt, ca.ExportCertificatePem(), secret: false);
         }
 
+        if (!string.IsNullOrEmpty(operatorCertificate))
+        {
+            var chain = new X509Certificate2Collection();
+            chain.ImportFromPemFile(operatorCertificate);
+            chain.RemoveAt(0);
+            return new ClusterCertificates(ca, X509Certificate2.CreateFromPemFile(operatorCertificate, operatorKey), chain);
+        }
+
         var serverCrt = Path.Combine(directory, "server.crt");
         var serverKey = Path.Combine(directory, "server.key");
         if (File.Exists(serverCrt) && File.Exists(serverKey)
             && X509Certificate2.CreateFromPemFile(serverCrt, serverKey) is var existing
-            && existing.NotAfter - now.UtcDateTime > RenewBefore && Covers(existing, names) && IssuedBy(existing, ca))
+            && existing.NotAfter - now.UtcDateTime > RenewBefore && Covers(existing, names) && ChainsTo(existing, ca, ServerAuth))
         {
             return new ClusterCertificates(ca, existing);
         }
@@ -163,7 +210,7 @@ public sealed class ClusterCertificates
         request.CertificateExtensions.Add(new X509BasicConstraintsExtension(false, false, 0, true));
         request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.DigitalSignature, true));
         request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension(
-            [serverAuth ? new Oid("1.3.6.1.5.5.7.3.1") : new Oid("1.3.6.1.5.5.7.3.2")], false));
+            [new Oid(serverAuth ? ServerAuth : ClientAuth)], false));
         var san = new SubjectAlternativeNameBuilder();
         foreach (var name in names)
         {
@@ -197,16 +244,7 @@ public sealed class ClusterCertificates
         return names.All(present.Contains);
     }
 
-    private static bool IssuedBy(X509Certificate2 certificate, X509Certificate2 ca)
-    {
-        using var chain = new X509Chain();
-        chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
-        chain.ChainPolicy.CustomTrustStore.Add(ca);
-        chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
-        return chain.Build(certificate);
-    }
-
-    private static void Write(string path, string pem, bool secret)
+    public static void Write(string path, string pem, bool secret)
     {
         var temporary = path + ".tmp";
         using (var file = new FileStream(temporary, new FileStreamOptions
