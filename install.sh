@@ -104,6 +104,11 @@ case "$action" in
   *) die "unknown action '$action' (install, agent, stop or uninstall)" ;;
 esac
 
+# A host joins another's coordinator with a token (unless it joined before and holds its certificate).
+if [ "$components" = agent ] && [ -z "${ECSLITE_JOIN_TOKEN:-}" ] && [ ! -f "$agent_dir/tls/agent.crt" ]; then
+  die "this host has not joined yet: on the coordinator's host run 'ecslite-coordinator token create', then ECSLITE_JOIN_TOKEN=<token> ECSLITE_COORDINATOR=https://HOST:7430 $0 agent"
+fi
+
 # 1. What the build and the health probe need.
 missing=()
 command -v curl >/dev/null || missing+=(curl)
@@ -177,9 +182,6 @@ if [[ " $components " == *" coordinator "* ]]; then
 fi
 
 coordinator_url=${ECSLITE_COORDINATOR:-https://${listen/0.0.0.0/127.0.0.1}}
-if [ "$components" = agent ] && [ -z "${ECSLITE_JOIN_TOKEN:-}" ] && [ ! -f "$agent_dir/tls/agent.crt" ]; then
-  die "this host has not joined yet: on the coordinator's host run 'ecslite-coordinator token create', then ECSLITE_JOIN_TOKEN=<token> ECSLITE_COORDINATOR=https://HOST:7430 $0 agent"
-fi
 if [ ! -f "$etc/agent.conf" ]; then
   printf '# ecslite-agent settings, in ECS'"'"'s ecs.config format (see docs/configuration.md)\nECS_CLUSTER=%s\nECSLITE_COORDINATOR=%s\nECS_DATADIR=%s\n' \
     "$cluster" "$coordinator_url" "$agent_dir" | as_root tee "$etc/agent.conf" >/dev/null

@@ -20,11 +20,8 @@ internal static class AgentIdleBenchmark
         var agents = new List<(string Build, TestProcess Process, string DataDir)>();
         foreach (var build in builds)
         {
-            var parts = build.Split(' ', StringSplitOptions.RemoveEmptyEntries);
-            var environment = parts.Skip(1).Select(p => p.Split('=', 2)).ToDictionary(p => p[0], p => p[1]);
             var dataDir = CoordinatorProcess.TempDirectory("ecslite-agent-idle");
-            string[] command = parts[0].EndsWith(".dll", StringComparison.Ordinal) ? ["dotnet", parts[0]] : [parts[0]];
-            var process = TestProcess.Start([.. command, "--coordinator", coordinator.Address, "--data-dir", dataDir], environment);
+            var process = Report.StartAgent(build, coordinator.Address, coordinator.JoinToken, dataDir);
             agents.Add((build, process, dataDir));
         }
 

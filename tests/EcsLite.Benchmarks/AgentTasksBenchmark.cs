@@ -38,15 +38,14 @@ internal static class AgentTasksBenchmark
             }
         };
 
-        var parts = build.Split(' ', StringSplitOptions.RemoveEmptyEntries);
-        var environment = parts.Skip(1).Select(p => p.Split('=', 2)).ToDictionary(p => p[0], p => p[1]);
-        environment["ECS_IMAGE_PULL_BEHAVIOR"] = "prefer-cached";
-        environment["ECSLITE_HOST_PORT_ADDRESS"] = "127.0.0.1";
-        environment["ECS_CONTAINER_STOP_TIMEOUT"] = "1s";
-        environment["ECS_ENGINE_TASK_CLEANUP_WAIT_DURATION"] = "1s";
         var dataDir = CoordinatorProcess.TempDirectory("ecslite-agent-tasks");
-        string[] command = parts[0].EndsWith(".dll", StringComparison.Ordinal) ? ["dotnet", parts[0]] : [parts[0]];
-        await using var agent = TestProcess.Start([.. command, "--coordinator", coordinator.Address, "--data-dir", dataDir], environment);
+        await using var agent = Report.StartAgent(build, coordinator.Address, coordinator.JoinToken, dataDir, new Dictionary<string, string>
+        {
+            ["ECS_IMAGE_PULL_BEHAVIOR"] = "prefer-cached",
+            ["ECSLITE_HOST_PORT_ADDRESS"] = "127.0.0.1",
+            ["ECS_CONTAINER_STOP_TIMEOUT"] = "1s",
+            ["ECS_ENGINE_TASK_CLEANUP_WAIT_DURATION"] = "1s",
+        });
         await agent.WaitForOutputAsync("Joined ", TimeSpan.FromSeconds(30));
 
         using var baselines = new DockerBaselines();

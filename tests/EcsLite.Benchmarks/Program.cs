@@ -9,6 +9,7 @@ using EcsLite.Benchmarks;
 //   runtask       RunTask to RUNNING through the coordinator and agent vs docker run
 //   service-pass  one service scheduler pass over 1,000 services / 30,000 tasks (BenchmarkDotNet)
 //   failover      a lost instance's service tasks RUNNING elsewhere, with simulated agents
+//   security      RunTask, DescribeTasks and 1,000 agents joining, with security on and off (InsecureTestMode)
 return args.FirstOrDefault() switch
 {
     "agent-idle" => await AgentIdleBenchmark.RunAsync(args),
@@ -18,12 +19,13 @@ return args.FirstOrDefault() switch
     "runtask" => await RunTaskBenchmark.RunAsync(args),
     "service-pass" => ServicePassBenchmark.Run(args),
     "failover" => await FailoverBenchmark.RunAsync(args),
+    "security" => await SecurityBenchmark.RunAsync(args),
     "taskdefs" or null => await TaskDefinitionBenchmark.RunAsync(args),
     var other => Fail(other),
 };
 
 static int Fail(string command)
 {
-    Console.Error.WriteLine($"unknown benchmark '{command}': taskdefs, agent-idle, agent-fleet, agent-tasks, placement, runtask, service-pass or failover");
+    Console.Error.WriteLine($"unknown benchmark '{command}': taskdefs, agent-idle, agent-fleet, agent-tasks, placement, runtask, service-pass, failover or security");
     return 2;
 }

@@ -1,3 +1,4 @@
+using EcsLite.Testing;
 using System.Globalization;
 using BenchmarkDotNet.Configs;
 using BenchmarkDotNet.Jobs;
@@ -9,6 +10,28 @@ namespace EcsLite.Benchmarks;
 /// <summary>Options, process readings from /proc, and the Markdown table every benchmark prints.</summary>
 internal static class Report
 {
+    /// <summary>
+    /// Starts an agent build ("PATH" or "PATH ENV=VALUE ...", a .dll run with dotnet) against
+    /// <paramref name="coordinator"/>, joining with <paramref name="joinToken"/>, with <paramref name="settings"/> added.
+    /// </summary>
+    public static TestProcess StartAgent(string build, string coordinator, string? joinToken, string dataDir, IReadOnlyDictionary<string, string>? settings = null)
+    {
+        var parts = build.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        var environment = parts.Skip(1).Select(p => p.Split('=', 2)).ToDictionary(p => p[0], p => p[1]);
+        foreach (var (name, value) in settings ?? new Dictionary<string, string>())
+        {
+            environment[name] = value;
+        }
+
+        if (joinToken is not null)
+        {
+            environment["ECSLITE_JOIN_TOKEN"] = joinToken;
+        }
+
+        string[] command = parts[0].EndsWith(".dll", StringComparison.Ordinal) ? ["dotnet", parts[0]] : [parts[0]];
+        return TestProcess.Start([.. command, "--coordinator", coordinator, "--data-dir", dataDir], environment);
+    }
+
     public static int Option(string[] args, string name, int fallback)
     {
         var index = Array.IndexOf(args, name);

@@ -18,41 +18,9 @@ internal static class RunTaskBenchmark
         var build = Report.Options(args, "--agent").FirstOrDefault() ?? RepoPaths.AgentDll;
         await LocalImages.EnsureAsync();
         await using var coordinator = await CoordinatorProcess.StartAsync();
-        var parts = build.Split(' ', StringSplitOptions.RemoveEmptyEntries);
-        var environment = parts.Skip(1).Select(p => p.Split('=', 2)).ToDictionary(p => p[0], p => p[1]);
-        environment["ECS_IMAGE_PULL_BEHAVIOR"] = "prefer-cached";
-        environment["ECS_CONTAINER_STOP_TIMEOUT"] = "1s";
-        environment["ECS_ENGINE_TASK_CLEANUP_WAIT_DURATION"] = "1s";
         var dataDir = CoordinatorProcess.TempDirectory("ecslite-runtask");
-        string[] command = parts[0].EndsWith(".dll", StringComparison.Ordinal) ? ["dotnet", parts[0]] : [parts[0]];
-        await using var agent = TestProcess.Start([.. command, "--coordinator", coordinator.Address, "--data-dir", dataDir], environment);
-        await agent.WaitForOutputAsync("Joined ", TimeSpan.FromSeconds(30));
-
-        var register = new RegisterTaskDefinitionRequest { Family = "bench" };
-        register.ContainerDefinitions.Add(new ContainerDefinition { Name = "app", Image = LocalImages.Busybox, Memory = 16, Command = { "sleep", "600" } });
-        await coordinator.Ecs.RegisterTaskDefinitionAsync(register);
-
-        async Task<double> RunTaskOnceAsync()
-        {
-            var start = Stopwatch.GetTimestamp();
-            var run = await coordinator.Ecs.RunTaskAsync(new RunTaskRequest { TaskDefinition = "bench" });
-            var arn = run.Tasks.Single().TaskArn;
-            while ((await coordinator.Ecs.DescribeTasksAsync(new DescribeTasksRequest { Tasks = { arn } })).Tasks[0].LastStatus != "RUNNING")
-            {
-                await Task.Delay(2);
-                if (Stopwatch.GetElapsedTime(start) > TimeSpan.FromSeconds(60))
-                {
-                    throw new TimeoutException($"{arn} did not reach RUNNING");
-                }
-            }
-
-            var elapsed = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
-            await coordinator.Ecs.StopTaskAsync(new StopTaskRequest { Task = arn });
-            await Eventually.HoldsAsync(async () => (await coordinator.Ecs.DescribeTasksAsync(new DescribeTasksRequest { Tasks = { arn } })).Tasks[0].LastStatus == "STOPPED",
-                TimeSpan.FromSeconds(60), $"{arn} STOPPED");
-
-            return elapsed;
-        }
+        await using var agent = await StartAgentAsync(build, coordinator.Address, coordinator.JoinToken, dataDir, coordinator.Ecs);
+        Task<double> RunTaskOnceAsync() => OnceAsync(coordinator.Ecs);
 
         using var baselines = new DockerBaselines();
         await RunTaskOnceAsync();
@@ -80,5 +48,44 @@ internal static class RunTaskBenchmark
         ]);
         Directory.Delete(dataDir, recursive: true);
         return 0;
+    }
+
+    /// <summary>An agent that runs the benchmark's tasks (cached images, quick stops), joined, and the task definition "bench" registered.</summary>
+    public static async Task<TestProcess> StartAgentAsync(string build, string coordinator, string? joinToken, string dataDir, Ecs.EcsClient ecs)
+    {
+        var agent = Report.StartAgent(build, coordinator, joinToken, dataDir, new Dictionary<string, string>
+        {
+            ["ECS_IMAGE_PULL_BEHAVIOR"] = "prefer-cached",
+            ["ECS_CONTAINER_STOP_TIMEOUT"] = "1s",
+            ["ECS_ENGINE_TASK_CLEANUP_WAIT_DURATION"] = "1s",
+        });
+        await agent.WaitForOutputAsync("Joined ", TimeSpan.FromSeconds(30));
+        var register = new RegisterTaskDefinitionRequest { Family = "bench" };
+        register.ContainerDefinitions.Add(new ContainerDefinition { Name = "app", Image = LocalImages.Busybox, Memory = 16, Command = { "sleep", "600" } });
+        await ecs.RegisterTaskDefinitionAsync(register);
+        return agent;
+    }
+
+    /// <summary>One RunTask of "bench", timed to RUNNING (DescribeTasks every 2 ms), then stopped and waited for.</summary>
+    public static async Task<double> OnceAsync(Ecs.EcsClient ecs)
+    {
+        var start = Stopwatch.GetTimestamp();
+        var run = await ecs.RunTaskAsync(new RunTaskRequest { TaskDefinition = "bench" });
+        var arn = run.Tasks.Single().TaskArn;
+        while ((await ecs.DescribeTasksAsync(new DescribeTasksRequest { Tasks = { arn } })).Tasks[0].LastStatus != "RUNNING")
+        {
+            await Task.Delay(2);
+            if (Stopwatch.GetElapsedTime(start) > TimeSpan.FromSeconds(60))
+            {
+                throw new TimeoutException($"{arn} did not reach RUNNING");
+            }
+        }
+
+        var elapsed = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+        await ecs.StopTaskAsync(new StopTaskRequest { Task = arn });
+        await Eventually.HoldsAsync(async () => (await ecs.DescribeTasksAsync(new DescribeTasksRequest { Tasks = { arn } })).Tasks[0].LastStatus == "STOPPED",
+            TimeSpan.FromSeconds(60), $"{arn} STOPPED");
+
+        return elapsed;
     }
 }

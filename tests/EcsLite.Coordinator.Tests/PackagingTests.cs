@@ -90,4 +90,52 @@ public class PackagingTests
             Directory.Delete(root, recursive: true);
         }
     }
+
+    [Fact]
+    public async Task Install_script_joins_another_host_to_a_coordinator_elsewhere_with_a_token()
+    {
+        // The coordinator in one network namespace, the joining host in another, linked as two machines.
+        using var network = new NetworkNamespaces();
+        var (host, hub) = network.AddHost("joiner");
+        const int port = 7430;
+        await using var coordinator = await CoordinatorProcess.StartListeningAsync(null, $"0.0.0.0:{port}", $"https://{network.HubAddressFromRoot}:{port}", NetworkNamespaces.Exec(network.Hub));
+        var token = (await new Activations.ActivationsClient(coordinator.Channel).CreateActivationAsync(new CreateActivationRequest { Description = "the joiner" })).JoinToken;
+        var root = CoordinatorProcess.TempDirectory("ecslite-join");
+        var environment = new Dictionary<string, string>
+        {
+            ["ECSLITE_PREFIX"] = Path.Combine(root, "opt"),
+            ["ECSLITE_ETC"] = Path.Combine(root, "etc"),
+            ["ECSLITE_AGENT_DIR"] = Path.Combine(root, "agent"),
+            ["ECSLITE_RUN_DIR"] = Path.Combine(root, "run"),
+            ["ECSLITE_SYSTEMD"] = "no",
+            ["ECSLITE_COORDINATOR"] = $"https://{hub}:{port}",
+        };
+        var script = Path.Combine(RepoPaths.Root, "install.sh");
+        try
+        {
+            // Without a token: refused at once, before anything is built or installed.
+            var (refusedCode, refused) = await ProcessRunner.RunAsync("ip", ["netns", "exec", host, script, "agent"], environment);
+            Assert.NotEqual(0, refusedCode);
+            Assert.Contains("this host has not joined yet", refused, StringComparison.Ordinal);
+            Assert.False(Directory.Exists(Path.Combine(root, "opt")));
+
+            environment["ECSLITE_JOIN_TOKEN"] = token;
+            var (code, output) = await ProcessRunner.RunAsync("ip", ["netns", "exec", host, script, "agent"], environment);
+            Assert.True(code == 0, output);
+            Assert.Contains("This host joined the cluster as arn:aws:ecs:local:000000000000:container-instance/default/", output, StringComparison.Ordinal);
+            var instances = await coordinator.Ecs.DescribeContainerInstancesAsync(new DescribeContainerInstancesRequest
+            {
+                ContainerInstances = { (await coordinator.Ecs.ListContainerInstancesAsync(new ListContainerInstancesRequest())).ContainerInstanceArns },
+            });
+            Assert.True(Assert.Single(instances.ContainerInstances).AgentConnected);
+            Assert.DoesNotContain("ECSLITE_JOIN_TOKEN", File.ReadAllText(Path.Combine(root, "etc", "agent.conf")), StringComparison.Ordinal);
+            var tokens = await new Activations.ActivationsClient(coordinator.Channel).DescribeActivationsAsync(new DescribeActivationsRequest());
+            Assert.Equal(1, tokens.ActivationList.Single(a => a.Description == "the joiner").RegistrationsCount);
+        }
+        finally
+        {
+            await ProcessRunner.RunAsync(script, ["uninstall"], environment);
+            Directory.Delete(root, recursive: true);
+        }
+    }
 }

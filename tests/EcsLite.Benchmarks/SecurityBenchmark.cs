@@ -1,0 +1,136 @@
+using System.Diagnostics;
+using EcsLite.Api.V1;
+using EcsLite.FleetSimulator;
+using EcsLite.Testing;
+
+namespace EcsLite.Benchmarks;
+
+/// <summary>
+/// What security costs, against the same build with it off (the coordinator's InsecureTestMode:
+/// plaintext, no authentication or policies, agents trusted by their hello), in the same run:
+/// (1) RunTask to RUNNING through a real agent, the two clusters' rounds interleaved; (2) DescribeTasks
+/// throughput, concurrent callers, alternating phases; (3) 1,000 simulated agents joining: over mutual
+/// TLS with a token (enrolling) against plaintext, time to all welcomed and the coordinator's CPU.
+/// Usage: ... security [--rounds 30] [--callers 8] [--seconds 5] [--agents 1000] [--agent PATH or "PATH ENV=VALUE ..."]
+/// </summary>
+internal static class SecurityBenchmark
+{
+    public static async Task<int> RunAsync(string[] args)
+    {
+        var rounds = Report.Option(args, "--rounds", 30);
+        var callers = Report.Option(args, "--callers", 8);
+        var phase = TimeSpan.FromSeconds(Report.Option(args, "--seconds", 5));
+        var agents = Report.Option(args, "--agents", 1000);
+        var build = Report.Options(args, "--agent").FirstOrDefault() ?? RepoPaths.AgentDll;
+        await LocalImages.EnsureAsync();
+
+        await using var secure = await CoordinatorProcess.StartAsync();
+        await using var insecure = await StartInsecureAsync();
+        var secureDir = CoordinatorProcess.TempDirectory("ecslite-bench-secure");
+        var insecureDir = CoordinatorProcess.TempDirectory("ecslite-bench-insecure");
+        await using (var secureAgent = await RunTaskBenchmark.StartAgentAsync(build, secure.Address, secure.JoinToken, secureDir, secure.Ecs))
+        await using (var insecureAgent = await RunTaskBenchmark.StartAgentAsync(build, insecure.Address, null, insecureDir, insecure.Ecs))
+        {
+            await RunTaskBenchmark.OnceAsync(secure.Ecs);
+            await RunTaskBenchmark.OnceAsync(insecure.Ecs);
+            var withSecurity = new List<double>();
+            var without = new List<double>();
+            for (var i = 0; i < rounds; i++)
+            {
+                withSecurity.Add(await RunTaskBenchmark.OnceAsync(secure.Ecs));
+                without.Add(await RunTaskBenchmark.OnceAsync(insecure.Ecs));
+            }
+
+            // DescribeTasks of 10 stopped tasks each call, as a dashboard polls: alternating phases, twice each.
+            var secureRate = new List<double>();
+            var insecureRate = new List<double>();
+            for (var i = 0; i < 2; i++)
+            {
+                secureRate.Add(await DescribeRateAsync(secure, callers, phase));
+                insecureRate.Add(await DescribeRateAsync(insecure, callers, phase));
+            }
+
+            Report.Print(
+            [
+                ($"RunTask to RUNNING, TLS + keys + policies + mutual TLS agent ({rounds} rounds)", DockerBaselines.Figures(withSecurity), ""),
+                ("RunTask to RUNNING, security off (InsecureTestMode)", DockerBaselines.Figures(without), ""),
+                ("difference at the median", Percent(DockerBaselines.Median(withSecurity), DockerBaselines.Median(without)), "within 10%"),
+                ($"DescribeTasks (10 tasks a call, {callers} callers), with security", $"{secureRate.Average():N0} calls/s ({string.Join(", ", secureRate.Select(r => r.ToString("N0", System.Globalization.CultureInfo.InvariantCulture)))})", ""),
+                ("DescribeTasks, security off", $"{insecureRate.Average():N0} calls/s ({string.Join(", ", insecureRate.Select(r => r.ToString("N0", System.Globalization.CultureInfo.InvariantCulture)))})", ""),
+                ("difference", Percent(insecureRate.Average(), secureRate.Average()), "within 10%"),
+            ]);
+        }
+
+        Directory.Delete(secureDir, recursive: true);
+        Directory.Delete(insecureDir, recursive: true);
+
+        // Joining: a fresh coordinator each, so each fleet's joining is all its coordinator does.
+        var (secureJoin, secureCpu) = await JoinAsync(await CoordinatorProcess.StartAsync(), agents, secure: true);
+        var (plainJoin, plainCpu) = await JoinAsync(await StartInsecureAsync(), agents, secure: false);
+        Report.Print(
+        [
+            ($"{agents:N0} simulated agents joining over mutual TLS (token, enrollment, certificate)", $"{secureJoin.TotalSeconds:N1} s to all welcomed; coordinator CPU {secureCpu.TotalSeconds:N2} s", ""),
+            ($"{agents:N0} simulated agents joining in plaintext (InsecureTestMode)", $"{plainJoin.TotalSeconds:N1} s to all welcomed; coordinator CPU {plainCpu.TotalSeconds:N2} s", ""),
+        ]);
+        return 0;
+    }
+
+    private static Task<CoordinatorProcess> StartInsecureAsync()
+    {
+        var port = CoordinatorProcess.FreePort();
+        return CoordinatorProcess.StartListeningAsync(null, $"127.0.0.1:{port}", $"http://127.0.0.1:{port}", null, "--InsecureTestMode=true");
+    }
+
+    private static string Percent(double value, double baseline) => $"{100 * (value - baseline) / baseline:+0.0;-0.0}%";
+
+    private static async Task<double> DescribeRateAsync(CoordinatorProcess coordinator, int callers, TimeSpan phase)
+    {
+        var arns = (await coordinator.Ecs.ListTasksAsync(new ListTasksRequest { DesiredStatus = "STOPPED", MaxResults = 10 })).TaskArns;
+        var request = new DescribeTasksRequest { Tasks = { arns } };
+        var channels = Enumerable.Range(0, callers).Select(_ => coordinator.NewChannel()).ToList();
+        var calls = 0L;
+        var watch = Stopwatch.StartNew();
+        await Task.WhenAll(channels.Select(async channel =>
+        {
+            var ecs = new Ecs.EcsClient(channel);
+            await ecs.DescribeTasksAsync(request); // the connection (and its handshake) before the clock counts
+            while (watch.Elapsed < phase)
+            {
+                await ecs.DescribeTasksAsync(request);
+                Interlocked.Increment(ref calls);
+            }
+        }));
+        var rate = calls / watch.Elapsed.TotalSeconds;
+        channels.ForEach(c => c.Dispose());
+        return rate;
+    }
+
+    private static async Task<(TimeSpan Elapsed, TimeSpan CoordinatorCpu)> JoinAsync(CoordinatorProcess coordinator, int agents, bool secure)
+    {
+        await using (coordinator)
+        {
+            var cpuBefore = Report.CpuTime(coordinator.ProcessId);
+            var watch = Stopwatch.StartNew();
+            await using var fleet = await Fleet.StartAsync(new Uri(coordinator.Address), secure ? coordinator.JoinToken : null, agents).WaitAsync(TimeSpan.FromMinutes(5));
+            var elapsed = watch.Elapsed;
+            var cpu = Report.CpuTime(coordinator.ProcessId) - cpuBefore;
+            var instances = 0;
+            string? next = null;
+            do
+            {
+                var request = new ListContainerInstancesRequest();
+                if (next is not null)
+                {
+                    request.NextToken = next;
+                }
+
+                var page = await coordinator.Ecs.ListContainerInstancesAsync(request);
+                instances += page.ContainerInstanceArns.Count;
+                next = page.HasNextToken ? page.NextToken : null;
+            }
+            while (next is not null);
+
+            return instances == agents ? (elapsed, cpu) : throw new InvalidOperationException($"{instances} instances after {agents} agents joined");
+        }
+    }
+}
