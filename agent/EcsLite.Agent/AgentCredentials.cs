@@ -35,6 +35,9 @@ public sealed class AgentCredentials(string dataDir, string? joinToken)
     /// <summary>The container instance the certificate names.</summary>
     public string? ContainerInstanceArn => Certificate is null ? null : ClusterCertificates.InstanceOf(Certificate);
 
+    /// <summary>The cluster of that instance (arn:aws:ecs:REGION:ACCOUNT:container-instance/CLUSTER/ID).</summary>
+    public string? Cluster => ContainerInstanceArn?.Split('/') is [_, var cluster, _] ? cluster : null;
+
     /// <summary>Why the last coordinator's certificate was refused, for the log (the TLS error only says that it was).</summary>
     public string? LastRefusal { get; set; }
 
@@ -71,8 +74,8 @@ public sealed class AgentCredentials(string dataDir, string? joinToken)
             {
                 RemoteCertificateValidationCallback = fetchingAnchor ? Presented : Trusts,
                 ClientCertificates = Certificate is null ? null : [Certificate],
-                // The cluster's CA is the only root there is: the system's trust store is never read
-                // (loading it cost the idle agent about 10 MB), nothing is downloaded.
+                // The cluster's CA is the only root there is: the system's trust store plays no part,
+                // nothing is downloaded, and the chain SslStream builds is the one check needed.
                 CertificateChainPolicy = ChainPolicy(fetchingAnchor ? null : Anchor ?? _joiningAnchor),
                 CertificateRevocationCheckMode = X509RevocationMode.NoCheck,
             },
@@ -99,9 +102,9 @@ public sealed class AgentCredentials(string dataDir, string? joinToken)
 
     /// <summary>
     /// Joins with the token: a new key, a certificate request, and the certificate and CA the
-    /// coordinator answers with, kept before they are used. Returns the instance and its cluster.
+    /// coordinator answers with, kept before they are used. Returns the instance the host now is.
     /// </summary>
-    public async Task<(string ContainerInstanceArn, string Cluster)> EnrollAsync(Uri coordinator, string cluster, string hostname, CancellationToken cancellationToken)
+    public async Task<string> EnrollAsync(Uri coordinator, string cluster, string hostname, CancellationToken cancellationToken)
     {
         if (_token is null)
         {
@@ -129,7 +132,7 @@ public sealed class AgentCredentials(string dataDir, string? joinToken)
         ClusterCertificates.Write(AnchorPath, response.CaCertificate, secret: true);
         Save(key, response.Certificate);
         _joiningAnchor = null;
-        return (response.ContainerInstanceArn, response.Cluster);
+        return response.ContainerInstanceArn;
     }
 
     /// <summary>The coordinator's CA, if its SHA-256 is the token's and the certificate the coordinator presented chains to it.</summary>

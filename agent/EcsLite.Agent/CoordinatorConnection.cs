@@ -157,9 +157,7 @@ public sealed partial class CoordinatorConnection(
         if (secure && credentials.Certificate is null)
         {
             var joining = runtime.Hello(null);
-            var (arn, cluster) = await credentials.EnrollAsync(coordinator, joining.Cluster, joining.Hostname, stopping);
-            identity.Save(arn, cluster);
-            LogEnrolled(logger, coordinator, arn);
+            LogEnrolled(logger, coordinator, await credentials.EnrollAsync(coordinator, joining.Cluster, joining.Hostname, stopping));
         }
 
         // A fresh channel per attempt: our backoff decides when to retry, not the channel's own.
@@ -174,7 +172,7 @@ public sealed partial class CoordinatorConnection(
         {
             // The instance this host is: its certificate's (TLS), or the one it was welcomed as (insecure test mode).
             var hello = runtime.Hello(secure ? credentials.ContainerInstanceArn : identity.ContainerInstanceArn);
-            if (hello.ContainerInstanceArn.Length > 0 && hello.ContainerInstanceArn == identity.ContainerInstanceArn && identity.Cluster is { } joined)
+            if (secure && credentials.Cluster is { } joined)
             {
                 hello.Cluster = joined; // the cluster the token joined this host to, whatever ECS_CLUSTER says
             }

@@ -2,12 +2,12 @@ using System.Threading.Channels;
 using EcsLite.Api.V1;
 using EcsLite.Coordinator.Core;
 using EcsLite.Coordinator.Core.ContainerInstances;
+using EcsLite.Coordinator.Core.State;
 using EcsLite.Coordinator.Core.Tasks;
 using EcsLite.Coordinator.Core.Validation;
 using EcsLite.Coordinator.Security;
 using EcsLite.Coordinator.State;
 using EcsLite.Security;
-using EcsLite.Coordinator.Core.State;
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
 using Microsoft.Extensions.Options;
@@ -137,7 +137,7 @@ public sealed partial class AgentChannelService(
 
             audit.Other("anonymous", "ecslite:AgentConnect", null, context.Peer, Core.Security.IamErrorType.MissingAuthenticationTokenException);
             throw new RpcException(new Status(StatusCode.Unauthenticated,
-                    "The agent channel takes a client certificate from the cluster CA, over TLS: join the host with a token (ECSLITE_JOIN_TOKEN)."));
+                "The agent channel takes a client certificate from the cluster CA, over TLS: join the host with a token (ECSLITE_JOIN_TOKEN)."));
         }
 
         var arn = ClusterCertificates.InstanceOf(certificate);
