@@ -187,6 +187,8 @@ if [ ! -f "$etc/agent.conf" ]; then
     "$cluster" "$coordinator_url" "$agent_dir" | as_root tee "$etc/agent.conf" >/dev/null
 fi
 as_root chmod 600 "$etc/agent.conf"
+# Settings from before TLS named the coordinator with http://: every coordinator is https:// now.
+as_root sed -i '/^ECSLITE_COORDINATOR=/s#http://#https://#g' "$etc/agent.conf"
 if [ -n "${ECSLITE_JOIN_TOKEN:-}" ]; then
   as_root sed -i '/^ECSLITE_JOIN_TOKEN=/d' "$etc/agent.conf"
   printf 'ECSLITE_JOIN_TOKEN=%s\n' "$ECSLITE_JOIN_TOKEN" | as_root tee -a "$etc/agent.conf" >/dev/null
