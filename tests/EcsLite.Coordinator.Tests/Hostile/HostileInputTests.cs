@@ -190,16 +190,20 @@ public sealed class HostileInputTests(ITestOutputHelper output)
                 await call.RequestStream.WriteAsync(new AgentMessage { TaskStateChange = report });
             }
 
-            await call.RequestStream.CompleteAsync();
+            // Bounded by this client's deadline: in one clean-clone run a few calls stalled for good (both
+            // ends idle, the connections open: the request stream seemingly never ended, so a welcomed
+            // stream waits for its agent, as it should). Such a call is abandoned and counted Cancelled;
+            // that the coordinator still serves, with exactly the state it should, is checked at the end.
+            await call.RequestStream.CompleteAsync().WaitAsync(timeout.Token);
         }
-        catch (Exception e) when (e is InvalidOperationException or RpcException or IOException or HttpRequestException)
+        catch (Exception e) when (e is InvalidOperationException or RpcException or IOException or HttpRequestException or OperationCanceledException)
         {
             // refused before everything was written: the answer below says how
         }
 
         try
         {
-            while (await call.ResponseStream.MoveNext())
+            while (await call.ResponseStream.MoveNext(timeout.Token))
             {
                 welcomed ??= call.ResponseStream.Current.Welcome?.ContainerInstanceArn;
             }
@@ -217,6 +221,10 @@ public sealed class HostileInputTests(ITestOutputHelper output)
         catch (RpcException e)
         {
             Count(e.StatusCode, "Connect", e.Status.Detail);
+        }
+        catch (OperationCanceledException)
+        {
+            Count(StatusCode.Cancelled, "Connect", "abandoned by this client after 30 s");
         }
 
         return welcomed;
