@@ -129,7 +129,7 @@ public sealed class AgentCredentials(string dataDir, string? joinToken)
         }
 
         Directory.CreateDirectory(_directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        ClusterCertificates.Write(AnchorPath, response.CaCertificate, secret: true);
+        PrivateFile.Write(AnchorPath, response.CaCertificate);
         Save(key, response.Certificate);
         _joiningAnchor = null;
         return response.ContainerInstanceArn;
@@ -184,10 +184,8 @@ public sealed class AgentCredentials(string dataDir, string? joinToken)
     /// <summary>Key first, then certificate, each replaced atomically; then both are loaded together.</summary>
     private void Save(ECDsa key, string certificatePem)
     {
-        ClusterCertificates.Write(KeyPath + ".new", key.ExportPkcs8PrivateKeyPem(), secret: true);
-        ClusterCertificates.Write(CertificatePath + ".new", certificatePem, secret: true);
-        File.Move(KeyPath + ".new", KeyPath, overwrite: true);
-        File.Move(CertificatePath + ".new", CertificatePath, overwrite: true);
+        PrivateFile.Write(KeyPath, key.ExportPkcs8PrivateKeyPem());
+        PrivateFile.Write(CertificatePath, certificatePem);
         Load();
     }
 

@@ -93,8 +93,8 @@ public sealed class ClusterCertificates
             request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.KeyCertSign | X509KeyUsageFlags.CrlSign, true));
             request.CertificateExtensions.Add(new X509SubjectKeyIdentifierExtension(request.PublicKey, false));
             ca = request.CreateSelfSigned(now.AddMinutes(-5), now + CaLifetime);
-            Write(caKey, key.ExportPkcs8PrivateKeyPem(), secret: true);
-            Write(caCrt, ca.ExportCertificatePem(), secret: false);
+            PrivateFile.Write(caKey, key.ExportPkcs8PrivateKeyPem());
+            PrivateFile.Write(caCrt, ca.ExportCertificatePem(), secret: false);
         }
 
         if (!string.IsNullOrEmpty(operatorCertificate))
@@ -116,8 +116,8 @@ public sealed class ClusterCertificates
 
         using var serverKeyPair = ECDsa.Create(ECCurve.NamedCurves.nistP256);
         var server = Issue(ca, "CN=EcsLite coordinator", serverKeyPair, now, ServerLifetime, names, uri: null, serverAuth: true);
-        Write(serverKey, serverKeyPair.ExportPkcs8PrivateKeyPem(), secret: true);
-        Write(serverCrt, server.ExportCertificatePem(), secret: false);
+        PrivateFile.Write(serverKey, serverKeyPair.ExportPkcs8PrivateKeyPem());
+        PrivateFile.Write(serverCrt, server.ExportCertificatePem(), secret: false);
         return new ClusterCertificates(ca, server.CopyWithPrivateKey(serverKeyPair));
     }
 
@@ -130,7 +130,7 @@ public sealed class ClusterCertificates
         var request = CertificateRequest.LoadSigningRequest(certificateRequest, HashAlgorithmName.SHA256,
             CertificateRequestLoadOptions.Default, RSASignaturePadding.Pkcs1);
         var issued = new CertificateRequest(new X500DistinguishedName("CN=EcsLite agent"), request.PublicKey, HashAlgorithmName.SHA256);
-        return Sign(issued, now, ClientLifetime, [], new Uri(containerInstanceArn), serverAuth: false);
+        return Sign(Ca, issued, now, ClientLifetime, [], new Uri(containerInstanceArn), serverAuth: false);
     }
 
     /// <summary>The container instance a client certificate speaks for (its URI name), or null.</summary>
@@ -191,19 +191,18 @@ public sealed class ClusterCertificates
         }
     }
 
-    private X509Certificate2 Sign(CertificateRequest request, DateTimeOffset now, TimeSpan lifetime, IEnumerable<string> names, Uri? uri, bool serverAuth)
+    private static X509Certificate2 Sign(X509Certificate2 ca, CertificateRequest request, DateTimeOffset now, TimeSpan lifetime, IEnumerable<string> names, Uri? uri, bool serverAuth)
     {
         AddExtensions(request, names, uri, serverAuth);
         var serial = RandomNumberGenerator.GetBytes(16);
         serial[0] &= 0x7f; // a positive serial number
-        var notAfter = now + lifetime < Ca.NotAfter ? now + lifetime : new DateTimeOffset(Ca.NotAfter);
-        return request.Create(Ca, now.AddMinutes(-5), notAfter, serial);
+        var notAfter = now + lifetime < ca.NotAfter ? now + lifetime : new DateTimeOffset(ca.NotAfter);
+        return request.Create(ca, now.AddMinutes(-5), notAfter, serial);
     }
 
     private static X509Certificate2 Issue(X509Certificate2 ca, string subject, ECDsa key, DateTimeOffset now, TimeSpan lifetime, IEnumerable<string> names, Uri? uri, bool serverAuth)
     {
-        var request = new CertificateRequest(subject, key, HashAlgorithmName.SHA256);
-        return new ClusterCertificates(ca, ca).Sign(request, now, lifetime, names, uri, serverAuth);
+        return Sign(ca, new CertificateRequest(subject, key, HashAlgorithmName.SHA256), now, lifetime, names, uri, serverAuth);
     }
 
     private static void AddExtensions(CertificateRequest request, IEnumerable<string> names, Uri? uri, bool serverAuth)
@@ -243,22 +242,5 @@ public sealed class ClusterCertificates
 
         var present = san.EnumerateDnsNames().Concat(san.EnumerateIPAddresses().Select(a => a.ToString())).ToHashSet(StringComparer.OrdinalIgnoreCase);
         return names.All(present.Contains);
-    }
-
-    public static void Write(string path, string pem, bool secret)
-    {
-        var temporary = path + ".tmp";
-        using (var file = new FileStream(temporary, new FileStreamOptions
-        {
-            Mode = FileMode.Create,
-            Access = FileAccess.Write,
-            UnixCreateMode = secret ? UnixFileMode.UserRead | UnixFileMode.UserWrite : UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead,
-        }))
-        {
-            file.Write(System.Text.Encoding.ASCII.GetBytes(pem));
-            file.Flush(flushToDisk: true);
-        }
-
-        File.Move(temporary, path, overwrite: true);
     }
 }

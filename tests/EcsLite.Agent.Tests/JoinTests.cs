@@ -63,11 +63,13 @@ public sealed class JoinTests
         var wrong = (good with { Secret = new string('x', good.Secret.Length) }).ToString();
         var revoked = await TokenAsync(coordinator);
         Assert.Equal(0, (await coordinator.RunCliAsync("token", "revoke", JoinToken.Parse(revoked).Id)).ExitCode);
-        var expired = (await new Activations.ActivationsClient(coordinator.Channel).CreateActivationAsync(new CreateActivationRequest
+        var activations = new Activations.ActivationsClient(coordinator.Channel);
+        var expired = (await activations.CreateActivationAsync(new CreateActivationRequest
         {
             ExpirationDate = Google.Protobuf.WellKnownTypes.Timestamp.FromDateTimeOffset(DateTimeOffset.UtcNow.AddSeconds(1)),
         })).JoinToken;
-        await Task.Delay(TimeSpan.FromSeconds(1.5));
+        await Eventually.HoldsAsync(async () => (await activations.DescribeActivationsAsync(new DescribeActivationsRequest())).ActivationList
+            .Single(a => expired.Contains(a.ActivationId, StringComparison.Ordinal)).Expired, TimeSpan.FromSeconds(10), "the token to expire");
 
         await using var none = AgentProcess.Start(coordinator.Address, null);
         await using var withWrong = AgentProcess.Start(coordinator.Address, wrong);
@@ -157,7 +159,7 @@ public sealed class JoinTests
         var ca = ClusterCertificates.LoadOrCreate(forged, ["localhost"], DateTimeOffset.UtcNow);
         using var key = System.Security.Cryptography.ECDsa.Create();
         using var issued = ca.IssueClient(ClusterCertificates.RequestFor(key), "arn:aws:ecs:local:000000000000:container-instance/default/forged", DateTimeOffset.UtcNow);
-        using var forgedCertificate = X509CertificateLoader.LoadPkcs12(issued.CopyWithPrivateKey(key).Export(X509ContentType.Pkcs12), null);
+        using var forgedCertificate = CoordinatorProcess.ClientCertificate(issued, key);
         using var channel = CoordinatorProcess.AuthenticatedChannel(coordinator.Address, () => null, coordinator.CaFile, forgedCertificate);
         var refused = await Assert.ThrowsAsync<RpcException>(async () =>
         {
@@ -201,8 +203,7 @@ public sealed class JoinTests
     private static GrpcChannel WithCertificate(CoordinatorProcess coordinator, string certificate, string key)
     {
         using var loaded = X509Certificate2.CreateFromPemFile(certificate, key);
-        return CoordinatorProcess.AuthenticatedChannel(coordinator.Address, () => null, coordinator.CaFile,
-            X509CertificateLoader.LoadPkcs12(loaded.Export(X509ContentType.Pkcs12), null));
+        return CoordinatorProcess.AuthenticatedChannel(coordinator.Address, () => null, coordinator.CaFile, CoordinatorProcess.ClientCertificate(loaded));
     }
 
     private static async Task<RpcException> HelloRefusedAsync(GrpcChannel channel, string containerInstanceArn)

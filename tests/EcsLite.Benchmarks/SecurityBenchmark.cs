@@ -96,27 +96,22 @@ internal static class SecurityBenchmark
         var request = new DescribeTasksRequest { Tasks = { arns } };
         var channels = Enumerable.Range(0, callers).Select(_ => coordinator.NewChannel()).ToList();
         var calls = 0L;
-        var ready = new CountdownEvent(callers);
+        var connected = 0;
+        var start = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var watch = new Stopwatch();
         var cpuBefore = TimeSpan.Zero;
         await Task.WhenAll(channels.Select(async channel =>
         {
             var ecs = new Ecs.EcsClient(channel);
             await ecs.DescribeTasksAsync(request); // the connection (and its handshake) before the clock counts
-            lock (watch)
+            if (Interlocked.Increment(ref connected) == callers)
             {
-                if (ready.Signal())
-                {
-                    cpuBefore = Report.CpuTime(coordinator.ProcessId);
-                    watch.Start();
-                }
+                cpuBefore = Report.CpuTime(coordinator.ProcessId);
+                watch.Start();
+                start.SetResult();
             }
 
-            while (!watch.IsRunning)
-            {
-                await Task.Delay(1);
-            }
-
+            await start.Task;
             while (watch.Elapsed < phase)
             {
                 await ecs.DescribeTasksAsync(request);

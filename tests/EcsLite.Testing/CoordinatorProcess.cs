@@ -95,6 +95,13 @@ public sealed class CoordinatorProcess : IAsyncDisposable
         },
     };
 
+    /// <summary>A certificate and its key as a TLS client presents them (through PKCS#12, so the key is not an ephemeral one).</summary>
+    public static X509Certificate2 ClientCertificate(X509Certificate2 certificate, ECDsa? key = null)
+    {
+        using var withKey = key is null ? null : certificate.CopyWithPrivateKey(key);
+        return X509CertificateLoader.LoadPkcs12((withKey ?? certificate).Export(X509ContentType.Pkcs12), null);
+    }
+
     /// <summary>
     /// Joins a host the way an agent does (a key, a certificate request, the join token) and returns
     /// its instance and a channel that presents its client certificate: for speaking the agent
@@ -111,9 +118,7 @@ public sealed class CoordinatorProcess : IAsyncDisposable
             Hostname = hostname,
         });
         using var issued = X509Certificate2.CreateFromPem(response.Certificate);
-        using var withKey = issued.CopyWithPrivateKey(key);
-        // Through PKCS#12, so the key is not an ephemeral one TLS cannot use.
-        var certificate = X509CertificateLoader.LoadPkcs12(withKey.Export(X509ContentType.Pkcs12), null);
+        var certificate = ClientCertificate(issued, key);
         return new EnrolledHost(response.ContainerInstanceArn, certificate, AuthenticatedChannel(Address, () => null, CaFile, certificate));
     }
 

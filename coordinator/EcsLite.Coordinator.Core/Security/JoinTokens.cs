@@ -104,7 +104,7 @@ public sealed record JoinTokenState(ImmutableSortedDictionary<string, StoredActi
     public JoinTokenState Delete(string id) =>
         Tokens.ContainsKey(id)
             ? new(Tokens.Remove(id))
-            : throw new EcsException(EcsErrorType.InvalidParameterException, $"No activation with id {id}.", "ActivationId");
+            : throw new EcsException(EcsErrorType.InvalidParameterException, $"No activation with id {Validation.CallerText.Quote(id)}.", "ActivationId");
 
     /// <summary>A token as listed: never its secret.</summary>
     public static Activation Describe(StoredActivation token, DateTimeOffset now)

@@ -202,7 +202,7 @@ public sealed partial class AgentChannelService(
                 break;
             case AgentMessage.KindOneofCase.RenewCertificate when !options.Value.InsecureTestMode:
                 var request = message.RenewCertificate.CertificateSigningRequest.ToByteArray();
-                using (var renewed = certificates.IssueClient(EnrollmentService.Requested(request), session.ContainerInstanceArn, time.GetUtcNow()))
+                using (var renewed = certificates.IssueClient(EnrollmentService.CheckedRequest(request), session.ContainerInstanceArn, time.GetUtcNow()))
                 {
                     session.Send(new CoordinatorMessage { Certificate = new RenewedCertificate { Certificate = renewed.ExportCertificatePem() } });
                 }

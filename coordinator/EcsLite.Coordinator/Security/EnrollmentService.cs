@@ -68,7 +68,7 @@ public sealed partial class EnrollmentService(
         {
             var token = ParseToken(request.JoinToken);
             tokenId = token.Id;
-            var publicKey = Requested(request.CertificateSigningRequest.ToByteArray());
+            var certificateRequest = CheckedRequest(request.CertificateSigningRequest.ToByteArray());
             if (request.Cluster.Length > 0)
             {
                 Core.Clusters.ClusterCommands.Active(state.Current, request.Cluster);
@@ -78,7 +78,7 @@ public sealed partial class EnrollmentService(
             var cluster = JoinTokenState.ClusterFor(spent, request.Cluster);
             var stored = await state.ApplyAsync((s, c) => ContainerInstanceCommands.Enroll(s, cluster, request.Hostname, c, Guid.NewGuid().ToString("N")), context.CancellationToken);
             var arn = stored.ContainerInstance.ContainerInstanceArn;
-            using var certificate = certificates.IssueClient(publicKey, arn, time.GetUtcNow());
+            using var certificate = certificates.IssueClient(certificateRequest, arn, time.GetUtcNow());
             audit.Other($"activation/{token.Id}", "ecslite:Enroll", arn, context.Peer, "OK");
             LogEnrolled(logger, arn, Core.Validation.CallerText.Quote(request.Hostname, 255), context.Peer);
             return new EnrollResponse
@@ -109,7 +109,7 @@ public sealed partial class EnrollmentService(
     }
 
     /// <summary>The request, checked (bounded, well-formed, its signature valid) before any token is spent.</summary>
-    public static byte[] Requested(byte[] request)
+    public static byte[] CheckedRequest(byte[] request)
     {
         if (request.Length is 0 or > MaxRequestBytes)
         {

@@ -4,6 +4,7 @@ using EcsLite.Coordinator.Core.Security;
 using EcsLite.Coordinator.Core.State;
 using EcsLite.Coordinator.Store;
 using EcsLite.Api.V1;
+using EcsLite.Security;
 using EcsLite.Store.V1;
 using Google.Protobuf;
 using Microsoft.Extensions.Options;
@@ -49,14 +50,14 @@ public sealed partial class IamStore(IKeyValueStore store, IOptions<CoordinatorO
         // start makes one again (and a new file), rather than a key that nobody has.
         var (id, secret) = NewAccessKey();
         var path = Path.Combine(options.Value.DataDir, "admin-credentials");
-        await WritePrivateAsync(path, $"""
+        PrivateFile.Write(path, $"""
             # The EcsLite administrator's access key (user "{IamState.AdminUser}"), in the AWS shared-credentials format.
             # gRPC callers send it as "authorization: Bearer {id}:SECRET". Keep this file private.
             [default]
             aws_access_key_id = {id}
             aws_secret_access_key = {secret}
 
-            """, cancellationToken);
+            """);
         await ChangeAsync(
             s => s.CreateUser(IamState.AdminUser, NewUserId(), Context()).State
                 .PutUserPolicy(IamState.AdminUser, IamState.AdminPolicyName, IamState.AdminPolicy).State
@@ -101,9 +102,10 @@ public sealed partial class IamStore(IKeyValueStore store, IOptions<CoordinatorO
     public Task<(StoredActivation Token, string Code)> CreateTokenAsync(CreateActivationRequest request, CancellationToken cancellationToken) =>
         WriteAsync<(StoredActivation, string)>(() =>
         {
-            var purged = _tokens.Purgeable(time.GetUtcNow()).ToList();
+            var now = time.GetUtcNow();
+            var purged = _tokens.Purgeable(now).ToList();
             var code = RandomNumberGenerator.GetString("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789", 32);
-            var (next, token) = purged.Aggregate(_tokens, (s, id) => s.Delete(id)).Create(Guid.NewGuid().ToString(), code, request, time.GetUtcNow());
+            var (next, token) = purged.Aggregate(_tokens, (s, id) => s.Delete(id)).Create(Guid.NewGuid().ToString(), code, request, now);
             List<TxnOp> ops = [.. purged.Select(id => new DeleteOp(ActivationPrefix + id)), new PutOp(ActivationPrefix + token.Activation.ActivationId, token.ToByteArray())];
             return (ops, (token, code), () => _tokens = next);
         }, cancellationToken);
@@ -138,26 +140,6 @@ public sealed partial class IamStore(IKeyValueStore store, IOptions<CoordinatorO
         {
             _writer.Release();
         }
-    }
-
-    /// <summary>Creates a file readable by its owner only, before anything is written into it.</summary>
-    public static async Task WritePrivateAsync(string path, string text, CancellationToken cancellationToken)
-    {
-        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-        var temporary = path + ".tmp";
-        await using (var file = new FileStream(temporary, new FileStreamOptions
-        {
-            Mode = FileMode.Create,
-            Access = FileAccess.Write,
-            UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
-        }))
-        {
-            File.SetUnixFileMode(temporary, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-            await file.WriteAsync(System.Text.Encoding.UTF8.GetBytes(text), cancellationToken);
-            file.Flush(flushToDisk: true);
-        }
-
-        File.Move(temporary, path, overwrite: true);
     }
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "First start: made the administrator (user admin, policy AdministratorAccess); its access key is in {Path} (mode 0600)")]
