@@ -26,6 +26,9 @@ rm -f "$log"
 if [ "$reported" -lt "$projects" ] && [ "$failed" -eq 0 ]; then
   failed=1  # a test host crashed or a project did not run: count it, never hide it
   echo "only $reported of $projects test projects reported results"
+elif [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then
+  failed=1  # an aborted run (a hang ended by --blame-hang-timeout) still prints "Passed!" for what finished
+  echo "dotnet test exited with $status though no test reported a failure: a test run was aborted"
 fi
 line="tests: $passed passed, $failed failed"
 [ "$skipped" -gt 0 ] && line="$line, $skipped skipped"

@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Sockets;
 using EcsLite.Api.V1;
 using Grpc.Core;
+using Grpc.Core.Interceptors;
 using Grpc.Health.V1;
 using Grpc.Net.Client;
 using System.Net.Security;
@@ -32,7 +33,7 @@ public sealed class CoordinatorProcess : IAsyncDisposable
         Address = address;
         _wrapper = wrapper;
         Channel = NewChannel();
-        Ecs = new Ecs.EcsClient(Channel);
+        Ecs = new Ecs.EcsClient(Channel.Intercept(UnaryDeadline.Default));
     }
 
     public string DataDir { get; }
@@ -185,7 +186,7 @@ public sealed class CoordinatorProcess : IAsyncDisposable
         _process = TestProcess.Start(command, wrapper: _wrapper, workingDirectory: WorkingDirectory);
         Channel.Dispose();
         Channel = NewChannel();
-        Ecs = new Ecs.EcsClient(Channel);
+        Ecs = new Ecs.EcsClient(Channel.Intercept(UnaryDeadline.Default));
         await WaitServingAsync(TimeSpan.FromSeconds(30));
         LastStartToServing = watch.Elapsed;
         if (JoinToken.Length == 0)

@@ -17,7 +17,10 @@ namespace EcsLite.Coordinator.Tests.Hostile;
 /// over; no answer is UNKNOWN or INTERNAL; the state after each phase is exactly what the calls it
 /// accepted made it (nothing from a refused one); and once what was accepted is cleaned up, the managed
 /// heap after a full collection is within 10% of where it was before.
+/// It runs alone (a collection of its own, not in parallel with other tests): it saturates both cores by design.
 /// </summary>
+[Collection(nameof(HostileInputTests))]
+[CollectionDefinition(nameof(HostileInputTests), DisableParallelization = true)]
 public sealed class HostileInputTests(ITestOutputHelper output)
 {
     private const int Workers = 16;
@@ -25,17 +28,35 @@ public sealed class HostileInputTests(ITestOutputHelper output)
 
     private readonly ConcurrentQueue<string> _problems = new();
     private readonly ConcurrentDictionary<StatusCode, int> _statuses = new();
+    private string _phase = "warming up";
 
     [Fact]
     public async Task A_hundred_thousand_hostile_requests_change_nothing_they_should_not_and_leave_no_trace()
     {
         await using var coordinator = await CoordinatorProcess.StartAsync(null, "--StoppedTaskRetention=00:00:01");
         await using var fleet = await Fleet.StartAsync(new Uri(coordinator.Address), coordinator.JoinToken, 1, cpu: 65_536, memoryMiB: 65_536);
+
+        // Every call has a deadline of its own; this bound (a timer, which fires even if the run's own
+        // awaits are stuck) makes a stall a failure that says where, well before CI's hang timeout.
+        var run = RunAndCheckAsync(coordinator, fleet);
+        try
+        {
+            await run.WaitAsync(TimeSpan.FromMinutes(6));
+        }
+        catch (TimeoutException) when (!run.IsCompleted)
+        {
+            Assert.Fail($"the run did not finish within 6 minutes; it was {_phase}; statuses so far: {Statuses()}");
+        }
+    }
+
+    private async Task RunAndCheckAsync(CoordinatorProcess coordinator, Fleet fleet)
+    {
         var ecs = coordinator.Ecs;
         await ecs.RegisterTaskDefinitionAsync(new RegisterTaskDefinitionRequest { Family = "fuzz-base", ContainerDefinitions = { new ContainerDefinition { Name = "app", Image = "busybox", Memory = 16 } } });
 
         // A small run first: what the run itself warms up (code, caches, pools) is in the "before".
         await RunAsync(coordinator, seed: 1, scale: 0.2);
+        _phase = "cleaning up after the warm-up run";
         await CleanUpAsync(coordinator, fleet);
         var before = await ManagedHeap.LiveBytesAsync(coordinator.ProcessId, TimeSpan.FromSeconds(30));
 
@@ -45,7 +66,9 @@ public sealed class HostileInputTests(ITestOutputHelper output)
             + string.Join("\n", coordinator.Output.Split('\n').Where(l => l.Contains(" fail: ", StringComparison.Ordinal) || l.StartsWith("   at ", StringComparison.Ordinal) || l.Contains("Exception", StringComparison.Ordinal)).Take(40)));
         Assert.True(_statuses.Keys.Count(s => s != StatusCode.OK) >= 3, $"too few kinds of refusal: {Statuses()}");
 
+        _phase = "cleaning up after the run";
         await CleanUpAsync(coordinator, fleet);
+        _phase = "measuring the heap";
 
         // Pools give back what a burst took only once it is over (Kestrel's pinned blocks are evicted
         // after some idle seconds): what must hold is that the heap comes back, so it is measured
@@ -72,11 +95,13 @@ public sealed class HostileInputTests(ITestOutputHelper output)
 
         // Filters only read: the instances are as they were.
         var instances = await InstancesAsync(ecs);
+        _phase = $"in the filter phase (seed {seed})";
         sent += await PhaseAsync(seed, N(20_000), async pcg =>
             await CallAsync("ListContainerInstances", () => ecs.ListContainerInstancesAsync(new ListContainerInstancesRequest { Filter = Sample(HostileInput.Expression, pcg) }).ResponseAsync));
         Expect(instances.SetEquals(await InstancesAsync(ecs)), "filters changed the container instances");
 
         // Broken bytes to every method of the API.
+        _phase = $"in the broken-bytes phase (seed {seed})";
         string[] methods = [.. Ecs.Descriptor.Methods.Select(m => $"/{Ecs.Descriptor.FullName}/{m.Name}")];
         sent += await PhaseAsync(seed + 1, N(15_000), async pcg =>
         {
@@ -95,6 +120,7 @@ public sealed class HostileInputTests(ITestOutputHelper output)
         });
 
         // Task definitions: revisions afterwards are those before and those accepted, and no other.
+        _phase = $"in the task definition phase (seed {seed})";
         var corpus = TaskDefinitionCases.Corpus().Select(c => JsonParser.Default.Parse<RegisterTaskDefinitionRequest>(c.Json)).ToArray();
         var revisions = await RevisionsAsync(ecs);
         var registered = new ConcurrentBag<string>();
@@ -111,6 +137,7 @@ public sealed class HostileInputTests(ITestOutputHelper output)
         ExpectSame(await RevisionsAsync(ecs), revisions.Concat(registered), "task definition revisions");
 
         // Tasks: likewise.
+        _phase = $"in the RunTask phase (seed {seed})";
         var tasks = await TasksAsync(ecs);
         var started = new ConcurrentBag<string>();
         sent += await PhaseAsync(seed + 3, N(20_000), async pcg =>
@@ -129,6 +156,7 @@ public sealed class HostileInputTests(ITestOutputHelper output)
 
         // The agent channel: hellos and reports. Instances afterwards are those before and those welcomed.
         // Each worker is a host enrolled with the join token (its instance exists from then on), speaking on a connection of its own.
+        _phase = $"in the agent channel phase (seed {seed})";
         var welcomed = new ConcurrentBag<string>();
         var hosts = await Task.WhenAll(Enumerable.Range(0, Workers).Select(i => coordinator.EnrollAsync($"fuzz-host-{i}")));
         Array.ForEach(hosts, h => welcomed.Add(h.ContainerInstanceArn));
@@ -144,6 +172,7 @@ public sealed class HostileInputTests(ITestOutputHelper output)
         ExpectSame(await InstancesAsync(ecs), instances.Concat(welcomed), "container instances");
 
         // Services last (their scheduler starts tasks of its own).
+        _phase = $"in the CreateService phase (seed {seed})";
         var services = await ServicesAsync(ecs);
         var created = new ConcurrentBag<string>();
         sent += await PhaseAsync(seed + 5, N(15_000), async pcg =>
@@ -184,10 +213,10 @@ public sealed class HostileInputTests(ITestOutputHelper output)
         string? welcomed = null;
         try
         {
-            await call.RequestStream.WriteAsync(new AgentMessage { Hello = hello });
+            await call.RequestStream.WriteAsync(new AgentMessage { Hello = hello }, timeout.Token);
             foreach (var report in reports)
             {
-                await call.RequestStream.WriteAsync(new AgentMessage { TaskStateChange = report });
+                await call.RequestStream.WriteAsync(new AgentMessage { TaskStateChange = report }, timeout.Token);
             }
 
             // Bounded by this client's deadline: in one clean-clone run a few calls stalled for good (both
