@@ -1,6 +1,7 @@
 using EcsLite.Coordinator;
 using EcsLite.Coordinator.Agents;
 using EcsLite.Coordinator.Api;
+using EcsLite.Coordinator.Schedules;
 using EcsLite.Coordinator.State;
 using EcsLite.Coordinator.Core.Validation;
 using EcsLite.Coordinator.Security;
@@ -186,8 +187,10 @@ builder.Services.AddSingleton<TaskDispatcher>();
 builder.Services.AddHostedService<HeartbeatMonitor>();
 builder.Services.AddHostedService<StoppedTaskPurger>();
 builder.Services.AddHostedService<ServiceSchedulerLoop>();
+builder.Services.AddHostedService<ScheduleLoop>();
 builder.Services.AddSingleton<IamStore>();
 builder.Services.AddSingleton<AuditLog>();
+builder.Services.AddSingleton<CallAuthorizer>(); // also asked by the Scheduler service (a schedule's RunTask)
 builder.Services.AddHostedService(services => services.GetRequiredService<AuditLog>());
 builder.Services.AddGrpc(grpc =>
 {
@@ -214,6 +217,7 @@ app.MapGrpcService<AgentChannelService>();
 app.MapGrpcService<TaskLogsService>();
 app.MapGrpcService<IamService>();
 app.MapGrpcService<ActivationsService>();
+app.MapGrpcService<SchedulerService>();
 app.MapGrpcService<EnrollmentService>();
 app.MapGrpcReflectionService();
 app.MapGrpcHealthChecksService();
@@ -224,6 +228,7 @@ Startup.LogDataDir(logger, (store as SqliteKeyValueStore)?.Path ?? options.DataD
 try
 {
     await app.Services.GetRequiredService<ClusterStateMachine>().LoadAsync(app.Lifetime.ApplicationStopping);
+    app.Services.GetRequiredService<TaskDispatcher>(); // from now on every committed task change reaches its agent
     await app.Services.GetRequiredService<IamStore>().LoadAsync(app.Lifetime.ApplicationStopping);
     await app.StartAsync();
     File.SetUnixFileMode(options.AdminSocket, UnixFileMode.UserRead | UnixFileMode.UserWrite);

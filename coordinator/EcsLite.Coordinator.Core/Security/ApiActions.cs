@@ -10,7 +10,8 @@ namespace EcsLite.Coordinator.Core.Security;
 /// task ARN, both with the cluster's ARN as the <c>ecs:cluster</c> condition key; actions ECS gives no
 /// resource-level permissions (ListClusters, RegisterTaskDefinition, ...) need <c>Resource: "*"</c>.
 /// EcsLite's own GetTaskLogs is <c>ecs:GetTaskLogs</c> on the task; the Iam service's calls are IAM's
-/// actions on the user they are about (ListUsers on "*"); join tokens are SSM's activation actions on "*".
+/// actions on the user they are about (ListUsers on "*"); join tokens are SSM's activation actions on "*";
+/// schedules are EventBridge Scheduler's actions on the schedule's ARN.
 /// </summary>
 public static class ApiActions
 {
@@ -77,6 +78,12 @@ public static class ApiActions
             UpdateAccessKeyRequest m => Iam("UpdateAccessKey", User(m.UserName)),
             DeleteAccessKeyRequest m => Iam("DeleteAccessKey", User(m.UserName)),
 
+            CreateScheduleRequest m => Scheduler("CreateSchedule", arns, m.Name),
+            GetScheduleRequest m => Scheduler("GetSchedule", arns, m.Name),
+            UpdateScheduleRequest m => Scheduler("UpdateSchedule", arns, m.Name),
+            DeleteScheduleRequest m => Scheduler("DeleteSchedule", arns, m.Name),
+            ListSchedulesRequest => Scheduler("ListSchedules", arns, null),
+
             CreateActivationRequest => Ssm("CreateActivation"),
             DescribeActivationsRequest => Ssm("DescribeActivations"),
             DeleteActivationRequest => Ssm("DeleteActivation"),
@@ -84,6 +91,10 @@ public static class ApiActions
             _ => throw new ArgumentException($"{method}: no IAM action is defined for {request.Descriptor.FullName}.", nameof(request)),
         };
     }
+
+    /// <summary>EventBridge Scheduler's actions act on the schedule's ARN; ListSchedules on "*".</summary>
+    private static AuthorizationRequest Scheduler(string action, ArnFormat arns, string? name) =>
+        new($"scheduler:{action}", name is null ? [] : [Schedules.ScheduleCommands.ScheduleArn(arns, name)], ImmutableDictionary<string, string>.Empty);
 
     /// <summary>SSM gives its activation calls no resource-level permissions: they need <c>Resource: "*"</c>.</summary>
     private static AuthorizationRequest Ssm(string action) => new($"ssm:{action}", [], ImmutableDictionary<string, string>.Empty);
@@ -93,12 +104,12 @@ public static class ApiActions
 
     /// <summary>
     /// The IAM action a gRPC method ("/package.Service/Method") is: the Iam service's are iam:, the
-    /// Activations service's ssm:, all others ecs:, with the method's own name (the RPCs are named as their actions).
+    /// Activations service's ssm:, the Scheduler's scheduler:, all others ecs:, with the method's own name (the RPCs are named as their actions).
     /// </summary>
     public static string ActionOf(string method)
     {
         var parts = method.Split('/');
-        var prefix = parts[1] switch { "ecslite.v1.Iam" => "iam", "ecslite.v1.Activations" => "ssm", _ => "ecs" };
+        var prefix = parts[1] switch { "ecslite.v1.Iam" => "iam", "ecslite.v1.Activations" => "ssm", "ecslite.v1.Scheduler" => "scheduler", _ => "ecs" };
         return $"{prefix}:{parts[^1]}";
     }
 

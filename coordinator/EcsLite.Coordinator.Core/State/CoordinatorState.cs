@@ -33,6 +33,9 @@ public sealed record CoordinatorState(
         ImmutableDictionary.Create<string, InstanceUsage>(StringComparer.Ordinal),
         ImmutableDictionary.Create<string, ImmutableDictionary<string, StoredTask>>(StringComparer.Ordinal));
 
+    /// <summary>Schedules by name (only the default schedule group exists).</summary>
+    public ImmutableSortedDictionary<string, StoredSchedule> Schedules { get; init; } = ImmutableSortedDictionary.Create<string, StoredSchedule>(StringComparer.Ordinal);
+
     /// <summary>Services are keyed by cluster and name: the same name may exist in two clusters.</summary>
     public static string ServiceKey(string cluster, string serviceName) => $"{cluster}/{serviceName}";
 
@@ -66,6 +69,8 @@ public sealed record CoordinatorState(
             ContainerInstances = ContainerInstances.Remove(removed.ContainerInstanceArn),
             Connections = Connections.Remove(removed.ContainerInstanceArn),
         },
+        SchedulePut put => this with { Schedules = Schedules.SetItem(put.Schedule.Schedule.Name, put.Schedule) },
+        ScheduleRemoved removed => this with { Schedules = Schedules.Remove(removed.Name) },
         AgentConnectionChanged changed => this with { Connections = Connections.SetItem(changed.ContainerInstanceArn, new AgentConnection(changed.Connected, changed.At)) },
         _ => throw new ArgumentOutOfRangeException(nameof(change), change, "unknown state change"),
     };
@@ -318,6 +323,10 @@ public sealed record ServiceRemoved(string Cluster, string ServiceName) : StateC
 
 /// <summary>An INACTIVE (deregistered) container instance forgotten after the retention, once it holds no task.</summary>
 public sealed record ContainerInstanceRemoved(string ContainerInstanceArn, string Cluster) : StateChange;
+
+public sealed record SchedulePut(StoredSchedule Schedule) : StateChange;
+
+public sealed record ScheduleRemoved(string Name) : StateChange;
 
 /// <summary>
 /// An agent connected or went away. Not stored: after a restart every agent counts as disconnected

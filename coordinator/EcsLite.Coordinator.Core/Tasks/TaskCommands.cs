@@ -155,6 +155,27 @@ public static class TaskCommands
     }
 
     /// <summary>
+    /// The tasks among <paramref name="changes"/> that their agents must hear of: new ones, and those whose
+    /// desired status changed while they had not yet stopped. Every command's changes go through this one
+    /// rule (the state machine applies it after each commit), so no caller has to remember to tell agents;
+    /// an agent's own reports, which change only what it said, send it nothing back.
+    /// </summary>
+    public static List<string> ForAgents(CoordinatorState before, IEnumerable<StateChange> changes)
+    {
+        var arns = new List<string>();
+        foreach (var change in changes)
+        {
+            if (change is TaskPut { Task.Task: var task } && task.LastStatus != TaskStatus.Stopped
+                && (!before.Tasks.TryGetValue(task.TaskArn, out var previous) || previous.Task.DesiredStatus != task.DesiredStatus))
+            {
+                arns.Add(task.TaskArn);
+            }
+        }
+
+        return arns;
+    }
+
+    /// <summary>
     /// Tasks too large to send to their agent in one message: they can never run, so they are STOPPED
     /// at once, with the reason (only a definition stored before its size was limited can be so large).
     /// </summary>

@@ -6,14 +6,28 @@ using EcsLite.Store.V1;
 namespace EcsLite.Coordinator.Agents;
 
 /// <summary>
-/// Tells agents about tasks once a change to them is durable: a partial desired set (in as many parts
-/// as it takes) to each connected instance concerned. An agent that is not connected learns it from the
-/// full set on its next hello. A task too large to be sent at all is stopped, with the reason.
+/// Tells agents about tasks once a change to them is durable (every command's, through the state
+/// machine's <see cref="ClusterStateMachine.TasksForAgents"/>): a partial desired set (in as many parts
+/// as it takes) to each connected instance concerned, as the newest published state has the tasks. An
+/// agent that is not connected learns it from the full set on its next hello. A task too large to be
+/// sent at all is stopped, with the reason.
 /// </summary>
-public sealed class TaskDispatcher(AgentSessions sessions, ClusterStateMachine state)
+public sealed class TaskDispatcher
 {
-    public void Send(IEnumerable<StoredTask> tasks)
+    private readonly AgentSessions sessions;
+    private readonly ClusterStateMachine state;
+
+    public TaskDispatcher(AgentSessions sessions, ClusterStateMachine state)
     {
+        this.sessions = sessions;
+        this.state = state;
+        state.TasksForAgents = Send;
+    }
+
+    private void Send(IReadOnlyList<string> taskArns)
+    {
+        var current = state.Current;
+        var tasks = taskArns.Select(current.Tasks.GetValueOrDefault).OfType<StoredTask>();
         foreach (var byInstance in tasks.GroupBy(t => t.Task.ContainerInstanceArn, StringComparer.Ordinal))
         {
             if (sessions.Find(byInstance.Key) is { } session)

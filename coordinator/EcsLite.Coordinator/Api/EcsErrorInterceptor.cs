@@ -1,4 +1,5 @@
 using EcsLite.Coordinator.Core;
+using EcsLite.Coordinator.Core.Schedules;
 using EcsLite.Coordinator.Core.Security;
 using EcsLite.Coordinator.Core.Validation;
 using Google.Protobuf;
@@ -114,6 +115,8 @@ public sealed partial class EcsErrorInterceptor(ILogger<EcsErrorInterceptor> log
             IamErrorType.EntityAlreadyExists => StatusCode.AlreadyExists,
             IamErrorType.DeleteConflict => StatusCode.FailedPrecondition,
             IamErrorType.LimitExceeded => StatusCode.ResourceExhausted,
+            SchedulerErrors.ConflictException => StatusCode.AlreadyExists,
+            SchedulerErrors.ServiceQuotaExceededException => StatusCode.ResourceExhausted,
             _ => StatusCode.InvalidArgument,
         };
         var trailers = new Metadata { { "ecs-error-type", e.ErrorType } };

@@ -15,7 +15,7 @@ namespace EcsLite.Coordinator.Api;
 /// The public API, one RPC per ECS action. Thin: reads go to the durable in-memory snapshot, writes
 /// through the state machine; the core decides everything. Errors are mapped by <see cref="EcsErrorInterceptor"/>.
 /// </summary>
-public sealed class EcsService(ClusterStateMachine state, AgentSessions sessions, TaskDispatcher dispatcher) : Ecs.EcsBase
+public sealed class EcsService(ClusterStateMachine state, AgentSessions sessions) : Ecs.EcsBase
 {
     public override Task<CreateClusterResponse> CreateCluster(CreateClusterRequest request, ServerCallContext context) =>
         state.ApplyAsync((s, c) => ClusterCommands.Create(s, request, c), context.CancellationToken);
@@ -81,30 +81,14 @@ public sealed class EcsService(ClusterStateMachine state, AgentSessions sessions
     public override Task<ListAttributesResponse> ListAttributes(ListAttributesRequest request, ServerCallContext context) =>
         Task.FromResult(ContainerInstanceCommands.ListAttributes(state.Current, request));
 
-    public override async Task<RunTaskResponse> RunTask(RunTaskRequest request, ServerCallContext context)
-    {
-        var response = await state.ApplyAsync((s, c) => TaskCommands.Run(s, request, c, Random.Shared, NewId), context.CancellationToken);
-        dispatcher.Send(response.Tasks.Select(t => state.Current.Tasks[t.TaskArn]));
-        return response;
-    }
+    public override Task<RunTaskResponse> RunTask(RunTaskRequest request, ServerCallContext context) =>
+        state.ApplyAsync((s, c) => TaskCommands.Run(s, request, c, Random.Shared, NewId), context.CancellationToken);
 
-    public override async Task<StartTaskResponse> StartTask(StartTaskRequest request, ServerCallContext context)
-    {
-        var response = await state.ApplyAsync((s, c) => TaskCommands.Start(s, request, c, NewId), context.CancellationToken);
-        dispatcher.Send(response.Tasks.Select(t => state.Current.Tasks[t.TaskArn]));
-        return response;
-    }
+    public override Task<StartTaskResponse> StartTask(StartTaskRequest request, ServerCallContext context) =>
+        state.ApplyAsync((s, c) => TaskCommands.Start(s, request, c, NewId), context.CancellationToken);
 
-    public override async Task<StopTaskResponse> StopTask(StopTaskRequest request, ServerCallContext context)
-    {
-        var response = await state.ApplyAsync((s, c) => TaskCommands.Stop(s, request, c), context.CancellationToken);
-        if (state.Current.Tasks.TryGetValue(response.Task.TaskArn, out var stored))
-        {
-            dispatcher.Send([stored]);
-        }
-
-        return response;
-    }
+    public override Task<StopTaskResponse> StopTask(StopTaskRequest request, ServerCallContext context) =>
+        state.ApplyAsync((s, c) => TaskCommands.Stop(s, request, c), context.CancellationToken);
 
     public override Task<DescribeTasksResponse> DescribeTasks(DescribeTasksRequest request, ServerCallContext context) =>
         Task.FromResult(TaskCommands.Describe(state.Current, request, state.Arns));
@@ -127,5 +111,5 @@ public sealed class EcsService(ClusterStateMachine state, AgentSessions sessions
     public override Task<ListServicesResponse> ListServices(ListServicesRequest request, ServerCallContext context) =>
         Task.FromResult(ServiceCommands.List(state.Current, request));
 
-    private static string NewId() => Guid.NewGuid().ToString("N");
+    internal static string NewId() => Guid.NewGuid().ToString("N");
 }

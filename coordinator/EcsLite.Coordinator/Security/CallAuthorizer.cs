@@ -11,7 +11,7 @@ using Microsoft.Extensions.Options;
 namespace EcsLite.Coordinator.Security;
 
 /// <summary>
-/// The first step of every API call (the Ecs, TaskLogs, Iam and Activations services): who is calling.
+/// The first step of every API call (the Ecs, TaskLogs, Iam, Activations and Scheduler services): who is calling.
 /// The admin socket is the account's root; over TCP, an access key as "authorization: Bearer ID:SECRET".
 /// A caller without a valid key gets Unauthenticated before anything else reads the request. (Agents
 /// are known by their client certificates instead, and a joining host by its join token.)
@@ -21,7 +21,7 @@ public sealed class CallAuthenticator(IamStore iam, AuditLog audit, IOptions<Coo
     private const string CallerKey = "ecslite-caller";
 
     /// <summary>The services whose every call is authenticated and checked against policies.</summary>
-    public static readonly string[] Services = ["ecslite.v1.Ecs", "ecslite.v1.TaskLogs", "ecslite.v1.Iam", "ecslite.v1.Activations"];
+    public static readonly string[] Services = ["ecslite.v1.Ecs", "ecslite.v1.TaskLogs", "ecslite.v1.Iam", "ecslite.v1.Activations", "ecslite.v1.Scheduler"];
 
     /// <summary>The authenticated caller of a call of a guarded service; null for the open ones.</summary>
     public static Principal? Caller(ServerCallContext context) =>
@@ -136,16 +136,28 @@ public sealed class CallAuthorizer(IamStore iam, ClusterStateMachine cluster, Au
         }
 
         var described = ApiActions.Describe(context.Method, message, iam.Arns, LatestRevision, caller.Name);
+        Require(caller, described, context.Peer);
+        return (caller, described);
+    }
+
+    /// <summary>
+    /// Refuses (AccessDeniedException, audited) unless the caller's policies allow the action; for what a
+    /// call does beyond its own action, e.g. the RunTask a schedule will make for the one who creates it.
+    /// </summary>
+    public void Require(Principal caller, AuthorizationRequest described, string peer)
+    {
         if (!caller.IsRoot && PolicyEvaluator.Evaluate(caller.Policies, described) is { Allowed: false } decision)
         {
-            audit.Refused(caller, described.Action, decision.Resource, context.Peer, IamErrorType.AccessDeniedException);
+            audit.Refused(caller, described.Action, decision.Resource, peer, IamErrorType.AccessDeniedException);
             var because = decision.Kind == DecisionKind.ExplicitDeny ? "with an explicit deny in an identity-based policy" : "because no identity-based policy allows the action";
             throw new EcsException(IamErrorType.AccessDeniedException,
                 $"User: {caller.Arn} is not authorized to perform: {described.Action} on resource: {decision.Resource} {because}");
         }
-
-        return (caller, described);
     }
+
+    /// <summary>What <paramref name="request"/> would be as a call of <paramref name="method"/> ("/package.Service/Method").</summary>
+    public AuthorizationRequest Describe(string method, IMessage request, Principal caller) =>
+        ApiActions.Describe(method, request, iam.Arns, LatestRevision, caller.Name);
 
     private string? LatestRevision(string family) =>
         cluster.Current.Families.TryGetValue(family, out var f) ? f.LatestActive?.TaskDefinition.TaskDefinitionArn : null;

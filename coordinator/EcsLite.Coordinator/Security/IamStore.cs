@@ -41,8 +41,14 @@ public sealed partial class IamStore(IKeyValueStore store, IOptions<CoordinatorO
         var range = await store.RangeAsync(Prefix, cancellationToken);
         _state = IamState.Load(range.Kvs.Select(kv => StoredUser.Parser.ParseFrom(kv.Value)));
         _tokens = JoinTokenState.Load((await store.RangeAsync(ActivationPrefix, cancellationToken)).Kvs.Select(kv => StoredActivation.Parser.ParseFrom(kv.Value)));
-        if (_state.Users.ContainsKey(IamState.AdminUser))
+        if (_state.Users.TryGetValue(IamState.AdminUser, out var admin))
         {
+            // A new version's services (scheduler:, ...) for an administrator made by an earlier one.
+            if (admin.Policies.TryGetValue(IamState.AdminPolicyName, out var policy) && IamState.EarlierAdminPolicies.Contains(policy))
+            {
+                await ChangeAsync(s => s.PutUserPolicy(IamState.AdminUser, IamState.AdminPolicyName, IamState.AdminPolicy), cancellationToken);
+            }
+
             return;
         }
 

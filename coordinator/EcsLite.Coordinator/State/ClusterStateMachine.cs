@@ -3,6 +3,7 @@ using System.Diagnostics;
 using EcsLite.Coordinator.Core;
 using EcsLite.Coordinator.Core.Clusters;
 using EcsLite.Coordinator.Core.State;
+using EcsLite.Coordinator.Core.Tasks;
 using EcsLite.Coordinator.Store;
 using EcsLite.Api.V1;
 using Microsoft.Extensions.Options;
@@ -38,6 +39,12 @@ public sealed partial class ClusterStateMachine(
     public Task Changed => Volatile.Read(ref _changed).Task;
 
     public bool Loaded { get; private set; }
+
+    /// <summary>
+    /// Called after each commit, once its state is published, with the tasks agents must hear of
+    /// (<see cref="TaskCommands.ForAgents"/>): the one path from any command to the agents.
+    /// </summary>
+    public Action<IReadOnlyList<string>>? TasksForAgents { get; set; }
 
     /// <summary>Rebuilds the state from the store and creates the default cluster on first start.</summary>
     public async Task LoadAsync(CancellationToken cancellationToken)
@@ -76,7 +83,7 @@ public sealed partial class ClusterStateMachine(
     /// <summary>Runs a command; its changes are durable and visible to readers before this returns.</summary>
     public async Task<T> ApplyAsync<T>(Func<CoordinatorState, CommandContext, Mutation<T>> command, CancellationToken cancellationToken)
     {
-        var applied = new TaskCompletionSource<(Task Commit, CoordinatorState Next, long Sequence, T Result)>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var applied = new TaskCompletionSource<(Task Commit, CoordinatorState Next, long Sequence, List<string> ForAgents, T Result)>(TaskCreationOptions.RunContinuationsAsynchronously);
         _commands.Add(() =>
         {
             try
@@ -88,7 +95,7 @@ public sealed partial class ClusterStateMachine(
                 applied.SetException(e);
             }
         }, CancellationToken.None);
-        var (commit, next, sequence, result) = await applied.Task;
+        var (commit, next, sequence, forAgents, result) = await applied.Task;
 
         try
         {
@@ -105,13 +112,19 @@ public sealed partial class ClusterStateMachine(
         }
 
         Publish(next, sequence);
+        if (forAgents.Count > 0)
+        {
+            TasksForAgents?.Invoke(forAgents);
+        }
+
         return result;
     }
 
     /// <summary>On the command thread: the command against the newest state, its write queued to the store.</summary>
-    private (Task Commit, CoordinatorState Next, long Sequence, T Result) Run<T>(Func<CoordinatorState, CommandContext, Mutation<T>> command)
+    private (Task Commit, CoordinatorState Next, long Sequence, List<string> ForAgents, T Result) Run<T>(Func<CoordinatorState, CommandContext, Mutation<T>> command)
     {
         var mutation = command(_pending, new CommandContext(time.GetUtcNow(), _arns));
+        var forAgents = TaskCommands.ForAgents(_pending, mutation.Changes);
         var next = _pending.Apply(mutation.Changes);
         _pending = next;
         var sequence = mutation.Changes.Count == 0 ? _lastSequence : ++_lastSequence;
@@ -122,7 +135,7 @@ public sealed partial class ClusterStateMachine(
         }
 
         // With nothing to write, the answer (and any in-memory change) still rests on writes in flight.
-        return (_lastCommit, next, sequence, mutation.Result);
+        return (_lastCommit, next, sequence, forAgents, mutation.Result);
     }
 
     private static BlockingCollection<Action> StartCommandThread()

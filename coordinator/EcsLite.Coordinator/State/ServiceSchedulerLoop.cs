@@ -9,10 +9,10 @@ namespace EcsLite.Coordinator.State;
 /// Runs the service scheduler level-triggered: after any published change (changes that arrive while
 /// a pass runs coalesce into the next one), when a grace period or throttle ends, and every few seconds
 /// regardless. Its changes go through the state machine like any command; agents then hear of the
-/// tasks it placed or stopped. A failing pass is retried with a growing delay.
+/// tasks it placed or stopped (<see cref="ClusterStateMachine.TasksForAgents"/>). A failing pass is retried with a growing delay.
 /// </summary>
 public sealed partial class ServiceSchedulerLoop(
-    ClusterStateMachine state, TaskDispatcher dispatcher, TimeProvider time,
+    ClusterStateMachine state, TimeProvider time,
     IOptions<CoordinatorOptions> options, ILogger<ServiceSchedulerLoop> logger) : BackgroundService
 {
     private static readonly TimeSpan Idle = TimeSpan.FromSeconds(5);
@@ -33,7 +33,6 @@ public sealed partial class ServiceSchedulerLoop(
                 if (state.Loaded && !state.Current.Services.IsEmpty)
                 {
                     var pass = await state.ApplyAsync((s, c) => ServiceScheduler.Run(s, c, settings, Random.Shared, () => Guid.NewGuid().ToString("N"), _memo), stoppingToken);
-                    dispatcher.Send(pass.ChangedTasks.Select(arn => state.Current.Tasks[arn]));
                     if (pass.RecheckAt is { } at)
                     {
                         wait = TimeSpan.FromTicks(Math.Clamp((at - time.GetUtcNow()).Ticks, TimeSpan.FromMilliseconds(50).Ticks, Idle.Ticks));

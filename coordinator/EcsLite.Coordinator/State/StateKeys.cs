@@ -14,6 +14,7 @@ namespace EcsLite.Coordinator.State;
 ///   /container-instances/CLUSTER/ID     StoredContainerInstance
 ///   /tasks/CLUSTER/ID                   StoredTask
 ///   /services/CLUSTER/NAME              StoredService
+///   /schedules/GROUP/NAME               StoredSchedule (its fires are recorded in the same write as the tasks they start)
 /// Agent connections are not stored: after a restart every agent counts as disconnected until it reconnects.
 /// </summary>
 public static class StateKeys
@@ -25,6 +26,7 @@ public static class StateKeys
     private const string ContainerInstances = "/container-instances/";
     private const string Tasks = "/tasks/";
     private const string Services = "/services/";
+    private const string Schedules = "/schedules/default/";
 
     /// <summary>
     /// The store write for a change, or null for a change that lives in memory only. <paramref name="state"/>
@@ -42,6 +44,8 @@ public static class StateKeys
         ServicePut put => new PutOp($"{Services}{put.Service.Cluster}/{put.Service.Service.ServiceName}", put.Service.ToByteArray()),
         ServiceRemoved removed => new DeleteOp($"{Services}{removed.Cluster}/{removed.ServiceName}"),
         ContainerInstanceRemoved removed => new DeleteOp($"{ContainerInstances}{removed.Cluster}/{removed.ContainerInstanceArn.Split('/')[^1]}"),
+        SchedulePut put => new PutOp(Schedules + put.Schedule.Schedule.Name, put.Schedule.ToByteArray()),
+        ScheduleRemoved removed => new DeleteOp(Schedules + removed.Name),
         ClusterPut put => new PutOp(Clusters + put.Cluster.ClusterName, put.Cluster.ToByteArray()),
         FamilyPut put => new PutOp(Families + put.Family, new TaskDefinitionFamilyRecord { Family = put.Family, LastRevision = put.LastRevision }.ToByteArray()),
         TaskDefinitionPut put => new PutOp(TaskDefinitionKey(put.Definition.TaskDefinition.Family, put.Definition.TaskDefinition.Revision), put.Definition.ToByteArray()),
@@ -81,6 +85,11 @@ public static class StateKeys
         if (kv.Key.StartsWith(Services, StringComparison.Ordinal))
         {
             return new ServicePut(StoredService.Parser.ParseFrom(kv.Value));
+        }
+
+        if (kv.Key.StartsWith(Schedules, StringComparison.Ordinal))
+        {
+            return new SchedulePut(StoredSchedule.Parser.ParseFrom(kv.Value));
         }
 
         throw new InvalidDataException($"the store holds a key this coordinator does not know: {kv.Key}");

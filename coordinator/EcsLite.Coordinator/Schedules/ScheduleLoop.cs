@@ -1,0 +1,74 @@
+using System.Collections.Immutable;
+using EcsLite.Coordinator.Core.Schedules;
+using EcsLite.Coordinator.State;
+using EcsLite.Store.V1;
+
+namespace EcsLite.Coordinator.Schedules;
+
+/// <summary>
+/// Fires schedules when their slots come: a pass (one command of the state machine, see
+/// <see cref="ScheduleRunner"/>) when the earliest slot or retry is due. When that is, is worked out
+/// again only when the schedules change (a pass, or a schedule created, updated or deleted). The tasks
+/// a pass starts reach their agents as every task change does. A failing pass is retried with a growing delay.
+/// </summary>
+public sealed partial class ScheduleLoop(ClusterStateMachine state, TimeProvider time, ILogger<ScheduleLoop> logger) : BackgroundService
+{
+    private static readonly TimeSpan Idle = TimeSpan.FromMinutes(1);
+    private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(30);
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var failures = 0;
+        ImmutableSortedDictionary<string, StoredSchedule>? seen = null;
+        DateTimeOffset? due = null;
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            var changed = state.Changed;
+            var wait = Idle;
+            try
+            {
+                var current = state.Current;
+                if (!ReferenceEquals(current.Schedules, seen))
+                {
+                    (seen, due) = (current.Schedules, ScheduleRunner.NextDue(current));
+                }
+
+                if (state.Loaded && due <= time.GetUtcNow())
+                {
+                    var pass = await state.ApplyAsync((s, c) => ScheduleRunner.Run(s, c, Random.Shared, () => Guid.NewGuid().ToString("N")), stoppingToken);
+                    if (pass.Fired > 0)
+                    {
+                        LogFired(logger, pass.Fired);
+                    }
+
+                    failures = 0;
+                    continue; // the pass changed the schedules: their next due time is worked out again
+                }
+
+                failures = 0;
+                if (due is { } at)
+                {
+                    wait = TimeSpan.FromTicks(Math.Clamp((at - time.GetUtcNow()).Ticks, 0, Idle.Ticks));
+                }
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception e)
+            {
+                failures++;
+                wait = TimeSpan.FromTicks(Math.Min(MaxBackoff.Ticks, TimeSpan.FromMilliseconds(200).Ticks << Math.Min(failures, 10)));
+                LogPassFailed(logger, failures, wait, e);
+            }
+
+            await Task.WhenAny(changed, Task.Delay(wait, time, stoppingToken)).ConfigureAwait(false);
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Schedules fired {Fired} slot(s)")]
+    private static partial void LogFired(ILogger logger, int fired);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Schedule pass failed ({Failures} in a row); next try in {Wait}")]
+    private static partial void LogPassFailed(ILogger logger, int failures, TimeSpan wait, Exception exception);
+}
