@@ -52,6 +52,7 @@ public sealed class SecurityTests
         Assert.Contains("/ecslite.v1.TaskLogs/GetTaskLogs", guarded);
         Assert.Contains("/ecslite.v1.Iam/CreateAccessKey", guarded);
         Assert.Contains("/ecslite.v1.Activations/CreateActivation", guarded);
+        Assert.Contains("/ecslite.v1.Scheduler/CreateSchedule", guarded);
         Assert.Contains("/ecslite.v1.AgentChannel/Connect", guarded);
         (string Name, (string, string)? Key, string Error)[] callers =
         [
@@ -164,6 +165,40 @@ public sealed class SecurityTests
         var second = await Assert.ThrowsAsync<InvalidOperationException>(() => CoordinatorProcess.StartAsync(null, "--admin-socket", coordinator.AdminSocket));
         Assert.Contains("exited with 2", second.Message, StringComparison.Ordinal);
         Assert.Contains($"The admin socket {coordinator.AdminSocket} is in use by another coordinator", second.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_schedule_is_no_way_around_a_policy_its_creator_needs_the_RunTask_it_will_make()
+    {
+        await using var coordinator = await CoordinatorProcess.StartAsync();
+        foreach (var name in new[] { "A", "B" })
+        {
+            await coordinator.Ecs.CreateClusterAsync(new CreateClusterRequest { ClusterName = name });
+        }
+
+        await coordinator.Ecs.RegisterTaskDefinitionAsync(new RegisterTaskDefinitionRequest { Family = "web", ContainerDefinitions = { new ContainerDefinition { Name = "app", Image = "busybox", Memory = 16 } } });
+        const string SchedulesAndRunTaskOnA = """
+            { "Version": "2012-10-17", "Statement": [
+              { "Effect": "Allow", "Action": "scheduler:*", "Resource": "arn:aws:scheduler:*:*:schedule/default/team-*" },
+              { "Effect": "Allow", "Action": "ecs:RunTask", "Resource": "*", "Condition": { "ArnEquals": { "ecs:cluster": "arn:aws:ecs:local:000000000000:cluster/A" } } } ] }
+            """;
+        var scheduler = new Scheduler.SchedulerClient(coordinator.NewChannel(await KeyForAsync(coordinator, "team", SchedulesAndRunTaskOnA)));
+        CreateScheduleRequest Schedule(string name, string cluster) => new()
+        {
+            Name = name, ScheduleExpression = "rate(1 hour)", FlexibleTimeWindow = new FlexibleTimeWindow { Mode = "OFF" },
+            Target = new Target { Arn = $"arn:aws:ecs:local:000000000000:cluster/{cluster}", EcsParameters = new EcsParameters { TaskDefinitionArn = "web" } },
+        };
+
+        Assert.Equal("arn:aws:scheduler:local:000000000000:schedule/default/team-a", (await scheduler.CreateScheduleAsync(Schedule("team-a", "A"))).ScheduleArn);
+        var otherCluster = await Assert.ThrowsAsync<RpcException>(() => scheduler.CreateScheduleAsync(Schedule("team-b", "B")).ResponseAsync);
+        Assert.Equal(StatusCode.PermissionDenied, otherCluster.StatusCode);
+        Assert.Contains("is not authorized to perform: ecs:RunTask", otherCluster.Status.Detail, StringComparison.Ordinal);
+        var otherName = await Assert.ThrowsAsync<RpcException>(() => scheduler.CreateScheduleAsync(Schedule("ops-a", "A")).ResponseAsync);
+        Assert.Contains("is not authorized to perform: scheduler:CreateSchedule on resource: arn:aws:scheduler:local:000000000000:schedule/default/ops-a", otherName.Status.Detail, StringComparison.Ordinal);
+
+        // Neither refused schedule exists; the administrator (scheduler:* in its policy) sees the one that does.
+        var admin = new Scheduler.SchedulerClient(coordinator.Channel);
+        Assert.Equal(["team-a"], (await admin.ListSchedulesAsync(new ListSchedulesRequest())).Schedules.Select(s => s.Name));
     }
 
     private static async Task<(string AccessKeyId, string Secret)> KeyForAsync(CoordinatorProcess coordinator, string user, string policy)
