@@ -116,6 +116,7 @@ if ! command -v dotnet >/dev/null || ! dotnet --list-sdks 2>/dev/null | grep -q 
   missing+=(dotnet-sdk-10.0)
 fi
 command -v dockerd >/dev/null || missing+=(docker.io)   # the engine the agent runs tasks on
+[ -e /usr/share/zoneinfo/UTC ] || missing+=(tzdata)     # the time zones schedules are read in
 if [ ${#missing[@]} -gt 0 ]; then
   say "installing ${missing[*]}"
   as_root apt-get update -qq || true

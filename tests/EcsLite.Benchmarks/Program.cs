@@ -10,6 +10,7 @@ using EcsLite.Benchmarks;
 //   service-pass  one service scheduler pass over 1,000 services / 30,000 tasks (BenchmarkDotNet)
 //   failover      a lost instance's service tasks RUNNING elsewhere, with simulated agents
 //   security      RunTask, DescribeTasks and 1,000 agents joining, with security on and off (InsecureTestMode)
+//   schedules     10,000 rate(1 minute) schedules over 1,000 simulated hosts: slot to RUNNING, coordinator CPU
 return args.FirstOrDefault() switch
 {
     "agent-idle" => await AgentIdleBenchmark.RunAsync(args),
@@ -20,12 +21,13 @@ return args.FirstOrDefault() switch
     "service-pass" => ServicePassBenchmark.Run(args),
     "failover" => await FailoverBenchmark.RunAsync(args),
     "security" => await SecurityBenchmark.RunAsync(args),
+    "schedules" => await ScheduleBenchmark.RunAsync(args),
     "taskdefs" or null => await TaskDefinitionBenchmark.RunAsync(args),
     var other => Fail(other),
 };
 
 static int Fail(string command)
 {
-    Console.Error.WriteLine($"unknown benchmark '{command}': taskdefs, agent-idle, agent-fleet, agent-tasks, placement, runtask, service-pass, failover or security");
+    Console.Error.WriteLine($"unknown benchmark '{command}': taskdefs, agent-idle, agent-fleet, agent-tasks, placement, runtask, service-pass, failover, security or schedules");
     return 2;
 }

@@ -191,6 +191,8 @@ public class ScheduleTests
     [InlineData("""{ "ScheduleExpressionTimezone": "Mars/Olympus_Mons" }""", "ScheduleExpressionTimezone")]
     [InlineData("""{ "StartDate": "2027-01-02T00:00:00Z", "EndDate": "2027-01-01T00:00:00Z" }""", "EndDate")]
     [InlineData("""{ "EndDate": "2020-01-01T00:00:00Z" }""", "EndDate")]
+    [InlineData("""{ "StartDate": "9999-12-31T00:00:00Z" }""", "StartDate")]
+    [InlineData("""{ "StartDate": "1900-01-01T00:00:00Z" }""", "StartDate")]
     [InlineData("""{ "State": "PAUSED" }""", "State")]
     [InlineData("""{ "FlexibleTimeWindow": { "Mode": "FLEXIBLE" } }""", "FlexibleTimeWindow.MaximumWindowInMinutes")]
     [InlineData("""{ "FlexibleTimeWindow": { "Mode": "SOMETIMES" } }""", "FlexibleTimeWindow.Mode")]
@@ -223,6 +225,15 @@ public class ScheduleTests
     }
 
     [Fact]
+    public void A_timestamp_no_JSON_can_spell_but_bytes_can_is_refused_too()
+    {
+        var request = Schedule("good", "rate(1 minute)");
+        request.StartDate = new Timestamp { Seconds = 1_800_000_000, Nanos = -1 };
+        var error = Assert.Throws<EcsException>(() => ScheduleCommands.Create(Cluster(), request, At(Now)));
+        Assert.Equal((SchedulerErrors.ValidationException, "StartDate"), (error.ErrorType, error.Field));
+    }
+
+    [Fact]
     public void Names_are_unique_unknown_ones_are_not_found_and_lists_filter_and_page()
     {
         var state = Cluster();
@@ -247,6 +258,14 @@ public class ScheduleTests
 
         state = Run(state, s => ScheduleCommands.Delete(s, new DeleteScheduleRequest { Name = "hourly" })).State;
         Assert.Equal(2, ScheduleCommands.List(state, new ListSchedulesRequest()).Schedules.Count);
+    }
+
+    [Fact]
+    public void UpdateSchedule_takes_exactly_CreateSchedule_members_so_one_check_serves_both()
+    {
+        static IEnumerable<string> Fields(Google.Protobuf.Reflection.MessageDescriptor d) =>
+            d.Fields.InFieldNumberOrder().Select(f => $"{f.FieldNumber} {f.Name} {f.FieldType} {f.HasPresence} {(f.FieldType == Google.Protobuf.Reflection.FieldType.Message ? f.MessageType.FullName : "")}");
+        Assert.Equal(Fields(CreateScheduleRequest.Descriptor), Fields(UpdateScheduleRequest.Descriptor));
     }
 
     [Fact]

@@ -133,6 +133,39 @@ public sealed class ScheduleTests(ITestOutputHelper output) : IAsyncLifetime
         Assert.Equal(3, containers.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length);
     }
 
+    /// <summary>The README's schedule of the example, as grpcurl sends it.</summary>
+    [Fact]
+    public async Task The_README_schedule_of_the_example_is_created_shows_its_next_slot_and_is_deleted()
+    {
+        await _json.CallAsync("ecslite.v1.Ecs/RegisterTaskDefinition", File.ReadAllText(Path.Combine(RepoPaths.Examples, "fargate-task-definition.json")));
+        await _json.CallAsync(Scheduler + "CreateSchedule", """
+            {"Name": "nightly-web", "ScheduleExpression": "cron(30 2 * * ? *)", "ScheduleExpressionTimezone": "Europe/Berlin",
+              "FlexibleTimeWindow": {"Mode": "OFF"},
+              "Target": {"Arn": "arn:aws:ecs:local:000000000000:cluster/default", "RoleArn": "arn:aws:iam::000000000000:role/ecslite-scheduler",
+                "EcsParameters": {"TaskDefinitionArn": "fargate-task-definition", "LaunchType": "FARGATE",
+                  "NetworkConfiguration": {"awsvpcConfiguration": {"Subnets": ["subnet-home"], "AssignPublicIp": "DISABLED"}}}}}
+            """);
+        var schedule = await _json.CallAsync(Scheduler + "GetSchedule", """{"Name": "nightly-web"}""");
+        var next = DateTimeOffset.Parse(schedule["NextInvocation"]!.GetValue<string>(), CultureInfo.InvariantCulture);
+        var berlin = TimeZoneInfo.ConvertTime(next, TimeZoneInfo.FindSystemTimeZoneById("Europe/Berlin"));
+        Assert.Equal((2, 30, 0), (berlin.Hour, berlin.Minute, berlin.Second));
+        Assert.InRange(next - DateTimeOffset.UtcNow, TimeSpan.Zero, TimeSpan.FromHours(25));
+        Assert.Equal("FARGATE", schedule["Target"]!["EcsParameters"]!["LaunchType"]!.GetValue<string>());
+        Assert.Equal(("ENABLED", "NONE"), (schedule["State"]!.GetValue<string>(), schedule["ActionAfterCompletion"]!.GetValue<string>()));
+
+        var bad = await Assert.ThrowsAsync<RpcException>(() => _json.CallAsync(Scheduler + "CreateSchedule", """
+            {"Name": "bad", "ScheduleExpression": "cron(30 2 * * * *)", "FlexibleTimeWindow": {"Mode": "OFF"},
+              "Target": {"Arn": "arn:aws:ecs:local:000000000000:cluster/default", "EcsParameters": {"TaskDefinitionArn": "fargate-task-definition"}}}
+            """));
+        Assert.Equal(StatusCode.InvalidArgument, bad.StatusCode);
+        Assert.StartsWith("ValidationException: ScheduleExpression: 'cron(30 2 * * * *)': exactly one of day-of-month and day-of-week must be '?'", bad.Status.Detail, StringComparison.Ordinal);
+
+        var listed = await _json.CallAsync(Scheduler + "ListSchedules", """{"NamePrefix": "nightly"}""");
+        Assert.Equal("nightly-web", listed["Schedules"]![0]!["Name"]!.GetValue<string>());
+        await _json.CallAsync(Scheduler + "DeleteSchedule", """{"Name": "nightly-web"}""");
+        Assert.Equal(StatusCode.NotFound, (await Assert.ThrowsAsync<RpcException>(() => _json.CallAsync(Scheduler + "GetSchedule", """{"Name": "nightly-web"}"""))).StatusCode);
+    }
+
     private async Task CreateAsync(string name, string expression, string extra = "")
     {
         var created = await _json.CallAsync(Scheduler + "CreateSchedule", $$"""

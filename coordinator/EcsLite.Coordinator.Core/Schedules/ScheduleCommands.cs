@@ -32,11 +32,7 @@ public static partial class ScheduleCommands
 
     public static Mutation<CreateScheduleResponse> Create(CoordinatorState state, CreateScheduleRequest request, CommandContext context)
     {
-        var definition = Checked(new ScheduleInput(request.Name, request.HasGroupName ? request.GroupName : null, request.ScheduleExpression,
-            request.HasScheduleExpressionTimezone ? request.ScheduleExpressionTimezone : null, request.StartDate, request.EndDate,
-            request.HasState ? request.State : null, request.FlexibleTimeWindow, request.HasDescription ? request.Description : null, request.Target,
-            request.HasActionAfterCompletion ? request.ActionAfterCompletion : null, request.HasClientToken ? request.ClientToken : null,
-            request.HasKmsKeyArn ? request.KmsKeyArn : null), context);
+        var definition = Checked(request, context);
         if (state.Schedules.ContainsKey(request.Name))
         {
             throw new EcsException(SchedulerErrors.ConflictException, $"Schedule {request.Name} already exists.", "Name");
@@ -56,11 +52,8 @@ public static partial class ScheduleCommands
     /// <summary>Replaces every field (an optional one left out returns to its default); the last fires stay.</summary>
     public static Mutation<UpdateScheduleResponse> Update(CoordinatorState state, UpdateScheduleRequest request, CommandContext context)
     {
-        var definition = Checked(new ScheduleInput(request.Name, request.HasGroupName ? request.GroupName : null, request.ScheduleExpression,
-            request.HasScheduleExpressionTimezone ? request.ScheduleExpressionTimezone : null, request.StartDate, request.EndDate,
-            request.HasState ? request.State : null, request.FlexibleTimeWindow, request.HasDescription ? request.Description : null, request.Target,
-            request.HasActionAfterCompletion ? request.ActionAfterCompletion : null, request.HasClientToken ? request.ClientToken : null,
-            request.HasKmsKeyArn ? request.KmsKeyArn : null), context);
+        // The same members under the same numbers as CreateSchedule's: checked as one.
+        var definition = Checked(CreateScheduleRequest.Parser.ParseFrom(request.ToByteString()), context);
         var existing = Find(state, request.Name);
         definition.CreationDate = existing.Schedule.CreationDate;
         definition.LastModificationDate = Timestamp.FromDateTimeOffset(context.Now);
@@ -169,25 +162,23 @@ public static partial class ScheduleCommands
         state.Schedules.GetValueOrDefault(name)
         ?? throw new EcsException(SchedulerErrors.ResourceNotFoundException, $"Schedule {CallerText.Quote(name)} does not exist.", "Name");
 
-    private sealed record ScheduleInput(
-        string Name, string? GroupName, string Expression, string? Timezone, Timestamp? StartDate, Timestamp? EndDate, string? State,
-        FlexibleTimeWindow? Window, string? Description, Target? Target, string? ActionAfterCompletion, string? ClientToken, string? KmsKeyArn);
-
     private static readonly string[] ScheduleStates = ["ENABLED", "DISABLED"];
 
     /// <summary>Every member checked; the schedule as GetSchedule will show it (defaults filled in).</summary>
-    private static GetScheduleResponse Checked(ScheduleInput input, CommandContext context)
+    private static GetScheduleResponse Checked(CreateScheduleRequest input, CommandContext context)
     {
         CheckName(input.Name, "Name");
-        CheckGroup(input.GroupName);
-        CheckClientToken(input.ClientToken);
-        var expression = ScheduleExpression.Parse(input.Expression);
-        var timezone = input.Timezone ?? "UTC";
+        CheckGroup(input.HasGroupName ? input.GroupName : null);
+        CheckClientToken(input.HasClientToken ? input.ClientToken : null);
+        var expression = ScheduleExpression.Parse(input.ScheduleExpression);
+        var timezone = input.HasScheduleExpressionTimezone ? input.ScheduleExpressionTimezone : "UTC";
         if (timezone.Length is 0 or > 50 || !TimeZoneInfo.TryFindSystemTimeZoneById(timezone, out _))
         {
             throw SchedulerErrors.Validation("ScheduleExpressionTimezone", $"{CallerText.Quote(timezone)} is not a time zone this host knows (an IANA name such as Europe/Berlin, or UTC).");
         }
 
+        CheckDate(input.StartDate, "StartDate");
+        CheckDate(input.EndDate, "EndDate");
         if (input.StartDate is not null && input.EndDate is not null && input.EndDate.ToDateTimeOffset() <= input.StartDate.ToDateTimeOffset())
         {
             throw SchedulerErrors.Validation("EndDate", "must be after StartDate.");
@@ -198,9 +189,9 @@ public static partial class ScheduleCommands
             throw SchedulerErrors.Validation("EndDate", "cannot be earlier than the current time.");
         }
 
-        var state = input.State ?? "ENABLED";
+        var state = input.HasState ? input.State : "ENABLED";
         CheckWord(state, "State", ScheduleStates);
-        var window = input.Window ?? throw SchedulerErrors.Validation("FlexibleTimeWindow", "is required: {\"Mode\": \"OFF\"}, or {\"Mode\": \"FLEXIBLE\", \"MaximumWindowInMinutes\": 1 to 1440}.");
+        var window = input.FlexibleTimeWindow ?? throw SchedulerErrors.Validation("FlexibleTimeWindow", "is required: {\"Mode\": \"OFF\"}, or {\"Mode\": \"FLEXIBLE\", \"MaximumWindowInMinutes\": 1 to 1440}.");
         CheckWord(window.Mode, "FlexibleTimeWindow.Mode", ["OFF", "FLEXIBLE"]);
         if (window.Mode == "FLEXIBLE" && (!window.HasMaximumWindowInMinutes || window.MaximumWindowInMinutes is < 1 or > 1440))
         {
@@ -212,14 +203,14 @@ public static partial class ScheduleCommands
             throw SchedulerErrors.Validation("FlexibleTimeWindow.MaximumWindowInMinutes", "is only for Mode FLEXIBLE.");
         }
 
-        if (input.Description is { Length: > 512 })
+        if (input.Description.Length > 512)
         {
             throw SchedulerErrors.Validation("Description", $"must be at most 512 characters (got {input.Description.Length}).");
         }
 
-        var action = input.ActionAfterCompletion ?? "NONE";
+        var action = input.HasActionAfterCompletion ? input.ActionAfterCompletion : "NONE";
         CheckWord(action, "ActionAfterCompletion", ["NONE", "DELETE"]);
-        if (input.KmsKeyArn is not null && !KmsKeyArn().IsMatch(input.KmsKeyArn))
+        if (input.HasKmsKeyArn && !KmsKeyArn().IsMatch(input.KmsKeyArn))
         {
             throw SchedulerErrors.Validation("KmsKeyArn", "must be a KMS key or alias ARN.");
         }
@@ -230,16 +221,16 @@ public static partial class ScheduleCommands
             Arn = ScheduleArn(context.Arns, input.Name),
             Name = input.Name,
             GroupName = DefaultGroup,
-            ScheduleExpression = input.Expression,
+            ScheduleExpression = input.ScheduleExpression,
             ScheduleExpressionTimezone = timezone,
             StartDate = input.StartDate,
             EndDate = input.EndDate,
             State = state,
             FlexibleTimeWindow = window,
-            Description = input.Description ?? "",
+            Description = input.Description,
             Target = target,
             ActionAfterCompletion = action,
-            KmsKeyArn = input.KmsKeyArn ?? "",
+            KmsKeyArn = input.KmsKeyArn,
         };
         return schedule;
     }
@@ -313,6 +304,18 @@ public static partial class ScheduleCommands
         }
 
         return target;
+    }
+
+    private static readonly DateTimeOffset FirstDate = new(CronScheduleExpression.FirstYear, 1, 1, 0, 0, 0, TimeSpan.Zero);
+    private static readonly DateTimeOffset EndOfDates = new(CronScheduleExpression.LastYear + 1, 1, 1, 0, 0, 0, TimeSpan.Zero);
+
+    /// <summary>A date a schedule can use: a valid timestamp within the years cron expressions have.</summary>
+    private static void CheckDate(Timestamp? date, string field)
+    {
+        if (date is not null && (date.Nanos is < 0 or > 999_999_999 || date.Seconds < FirstDate.ToUnixTimeSeconds() || date.Seconds >= EndOfDates.ToUnixTimeSeconds()))
+        {
+            throw SchedulerErrors.Validation(field, $"must be a time from {FirstDate:yyyy-MM-dd} to before {EndOfDates:yyyy-MM-dd} (got seconds {date.Seconds}, nanos {date.Nanos}).");
+        }
     }
 
     private static void CheckName(string name, string field)

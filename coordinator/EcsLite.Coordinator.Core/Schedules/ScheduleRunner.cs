@@ -1,4 +1,5 @@
 using EcsLite.Api.V1;
+using EcsLite.Coordinator.Core.Placement;
 using EcsLite.Coordinator.Core.State;
 using EcsLite.Coordinator.Core.Tasks;
 using EcsLite.Store.V1;
@@ -7,8 +8,8 @@ using Google.Protobuf.WellKnownTypes;
 
 namespace EcsLite.Coordinator.Core.Schedules;
 
-/// <summary>What a pass did: how many slots it fired.</summary>
-public sealed record SchedulePass(int Fired);
+/// <summary>What a pass did: how many slots it fired, and whether due schedules were left for the next pass.</summary>
+public sealed record SchedulePass(int Fired, bool More);
 
 /// <summary>
 /// Fires the schedules whose slot has come, as one command: each fire's record and the tasks its RunTask
@@ -23,7 +24,13 @@ public static class ScheduleRunner
     /// <summary>How late a slot of a schedule without a flexible window may still fire.</summary>
     public static readonly TimeSpan OffWindow = TimeSpan.FromMinutes(1);
 
-    private const int MaxFiresPerPass = 100;
+    /// <summary>
+    /// Fires of one pass (one command): a pass holds every other command back while it runs, and its
+    /// tasks go to their agents only once it is committed; passes of a few hundred fires keep both short.
+    /// </summary>
+    public const int MaxFiresPerPass = 250;
+
+    private const int MaxFiresPerSchedule = 100;
     private const int DefaultRetryAttempts = 185;
     private const int DefaultEventAgeSeconds = 86400;
     private static readonly TimeSpan MaxRetryDelay = TimeSpan.FromMinutes(1);
@@ -34,6 +41,8 @@ public static class ScheduleRunner
         var changes = new List<StateChange>();
         var current = state;
         var fired = 0;
+        var attempts = 0; // fires and retries: what a pass is bounded by
+        var pool = new CandidatePool();
         foreach (var stored in state.Schedules.Values)
         {
             if (stored.Schedule.State != "ENABLED")
@@ -46,16 +55,22 @@ public static class ScheduleRunner
                 continue;
             }
 
+            if (attempts >= MaxFiresPerPass)
+            {
+                return new(changes, new SchedulePass(fired, More: true));
+            }
+
             var next = stored.Clone();
             var runs = 0;
             if (next.Retrying is not null && next.RetryAt.ToDateTimeOffset() <= now)
             {
-                current = Retry(current, next, context, random, newId, changes);
+                current = Retry(current, next, context, random, newId, changes, pool);
                 runs++;
+                attempts++;
             }
 
             var expression = ScheduleExpression.Parse(next.Schedule.ScheduleExpression);
-            while (next.Schedule.NextInvocation is { } slotTime && FireAt(next.Schedule, slotTime.ToDateTimeOffset()) <= now && runs < MaxFiresPerPass)
+            while (next.Schedule.NextInvocation is { } slotTime && FireAt(next.Schedule, slotTime.ToDateTimeOffset()) <= now && runs < MaxFiresPerSchedule)
             {
                 var slot = slotTime.ToDateTimeOffset();
                 if (now > slot + Window(next.Schedule))
@@ -71,9 +86,10 @@ public static class ScheduleRunner
                     continue;
                 }
 
-                current = Fire(current, next, slot, context, random, newId, changes);
+                current = Fire(current, next, slot, context, random, newId, changes, pool);
                 fired++;
                 runs++;
+                attempts++;
                 next.Schedule.NextInvocation = ScheduleCommands.NextSlot(next.Schedule, expression, slot) is { } n ? Timestamp.FromDateTimeOffset(n) : null;
             }
 
@@ -86,7 +102,7 @@ public static class ScheduleRunner
             changes.Add(new SchedulePut(next));
         }
 
-        return new(changes, new SchedulePass(fired));
+        return new(changes, new SchedulePass(fired, More: false));
     }
 
     /// <summary>The RunTask a fire makes: the target's parameters, startedBy ecslite-scheduler/NAME, group schedule:NAME unless given.</summary>
@@ -216,7 +232,7 @@ public static class ScheduleRunner
 
     private static DateTimeOffset? Earliest(DateTimeOffset? a, DateTimeOffset? b) => a is null ? b : b is null ? a : a < b ? a : b;
 
-    private static CoordinatorState Fire(CoordinatorState state, StoredSchedule stored, DateTimeOffset slot, CommandContext context, Random random, Func<string> newId, List<StateChange> changes)
+    private static CoordinatorState Fire(CoordinatorState state, StoredSchedule stored, DateTimeOffset slot, CommandContext context, Random random, Func<string> newId, List<StateChange> changes, CandidatePool pool)
     {
         if (stored.Retrying is { } abandoned)
         {
@@ -230,10 +246,10 @@ public static class ScheduleRunner
         var fire = new ScheduleFire { SlotTime = Timestamp.FromDateTimeOffset(slot), FiredAt = Timestamp.FromDateTimeOffset(context.Now) };
         Record(stored, fire);
         var count = target.EcsParameters.HasTaskCount ? target.EcsParameters.TaskCount : 1;
-        return Attempt(state, stored, fire, count, context, random, newId, changes);
+        return Attempt(state, stored, fire, count, context, random, newId, changes, pool);
     }
 
-    private static CoordinatorState Retry(CoordinatorState state, StoredSchedule stored, CommandContext context, Random random, Func<string> newId, List<StateChange> changes)
+    private static CoordinatorState Retry(CoordinatorState state, StoredSchedule stored, CommandContext context, Random random, Func<string> newId, List<StateChange> changes, CandidatePool pool)
     {
         var fire = stored.Retrying;
         var retry = stored.Schedule.Target.RetryPolicy;
@@ -247,19 +263,19 @@ public static class ScheduleRunner
             return state;
         }
 
-        var next = Attempt(state, stored, fire, stored.RetryTaskCount, context, random, newId, changes);
+        var next = Attempt(state, stored, fire, stored.RetryTaskCount, context, random, newId, changes, pool);
         Update(stored, fire);
         return next;
     }
 
     /// <summary>One RunTask for the fire; what it placed is added to the state the next fire of this pass sees.</summary>
-    private static CoordinatorState Attempt(CoordinatorState state, StoredSchedule stored, ScheduleFire fire, int count, CommandContext context, Random random, Func<string> newId, List<StateChange> changes)
+    private static CoordinatorState Attempt(CoordinatorState state, StoredSchedule stored, ScheduleFire fire, int count, CommandContext context, Random random, Func<string> newId, List<StateChange> changes, CandidatePool pool)
     {
         fire.Attempts++;
         Mutation<RunTaskResponse> run;
         try
         {
-            run = TaskCommands.Run(state, RunTaskRequest(stored.Schedule.Name, stored.Schedule.Target, count), context, random, newId);
+            run = TaskCommands.Run(state, RunTaskRequest(stored.Schedule.Name, stored.Schedule.Target, count), context, random, newId, pool.For);
         }
         catch (EcsException e)
         {
@@ -290,7 +306,41 @@ public static class ScheduleRunner
             stored.RetryAt = Timestamp.FromDateTimeOffset(context.Now + delay);
         }
 
-        return state.Apply(run.Changes);
+        var next = state.Apply(run.Changes);
+        pool.Update(next, run.Changes);
+        return next;
+    }
+
+    /// <summary>
+    /// Each cluster's placement candidates, made once per pass and then kept current for the instances
+    /// the pass's own tasks land on (nothing else changes the state during one command): one RunTask then
+    /// costs its placement, not a look at every instance of the cluster.
+    /// </summary>
+    private sealed class CandidatePool
+    {
+        private readonly Dictionary<string, (List<Candidate> List, Dictionary<string, int> Index)> _clusters = new(StringComparer.Ordinal);
+
+        public List<Candidate> For(CoordinatorState state, string cluster)
+        {
+            if (!_clusters.TryGetValue(cluster, out var pool))
+            {
+                var list = TaskCommands.Candidates(state, cluster);
+                _clusters[cluster] = pool = (list, list.Select((c, i) => (c.Arn, i)).ToDictionary(p => p.Arn, p => p.i, StringComparer.Ordinal));
+            }
+
+            return pool.List;
+        }
+
+        public void Update(CoordinatorState state, IEnumerable<StateChange> changes)
+        {
+            foreach (var put in changes.OfType<TaskPut>())
+            {
+                if (_clusters.TryGetValue(put.Task.Cluster, out var pool) && pool.Index.TryGetValue(put.Task.Task.ContainerInstanceArn, out var i))
+                {
+                    pool.List[i] = TaskCommands.Candidate(state, state.ContainerInstances[put.Task.Task.ContainerInstanceArn]);
+                }
+            }
+        }
     }
 
     /// <summary>The fire (a retried one, a copy since the stored schedule was cloned) in place of its slot's entry in the last fires.</summary>

@@ -23,7 +23,10 @@ public static class TaskCommands
     public const int MaxCount = 10;
     private static readonly string[] LaunchTypes = ["EC2", "FARGATE", "EXTERNAL"];
 
-    public static Mutation<RunTaskResponse> Run(CoordinatorState state, RunTaskRequest request, CommandContext context, Random random, Func<string> newId)
+    /// <param name="candidates">The cluster's placement candidates as <see cref="Candidates"/> makes them; a caller
+    /// running many RunTasks in one command (the schedules' pass) keeps them current itself, for what only changed.</param>
+    public static Mutation<RunTaskResponse> Run(CoordinatorState state, RunTaskRequest request, CommandContext context, Random random, Func<string> newId,
+        Func<CoordinatorState, string, List<Candidate>>? candidates = null)
     {
         var cluster = ClusterCommands.Active(state, request.HasCluster ? request.Cluster : null);
         var count = request.HasCount ? request.Count : 1;
@@ -57,8 +60,8 @@ public static class TaskCommands
             throw EcsException.InvalidParameter("placementStrategy", "at most 5 strategies may be given.");
         }
 
-        var candidates = Candidates(state, cluster.ClusterName);
-        if (candidates.Count == 0)
+        var inCluster = (candidates ?? Candidates)(state, cluster.ClusterName);
+        if (inCluster.Count == 0)
         {
             throw EcsException.InvalidParameter("cluster", "No Container Instances were found in your cluster.");
         }
@@ -66,7 +69,7 @@ public static class TaskCommands
         var needs = TaskNeeds.Of(definition);
         var plan = TaskPlacement.Plan(
             new PlacementRequest(needs, count, group, constraints, [.. request.PlacementStrategy], [.. definition.RequiresAttributes]),
-            candidates, random);
+            inCluster, random);
         var response = new RunTaskResponse();
         response.Failures.Add(plan.Failures);
         var changes = new List<StateChange>();
@@ -469,18 +472,25 @@ public static class TaskCommands
                 continue;
             }
 
-            var usage = state.UsageOf(instance.ContainerInstanceArn);
-            var connected = state.IsConnected(instance.ContainerInstanceArn);
-            if (!CandidateCache.TryGetValue(stored, out var cached) || cached.Usage != usage || cached.Connected != connected)
-            {
-                cached = new CachedCandidate(usage, connected, NewCandidate(state, stored, usage, connected));
-                CandidateCache.AddOrUpdate(stored, cached);
-            }
-
-            candidates.Add(cached.Candidate);
+            candidates.Add(Candidate(state, stored));
         }
 
         return candidates;
+    }
+
+    /// <summary>One instance's candidate (an ACTIVE or DRAINING instance), from the cache unless its record, usage or connection changed.</summary>
+    public static Candidate Candidate(CoordinatorState state, StoredContainerInstance stored)
+    {
+        var arn = stored.ContainerInstance.ContainerInstanceArn;
+        var usage = state.UsageOf(arn);
+        var connected = state.IsConnected(arn);
+        if (!CandidateCache.TryGetValue(stored, out var cached) || cached.Usage != usage || cached.Connected != connected)
+        {
+            cached = new CachedCandidate(usage, connected, NewCandidate(state, stored, usage, connected));
+            CandidateCache.AddOrUpdate(stored, cached);
+        }
+
+        return cached.Candidate;
     }
 
     private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<StoredContainerInstance, CachedCandidate> CandidateCache = [];

@@ -42,7 +42,7 @@ public sealed partial class ScheduleLoop(ClusterStateMachine state, TimeProvider
                     }
 
                     failures = 0;
-                    continue; // the pass changed the schedules: their next due time is worked out again
+                    continue; // the pass changed the schedules (and may have left some due): worked out again
                 }
 
                 failures = 0;

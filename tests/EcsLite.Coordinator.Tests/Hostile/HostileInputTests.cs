@@ -5,6 +5,7 @@ using EcsLite.FleetSimulator;
 using EcsLite.Testing;
 using Google.Protobuf;
 using Grpc.Core;
+using Grpc.Core.Interceptors;
 using Grpc.Net.Client;
 using Xunit.Abstractions;
 
@@ -12,8 +13,9 @@ namespace EcsLite.Coordinator.Tests.Hostile;
 
 /// <summary>
 /// 100,000 hostile requests (a fixed seed) at the real coordinator process: generated and mutated
-/// messages of RegisterTaskDefinition, RunTask, CreateService, ListContainerInstances' filter and the
-/// agent channel's hello and reports, and broken bytes to every one of them. The process never falls
+/// messages of RegisterTaskDefinition, RunTask, CreateService, CreateSchedule, ListContainerInstances'
+/// filter and the agent channel's hello and reports, and broken bytes to every method of the Ecs and
+/// Scheduler services. The process never falls
 /// over; no answer is UNKNOWN or INTERNAL; the state after each phase is exactly what the calls it
 /// accepted made it (nothing from a refused one); and once what was accepted is cleaned up, the managed
 /// heap after a full collection is within 10% of where it was before.
@@ -102,7 +104,7 @@ public sealed class HostileInputTests(ITestOutputHelper output)
 
         // Broken bytes to every method of the API.
         _phase = $"in the broken-bytes phase (seed {seed})";
-        string[] methods = [.. Ecs.Descriptor.Methods.Select(m => $"/{Ecs.Descriptor.FullName}/{m.Name}")];
+        string[] methods = [.. Ecs.Descriptor.Methods.Concat(Scheduler.Descriptor.Methods).Select(m => $"/{m.Service.FullName}/{m.Name}")];
         sent += await PhaseAsync(seed + 1, N(15_000), async pcg =>
         {
             var method = methods[pcg.Next((uint)methods.Length)];
@@ -185,6 +187,26 @@ public sealed class HostileInputTests(ITestOutputHelper output)
             }
         });
         ExpectSame(await ServicesAsync(ecs), services.Concat(created), "services");
+
+        // Schedules last of all (the accepted ones may fire): likewise.
+        _phase = $"in the CreateSchedule phase (seed {seed})";
+        var scheduler = new Scheduler.SchedulerClient(coordinator.Channel.Intercept(UnaryDeadline.Default));
+        var schedules = await SchedulesAsync(scheduler);
+        var scheduled = new ConcurrentBag<string>();
+        sent += await PhaseAsync(seed + 6, N(5_000), async pcg =>
+        {
+            var request = new CreateScheduleRequest
+            {
+                Name = $"fuzz-{pcg.Next(1_000_000)}", ScheduleExpression = "rate(1 hour)", State = "DISABLED", FlexibleTimeWindow = new FlexibleTimeWindow { Mode = "OFF" },
+                Target = new Target { Arn = "arn:aws:ecs:local:000000000000:cluster/default", EcsParameters = new EcsParameters { TaskDefinitionArn = "fuzz-base" } },
+            };
+            HostileInput.Mutate(request, pcg);
+            if (await CallAsync("CreateSchedule", () => scheduler.CreateScheduleAsync(request).ResponseAsync) is not null)
+            {
+                scheduled.Add(request.Name);
+            }
+        });
+        ExpectSame(await SchedulesAsync(scheduler), schedules.Concat(scheduled), "schedules");
 
         var health = await new Grpc.Health.V1.Health.HealthClient(coordinator.Channel).CheckAsync(new Grpc.Health.V1.HealthCheckRequest());
         Expect(health.Status == Grpc.Health.V1.HealthCheckResponse.Types.ServingStatus.Serving, "the coordinator stopped serving");
@@ -326,6 +348,12 @@ public sealed class HostileInputTests(ITestOutputHelper output)
     private static async Task CleanUpAsync(CoordinatorProcess coordinator, Fleet fleet)
     {
         var ecs = coordinator.Ecs;
+        var scheduler = new Scheduler.SchedulerClient(coordinator.Channel.Intercept(UnaryDeadline.Default));
+        foreach (var schedule in await SchedulesAsync(scheduler))
+        {
+            await scheduler.DeleteScheduleAsync(new DeleteScheduleRequest { Name = schedule });
+        }
+
         var services = await ServicesAsync(ecs);
         foreach (var service in services)
         {
@@ -434,6 +462,10 @@ public sealed class HostileInputTests(ITestOutputHelper output)
 
     private static Task<HashSet<string>> ServicesAsync(Ecs.EcsClient ecs) => InAllClustersAsync(ecs, async (cluster, token) =>
         await ecs.ListServicesAsync(Paged(new ListServicesRequest { Cluster = cluster, MaxResults = 100 }, token)) is var r ? (r.ServiceArns, r.NextToken) : default);
+
+    private static async Task<HashSet<string>> SchedulesAsync(Scheduler.SchedulerClient scheduler) =>
+        [.. await PagesAsync(token => scheduler.ListSchedulesAsync(token is null ? new ListSchedulesRequest() : new ListSchedulesRequest { NextToken = token }).ResponseAsync,
+            r => (r.Schedules.Select(s => s.Name), r.HasNextToken ? r.NextToken : ""))];
 
     /// <summary>The request with its nextToken, if there is one (an empty token is not the same as none).</summary>
     private static T Paged<T>(T request, string? token)

@@ -1,0 +1,76 @@
+using System.Diagnostics;
+using EcsLite.Api.V1;
+using EcsLite.FleetSimulator;
+using EcsLite.Testing;
+
+namespace EcsLite.Benchmarks;
+
+/// <summary>
+/// N schedules of rate(1 minute) over M simulated hosts (the fleet simulator's agents; their tasks end on
+/// their own after 20 s, as a batch job's do). Lateness is measured where it matters: from each slot to
+/// the moment the task's host reports it RUNNING (it does so as soon as it hears of the task). Baseline:
+/// the coordinator's CPU with the same fleet and no schedules, measured first in the same run.
+/// Usage: ... schedules [--schedules 10000] [--agents 1000] [--minutes 3]
+/// </summary>
+internal static class ScheduleBenchmark
+{
+    public static async Task<int> RunAsync(string[] args)
+    {
+        var schedules = Report.Option(args, "--schedules", 10_000);
+        var agents = Report.Option(args, "--agents", 1000);
+        var minutes = Report.Option(args, "--minutes", 3);
+        await using var coordinator = await CoordinatorProcess.StartAsync(null, "--StoppedTaskRetention=00:01:00");
+        await using var fleet = await Fleet.StartAsync(new Uri(coordinator.Address), coordinator.JoinToken, agents, runFor: TimeSpan.FromSeconds(20)).WaitAsync(TimeSpan.FromMinutes(5));
+        await coordinator.Ecs.RegisterTaskDefinitionAsync(new RegisterTaskDefinitionRequest
+        {
+            Family = "job", ContainerDefinitions = { new ContainerDefinition { Name = "app", Image = "busybox", Memory = 16, Cpu = 8 } },
+        });
+
+        await Task.Delay(TimeSpan.FromSeconds(10));
+        var window = TimeSpan.FromMinutes(minutes);
+        var baseline = await Report.CpuPercentAsync(coordinator.ProcessId, window);
+        var baselineRss = Report.RssKiB(coordinator.ProcessId);
+
+        // The schedules, created by 16 callers; all share the slots of whole minutes.
+        var scheduler = new Scheduler.SchedulerClient(coordinator.Channel);
+        var created = Stopwatch.StartNew();
+        var next = -1;
+        await Task.WhenAll(Enumerable.Range(0, 16).Select(_ => Task.Run(async () =>
+        {
+            for (var i = Interlocked.Increment(ref next); i < schedules; i = Interlocked.Increment(ref next))
+            {
+                await scheduler.CreateScheduleAsync(new CreateScheduleRequest
+                {
+                    Name = $"job-{i:D5}", ScheduleExpression = "rate(1 minute)", FlexibleTimeWindow = new FlexibleTimeWindow { Mode = "OFF" },
+                    Target = new Target { Arn = "arn:aws:ecs:local:000000000000:cluster/default", EcsParameters = new EcsParameters { TaskDefinitionArn = "job" } },
+                });
+            }
+        })));
+        var createTime = created.Elapsed;
+
+        // Measured over whole minutes: from the next boundary, for the same window as the baseline.
+        var (wallAtStart, ticksAtStart) = (DateTimeOffset.UtcNow, Stopwatch.GetTimestamp());
+        var boundary = new DateTimeOffset(wallAtStart.UtcTicks / TimeSpan.TicksPerMinute * TimeSpan.TicksPerMinute, TimeSpan.Zero).AddMinutes(1);
+        await Task.Delay(boundary - DateTimeOffset.UtcNow - TimeSpan.FromSeconds(1));
+        var loaded = await Report.CpuPercentAsync(coordinator.ProcessId, window);
+        await Task.Delay(TimeSpan.FromSeconds(5));
+        var loadedRss = Report.RssKiB(coordinator.ProcessId);
+
+        // Each task's lateness: its RUNNING report's wall time, less the whole minute it belongs to.
+        var lateness = fleet.RunningAt.Values
+            .Select(ticks => wallAtStart + Stopwatch.GetElapsedTime(ticksAtStart, ticks))
+            .Where(at => at >= boundary && at < boundary + window)
+            .Select(at => (at - new DateTimeOffset(at.UtcTicks / TimeSpan.TicksPerMinute * TimeSpan.TicksPerMinute, TimeSpan.Zero)).TotalMilliseconds)
+            .Order().ToList();
+        var expected = schedules * minutes;
+        Report.Print(
+        [
+            ($"{schedules:N0} schedules created (16 callers)", $"{createTime.TotalSeconds:N1} s", ""),
+            ($"tasks started over {minutes} slots", $"{lateness.Count:N0} of {expected:N0}", "all"),
+            ("slot to task RUNNING on its host", ScaleRun.Percentiles(lateness), "p99 < 1,000 ms"),
+            ($"coordinator, {agents} agents, no schedules (baseline)", $"CPU {baseline:N1}% of one core, VmRSS {baselineRss:N0} kB", ""),
+            ($"coordinator, {agents} agents, {schedules:N0} schedules firing", $"CPU {loaded:N1}% of one core, VmRSS {loadedRss:N0} kB", ""),
+        ]);
+        return lateness.Count == expected ? 0 : 1;
+    }
+}
