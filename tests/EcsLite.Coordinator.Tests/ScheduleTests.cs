@@ -195,22 +195,9 @@ public sealed class ScheduleTests(ITestOutputHelper output) : IAsyncLifetime
 
     private async Task<List<Fire>> FiresAsync(string name, int count, TimeSpan timeout, TimeSpan? poll = null)
     {
-        var deadline = DateTime.UtcNow + timeout;
-        while (true)
-        {
-            var fires = await FiresOfAsync(name);
-            if (fires.Count >= count)
-            {
-                return fires;
-            }
-
-            if (DateTime.UtcNow > deadline)
-            {
-                throw new TimeoutException($"{name}: {fires.Count} of {count} fires within {timeout}\n{_coordinator.Output}");
-            }
-
-            await System.Threading.Tasks.Task.Delay(poll ?? TimeSpan.FromMilliseconds(200));
-        }
+        List<Fire> fires = [];
+        await Eventually.HoldsAsync(async () => (fires = await FiresOfAsync(name)).Count >= count, timeout, $"{count} fires of {name}", poll ?? TimeSpan.FromMilliseconds(200));
+        return fires;
     }
 
     private async Task<List<EcsTask>> TasksAsync(string schedule)

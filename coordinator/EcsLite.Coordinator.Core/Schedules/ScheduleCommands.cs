@@ -32,7 +32,7 @@ public static partial class ScheduleCommands
 
     public static Mutation<CreateScheduleResponse> Create(CoordinatorState state, CreateScheduleRequest request, CommandContext context)
     {
-        var definition = Checked(request, context);
+        var (definition, expression) = Checked(request, context);
         if (state.Schedules.ContainsKey(request.Name))
         {
             throw new EcsException(SchedulerErrors.ConflictException, $"Schedule {request.Name} already exists.", "Name");
@@ -45,7 +45,7 @@ public static partial class ScheduleCommands
 
         definition.CreationDate = definition.LastModificationDate = Timestamp.FromDateTimeOffset(context.Now);
         var stored = new StoredSchedule { Schedule = definition };
-        Plan(stored, context.Now);
+        Plan(stored, expression, context.Now);
         return new([new SchedulePut(stored)], new CreateScheduleResponse { ScheduleArn = definition.Arn });
     }
 
@@ -53,13 +53,13 @@ public static partial class ScheduleCommands
     public static Mutation<UpdateScheduleResponse> Update(CoordinatorState state, UpdateScheduleRequest request, CommandContext context)
     {
         // The same members under the same numbers as CreateSchedule's: checked as one.
-        var definition = Checked(CreateScheduleRequest.Parser.ParseFrom(request.ToByteString()), context);
+        var (definition, expression) = Checked(CreateScheduleRequest.Parser.ParseFrom(request.ToByteString()), context);
         var existing = Find(state, request.Name);
         definition.CreationDate = existing.Schedule.CreationDate;
         definition.LastModificationDate = Timestamp.FromDateTimeOffset(context.Now);
         definition.LastFires.Add(existing.Schedule.LastFires);
         var stored = new StoredSchedule { Schedule = definition };
-        Plan(stored, context.Now);
+        Plan(stored, expression, context.Now);
         return new([new SchedulePut(stored)], new UpdateScheduleResponse { ScheduleArn = definition.Arn });
     }
 
@@ -150,10 +150,9 @@ public static partial class ScheduleCommands
     }
 
     /// <summary>Sets a new or replaced schedule's next slot: the first after now (a one-time one's, even if past: the runner fires or skips it).</summary>
-    private static void Plan(StoredSchedule stored, DateTimeOffset now)
+    private static void Plan(StoredSchedule stored, ScheduleExpression expression, DateTimeOffset now)
     {
         var schedule = stored.Schedule;
-        var expression = ScheduleExpression.Parse(schedule.ScheduleExpression);
         var next = expression is AtExpression at ? AtExpression.Instant(at.Local, Zone(schedule)) : NextSlot(schedule, expression, now);
         schedule.NextInvocation = next is { } slot ? Timestamp.FromDateTimeOffset(slot) : null;
     }
@@ -164,8 +163,8 @@ public static partial class ScheduleCommands
 
     private static readonly string[] ScheduleStates = ["ENABLED", "DISABLED"];
 
-    /// <summary>Every member checked; the schedule as GetSchedule will show it (defaults filled in).</summary>
-    private static GetScheduleResponse Checked(CreateScheduleRequest input, CommandContext context)
+    /// <summary>Every member checked; the schedule as GetSchedule will show it (defaults filled in), and its expression.</summary>
+    private static (GetScheduleResponse Schedule, ScheduleExpression Expression) Checked(CreateScheduleRequest input, CommandContext context)
     {
         CheckName(input.Name, "Name");
         CheckGroup(input.HasGroupName ? input.GroupName : null);
@@ -232,7 +231,7 @@ public static partial class ScheduleCommands
             ActionAfterCompletion = action,
             KmsKeyArn = input.KmsKeyArn,
         };
-        return schedule;
+        return (schedule, expression);
     }
 
     private static Target CheckedTarget(Target? target, CommandContext context)

@@ -111,5 +111,5 @@ public sealed class EcsService(ClusterStateMachine state, AgentSessions sessions
     public override Task<ListServicesResponse> ListServices(ListServicesRequest request, ServerCallContext context) =>
         Task.FromResult(ServiceCommands.List(state.Current, request));
 
-    internal static string NewId() => Guid.NewGuid().ToString("N");
+    private static string NewId() => Guid.NewGuid().ToString("N");
 }

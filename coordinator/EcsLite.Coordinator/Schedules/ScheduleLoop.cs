@@ -14,7 +14,6 @@ namespace EcsLite.Coordinator.Schedules;
 public sealed partial class ScheduleLoop(ClusterStateMachine state, TimeProvider time, ILogger<ScheduleLoop> logger) : BackgroundService
 {
     private static readonly TimeSpan Idle = TimeSpan.FromMinutes(1);
-    private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(30);
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -45,7 +44,6 @@ public sealed partial class ScheduleLoop(ClusterStateMachine state, TimeProvider
                     continue; // the pass changed the schedules (and may have left some due): worked out again
                 }
 
-                failures = 0;
                 if (due is { } at)
                 {
                     wait = TimeSpan.FromTicks(Math.Clamp((at - time.GetUtcNow()).Ticks, 0, Idle.Ticks));
@@ -58,7 +56,7 @@ public sealed partial class ScheduleLoop(ClusterStateMachine state, TimeProvider
             catch (Exception e)
             {
                 failures++;
-                wait = TimeSpan.FromTicks(Math.Min(MaxBackoff.Ticks, TimeSpan.FromMilliseconds(200).Ticks << Math.Min(failures, 10)));
+                wait = PassBackoff.After(failures);
                 LogPassFailed(logger, failures, wait, e);
             }
 

@@ -16,7 +16,6 @@ public sealed partial class ServiceSchedulerLoop(
     IOptions<CoordinatorOptions> options, ILogger<ServiceSchedulerLoop> logger) : BackgroundService
 {
     private static readonly TimeSpan Idle = TimeSpan.FromSeconds(5);
-    private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(30);
     private readonly ServicePassMemo _memo = new();
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
@@ -55,7 +54,7 @@ public sealed partial class ServiceSchedulerLoop(
             catch (Exception e)
             {
                 failures++;
-                wait = TimeSpan.FromTicks(Math.Min(MaxBackoff.Ticks, TimeSpan.FromMilliseconds(200).Ticks << Math.Min(failures, 10)));
+                wait = PassBackoff.After(failures);
                 LogPassFailed(logger, failures, wait, e);
             }
 
