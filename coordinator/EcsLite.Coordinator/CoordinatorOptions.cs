@@ -66,6 +66,9 @@ public sealed partial class CoordinatorOptions
     /// <summary>How long STOPPED tasks stay visible (DescribeTasks, ListTasks) before they are purged (ECS: about an hour).</summary>
     public TimeSpan StoppedTaskRetention { get; set; } = TimeSpan.FromHours(1);
 
+    /// <summary>Changes a WatchEvents reader may fall behind before its stream is ended (it resumes from the revision it is given).</summary>
+    public int EventStreamBuffer { get; set; } = 10_000;
+
     public static string DefaultDataDir() =>
         Environment.UserName == "root" || Environment.IsPrivilegedProcess
             ? "/var/lib/ecslite/coordinator"
@@ -155,6 +158,11 @@ public sealed partial class CoordinatorOptions
             if (options.HeartbeatInterval < TimeSpan.FromMilliseconds(100) || options.HeartbeatInterval > TimeSpan.FromMinutes(5))
             {
                 failures.Add($"HeartbeatInterval {options.HeartbeatInterval} must be between 00:00:00.1 and 00:05:00");
+            }
+
+            if (options.EventStreamBuffer is < 100 or > 1_000_000)
+            {
+                failures.Add($"EventStreamBuffer {options.EventStreamBuffer} must be between 100 and 1000000");
             }
 
             if (options.MissedHeartbeats is < 1 or > 100)

@@ -180,7 +180,7 @@ builder.WebHost.ConfigureKestrel(kestrel =>
 });
 
 builder.Services.AddSingleton(TimeProvider.System);
-builder.Services.AddSingleton<IKeyValueStore>(_ => SqliteKeyValueStore.Open(options.DataDir));
+builder.Services.AddSingleton<IKeyValueStore>(_ => SqliteKeyValueStore.Open(options.DataDir, watchBuffer: options.EventStreamBuffer));
 builder.Services.AddSingleton<ClusterStateMachine>();
 builder.Services.AddSingleton<AgentSessions>();
 builder.Services.AddSingleton<TaskDispatcher>();
@@ -218,6 +218,7 @@ app.MapGrpcService<TaskLogsService>();
 app.MapGrpcService<IamService>();
 app.MapGrpcService<ActivationsService>();
 app.MapGrpcService<SchedulerService>();
+app.MapGrpcService<EventsService>();
 app.MapGrpcService<EnrollmentService>();
 app.MapGrpcReflectionService();
 app.MapGrpcHealthChecksService();

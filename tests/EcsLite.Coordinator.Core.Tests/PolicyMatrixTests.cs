@@ -5,7 +5,7 @@ using Google.Protobuf;
 namespace EcsLite.Coordinator.Core.Tests;
 
 /// <summary>
-/// Five policies x every RPC (the Ecs, TaskLogs and Iam services) x two clusters, each outcome written out: the evaluator and ECS's table of
+/// Five policies x every RPC (the Ecs, TaskLogs, Events and Iam services) x two clusters, each outcome written out: the evaluator and ECS's table of
 /// actions and resources together decide exactly these, no more and no less.
 /// </summary>
 public sealed class PolicyMatrixTests
@@ -70,6 +70,7 @@ public sealed class PolicyMatrixTests
         ["DescribeTasks"] = ("YYNYY", "YYNYN"),
         ["ListTasks"] = ("YYNYY", "YYNYN"),
         ["GetTaskLogs"] = ("YNNYY", "YNNYN"),
+        ["WatchEvents"] = ("YNNYY", "YNNYN"),
         ["CreateService"] = ("YNNYY", "YNNYN"),
         ["UpdateService"] = ("YNNYY", "YNNYN"),
         ["DeleteService"] = ("YNNYY", "YNNYN"),
@@ -124,6 +125,7 @@ public sealed class PolicyMatrixTests
             "DescribeTasks" => new DescribeTasksRequest { Cluster = cluster, Tasks = { taskArn } },
             "ListTasks" => new ListTasksRequest { Cluster = cluster },
             "GetTaskLogs" => new GetTaskLogsRequest { Cluster = cluster, Task = "0123456789abcdef0123456789abcdef" },
+            "WatchEvents" => new WatchEventsRequest { Cluster = cluster },
             "CreateService" => new CreateServiceRequest { Cluster = cluster, ServiceName = "web", TaskDefinition = "web" },
             "UpdateService" => new UpdateServiceRequest { Cluster = cluster, Service = "web", DesiredCount = 2 },
             "DeleteService" => new DeleteServiceRequest { Cluster = cluster, Service = "web" },
@@ -150,7 +152,7 @@ public sealed class PolicyMatrixTests
     [Fact]
     public void The_table_covers_every_RPC_of_the_API_services()
     {
-        var rpcs = EcsReflection.Descriptor.Services.Concat(LogsReflection.Descriptor.Services).Concat(IamReflection.Descriptor.Services)
+        var rpcs = EcsReflection.Descriptor.Services.Concat(LogsReflection.Descriptor.Services).Concat(IamReflection.Descriptor.Services).Concat(EventsReflection.Descriptor.Services)
             .SelectMany(s => s.Methods).Select(m => m.Name).Order().ToList();
         Assert.Equal(rpcs, Expected.Keys.Order());
     }

@@ -53,6 +53,7 @@ public sealed class SecurityTests
         Assert.Contains("/ecslite.v1.Iam/CreateAccessKey", guarded);
         Assert.Contains("/ecslite.v1.Activations/CreateActivation", guarded);
         Assert.Contains("/ecslite.v1.Scheduler/CreateSchedule", guarded);
+        Assert.Contains("/ecslite.v1.Events/WatchEvents", guarded);
         Assert.Contains("/ecslite.v1.AgentChannel/Connect", guarded);
         (string Name, (string, string)? Key, string Error)[] callers =
         [

@@ -187,6 +187,19 @@ public sealed class ServiceSchedulerTests : IAsyncLifetime
         Assert.Contains(service.Events, e => e.Message == $"(service web) (deployment {bad}) deployment failed: tasks failed to start.");
         Assert.Contains(service.Events, e => e.Message.StartsWith($"(service web) (deployment {bad}) rolling back to", StringComparison.Ordinal));
         await SteadyAsync(3, "web:2", TimeSpan.FromSeconds(60));
+
+        // The same story in the event stream, from the store's first revision, as ECS's EventBridge events.
+        var actions = (await EventStreamTests.ReadUntilQuietAsync(new Events.EventsClient(_coordinator.Channel), new WatchEventsRequest
+        {
+            FromRevision = 1, DetailTypes = { "ECS Service Action", "ECS Deployment State Change" },
+        })).SelectMany(r => r.Events).ToList();
+        Assert.All(actions, e => Assert.Equal(service.ServiceArn, Assert.Single(e.Resources)));
+        string Name(EcsEvent e) => e.Detail.Fields["eventName"].StringValue;
+        Assert.Equal(["SERVICE_DEPLOYMENT_IN_PROGRESS", "SERVICE_DEPLOYMENT_FAILED"],
+            actions.Where(e => e.Detail.Fields.TryGetValue("deploymentId", out var id) && id.StringValue == bad).Select(Name));
+        Assert.True(actions.Count(e => Name(e) == "SERVICE_DEPLOYMENT_COMPLETED") >= 2, string.Join(", ", actions.Select(Name)));
+        Assert.Contains(actions, e => Name(e) == "SERVICE_STEADY_STATE" && e.DetailType == "ECS Service Action");
+        Assert.Contains(actions, e => Name(e) == "TASKS_STOPPED");
     }
 
     [Fact]

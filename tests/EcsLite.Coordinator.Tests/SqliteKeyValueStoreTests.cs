@@ -93,9 +93,9 @@ public sealed class SqliteKeyValueStoreTests : IDisposable
         var seen = new List<(WatchEventType, string, long)>();
         var watching = Task.Run(async () =>
         {
-            await foreach (var change in store.WatchAsync("/w/", 2, cts.Token))
+            await foreach (var response in store.WatchAsync("/w/", 2, cts.Token))
             {
-                seen.Add((change.Type, change.Kv.Key, change.Kv.ModRevision));
+                seen.AddRange(response.Events.Select(change => (change.Type, change.Kv.Key, response.Revision)));
                 if (seen.Count == 3)
                 {
                     return;
@@ -109,6 +109,44 @@ public sealed class SqliteKeyValueStoreTests : IDisposable
         await watching;
 
         Assert.Equal([(WatchEventType.Put, "/w/b", 3L), (WatchEventType.Delete, "/w/a", 4L), (WatchEventType.Put, "/w/c", 6L)], seen);
+    }
+
+    [Fact]
+    public async Task A_watcher_that_falls_behind_is_ended_with_the_revision_to_resume_from_and_resuming_misses_nothing()
+    {
+        await using var store = SqliteKeyValueStore.Open(_directory, watchBuffer: 100);
+        await using var watch = store.WatchAsync("/l/", 1, default).GetAsyncEnumerator();
+        var first = watch.MoveNextAsync(); // registers the watcher; it then reads nothing while 300 changes commit
+        for (var i = 0; i < 100; i++)
+        {
+            // Three keys a revision: the buffer (100) fills part way through the 34th revision.
+            await store.TxnAsync(Txn.Unconditional([new PutOp($"/l/{i}/a", B("1")), new PutOp($"/l/{i}/b", B("1")), new PutOp($"/l/{i}/c", B("1"))]), default);
+        }
+
+        Assert.True(await first);
+        var seen = new List<WatchResponse> { watch.Current };
+        var lagged = await Assert.ThrowsAsync<WatchLaggedException>(async () =>
+        {
+            while (await watch.MoveNextAsync())
+            {
+                seen.Add(watch.Current);
+            }
+        });
+
+        // Whole revisions only, then the next one to read; from there history has the rest.
+        Assert.All(seen, r => Assert.Equal(3, r.Events.Count));
+        Assert.Equal(seen[^1].Revision + 1, lagged.ResumeRevision);
+        Assert.InRange(seen.Count, 33, 34); // 33 revisions waiting (99 changes); a 34th if the first was read live
+        await foreach (var response in store.WatchAsync("/l/", lagged.ResumeRevision, default))
+        {
+            seen.Add(response);
+            if (response.Revision == 100)
+            {
+                break;
+            }
+        }
+
+        Assert.Equal(Enumerable.Range(1, 100).Select(r => (long)r), seen.Select(r => r.Revision));
     }
 
     [Fact]

@@ -522,7 +522,7 @@ public static partial class ContainerInstanceCommands
     private static List<StateChange> Puts(Dictionary<string, StoredContainerInstance> updates) =>
         [.. updates.Values.Select(u => new ContainerInstancePut(u))];
 
-    private static IEnumerable<Api.V1.Attribute> MergedAttributes(StoredContainerInstance stored) =>
+    public static IEnumerable<Api.V1.Attribute> MergedAttributes(StoredContainerInstance stored) =>
         stored.AgentAttributes.Where(a => stored.CustomAttributes.All(c => c.Name != a.Name)).Concat(stored.CustomAttributes);
 
     private static Api.V1.Attribute WithTarget(Api.V1.Attribute attribute, StoredContainerInstance instance)

@@ -9,7 +9,8 @@ namespace EcsLite.Coordinator.Core.Security;
 /// (the Service Authorization Reference): e.g. RunTask acts on a task-definition ARN, StopTask on a
 /// task ARN, both with the cluster's ARN as the <c>ecs:cluster</c> condition key; actions ECS gives no
 /// resource-level permissions (ListClusters, RegisterTaskDefinition, ...) need <c>Resource: "*"</c>.
-/// EcsLite's own GetTaskLogs is <c>ecs:GetTaskLogs</c> on the task; the Iam service's calls are IAM's
+/// EcsLite's own GetTaskLogs is <c>ecs:GetTaskLogs</c> on the task, WatchEvents <c>ecs:WatchEvents</c> on
+/// the cluster it is limited to (else "*"); the Iam service's calls are IAM's
 /// actions on the user they are about (ListUsers on "*"); join tokens are SSM's activation actions on "*";
 /// schedules are EventBridge Scheduler's actions on the schedule's ARN.
 /// </summary>
@@ -58,6 +59,7 @@ public static class ApiActions
             DescribeTasksRequest m => r.Make("DescribeTasks", [.. m.Tasks.Select(t => r.Scoped(m.Cluster, "task", t))], m.Cluster),
             ListTasksRequest m => r.Make("ListTasks", m.HasContainerInstance ? [r.Scoped(m.Cluster, "container-instance", m.ContainerInstance)] : [], m.Cluster),
             GetTaskLogsRequest m => r.Make("GetTaskLogs", [r.Scoped(m.Cluster, "task", m.Task)], m.Cluster),
+            WatchEventsRequest m => m.HasCluster ? r.Make("WatchEvents", [arns.Cluster(Name(m.Cluster))], m.Cluster) : r.Make("WatchEvents", []),
 
             CreateServiceRequest m => r.Make("CreateService", [r.Scoped(m.Cluster, "service", m.ServiceName)], m.Cluster),
             UpdateServiceRequest m => r.Make("UpdateService", [r.Scoped(m.Cluster, "service", m.Service)], m.Cluster),

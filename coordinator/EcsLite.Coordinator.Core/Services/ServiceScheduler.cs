@@ -212,23 +212,34 @@ public static class ServiceScheduler
     private static string Listed(List<string> tasks) =>
         string.Join(" ", tasks.Take(10)) + (tasks.Count > 10 ? $" and {tasks.Count - 10} more" : "");
 
+    /// <summary>What the closest instance lacks, by placement failure reason, in ECS's words.</summary>
+    private static readonly (string Reason, string Lacks)[] Lacking =
+    [
+        ("RESOURCE:CPU", "has insufficient CPU units available"),
+        ("RESOURCE:MEMORY", "has insufficient memory available"),
+        ("RESOURCE:PORTS", "is already using a port required by your task"),
+        ("RESOURCE:PORTS_UDP", "is already using a port required by your task"),
+        ("AGENT", "is missing its agent connection"),
+        ("ATTRIBUTE", "is missing an attribute required by your task"),
+        ("MemberOf", "does not meet the placement constraints"),
+        ("DistinctInstance", "does not meet the placement constraints"),
+        ("INACTIVE", "is not ACTIVE"),
+    ];
+
     /// <summary>ECS's event when a task fits nowhere, naming the closest instance and what it lacks.</summary>
     public static string UnableToPlace(string service, Failure failure)
     {
-        var lacks = failure.Reason switch
-        {
-            "RESOURCE:CPU" => "has insufficient CPU units available",
-            "RESOURCE:MEMORY" => "has insufficient memory available",
-            "RESOURCE:PORTS" or "RESOURCE:PORTS_UDP" => "is already using a port required by your task",
-            "AGENT" => "is missing its agent connection",
-            "ATTRIBUTE" => "is missing an attribute required by your task",
-            "MemberOf" or "DistinctInstance" => "does not meet the placement constraints",
-            _ => "is not ACTIVE",
-        };
+        var lacks = Lacking.FirstOrDefault(l => l.Reason == failure.Reason, Lacking[^1]).Lacks;
         return $"(service {service}) was unable to place a task because no container instance met all of its requirements. " +
             $"The closest matching (container-instance {ServiceReconciler.InstanceId(failure.Arn)}) {lacks}. " +
             "For more information, see the Troubleshooting section of the Amazon ECS Developer Guide.";
     }
+
+    /// <summary>The placement failure reason an <see cref="UnableToPlace"/> event names, or null for another event.</summary>
+    public static string? UnableToPlaceReason(string message) =>
+        message.Contains(" was unable to place a task because ", StringComparison.Ordinal)
+            ? Lacking.FirstOrDefault(l => message.Contains($") {l.Lacks}. ", StringComparison.Ordinal), Lacking[^1]).Reason
+            : null;
 
     /// <summary>The task definition's constraints and the service's both apply.</summary>
     public static List<PlacementConstraint> Constraints(Service service, TaskDefinition definition) =>

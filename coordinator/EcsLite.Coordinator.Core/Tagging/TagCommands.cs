@@ -58,6 +58,7 @@ public static class TagCommands
         {
             var updated = TaskCommands.Changing(task);
             Retag(updated.Task.Tags, change);
+            updated.Task.Version++; // every write of a task is an event with a newer version
             return new TaskPut(updated);
         }
 

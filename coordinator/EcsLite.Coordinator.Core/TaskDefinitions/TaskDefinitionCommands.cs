@@ -228,7 +228,12 @@ public static class TaskDefinitionCommands
             // again, now holding their copy of it (see CoordinatorState.RunsRegistered).
             changes.AddRange(state.Tasks.Values
                 .Where(t => t.Task.TaskDefinitionArn == stored.TaskDefinition.TaskDefinitionArn)
-                .Select(t => new TaskPut(t)));
+                .Select(t =>
+                {
+                    var rewritten = Tasks.TaskCommands.Changing(t);
+                    rewritten.Task.Version++; // every write of a task is an event with a newer version
+                    return new TaskPut(rewritten);
+                }));
         }
 
         return new(changes, response);

@@ -11,7 +11,7 @@ using Microsoft.Extensions.Options;
 namespace EcsLite.Coordinator.Security;
 
 /// <summary>
-/// The first step of every API call (the Ecs, TaskLogs, Iam, Activations and Scheduler services): who is calling.
+/// The first step of every API call (the Ecs, TaskLogs, Iam, Activations, Scheduler and Events services): who is calling.
 /// The admin socket is the account's root; over TCP, an access key as "authorization: Bearer ID:SECRET".
 /// A caller without a valid key gets Unauthenticated before anything else reads the request. (Agents
 /// are known by their client certificates instead, and a joining host by its join token.)
@@ -21,7 +21,7 @@ public sealed class CallAuthenticator(IamStore iam, AuditLog audit, IOptions<Coo
     private const string CallerKey = "ecslite-caller";
 
     /// <summary>The services whose every call is authenticated and checked against policies.</summary>
-    public static readonly string[] Services = ["ecslite.v1.Ecs", "ecslite.v1.TaskLogs", "ecslite.v1.Iam", "ecslite.v1.Activations", "ecslite.v1.Scheduler"];
+    public static readonly string[] Services = ["ecslite.v1.Ecs", "ecslite.v1.TaskLogs", "ecslite.v1.Iam", "ecslite.v1.Activations", "ecslite.v1.Scheduler", "ecslite.v1.Events"];
 
     /// <summary>The authenticated caller of a call of a guarded service; null for the open ones.</summary>
     public static Principal? Caller(ServerCallContext context) =>

@@ -123,12 +123,14 @@ public sealed partial class ClusterStateMachine(
     /// <summary>On the command thread: the command against the newest state, its write queued to the store.</summary>
     private (Task Commit, CoordinatorState Next, long Sequence, List<string> ForAgents, T Result) Run<T>(Func<CoordinatorState, CommandContext, Mutation<T>> command)
     {
-        var mutation = command(_pending, new CommandContext(time.GetUtcNow(), _arns));
-        var forAgents = TaskCommands.ForAgents(_pending, mutation.Changes);
-        var next = _pending.Apply(mutation.Changes);
+        var context = new CommandContext(time.GetUtcNow(), _arns);
+        var mutation = command(_pending, context);
+        var before = _pending;
+        var forAgents = TaskCommands.ForAgents(before, mutation.Changes);
+        var next = before.Apply(mutation.Changes);
         _pending = next;
         var sequence = mutation.Changes.Count == 0 ? _lastSequence : ++_lastSequence;
-        var ops = mutation.Changes.Select(c => StateKeys.ToOp(c, next)).OfType<TxnOp>().ToList();
+        var ops = mutation.Changes.Select(c => StateKeys.ToOp(c, before, next, context.Now)).OfType<TxnOp>().ToList();
         if (ops.Count > 0)
         {
             _lastCommit = store.TxnAsync(Txn.Unconditional(ops), CancellationToken.None);

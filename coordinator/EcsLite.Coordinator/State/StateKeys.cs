@@ -1,3 +1,5 @@
+using EcsLite.Coordinator.Core;
+using EcsLite.Coordinator.Core.Events;
 using EcsLite.Coordinator.Core.State;
 using EcsLite.Coordinator.Store;
 using EcsLite.Api.V1;
@@ -32,8 +34,9 @@ public static class StateKeys
     /// The store write for a change, or null for a change that lives in memory only. <paramref name="state"/>
     /// is the state after the change: a task that runs its registered task definition is stored without
     /// a copy of it (most of a task's record otherwise), and loading finds it by the task's taskDefinitionArn.
+    /// A service is stored with the actions the change made (from <paramref name="before"/>), for the event stream.
     /// </summary>
-    public static TxnOp? ToOp(StateChange change, CoordinatorState state) => change switch
+    public static TxnOp? ToOp(StateChange change, CoordinatorState before, CoordinatorState state, DateTimeOffset now) => change switch
     {
         ContainerInstancePut put => new PutOp($"{ContainerInstances}{put.Instance.Cluster}/{put.Instance.ContainerInstance.ContainerInstanceArn.Split('/')[^1]}", put.Instance.ToByteArray()),
         AgentConnectionChanged => null,
@@ -41,7 +44,7 @@ public static class StateKeys
             $"{Tasks}{put.Task.Cluster}/{put.Task.Task.TaskArn.Split('/')[^1]}",
             (state.RunsRegistered(put.Task) ? put.Task.With(put.Task.Task, null) : put.Task).ToByteArray()),
         TaskRemoved removed => new DeleteOp($"{Tasks}{removed.Cluster}/{removed.TaskArn.Split('/')[^1]}"),
-        ServicePut put => new PutOp($"{Services}{put.Service.Cluster}/{put.Service.Service.ServiceName}", put.Service.ToByteArray()),
+        ServicePut put => new PutOp($"{Services}{put.Service.Cluster}/{put.Service.Service.ServiceName}", WithActions(put.Service, before, now).ToByteArray()),
         ServiceRemoved removed => new DeleteOp($"{Services}{removed.Cluster}/{removed.ServiceName}"),
         ContainerInstanceRemoved removed => new DeleteOp($"{ContainerInstances}{removed.Cluster}/{removed.ContainerInstanceArn.Split('/')[^1]}"),
         SchedulePut put => new PutOp(Schedules + put.Schedule.Schedule.Name, put.Schedule.ToByteArray()),
@@ -84,7 +87,9 @@ public static class StateKeys
 
         if (kv.Key.StartsWith(Services, StringComparison.Ordinal))
         {
-            return new ServicePut(StoredService.Parser.ParseFrom(kv.Value));
+            var service = StoredService.Parser.ParseFrom(kv.Value);
+            service.Actions.Clear(); // the event stream's, not the state's
+            return new ServicePut(service);
         }
 
         if (kv.Key.StartsWith(Schedules, StringComparison.Ordinal))
@@ -93,6 +98,44 @@ public static class StateKeys
         }
 
         throw new InvalidDataException($"the store holds a key this coordinator does not know: {kv.Key}");
+    }
+
+    /// <summary>
+    /// The ECS events a store change is, if it is in <paramref name="cluster"/> (any cluster if null):
+    /// a write of a task, container instance or service (<see cref="EcsEvents"/>); deletes are none.
+    /// </summary>
+    public static IEnumerable<EcsEvent> Events(WatchEvent change, string? cluster, ArnFormat arns)
+    {
+        var key = change.Kv.Key;
+        var kind = new[] { Tasks, ContainerInstances, Services }.FirstOrDefault(k => key.StartsWith(k, StringComparison.Ordinal));
+        if (change.Type != WatchEventType.Put || kind is null
+            || (cluster is not null && !key.AsSpan(kind.Length).StartsWith($"{cluster}/", StringComparison.Ordinal)))
+        {
+            return [];
+        }
+
+        var revision = change.Kv.ModRevision;
+        return kind switch
+        {
+            Tasks => [EcsEvents.ForTask(StoredTask.Parser.ParseFrom(change.Kv.Value), revision, arns)],
+            ContainerInstances => [EcsEvents.ForContainerInstance(StoredContainerInstance.Parser.ParseFrom(change.Kv.Value), revision, arns)],
+            _ => EcsEvents.ForService(StoredService.Parser.ParseFrom(change.Kv.Value), revision, arns),
+        };
+    }
+
+    /// <summary>The record to store for a service: with the actions this write made, when it made any.</summary>
+    private static StoredService WithActions(StoredService service, CoordinatorState before, DateTimeOffset now)
+    {
+        var earlier = before.Services.GetValueOrDefault(CoordinatorState.ServiceKey(service.Cluster, service.Service.ServiceName));
+        var actions = EcsEvents.ServiceActions(earlier, service, now);
+        if (actions.Count == 0)
+        {
+            return service;
+        }
+
+        var record = service.Clone();
+        record.Actions.Add(actions);
+        return record;
     }
 
     private static string TaskDefinitionKey(string family, int revision) => $"{TaskDefinitions}{family}/{revision:D10}";

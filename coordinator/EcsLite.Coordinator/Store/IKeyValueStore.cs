@@ -16,9 +16,11 @@ public interface IKeyValueStore : IAsyncDisposable
 
     /// <summary>
     /// Changes to keys under <paramref name="prefix"/> from <paramref name="fromRevision"/> on, history
-    /// first, then live, until cancelled. Throws <see cref="CompactedException"/> if that history is gone.
+    /// first, then live, until cancelled. Throws <see cref="CompactedException"/> if that history is gone,
+    /// and <see cref="WatchLaggedException"/> once the watcher has fallen too far behind (so a slow reader
+    /// costs the store a bounded buffer, never a stall).
     /// </summary>
-    IAsyncEnumerable<WatchEvent> WatchAsync(string prefix, long fromRevision, CancellationToken cancellationToken);
+    IAsyncEnumerable<WatchResponse> WatchAsync(string prefix, long fromRevision, CancellationToken cancellationToken);
 }
 
 public sealed record KeyValue(string Key, byte[] Value, long CreateRevision, long ModRevision, long Version);
@@ -64,6 +66,9 @@ public enum WatchEventType
     Delete,
 }
 
+/// <summary>A revision's changes under the watched prefix, in key order: a revision is never split across responses.</summary>
+public sealed record WatchResponse(long Revision, IReadOnlyList<WatchEvent> Events);
+
 /// <summary>One change; for a delete, <see cref="KeyValue.Value"/> is empty and ModRevision is the deletion's revision.</summary>
 public sealed record WatchEvent(WatchEventType Type, KeyValue Kv);
 
@@ -73,4 +78,11 @@ public sealed class CompactedException(long requested, long compacted)
     public long CompactRevision { get; } = compacted;
 
     public long RequestedRevision { get; } = requested;
+}
+
+/// <summary>A watcher that fell behind; every change before <see cref="ResumeRevision"/> was delivered.</summary>
+public sealed class WatchLaggedException(long resumeRevision, int buffer)
+    : Exception($"the watcher fell more than {buffer} changes behind; resume from revision {resumeRevision}")
+{
+    public long ResumeRevision { get; } = resumeRevision;
 }

@@ -25,6 +25,7 @@ public sealed class SqliteKeyValueStore : IKeyValueStore
     private readonly List<Watcher> _watchers = [];
     private readonly long _historyToKeep;
     private readonly long _historyBytesToKeep;
+    private readonly int _watchBuffer;
     private readonly Task _writerLoop;
     private long _revision;
     private long _compactRevision;
@@ -39,8 +40,9 @@ public sealed class SqliteKeyValueStore : IKeyValueStore
     /// <summary>Free pages worth giving back to the file system (4 MiB).</summary>
     private const long VacuumAtFreePages = 256;
 
-    private SqliteKeyValueStore(string path, long historyToKeep, long historyBytesToKeep)
+    private SqliteKeyValueStore(string path, long historyToKeep, long historyBytesToKeep, int watchBuffer)
     {
+        _watchBuffer = watchBuffer;
         _connectionString = new SqliteConnectionStringBuilder { DataSource = path, Pooling = true }.ToString();
         _historyToKeep = historyToKeep;
         _historyBytesToKeep = historyBytesToKeep;
@@ -94,11 +96,12 @@ public sealed class SqliteKeyValueStore : IKeyValueStore
 
     /// <param name="historyToKeep">Revisions of history kept for watchers to resume from.</param>
     /// <param name="historyBytesToKeep">And at most this much of it (keys and values).</param>
-    public static SqliteKeyValueStore Open(string directory, long historyToKeep = 20_000, long historyBytesToKeep = 16 * 1024 * 1024)
+    /// <param name="watchBuffer">Changes a watcher may have waiting before it is ended as lagging.</param>
+    public static SqliteKeyValueStore Open(string directory, long historyToKeep = 20_000, long historyBytesToKeep = 16 * 1024 * 1024, int watchBuffer = 10_000)
     {
         Directory.CreateDirectory(directory);
         var path = System.IO.Path.Combine(directory, FileName);
-        return new SqliteKeyValueStore(path, historyToKeep, historyBytesToKeep) { Path = path };
+        return new SqliteKeyValueStore(path, historyToKeep, historyBytesToKeep, watchBuffer) { Path = path };
     }
 
     /// <summary>The store's files on disk: the database and its write-ahead log.</summary>
@@ -143,10 +146,9 @@ public sealed class SqliteKeyValueStore : IKeyValueStore
         return pending.Done.Task;
     }
 
-    public async IAsyncEnumerable<WatchEvent> WatchAsync(string prefix, long fromRevision, [EnumeratorCancellation] CancellationToken cancellationToken)
+    public async IAsyncEnumerable<WatchResponse> WatchAsync(string prefix, long fromRevision, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        var channel = Channel.CreateUnbounded<WatchEvent>(new UnboundedChannelOptions { SingleReader = true });
-        var watcher = new Watcher(prefix, channel.Writer);
+        var watcher = new Watcher(prefix);
         List<WatchEvent> history;
         lock (_watchGate)
         {
@@ -161,14 +163,15 @@ public sealed class SqliteKeyValueStore : IKeyValueStore
 
         try
         {
-            foreach (var change in history)
+            foreach (var revision in history.GroupBy(e => e.Kv.ModRevision))
             {
-                yield return change;
+                yield return new WatchResponse(revision.Key, [.. revision]);
             }
 
-            await foreach (var change in channel.Reader.ReadAllAsync(cancellationToken))
+            await foreach (var response in watcher.Responses.Reader.ReadAllAsync(cancellationToken))
             {
-                yield return change;
+                Interlocked.Add(ref watcher.Waiting, -response.Events.Count);
+                yield return response;
             }
         }
         finally
@@ -188,7 +191,7 @@ public sealed class SqliteKeyValueStore : IKeyValueStore
         {
             foreach (var watcher in _watchers)
             {
-                watcher.Events.TryComplete();
+                watcher.Responses.Writer.TryComplete();
             }
         }
 
@@ -346,17 +349,32 @@ public sealed class SqliteKeyValueStore : IKeyValueStore
         lock (_watchGate)
         {
             Volatile.Write(ref _revision, revision);
-            foreach (var watcher in _watchers)
-            {
-                foreach (var change in events)
-                {
-                    if (change.Kv.Key.StartsWith(watcher.Prefix, StringComparison.Ordinal))
-                    {
-                        watcher.Events.TryWrite(change);
-                    }
-                }
-            }
+            _watchers.RemoveAll(watcher => !Deliver(watcher, events));
         }
+    }
+
+    /// <summary>
+    /// Queues a watcher's changes, a revision at a time; false if it has fallen behind by more than the
+    /// buffer, in which case it is ended with the first revision it did not get (a revision is never
+    /// split, so resuming from there misses nothing and repeats nothing).
+    /// </summary>
+    private bool Deliver(Watcher watcher, List<WatchEvent> events)
+    {
+        foreach (var revision in events.Where(e => e.Kv.Key.StartsWith(watcher.Prefix, StringComparison.Ordinal)).GroupBy(e => e.Kv.ModRevision))
+        {
+            var changes = revision.OrderBy(e => e.Kv.Key, StringComparer.Ordinal).ToList(); // in key order, as history is read
+            var waiting = Volatile.Read(ref watcher.Waiting);
+            if (waiting > 0 && waiting + changes.Count > _watchBuffer)
+            {
+                watcher.Responses.Writer.TryComplete(new WatchLaggedException(revision.Key, _watchBuffer));
+                return false;
+            }
+
+            Interlocked.Add(ref watcher.Waiting, changes.Count);
+            watcher.Responses.Writer.TryWrite(new WatchResponse(revision.Key, changes));
+        }
+
+        return true;
     }
 
     private void Compact(Statements statements, long upTo)
@@ -438,7 +456,15 @@ public sealed class SqliteKeyValueStore : IKeyValueStore
 
     private sealed record Pending(Txn Txn, TaskCompletionSource<TxnResult> Done);
 
-    private sealed record Watcher(string Prefix, ChannelWriter<WatchEvent> Events);
+    private sealed class Watcher(string Prefix)
+    {
+        public string Prefix { get; } = Prefix;
+
+        public Channel<WatchResponse> Responses { get; } = Channel.CreateUnbounded<WatchResponse>(new UnboundedChannelOptions { SingleReader = true });
+
+        /// <summary>Changes queued and not yet read: the buffer a slow reader fills.</summary>
+        public int Waiting;
+    }
 
     /// <summary>The writer's prepared statements, reused for every transaction.</summary>
     private sealed class Statements
