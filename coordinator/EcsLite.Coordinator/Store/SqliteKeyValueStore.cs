@@ -149,7 +149,11 @@ public sealed class SqliteKeyValueStore : IKeyValueStore
     public async IAsyncEnumerable<WatchResponse> WatchAsync(string prefix, long fromRevision, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         var watcher = new Watcher(prefix);
-        List<WatchEvent> history;
+
+        // The history up to now is read without holding the writer back (a reader's snapshot); only what
+        // committed meanwhile is read under the lock, where the watcher starts taking live changes.
+        var upTo = Volatile.Read(ref _revision);
+        var history = fromRevision > 0 && fromRevision <= upTo ? ReadHistory(prefix, fromRevision, upTo) : [];
         lock (_watchGate)
         {
             if (fromRevision > 0 && fromRevision <= _compactRevision)
@@ -157,7 +161,12 @@ public sealed class SqliteKeyValueStore : IKeyValueStore
                 throw new CompactedException(fromRevision, _compactRevision + 1);
             }
 
-            history = fromRevision > 0 && fromRevision <= _revision ? ReadHistory(prefix, fromRevision, _revision) : [];
+            var from = Math.Max(fromRevision, upTo + 1);
+            if (fromRevision > 0 && from <= _revision)
+            {
+                history.AddRange(ReadHistory(prefix, from, _revision));
+            }
+
             _watchers.Add(watcher);
         }
 
@@ -379,6 +388,13 @@ public sealed class SqliteKeyValueStore : IKeyValueStore
 
     private void Compact(Statements statements, long upTo)
     {
+        // Said before the rows go: a watcher that read its history without the lock (WatchAsync) and
+        // then finds this revision is refused, so none can start with rows missing.
+        lock (_watchGate)
+        {
+            _compactRevision = upTo;
+        }
+
         try
         {
             using var transaction = _writer.BeginTransaction(deferred: false);
@@ -386,10 +402,6 @@ public sealed class SqliteKeyValueStore : IKeyValueStore
             statements.DeleteHistoryUpTo(upTo);
             statements.SetMeta("compact_revision", upTo);
             transaction.Commit();
-            lock (_watchGate)
-            {
-                _compactRevision = upTo;
-            }
 
             while (_historySizes.TryPeek(out var oldest) && oldest.Revision <= upTo)
             {
