@@ -10,7 +10,7 @@ using EcsLite.Benchmarks;
 //   service-pass  one service scheduler pass over 1,000 services / 30,000 tasks (BenchmarkDotNet)
 //   failover      a lost instance's service tasks RUNNING elsewhere, with simulated agents
 //   security      RunTask, DescribeTasks and 1,000 agents joining, with security on and off (InsecureTestMode)
-//   schedules     10,000 rate(1 minute) schedules over 1,000 simulated hosts: slot to RUNNING, coordinator CPU
+//   schedules     10,000 rate(1 minute) schedules over 1,000 simulated hosts: slot to fire and to RUNNING, coordinator CPU
 return args.FirstOrDefault() switch
 {
     "agent-idle" => await AgentIdleBenchmark.RunAsync(args),

@@ -130,6 +130,38 @@ public class ScheduleTests
     }
 
     [Fact]
+    public void Fires_of_one_slot_are_placed_together_each_with_its_own_tasks_and_those_that_do_not_fit_are_retried()
+    {
+        // Four instances with room for 8 tasks of 256 MiB each (32), and 40 schedules of the same slot.
+        var state = Run(CoordinatorState.Empty, s => ClusterCommands.Create(s, new CreateClusterRequest(), Context())).State;
+        foreach (var host in new[] { "aaaa", "bbbb", "cccc", "dddd" })
+        {
+            state = Run(state, s => ContainerInstanceCommands.Join(s, ContainerInstanceCommandsTests.Hello(cpu: 8192, memory: 2048, hostname: host), Context(), host)).State;
+        }
+
+        state = Run(state, s => TaskDefinitionCommands.Register(s, Simple("job", memory: 256), Context())).State;
+        for (var i = 0; i < 40; i++)
+        {
+            state = Run(state, s => ScheduleCommands.Create(s, Schedule($"s{i:D2}", "cron(0 * * * ? *)"), At(Now))).State;
+        }
+
+        state = Pass(state, Now.AddHours(1)).State;
+
+        var fires = Enumerable.Range(0, 40).Select(i => state.Schedules[$"s{i:D2}"].Schedule.LastFires.Single()).ToList();
+        Assert.All(fires.Take(32), f => Assert.Equal(("SUCCEEDED", 1), (f.Status, f.TaskArns.Count)));
+        Assert.All(fires.Skip(32), f => Assert.Equal(("RETRYING", 0), (f.Status, f.TaskArns.Count)));
+        Assert.All(fires.Skip(32), f => Assert.StartsWith("RESOURCE:MEMORY", Assert.Single(f.Failures), StringComparison.Ordinal));
+        for (var i = 0; i < 32; i++)
+        {
+            var task = state.Tasks[fires[i].TaskArns.Single()].Task;
+            Assert.Equal(($"ecslite-scheduler/s{i:D2}", $"schedule:s{i:D2}"), (task.StartedBy, task.Group));
+        }
+
+        // One plan for all of them spreads them as the default placement does: 8 on each instance.
+        Assert.All(state.Tasks.Values.GroupBy(t => t.Task.ContainerInstanceArn), g => Assert.Equal(8, g.Count()));
+    }
+
+    [Fact]
     public void A_fire_the_cluster_refuses_fails_with_the_reason_and_the_schedule_goes_on()
     {
         var state = Run(Cluster(), s => ScheduleCommands.Create(s, Schedule("gone", "rate(1 minute)", """, "Target": { "Arn": "arn:aws:ecs:local:000000000000:cluster/default", "EcsParameters": { "TaskDefinitionArn": "missing" } }"""), At(Now))).State;

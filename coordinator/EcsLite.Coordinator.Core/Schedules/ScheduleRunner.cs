@@ -25,10 +25,10 @@ public static class ScheduleRunner
     public static readonly TimeSpan OffWindow = TimeSpan.FromMinutes(1);
 
     /// <summary>
-    /// Fires of one pass (one command): a pass holds every other command back while it runs, and its
-    /// tasks go to their agents only once it is committed; passes of a few hundred fires keep both short.
+    /// Fires of one pass (one command): a pass holds every other command back while it runs (about 0.1 s
+    /// for 1,000 fires over 1,000 hosts), and its tasks go to their agents only once it is committed.
     /// </summary>
-    public const int MaxFiresPerPass = 250;
+    public const int MaxFiresPerPass = 1000;
 
     private const int MaxFiresPerSchedule = 100;
     private const int DefaultRetryAttempts = 185;
@@ -43,6 +43,7 @@ public static class ScheduleRunner
         var fired = 0;
         var attempts = 0; // fires and retries: what a pass is bounded by
         var pool = new CandidatePool();
+        var alike = new List<Pending>();
         foreach (var stored in state.Schedules.Values)
         {
             if (stored.Schedule.State != "ENABLED")
@@ -57,6 +58,7 @@ public static class ScheduleRunner
 
             if (attempts >= MaxFiresPerPass)
             {
+                RunAlike(current, alike, context, random, newId, changes, pool);
                 return new(changes, new SchedulePass(fired, More: true));
             }
 
@@ -86,7 +88,7 @@ public static class ScheduleRunner
                     continue;
                 }
 
-                current = Fire(current, next, slot, context, random, newId, changes, pool);
+                current = Fire(current, next, slot, context, random, newId, changes, pool, alike);
                 fired++;
                 runs++;
                 attempts++;
@@ -102,6 +104,7 @@ public static class ScheduleRunner
             changes.Add(new SchedulePut(next));
         }
 
+        RunAlike(current, alike, context, random, newId, changes, pool);
         return new(changes, new SchedulePass(fired, More: false));
     }
 
@@ -232,7 +235,7 @@ public static class ScheduleRunner
 
     private static DateTimeOffset? Earliest(DateTimeOffset? a, DateTimeOffset? b) => a is null ? b : b is null ? a : a < b ? a : b;
 
-    private static CoordinatorState Fire(CoordinatorState state, StoredSchedule stored, DateTimeOffset slot, CommandContext context, Random random, Func<string> newId, List<StateChange> changes, CandidatePool pool)
+    private static CoordinatorState Fire(CoordinatorState state, StoredSchedule stored, DateTimeOffset slot, CommandContext context, Random random, Func<string> newId, List<StateChange> changes, CandidatePool pool, List<Pending> alike)
     {
         if (stored.Retrying is { } abandoned)
         {
@@ -246,6 +249,17 @@ public static class ScheduleRunner
         var fire = new ScheduleFire { SlotTime = Timestamp.FromDateTimeOffset(slot), FiredAt = Timestamp.FromDateTimeOffset(context.Now) };
         Record(stored, fire);
         var count = target.EcsParameters.HasTaskCount ? target.EcsParameters.TaskCount : 1;
+
+        // Fires with the default placement are placed together at the end of the pass (TaskCommands.RunAlike);
+        // a schedule deleted after its one fire is not, as whether it is done depends on that fire.
+        var p = target.EcsParameters;
+        if (p.PlacementConstraints.Count == 0 && p.PlacementStrategy.Count == 0 && stored.Schedule.ActionAfterCompletion != "DELETE")
+        {
+            fire.Attempts++;
+            alike.Add(new Pending(stored, fire, count));
+            return state;
+        }
+
         return Attempt(state, stored, fire, count, context, random, newId, changes, pool);
     }
 
@@ -279,12 +293,74 @@ public static class ScheduleRunner
         }
         catch (EcsException e)
         {
-            // The cluster or task definition is gone or refuses: no retry makes that right.
-            fire.Failures.Clear();
-            fire.Failures.Add(e.ToString());
-            fire.Status = "FAILED";
-            stored.Retrying = null;
+            Failed(stored, fire, e);
             return state;
+        }
+
+        Settle(stored, fire, count, run, context, changes);
+        var next = state.Apply(run.Changes);
+        pool.Update(next, run.Changes);
+        return next;
+    }
+
+    /// <summary>A fire waiting to be placed with the others of its pass that place alike.</summary>
+    private sealed record Pending(StoredSchedule Stored, ScheduleFire Fire, int Count);
+
+    /// <summary>The pass's default-placement fires: one plan for each group of alike RunTasks.</summary>
+    private static void RunAlike(CoordinatorState state, List<Pending> alike, CommandContext context, Random random, Func<string> newId, List<StateChange> changes, CandidatePool pool)
+    {
+        var requests = alike.Select(f => RunTaskRequest(f.Stored.Schedule.Name, f.Stored.Schedule.Target, f.Count)).ToList();
+        foreach (var group in Enumerable.Range(0, alike.Count).GroupBy(i => AlikeKey(requests[i])))
+        {
+            var fires = group.ToList();
+            List<Mutation<RunTaskResponse>> runs;
+            try
+            {
+                runs = TaskCommands.RunAlike(state, [.. fires.Select(i => requests[i])], context, random, newId, pool.For);
+            }
+            catch (EcsException e)
+            {
+                fires.ForEach(i => Failed(alike[i].Stored, alike[i].Fire, e));
+                continue;
+            }
+
+            var placed = new List<StateChange>();
+            for (var f = 0; f < fires.Count; f++)
+            {
+                var (stored, fire, count) = alike[fires[f]];
+                Settle(stored, fire, count, runs[f], context, changes);
+                placed.AddRange(runs[f].Changes);
+            }
+
+            state = state.Apply(placed);
+            pool.Update(state, placed);
+        }
+
+        alike.Clear();
+    }
+
+    /// <summary>What makes RunTasks place alike: the same cluster, task definition, launch type and overrides.</summary>
+    private static string AlikeKey(RunTaskRequest request) =>
+        $"{request.Cluster}\n{request.TaskDefinition}\n{request.LaunchType}\n{request.Overrides?.ToByteString().ToBase64()}";
+
+    /// <summary>The cluster or task definition is gone or refuses: no retry makes that right.</summary>
+    private static void Failed(StoredSchedule stored, ScheduleFire fire, EcsException e)
+    {
+        fire.Failures.Clear();
+        fire.Failures.Add(e.ToString());
+        fire.Status = "FAILED";
+        stored.Retrying = null;
+    }
+
+    /// <summary>What the fire's RunTask did: its tasks, its failures, and a retry for the tasks that did not fit.</summary>
+    private static void Settle(StoredSchedule stored, ScheduleFire fire, int count, Mutation<RunTaskResponse> run, CommandContext context, List<StateChange> changes)
+    {
+        if (stored.Retrying is { } earlier && !ReferenceEquals(earlier, fire))
+        {
+            // An earlier slot of the same pass (placed together with this one) still short of tasks.
+            earlier.Status = "FAILED";
+            earlier.Failures.Add("not all tasks were placed before the next slot");
+            stored.Retrying = null;
         }
 
         changes.AddRange(run.Changes);
@@ -305,10 +381,6 @@ public static class ScheduleRunner
             var delay = TimeSpan.FromSeconds(Math.Min(MaxRetryDelay.TotalSeconds, Math.Pow(2, Math.Min(fire.Attempts - 1, 10))));
             stored.RetryAt = Timestamp.FromDateTimeOffset(context.Now + delay);
         }
-
-        var next = state.Apply(run.Changes);
-        pool.Update(next, run.Changes);
-        return next;
     }
 
     /// <summary>
@@ -333,7 +405,7 @@ public static class ScheduleRunner
 
         public void Update(CoordinatorState state, IEnumerable<StateChange> changes)
         {
-            foreach (var put in changes.OfType<TaskPut>())
+            foreach (var put in changes.OfType<TaskPut>().DistinctBy(p => p.Task.Task.ContainerInstanceArn))
             {
                 if (_clusters.TryGetValue(put.Task.Cluster, out var pool) && pool.Index.TryGetValue(put.Task.Task.ContainerInstanceArn, out var i))
                 {

@@ -34,14 +34,24 @@ public sealed partial class ScheduleLoop(ClusterStateMachine state, TimeProvider
 
                 if (state.Loaded && due <= time.GetUtcNow())
                 {
-                    var pass = await state.ApplyAsync((s, c) => ScheduleRunner.Run(s, c, Random.Shared, () => Guid.NewGuid().ToString("N")), stoppingToken);
-                    if (pass.Fired > 0)
+                    // Passes follow each other while slots are left, each queued as soon as the one before
+                    // has run (not once it is on disk): the store commits one while the next computes.
+                    var committing = new List<Task>();
+                    SchedulePass pass;
+                    do
                     {
-                        LogFired(logger, pass.Fired);
+                        (pass, var committed) = await state.RunAsync((s, c) => ScheduleRunner.Run(s, c, Random.Shared, () => Guid.NewGuid().ToString("N")));
+                        committing.Add(committed);
+                        if (pass.Fired > 0)
+                        {
+                            LogFired(logger, pass.Fired);
+                        }
                     }
+                    while (pass.More && !stoppingToken.IsCancellationRequested);
 
+                    await Task.WhenAll(committing);
                     failures = 0;
-                    continue; // the pass changed the schedules (and may have left some due): worked out again
+                    continue; // the passes changed the schedules: when the next is due is worked out again
                 }
 
                 if (due is { } at)

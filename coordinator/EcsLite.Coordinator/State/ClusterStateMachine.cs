@@ -83,6 +83,18 @@ public sealed partial class ClusterStateMachine(
     /// <summary>Runs a command; its changes are durable and visible to readers before this returns.</summary>
     public async Task<T> ApplyAsync<T>(Func<CoordinatorState, CommandContext, Mutation<T>> command, CancellationToken cancellationToken)
     {
+        var (result, committed) = await RunAsync(command);
+        await committed;
+        return result;
+    }
+
+    /// <summary>
+    /// Runs a command and returns as soon as it has run, with its result and a task that completes once its
+    /// changes are durable and visible to readers (the caller must not act on the result before then). A
+    /// caller with many commands in a row (the schedules' passes) queues the next while this one commits.
+    /// </summary>
+    public async Task<(T Result, Task Committed)> RunAsync<T>(Func<CoordinatorState, CommandContext, Mutation<T>> command)
+    {
         var applied = new TaskCompletionSource<(Task Commit, CoordinatorState Next, long Sequence, List<string> ForAgents, T Result)>(TaskCreationOptions.RunContinuationsAsynchronously);
         _commands.Add(() =>
         {
@@ -96,7 +108,11 @@ public sealed partial class ClusterStateMachine(
             }
         }, CancellationToken.None);
         var (commit, next, sequence, forAgents, result) = await applied.Task;
+        return (result, CommitAsync(commit, next, sequence, forAgents));
+    }
 
+    private async Task CommitAsync(Task commit, CoordinatorState next, long sequence, List<string> forAgents)
+    {
         try
         {
             // Not cancellable: once queued the write happens, and the state must be published with it.
@@ -116,8 +132,6 @@ public sealed partial class ClusterStateMachine(
         {
             TasksForAgents?.Invoke(forAgents);
         }
-
-        return result;
     }
 
     /// <summary>On the command thread: the command against the newest state, its write queued to the store.</summary>
