@@ -54,6 +54,11 @@ public class PackagingTests
             Assert.Contains("agent        joined as arn:aws:ecs:local:000000000000:container-instance/default/", output, StringComparison.Ordinal);
             Assert.Contains("grpcurl -plaintext", output, StringComparison.Ordinal);
 
+            // The agent it installed is the NativeAOT executable (.ci/run provides clang and lld): no assemblies beside it.
+            var agentFiles = Directory.GetFiles(Path.Combine(root, "opt", "agent")).Select(Path.GetFileName).ToList();
+            Assert.Equal(["ecslite-agent"], agentFiles);
+            Assert.Equal("\u007fELF"u8.ToArray(), File.ReadAllBytes(Path.Combine(root, "opt", "agent", "ecslite-agent"))[..4]);
+
             Assert.Contains($"ECS=\"-unix {Path.Combine(root, "run", "coordinator.sock")}\"", output, StringComparison.Ordinal);
             var key = CoordinatorProcess.ReadCredentials(Path.Combine(root, "data", "admin-credentials"));
             Assert.Contains($"grpcurl -cacert {Path.Combine(root, "etc", "ca.crt")}", output, StringComparison.Ordinal);

@@ -10,6 +10,9 @@ public sealed class AgentProcess : IAsyncDisposable
     private readonly IReadOnlyList<string>? _wrapper;
     private readonly string[] _extraArgs;
 
+    /// <summary>The build to run: a .dll runs under dotnet, anything else is an executable (the NativeAOT agent).</summary>
+    private string _executable = "";
+
     private AgentProcess(IReadOnlyList<string> coordinators, string dataDir, IDictionary<string, string> environment, IReadOnlyList<string>? wrapper, string[] extraArgs)
     {
         _coordinators = coordinators;
@@ -42,7 +45,14 @@ public sealed class AgentProcess : IAsyncDisposable
     public static AgentProcess Start(string coordinator, string? joinToken, string? dataDir = null, IDictionary<string, string>? environment = null, IReadOnlyList<string>? wrapper = null, params string[] extraArgs) =>
         Start([coordinator], joinToken, dataDir, environment, wrapper, extraArgs);
 
-    public static AgentProcess Start(IReadOnlyList<string> coordinators, string? joinToken, string? dataDir, IDictionary<string, string>? environment, IReadOnlyList<string>? wrapper, params string[] extraArgs)
+    public static AgentProcess Start(IReadOnlyList<string> coordinators, string? joinToken, string? dataDir, IDictionary<string, string>? environment, IReadOnlyList<string>? wrapper, params string[] extraArgs) =>
+        Launch(RepoPaths.AgentDll, coordinators, joinToken, dataDir, environment, wrapper, extraArgs);
+
+    /// <summary>Starts a given build of the agent (e.g. <see cref="RepoPaths.NativeAgent"/>; a .dll runs under dotnet).</summary>
+    public static AgentProcess StartBuild(string executable, string coordinator, string? joinToken, IDictionary<string, string>? environment = null) =>
+        Launch(executable, [coordinator], joinToken, null, environment, null, []);
+
+    private static AgentProcess Launch(string executable, IReadOnlyList<string> coordinators, string? joinToken, string? dataDir, IDictionary<string, string>? environment, IReadOnlyList<string>? wrapper, string[] extraArgs)
     {
         var withToken = new Dictionary<string, string>(environment ?? new Dictionary<string, string>());
         if (joinToken is not null)
@@ -50,14 +60,15 @@ public sealed class AgentProcess : IAsyncDisposable
             withToken["ECSLITE_JOIN_TOKEN"] = joinToken;
         }
 
-        var agent = new AgentProcess(coordinators, dataDir ?? CoordinatorProcess.TempDirectory("ecslite-agent"), withToken, wrapper, extraArgs);
+        var agent = new AgentProcess(coordinators, dataDir ?? CoordinatorProcess.TempDirectory("ecslite-agent"), withToken, wrapper, extraArgs) { _executable = executable };
         agent.StartAgain();
         return agent;
     }
 
     public void StartAgain()
     {
-        var command = new List<string> { "dotnet", RepoPaths.AgentDll, "--data-dir", DataDir };
+        List<string> command = _executable.EndsWith(".dll", StringComparison.Ordinal) ? ["dotnet", _executable] : [_executable];
+        command.AddRange(["--data-dir", DataDir]);
         foreach (var coordinator in _coordinators)
         {
             command.AddRange(["--coordinator", coordinator]);

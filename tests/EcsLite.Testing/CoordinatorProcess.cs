@@ -339,6 +339,10 @@ public static class RepoPaths
     public static string AgentDll =>
         Path.Combine(Root, "agent", "EcsLite.Agent", "bin", Configuration, "net10.0", "ecslite-agent.dll");
 
+    /// <summary>The agent as a NativeAOT executable for this machine, as packaging/build-agent.sh makes it (test.sh runs it first).</summary>
+    public static string NativeAgent =>
+        Path.Combine(Root, "artifacts", "agent", $"linux-{(System.Runtime.InteropServices.RuntimeInformation.OSArchitecture == System.Runtime.InteropServices.Architecture.Arm64 ? "arm64" : "x64")}", "ecslite-agent");
+
     public static string Examples => Path.Combine(Root, "examples");
 
     /// <summary>The ECS API model the proto is generated from, kept in the repository with its licence (proto/model).</summary>

@@ -1,0 +1,68 @@
+using EcsLite.Agent.Docker;
+using EcsLite.Api.V1;
+using EcsLite.Testing;
+using Google.Protobuf;
+
+namespace EcsLite.Agent.Tests;
+
+/// <summary>
+/// The agent as hosts run it: the NativeAOT executable (packaging/build-agent.sh, which test.sh runs
+/// first), against the real coordinator and the real Docker engine: it joins with a token, runs a
+/// task, reports it, stops it and cleans up, and rejoins as the same instance after a restart.
+/// </summary>
+public sealed class NativeAgentTests
+{
+    [Fact]
+    public async Task The_NativeAOT_agent_joins_runs_and_stops_a_task_and_keeps_its_identity_across_a_restart()
+    {
+        Assert.True(File.Exists(RepoPaths.NativeAgent), $"{RepoPaths.NativeAgent} is missing: run packaging/build-agent.sh (test.sh does)");
+        await LocalImages.EnsureAsync();
+        await using var coordinator = await CoordinatorProcess.StartAsync();
+        await using var agent = AgentProcess.StartBuild(RepoPaths.NativeAgent, coordinator.Address, coordinator.JoinToken, new Dictionary<string, string>
+        {
+            ["ECS_IMAGE_PULL_BEHAVIOR"] = "prefer-cached", // the images are local; nothing is pulled from outside
+            ["ECS_CONTAINER_STOP_TIMEOUT"] = "2s",
+        });
+        await agent.WaitJoinedAsync();
+        var instance = agent.ContainerInstanceArn;
+        Assert.NotNull(instance);
+
+        await coordinator.Ecs.RegisterTaskDefinitionAsync(JsonParser.Default.Parse<RegisterTaskDefinitionRequest>($$"""
+            { "family": "native", "containerDefinitions": [{ "name": "app", "image": "{{LocalImages.Busybox}}", "memory": 32, "command": ["sleep", "600"] }] }
+            """));
+        var task = Assert.Single((await coordinator.Ecs.RunTaskAsync(new RunTaskRequest { TaskDefinition = "native" })).Tasks);
+        Assert.Equal(instance, task.ContainerInstanceArn);
+        var running = await DescribedAsync(coordinator, task.TaskArn, "RUNNING");
+        var container = Assert.Single(running.Containers);
+        var (_, state) = await ProcessRunner.RunAsync("docker", ["inspect", "--format", "{{.State.Running}}", container.RuntimeId]);
+        Assert.Equal("true", state.Trim());
+
+        // Restarted, it comes back as the same instance and adopts its running container.
+        await agent.Process.StopAsync(TimeSpan.FromSeconds(10));
+        agent.StartAgain();
+        await agent.WaitJoinedAsync();
+        Assert.Equal(instance, agent.ContainerInstanceArn);
+        await coordinator.Ecs.StopTaskAsync(new StopTaskRequest { Task = task.TaskArn });
+        var stopped = await DescribedAsync(coordinator, task.TaskArn, "STOPPED");
+        Assert.Equal(container.RuntimeId, stopped.Containers[0].RuntimeId); // the same container, never restarted
+        Assert.Equal("UserInitiated", stopped.StopCode);
+        await agent.Process.StopAsync(TimeSpan.FromSeconds(10));
+
+        using var docker = DockerRuntime.Connect();
+        foreach (var owned in await docker.ListOwnedAsync(instance!, default))
+        {
+            await docker.RemoveAsync(owned.ID, default);
+        }
+    }
+
+    private static async Task<EcsLite.Api.V1.Task> DescribedAsync(CoordinatorProcess coordinator, string arn, string status)
+    {
+        EcsLite.Api.V1.Task? found = null;
+        await Eventually.HoldsAsync(async () =>
+        {
+            found = (await coordinator.Ecs.DescribeTasksAsync(new DescribeTasksRequest { Tasks = { arn } })).Tasks.Single();
+            return found.LastStatus == status;
+        }, TimeSpan.FromSeconds(60), $"the task {status}");
+        return found!;
+    }
+}
