@@ -218,8 +218,9 @@ public sealed class ScaleRun(CoordinatorProcess coordinator, Fleet fleet)
     /// <summary>The share (%) of <paramref name="latencies"/> over <paramref name="ms"/>.</summary>
     private static double Over(List<double> latencies, double ms) => latencies.Count(l => l > ms) * 100.0 / Math.Max(1, latencies.Count);
 
-    /// <summary>The value at <paramref name="percent"/> of an ascending list (nearest rank).</summary>
-    public static double At(List<double> sorted, int percent) => sorted[Math.Min(sorted.Count - 1, (int)Math.Ceiling(sorted.Count * percent / 100.0) - 1)];
+    /// <summary>The value at <paramref name="percent"/> of an ascending list (nearest rank); NaN for no samples (a short run's reader may make no call).</summary>
+    public static double At(List<double> sorted, int percent) =>
+        sorted.Count == 0 ? double.NaN : sorted[Math.Min(sorted.Count - 1, (int)Math.Ceiling(sorted.Count * percent / 100.0) - 1)];
 
     /// <summary>CPU time and VmRSS of a process, from /proc.</summary>
     public static class Process
