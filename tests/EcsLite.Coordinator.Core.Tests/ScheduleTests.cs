@@ -162,6 +162,26 @@ public class ScheduleTests
     }
 
     [Fact]
+    public void Fires_whose_definition_places_by_group_are_placed_one_by_one_and_never_overcommit()
+    {
+        // A constraint on task groups (each schedule's own): the fires cannot share one plan.
+        // One instance of 1024 MiB, three fires of 512 MiB: two fit, the third is retried.
+        var state = Run(Cluster(), s => TaskDefinitionCommands.Register(s, Parse("""
+            { "family": "job", "placementConstraints": [{ "type": "memberOf", "expression": "not(task:group == schedule:none)" }],
+              "containerDefinitions": [{ "name": "app", "image": "busybox", "memory": 512 }] }
+            """), Context())).State;
+        foreach (var name in new[] { "a", "b", "c" })
+        {
+            state = Run(state, s => ScheduleCommands.Create(s, Schedule(name, "cron(0 * * * ? *)"), At(Now))).State;
+        }
+
+        state = Pass(state, Now.AddHours(1)).State;
+
+        Assert.Equal(["SUCCEEDED", "SUCCEEDED", "RETRYING"], new[] { "a", "b", "c" }.Select(n => state.Schedules[n].Schedule.LastFires.Single().Status));
+        Assert.Equal(2, state.Tasks.Count);
+    }
+
+    [Fact]
     public void A_fire_the_cluster_refuses_fails_with_the_reason_and_the_schedule_goes_on()
     {
         var state = Run(Cluster(), s => ScheduleCommands.Create(s, Schedule("gone", "rate(1 minute)", """, "Target": { "Arn": "arn:aws:ecs:local:000000000000:cluster/default", "EcsParameters": { "TaskDefinitionArn": "missing" } }"""), At(Now))).State;

@@ -114,7 +114,7 @@ public static class EcsEvents
         task.Tags.Clear();
         var updated = Newest(task.CreatedAt, task.PullStartedAt, task.PullStoppedAt, task.StartedAt, task.StoppingAt, task.StoppedAt, task.ExecutionStoppedAt, task.ConnectivityAt);
         var detail = Detail(task, task.Version);
-        detail.Fields["updatedAt"] = Value.ForString(updated.ToDateTimeOffset().ToString("yyyy-MM-ddTHH:mm:ss.fffZ", System.Globalization.CultureInfo.InvariantCulture));
+        detail.Fields["updatedAt"] = Time(updated);
         return Event(TaskStateChange, task.TaskArn, updated, detail, revision, 0, arns);
     }
 
@@ -145,7 +145,7 @@ public static class EcsEvents
             var detail = new Struct();
             detail.Fields["eventType"] = Value.ForString(action.EventType);
             detail.Fields["eventName"] = Value.ForString(action.EventName);
-            var at = Value.ForString(action.CreatedAt.ToDateTimeOffset().ToString("yyyy-MM-ddTHH:mm:ss.fffZ", System.Globalization.CultureInfo.InvariantCulture));
+            var at = Time(action.CreatedAt);
             if (action.DetailType == DeploymentStateChange)
             {
                 detail.Fields["deploymentId"] = Value.ForString(action.DeploymentId);
@@ -186,6 +186,10 @@ public static class EcsEvents
         Resources = { resourceArn },
         Detail = detail,
     };
+
+    /// <summary>A time in a detail as ECS writes it: UTC, milliseconds.</summary>
+    private static Value Time(Timestamp time) =>
+        Value.ForString(time.ToDateTimeOffset().ToString("yyyy-MM-ddTHH:mm:ss.fffZ", System.Globalization.CultureInfo.InvariantCulture));
 
     private static Timestamp Newest(params Timestamp?[] times) =>
         times.Where(t => t is not null).MaxBy(t => t!.ToDateTimeOffset()) ?? new Timestamp();

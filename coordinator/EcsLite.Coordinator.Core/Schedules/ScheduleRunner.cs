@@ -255,7 +255,6 @@ public static class ScheduleRunner
         var p = target.EcsParameters;
         if (p.PlacementConstraints.Count == 0 && p.PlacementStrategy.Count == 0 && stored.Schedule.ActionAfterCompletion != "DELETE")
         {
-            fire.Attempts++;
             alike.Add(new Pending(stored, fire, count));
             return state;
         }
@@ -313,7 +312,7 @@ public static class ScheduleRunner
         foreach (var group in Enumerable.Range(0, alike.Count).GroupBy(i => AlikeKey(requests[i])))
         {
             var fires = group.ToList();
-            List<Mutation<RunTaskResponse>> runs;
+            List<Mutation<RunTaskResponse>>? runs;
             try
             {
                 runs = TaskCommands.RunAlike(state, [.. fires.Select(i => requests[i])], context, random, newId, pool.For);
@@ -324,10 +323,18 @@ public static class ScheduleRunner
                 continue;
             }
 
+            if (runs is null)
+            {
+                // Their placement depends on each fire's group: one RunTask each, each seeing the tasks of the one before.
+                fires.ForEach(i => state = Attempt(state, alike[i].Stored, alike[i].Fire, alike[i].Count, context, random, newId, changes, pool));
+                continue;
+            }
+
             var placed = new List<StateChange>();
             for (var f = 0; f < fires.Count; f++)
             {
                 var (stored, fire, count) = alike[fires[f]];
+                fire.Attempts++;
                 Settle(stored, fire, count, runs[f], context, changes);
                 placed.AddRange(runs[f].Changes);
             }

@@ -29,12 +29,7 @@ public static class TaskCommands
         Func<CoordinatorState, string, List<Candidate>>? candidates = null)
     {
         var cluster = ClusterCommands.Active(state, request.HasCluster ? request.Cluster : null);
-        var count = request.HasCount ? request.Count : 1;
-        if (count is < 1 or > MaxCount)
-        {
-            throw EcsException.InvalidParameter("count", $"must be between 1 and {MaxCount} (got {count}).");
-        }
-
+        var count = Count(request);
         var token = request.HasClientToken ? request.ClientToken : "";
         if (token.Length > 36 || token.Any(c => c is < '!' or > '~'))
         {
@@ -47,41 +42,19 @@ public static class TaskCommands
             return new([], new RunTaskResponse { Tasks = { earlier.Select(t => t.Task) } });
         }
 
-        var (stored, definition, launchType) = Prepare(state, request.TaskDefinition, request.HasLaunchType ? request.LaunchType : null, request.Overrides, request.Tags);
-        var group = request.HasGroup && request.Group.Length > 0 ? request.Group : $"family:{definition.Family}";
+        var prepared = Prepare(state, request.TaskDefinition, request.HasLaunchType ? request.LaunchType : null, request.Overrides, request.Tags);
         // The task definition's constraints and the call's both apply; each is checked under its own name.
-        var fromDefinition = definition.PlacementConstraints.Select(c => new PlacementConstraint { Type = c.Type, Expression = c.Expression }).ToList();
+        var fromDefinition = DefinitionConstraints(prepared.Effective);
         TaskPlacement.ParseConstraints(fromDefinition, "taskDefinition.placementConstraints");
         TaskPlacement.ParseConstraints(request.PlacementConstraints, "placementConstraints");
-        var constraints = fromDefinition.Concat(request.PlacementConstraints).ToList();
         TaskPlacement.ValidateStrategies(request.PlacementStrategy, "placementStrategy");
         if (request.PlacementStrategy.Count > 5)
         {
             throw EcsException.InvalidParameter("placementStrategy", "at most 5 strategies may be given.");
         }
 
-        var inCluster = (candidates ?? Candidates)(state, cluster.ClusterName);
-        if (inCluster.Count == 0)
-        {
-            throw EcsException.InvalidParameter("cluster", "No Container Instances were found in your cluster.");
-        }
-
-        var needs = TaskNeeds.Of(definition);
-        var plan = TaskPlacement.Plan(
-            new PlacementRequest(needs, count, group, constraints, [.. request.PlacementStrategy], [.. definition.RequiresAttributes]),
-            inCluster, random);
-        var response = new RunTaskResponse();
-        response.Failures.Add(plan.Failures);
-        var changes = new List<StateChange>();
-        foreach (var instance in plan.Placed)
-        {
-            var task = NewTask(stored, definition, cluster, instance, group, launchType, request.HasStartedBy ? request.StartedBy : null, request.Overrides, request.Tags, context, newId());
-            task.ClientToken = token;
-            changes.Add(new TaskPut(task));
-            response.Tasks.Add(task.Task);
-        }
-
-        return new(changes, response);
+        return Place(state, cluster, [request], [count], prepared, Group(request, prepared.Effective), [.. fromDefinition.Concat(request.PlacementConstraints)],
+            [.. request.PlacementStrategy], context, random, newId, candidates ?? Candidates)[0];
     }
 
     /// <summary>
@@ -89,48 +62,56 @@ public static class TaskCommands
     /// cluster, task definition, launch type and overrides, and give no placement constraints or strategies
     /// of their own (the default placement); one plan then serves them all, at the cost of one look at the
     /// cluster's instances instead of one per call (10,000 schedules of one slot over 1,000 hosts spent
-    /// most of their time there). Each call keeps its own tasks (group, startedBy, tags) and failures. If the
-    /// task definition's constraints depend on the task group, each call is planned on its own instead.
+    /// most of their time there). Each call keeps its own tasks (group, startedBy, tags) and failures.
+    /// Null if the task definition's constraints (memberOf only) ask about task groups: then each call is its own RunTask.
     /// </summary>
-    public static List<Mutation<RunTaskResponse>> RunAlike(CoordinatorState state, IReadOnlyList<RunTaskRequest> requests, CommandContext context, Random random, Func<string> newId,
+    public static List<Mutation<RunTaskResponse>>? RunAlike(CoordinatorState state, IReadOnlyList<RunTaskRequest> requests, CommandContext context, Random random, Func<string> newId,
         Func<CoordinatorState, string, List<Candidate>> candidates)
     {
         var first = requests[0];
         var cluster = ClusterCommands.Active(state, first.HasCluster ? first.Cluster : null);
-        var (stored, definition, launchType) = Prepare(state, first.TaskDefinition, first.HasLaunchType ? first.LaunchType : null, first.Overrides, first.Tags);
-        var constraints = definition.PlacementConstraints.Select(c => new PlacementConstraint { Type = c.Type, Expression = c.Expression }).ToList();
-        if (constraints.Any(c => c.Type == "distinctInstance" || c.Expression.Contains("task:group", StringComparison.Ordinal)))
+        var counts = requests.Select(Count).ToList();
+        var prepared = Prepare(state, first.TaskDefinition, first.HasLaunchType ? first.LaunchType : null, first.Overrides, first.Tags);
+        foreach (var request in requests.Skip(1))
         {
-            return [.. requests.Select(r => Run(state, r, context, random, newId, candidates))];
+            TagRules.Validate(request.Tags, "tags");
         }
 
+        var constraints = DefinitionConstraints(prepared.Effective);
+        if (constraints.Any(c => c.Expression.Contains("task:group", StringComparison.Ordinal)))
+        {
+            return null;
+        }
+
+        // The plan's own group: the calls' groups differ, and nothing in a default placement depends on them.
+        return Place(state, cluster, requests, counts, prepared, $"family:{prepared.Effective.Family}", constraints, [], context, random, newId, candidates);
+    }
+
+    /// <summary>
+    /// One plan for the tasks of <paramref name="requests"/> (one task definition, one placement), handed out
+    /// in call order: each call gets its tasks (its own group, startedBy, tags and client token), then its failures.
+    /// </summary>
+    private static List<Mutation<RunTaskResponse>> Place(
+        CoordinatorState state, Cluster cluster, IReadOnlyList<RunTaskRequest> requests, IReadOnlyList<int> counts,
+        (StoredTaskDefinition Stored, TaskDefinition Effective, string LaunchType) prepared, string planGroup,
+        List<PlacementConstraint> constraints, List<PlacementStrategy> strategies,
+        CommandContext context, Random random, Func<string> newId, Func<CoordinatorState, string, List<Candidate>> candidates)
+    {
         var inCluster = candidates(state, cluster.ClusterName);
         if (inCluster.Count == 0)
         {
             throw EcsException.InvalidParameter("cluster", "No Container Instances were found in your cluster.");
         }
 
-        var counts = requests.Select(r => r.HasCount ? r.Count : 1).ToList();
-        if (counts.Any(c => c is < 1 or > MaxCount))
-        {
-            throw EcsException.InvalidParameter("count", $"must be between 1 and {MaxCount}.");
-        }
-
-        foreach (var request in requests.Skip(1))
-        {
-            TagRules.Validate(request.Tags, "tags");
-        }
-
-        // The plan's own group: the calls' groups differ, and nothing in a default placement depends on them.
+        var (stored, definition, launchType) = prepared;
         var plan = TaskPlacement.Plan(
-            new PlacementRequest(TaskNeeds.Of(definition), counts.Sum(), $"family:{definition.Family}", constraints, [], [.. definition.RequiresAttributes]),
+            new PlacementRequest(TaskNeeds.Of(definition), counts.Sum(), planGroup, constraints, strategies, [.. definition.RequiresAttributes]),
             inCluster, random);
         var results = new List<Mutation<RunTaskResponse>>(requests.Count);
         var (placed, failed) = (0, 0);
         for (var r = 0; r < requests.Count; r++)
         {
             var request = requests[r];
-            var group = request.HasGroup && request.Group.Length > 0 ? request.Group : $"family:{definition.Family}";
             var response = new RunTaskResponse();
             var changes = new List<StateChange>();
             for (var t = 0; t < counts[r]; t++)
@@ -141,7 +122,9 @@ public static class TaskCommands
                     continue;
                 }
 
-                var task = NewTask(stored, definition, cluster, plan.Placed[placed++], group, launchType, request.HasStartedBy ? request.StartedBy : null, request.Overrides, request.Tags, context, newId());
+                var task = NewTask(stored, definition, cluster, plan.Placed[placed++], Group(request, definition), launchType,
+                    request.HasStartedBy ? request.StartedBy : null, request.Overrides, request.Tags, context, newId());
+                task.ClientToken = request.HasClientToken ? request.ClientToken : "";
                 changes.Add(new TaskPut(task));
                 response.Tasks.Add(task.Task);
             }
@@ -151,6 +134,20 @@ public static class TaskCommands
 
         return results;
     }
+
+    private static int Count(RunTaskRequest request)
+    {
+        var count = request.HasCount ? request.Count : 1;
+        return count is < 1 or > MaxCount
+            ? throw EcsException.InvalidParameter("count", $"must be between 1 and {MaxCount} (got {count}).")
+            : count;
+    }
+
+    private static string Group(RunTaskRequest request, TaskDefinition definition) =>
+        request.HasGroup && request.Group.Length > 0 ? request.Group : $"family:{definition.Family}";
+
+    private static List<PlacementConstraint> DefinitionConstraints(TaskDefinition definition) =>
+        [.. definition.PlacementConstraints.Select(c => new PlacementConstraint { Type = c.Type, Expression = c.Expression })];
 
     /// <summary>The custom-scheduler path: one task on each named instance, if it has room.</summary>
     public static Mutation<StartTaskResponse> Start(CoordinatorState state, StartTaskRequest request, CommandContext context, Func<string> newId)
