@@ -55,14 +55,14 @@ public sealed class NativeAgentTests
         }
     }
 
-    private static async Task<EcsLite.Api.V1.Task> DescribedAsync(CoordinatorProcess coordinator, string arn, string status)
+    internal static async Task<EcsLite.Api.V1.Task> DescribedAsync(CoordinatorProcess coordinator, string arn, string status, TimeSpan? timeout = null)
     {
         EcsLite.Api.V1.Task? found = null;
         await Eventually.HoldsAsync(async () =>
         {
             found = (await coordinator.Ecs.DescribeTasksAsync(new DescribeTasksRequest { Tasks = { arn } })).Tasks.Single();
             return found.LastStatus == status;
-        }, TimeSpan.FromSeconds(60), $"the task {status}");
+        }, timeout ?? TimeSpan.FromSeconds(60), $"the task {status}");
         return found!;
     }
 }

@@ -48,9 +48,12 @@ public sealed class AgentProcess : IAsyncDisposable
     public static AgentProcess Start(IReadOnlyList<string> coordinators, string? joinToken, string? dataDir, IDictionary<string, string>? environment, IReadOnlyList<string>? wrapper, params string[] extraArgs) =>
         Launch(RepoPaths.AgentDll, coordinators, joinToken, dataDir, environment, wrapper, extraArgs);
 
-    /// <summary>Starts a given build of the agent (e.g. <see cref="RepoPaths.NativeAgent"/>; a .dll runs under dotnet).</summary>
-    public static AgentProcess StartBuild(string executable, string coordinator, string? joinToken, IDictionary<string, string>? environment = null) =>
-        Launch(executable, [coordinator], joinToken, null, environment, null, []);
+    /// <summary>
+    /// Starts a given build of the agent (e.g. <see cref="RepoPaths.NativeAgent"/>; a .dll runs under dotnet),
+    /// optionally through a wrapper (e.g. qemu-user for another architecture's build).
+    /// </summary>
+    public static AgentProcess StartBuild(string executable, string coordinator, string? joinToken, IDictionary<string, string>? environment = null, IReadOnlyList<string>? wrapper = null) =>
+        Launch(executable, [coordinator], joinToken, null, environment, wrapper, []);
 
     private static AgentProcess Launch(string executable, IReadOnlyList<string> coordinators, string? joinToken, string? dataDir, IDictionary<string, string>? environment, IReadOnlyList<string>? wrapper, string[] extraArgs)
     {

@@ -341,7 +341,10 @@ public static class RepoPaths
 
     /// <summary>The agent as a NativeAOT executable for this machine, as packaging/build-agent.sh makes it (test.sh runs it first).</summary>
     public static string NativeAgent =>
-        Path.Combine(Root, "artifacts", "agent", $"linux-{(System.Runtime.InteropServices.RuntimeInformation.OSArchitecture == System.Runtime.InteropServices.Architecture.Arm64 ? "arm64" : "x64")}", "ecslite-agent");
+        NativeAgentFor(System.Runtime.InteropServices.RuntimeInformation.OSArchitecture == System.Runtime.InteropServices.Architecture.Arm64 ? "arm64" : "x64");
+
+    /// <summary>The NativeAOT agent for an architecture (x64 or arm64), as <c>packaging/build-agent.sh ARCH</c> makes it.</summary>
+    public static string NativeAgentFor(string arch) => Path.Combine(Root, "artifacts", "agent", $"linux-{arch}", "ecslite-agent");
 
     public static string Examples => Path.Combine(Root, "examples");
 
