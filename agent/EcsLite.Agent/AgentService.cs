@@ -9,7 +9,8 @@ namespace EcsLite.Agent;
 /// <summary>
 /// Runs the agent channel for this host. Start-up completes only once the host has joined its cluster,
 /// so under systemd (Type=notify) READY=1 means "registered"; SIGTERM then sends STOPPING=1.
-/// While the agent runs, WATCHDOG=1 is sent at half the unit's WatchdogSec.
+/// While the agent runs, WATCHDOG=1 is sent at half the unit's WatchdogSec, unless the loop that takes
+/// the coordinator's messages has been stuck in one for that long.
 /// </summary>
 public sealed partial class AgentService : IHostedService, IAgentRuntime
 {
@@ -106,12 +107,16 @@ public sealed partial class AgentService : IHostedService, IAgentRuntime
             return;
         }
 
-        using var timer = new PeriodicTimer(TimeSpan.FromMicroseconds(usec / 2));
+        var half = TimeSpan.FromMicroseconds(usec / 2);
+        using var timer = new PeriodicTimer(half);
         try
         {
             while (await timer.WaitForNextTickAsync(cancellationToken))
             {
-                _systemd.Notify(new ServiceState("WATCHDOG=1"));
+                if (!_connection.BusyLongerThan(half))
+                {
+                    _systemd.Notify(new ServiceState("WATCHDOG=1"));
+                }
             }
         }
         catch (OperationCanceledException)

@@ -77,6 +77,19 @@ public sealed partial class CoordinatorConnection(
         }
     }
 
+    /// <summary>
+    /// Whether the loop that takes the coordinator's messages has been busy with one for longer than
+    /// <paramref name="limit"/> (waiting for the next message is not busy): systemd's watchdog is fed only
+    /// while it is not.
+    /// </summary>
+    public bool BusyLongerThan(TimeSpan limit)
+    {
+        var since = Volatile.Read(ref _busySince);
+        return since != 0 && time.GetElapsedTime(since) > limit;
+    }
+
+    private long _busySince;
+
     /// <summary>Stops heartbeats while the stream stays open: how the fleet simulator plays a host that hangs.</summary>
     public bool HeartbeatsPaused { get; set; }
 
@@ -200,6 +213,7 @@ public sealed partial class CoordinatorConnection(
             while (await call.ResponseStream.MoveNext(session.Token))
             {
                 var message = call.ResponseStream.Current;
+                Volatile.Write(ref _busySince, time.GetTimestamp());
                 switch (message.KindCase)
                 {
                     case CoordinatorMessage.KindOneofCase.DesiredTasks:
@@ -227,12 +241,15 @@ public sealed partial class CoordinatorConnection(
 
                         break;
                 }
+
+                Volatile.Write(ref _busySince, 0);
             }
 
             return true;
         }
         finally
         {
+            Volatile.Write(ref _busySince, 0);
             outbox.Writer.TryComplete();
             await session.CancelAsync();
             await Task.WhenAll(writer, heartbeats).ContinueWith(_ => { }, TaskScheduler.Default);

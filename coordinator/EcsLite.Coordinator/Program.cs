@@ -188,6 +188,7 @@ builder.Services.AddHostedService<HeartbeatMonitor>();
 builder.Services.AddHostedService<StoppedTaskPurger>();
 builder.Services.AddHostedService<ServiceSchedulerLoop>();
 builder.Services.AddHostedService<ScheduleLoop>();
+builder.Services.AddHostedService<SystemdWatchdog>();
 builder.Services.AddSingleton<IamStore>();
 builder.Services.AddSingleton<AuditLog>();
 builder.Services.AddSingleton<CallAuthorizer>(); // also asked by the Scheduler service (a schedule's RunTask)

@@ -1,5 +1,3 @@
-using System.Net.Sockets;
-using System.Text;
 using EcsLite.Testing;
 
 namespace EcsLite.Agent.Tests;
@@ -55,6 +53,48 @@ public sealed partial class SystemdNotifyTests : IDisposable
         }
     }
 
+    /// <summary>
+    /// The loop that takes the coordinator's messages stuck in one (here: the first task waits on a Docker
+    /// engine that accepts the connection and never answers, which the agent gives 5 s) stops the pings
+    /// until it moves on; before, they come every half WATCHDOG_USEC.
+    /// </summary>
+    [Fact]
+    public async Task WATCHDOG_pings_stop_while_the_message_loop_is_stuck()
+    {
+        using var notify = new NotifySocket(Path.Combine(_directory, "notify.sock"));
+        using var silentDocker = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified);
+        silentDocker.Bind(new System.Net.Sockets.UnixDomainSocketEndPoint(Path.Combine(_directory, "docker.sock")));
+        silentDocker.Listen(16); // connections wait in the backlog, never read from or answered
+        var systemd = Path.Combine(_directory, "systemd");
+        File.CreateSymbolicLink(systemd, "/bin/bash");
+        await using var coordinator = await CoordinatorProcess.StartAsync();
+        await using var agent = TestProcess.Start(
+            [systemd, "-c", "dotnet \"$@\"; exit $?", "agent", RepoPaths.AgentDll, "--coordinator", coordinator.Address, "--data-dir", Path.Combine(_directory, "agent")],
+            new Dictionary<string, string>
+            {
+                ["NOTIFY_SOCKET"] = notify.Path, ["WATCHDOG_USEC"] = "1000000", ["ECSLITE_JOIN_TOKEN"] = coordinator.JoinToken,
+                ["DOCKER_HOST"] = $"unix://{Path.Combine(_directory, "docker.sock")}",
+            });
+        await Eventually.HoldsAsync(() => notify.Watchdogs.Count >= 6, TimeSpan.FromSeconds(30), "six WATCHDOG=1");
+        var steady = Gaps(notify.Watchdogs);
+        Assert.True(steady.Max() < TimeSpan.FromSeconds(1.2), $"pings while healthy came {string.Join(", ", steady.Select(g => g.TotalSeconds.ToString("F2", System.Globalization.CultureInfo.InvariantCulture)))} s apart (every 0.5 s expected)");
+        Assert.True(steady.Average(g => g.TotalSeconds) is > 0.35 and < 0.8, "pings not at half WATCHDOG_USEC");
+
+        await coordinator.Ecs.RegisterTaskDefinitionAsync(new EcsLite.Api.V1.RegisterTaskDefinitionRequest
+        {
+            Family = "stuck", ContainerDefinitions = { new EcsLite.Api.V1.ContainerDefinition { Name = "app", Image = "busybox", Memory = 16 } },
+        });
+        var sent = DateTime.UtcNow;
+        await coordinator.Ecs.RunTaskAsync(new EcsLite.Api.V1.RunTaskRequest { TaskDefinition = "stuck" });
+        await agent.WaitForOutputAsync("cgroup driver", TimeSpan.FromSeconds(20)); // it gave up on the silent engine
+        await Eventually.HoldsAsync(() => notify.Watchdogs.Count(at => at > sent) >= 3, TimeSpan.FromSeconds(10), "pings again after the loop moved on");
+
+        var longest = Gaps([.. notify.Watchdogs.Where(at => at > sent.AddSeconds(-1))]).Max();
+        Assert.True(longest > TimeSpan.FromSeconds(3), $"the longest gap between pings around the stuck message was {longest.TotalSeconds:F1} s; the loop was stuck for about 5 s");
+    }
+
+    private static List<TimeSpan> Gaps(IReadOnlyList<DateTime> times) => [.. times.Zip(times.Skip(1), (a, b) => b - a)];
+
     [Fact]
     public async Task Without_a_systemd_parent_the_hosting_integration_stays_off()
     {
@@ -64,58 +104,5 @@ public sealed partial class SystemdNotifyTests : IDisposable
         await agent.WaitJoinedAsync();
         await agent.Process.StopAsync();
         Assert.Empty(notify.Messages);
-    }
-
-    /// <summary>A unix datagram socket standing in for systemd's notification socket.</summary>
-    private sealed class NotifySocket : IDisposable
-    {
-        private readonly Socket _socket = new(AddressFamily.Unix, SocketType.Dgram, ProtocolType.Unspecified);
-        private readonly List<string> _messages = [];
-        private readonly Task _receiving;
-
-        public NotifySocket(string path)
-        {
-            Path = path;
-            _socket.Bind(new UnixDomainSocketEndPoint(path));
-            _receiving = Task.Run(Receive);
-        }
-
-        public string Path { get; }
-
-        public IReadOnlyList<string> Messages
-        {
-            get
-            {
-                lock (_messages)
-                {
-                    return [.. _messages];
-                }
-            }
-        }
-
-        public void Dispose()
-        {
-            _socket.Dispose();
-            _ = _receiving.ContinueWith(_ => { }, TaskScheduler.Default);
-        }
-
-        private void Receive()
-        {
-            var buffer = new byte[4096];
-            try
-            {
-                while (true)
-                {
-                    var length = _socket.Receive(buffer);
-                    lock (_messages)
-                    {
-                        _messages.AddRange(Encoding.UTF8.GetString(buffer, 0, length).Split('\n', StringSplitOptions.RemoveEmptyEntries));
-                    }
-                }
-            }
-            catch (Exception e) when (e is SocketException or ObjectDisposedException)
-            {
-            }
-        }
     }
 }

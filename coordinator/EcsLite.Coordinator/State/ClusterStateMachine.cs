@@ -89,6 +89,12 @@ public sealed partial class ClusterStateMachine(
     }
 
     /// <summary>
+    /// A command that changes nothing, answered once it has gone through the command thread and every
+    /// write queued before it is durable: the coordinator's pulse (systemd's watchdog is fed on it).
+    /// </summary>
+    public Task ProbeAsync() => ApplyAsync((_, _) => new Mutation<bool>([], true), CancellationToken.None);
+
+    /// <summary>
     /// Runs a command and returns as soon as it has run, with its result and a task that completes once its
     /// changes are durable and visible to readers (the caller must not act on the result before then). A
     /// caller with many commands in a row (the schedules' passes) queues the next while this one commits.
