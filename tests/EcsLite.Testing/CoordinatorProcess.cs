@@ -158,6 +158,17 @@ public sealed class CoordinatorProcess : IAsyncDisposable
         return StartListeningAsync(dataDir, $"127.0.0.1:{port}", $"https://127.0.0.1:{port}", null, extraArgs);
     }
 
+    /// <summary>Starts a given build of the coordinator (e.g. the one a package installed) on a store of its own.</summary>
+    public static async Task<CoordinatorProcess> StartBuildAsync(string program)
+    {
+        var port = FreePort();
+        var coordinator = new CoordinatorProcess(TempDirectory("ecslite-coordinator"), port, $"127.0.0.1:{port}", $"https://127.0.0.1:{port}", null) { _program = program };
+        await coordinator.StartAgainAsync();
+        return coordinator;
+    }
+
+    private string _program = RepoPaths.Coordinator;
+
     /// <summary>Starts a coordinator listening on <paramref name="listen"/>, reached by tests at <paramref name="address"/>.</summary>
     public static async Task<CoordinatorProcess> StartListeningAsync(string? dataDir, string listen, string address, IReadOnlyList<string>? wrapper, params string[] extraArgs)
     {
@@ -174,7 +185,7 @@ public sealed class CoordinatorProcess : IAsyncDisposable
             _settings = extraArgs;
         }
 
-        var program = RepoPaths.Coordinator;
+        var program = _program;
         var command = new List<string>();
         if (program.EndsWith(".dll", StringComparison.Ordinal))
         {
