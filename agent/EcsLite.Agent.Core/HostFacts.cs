@@ -92,6 +92,23 @@ public static class HostFacts
         return null;
     }
 
+    /// <summary>
+    /// Whether the kernel's memory cgroup controller is on, without which no task's memory limit holds:
+    /// with cgroup v2 it is listed in /sys/fs/cgroup/cgroup.controllers; with v1, /proc/cgroups has its
+    /// row with "enabled" 1. Raspberry Pi OS kernels leave it off unless cmdline.txt turns it on.
+    /// </summary>
+    public static bool MemoryCgroupEnabled(string? unifiedControllers, string? procCgroups)
+    {
+        if (unifiedControllers is not null)
+        {
+            return unifiedControllers.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries).Contains("memory");
+        }
+
+        // "#subsys_name hierarchy num_cgroups enabled"
+        return procCgroups?.Split('\n').Select(line => line.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries))
+            .Any(fields => fields is ["memory", _, _, "1", ..]) ?? false;
+    }
+
     /// <summary>What the host offers, as ECS's RegisterContainerInstance reports it.</summary>
     public static List<Resource> RegisteredResources(int cpus, long memTotalKiB, AgentSettings settings) =>
     [

@@ -52,6 +52,11 @@ public sealed partial class AgentService : IHostedService, IAgentRuntime
             await _tasks.AdoptAsync(arn, _identity.Cluster ?? _settings.Cluster, cancellationToken);
         }
 
+        if (!HostInspector.MemoryCgroupEnabled())
+        {
+            LogNoMemoryCgroup(_logger);
+        }
+
         _running = Task.WhenAll(_connection.RunAsync(_stopping.Token), WatchdogAsync(_stopping.Token));
         LogWaiting(_logger);
         await _connection.Registered.WaitAsync(cancellationToken);
@@ -123,6 +128,10 @@ public sealed partial class AgentService : IHostedService, IAgentRuntime
         {
         }
     }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "The kernel's memory cgroup controller is off, so no task's memory limit can be enforced. "
+        + "On a Raspberry Pi, add 'cgroup_enable=memory cgroup_memory=1' to the one line of /boot/firmware/cmdline.txt (/boot/cmdline.txt before Bookworm) and reboot")]
+    private static partial void LogNoMemoryCgroup(ILogger logger);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Joining the cluster; waiting for a coordinator to welcome this host")]
     private static partial void LogWaiting(ILogger logger);

@@ -35,6 +35,10 @@ public sealed class HostInspector(AgentSettings settings)
         return hello;
     }
 
+    /// <summary>Whether task memory limits can hold here (the kernel's memory cgroup controller is on).</summary>
+    public static bool MemoryCgroupEnabled() =>
+        HostFacts.MemoryCgroupEnabled(ReadOrNull("/sys/fs/cgroup/cgroup.controllers"), ReadOrNull("/proc/cgroups"));
+
     /// <summary>Usage since the previous sample: CPU busy share, memory, load and the data directory's free space.</summary>
     public HostUsage Usage()
     {

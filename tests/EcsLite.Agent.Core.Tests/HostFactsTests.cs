@@ -129,4 +129,13 @@ public class HostAccessSettingsTests
         // Unrestricted (the default): everything runs.
         Assert.All(definition.ContainerDefinitions, c => Assert.Null(Core.Tasks.HostAccessCheck.Refusal(definition, c, With(), Identity)));
     }
+
+    [Theory]
+    [InlineData("cpuset cpu io memory hugetlb pids rdma misc\n", null, true)] // cgroup v2 with memory
+    [InlineData("cpuset cpu io pids\n", null, false)] // a Raspberry Pi OS kernel without cgroup_enable=memory
+    [InlineData(null, "#subsys_name\thierarchy\tnum_cgroups\tenabled\ncpu\t2\t40\t1\nmemory\t0\t70\t0\n", false)] // v1, memory disabled
+    [InlineData(null, "#subsys_name\thierarchy\tnum_cgroups\tenabled\nmemory\t4\t70\t1\n", true)]
+    [InlineData(null, null, false)]
+    public void The_memory_cgroup_controller_is_found_on_v1_and_v2(string? controllers, string? procCgroups, bool enabled) =>
+        Assert.Equal(enabled, HostFacts.MemoryCgroupEnabled(controllers, procCgroups));
 }
