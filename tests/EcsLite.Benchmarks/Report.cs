@@ -16,8 +16,10 @@ internal static class Report
     /// </summary>
     public static TestProcess StartAgent(string build, string coordinator, string? joinToken, string dataDir, IReadOnlyDictionary<string, string>? settings = null)
     {
+        // "[WRAPPER ...] PATH [ENV=VALUE ...]": the words before the first NAME=VALUE are the command line.
         var parts = build.Split(' ', StringSplitOptions.RemoveEmptyEntries);
-        var environment = parts.Skip(1).Select(p => p.Split('=', 2)).ToDictionary(p => p[0], p => p[1]);
+        var command = parts.TakeWhile(p => !p.Contains('=', StringComparison.Ordinal)).ToList();
+        var environment = parts.Skip(command.Count).Select(p => p.Split('=', 2)).ToDictionary(p => p[0], p => p[1]);
         foreach (var (name, value) in settings ?? new Dictionary<string, string>())
         {
             environment[name] = value;
@@ -28,7 +30,11 @@ internal static class Report
             environment["ECSLITE_JOIN_TOKEN"] = joinToken;
         }
 
-        string[] command = parts[0].EndsWith(".dll", StringComparison.Ordinal) ? ["dotnet", parts[0]] : [parts[0]];
+        if (command[^1].EndsWith(".dll", StringComparison.Ordinal))
+        {
+            command.Insert(command.Count - 1, "dotnet");
+        }
+
         return TestProcess.Start([.. command, "--coordinator", coordinator, "--data-dir", dataDir], environment);
     }
 
