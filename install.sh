@@ -22,6 +22,10 @@
 #   ECSLITE_RUN_DIR      pids and logs without systemd        (default /var/log/ecslite)
 #   ECSLITE_ADMIN_SOCKET the coordinator's admin socket       (default /run/ecslite/coordinator.sock)
 #   ECSLITE_SYSTEMD      auto | yes | no                      (default auto: yes when systemd is running)
+#   ECSLITE_PACKAGES     install the .deb packages of this architecture instead of building from source:
+#                        a directory holding them (e.g. copied from a build host), or "build" to make
+#                        them first with packaging/build-debs.sh. Programs then live in /usr/lib/ecslite,
+#                        settings in /etc/ecslite, units in /lib/systemd/system (the packages' own).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -36,6 +40,12 @@ admin_socket=${ECSLITE_ADMIN_SOCKET:-/run/ecslite/coordinator.sock}
 use_systemd=${ECSLITE_SYSTEMD:-auto}
 units=/etc/systemd/system
 action=${1:-install}
+packages=${ECSLITE_PACKAGES:-}
+debarch=$(dpkg --print-architecture 2>/dev/null || echo unknown)
+if [ -n "$packages" ]; then
+  # where the packages put the programs and settings, and where their settings keep the data
+  prefix=/usr/lib/ecslite etc=/etc/ecslite data_dir=/var/lib/ecslite/coordinator agent_dir=/var/lib/ecslite/agent
+fi
 
 say() { printf '==> %s\n' "$*"; }
 die() { printf 'install.sh: %s\n' "$*" >&2; exit 1; }
@@ -62,8 +72,12 @@ stop_service() { # name
 start_service() { # name, then the command line
   local name=$1; shift
   if [ "$use_systemd" = yes ]; then
-    sed -e "s#/opt/ecslite#$prefix#g" -e "s#/etc/ecslite#$etc#g" "$here/packaging/systemd/ecslite-$name.service" \
-      | as_root tee "$units/ecslite-$name.service" >/dev/null
+    if [ -n "$packages" ]; then
+      as_root rm -f "$units/ecslite-$name.service" # one left by a source install would hide the package's unit
+    else
+      sed -e "s#/opt/ecslite#$prefix#g" -e "s#/etc/ecslite#$etc#g" "$here/packaging/systemd/ecslite-$name.service" \
+        | as_root tee "$units/ecslite-$name.service" >/dev/null
+    fi
     as_root systemctl daemon-reload
     as_root systemctl enable "ecslite-$name" >/dev/null 2>&1
     as_root systemctl restart --no-block "ecslite-$name"
@@ -89,6 +103,9 @@ case "$action" in
   stop) stop_service agent; stop_service coordinator; say "stopped"; exit 0 ;;
   uninstall)
     stop_service agent; stop_service coordinator
+    if [ -n "$packages" ]; then
+      as_root dpkg --remove ecslite-agent ecslite-coordinator >/dev/null 2>&1 || true
+    fi
     for name in agent coordinator; do
       if [ "$use_systemd" = yes ]; then
         as_root systemctl disable "ecslite-$name" 2>/dev/null || true
@@ -112,7 +129,7 @@ fi
 # 1. What the build and the health probe need.
 missing=()
 command -v curl >/dev/null || missing+=(curl)
-if ! command -v dotnet >/dev/null || ! dotnet --list-sdks 2>/dev/null | grep -q '^10\.'; then
+if { [ -z "$packages" ] || [ "$packages" = build ]; } && { ! command -v dotnet >/dev/null || ! dotnet --list-sdks 2>/dev/null | grep -q '^10\.'; }; then
   missing+=(dotnet-sdk-10.0)
 fi
 command -v dockerd >/dev/null || missing+=(docker.io)   # the engine the agent runs tasks on
@@ -135,15 +152,31 @@ esac
 #    The agent: NativeAOT (one executable, no .NET on the host, 33 MB idle instead of 51 MB), which
 #    needs clang, lld and zlib's headers; without them, self-contained and trimmed
 #    (docs/benchmarks.md has the measurements behind these choices).
+#    With ECSLITE_PACKAGES, the packages are installed instead ("build": made here first).
 native=yes
-if [[ " $components " == *" agent "* ]] && { ! command -v clang >/dev/null || ! command -v ld.lld >/dev/null || [ ! -e /usr/include/zlib.h ]; }; then
+if { { [ -z "$packages" ] && [[ " $components " == *" agent "* ]]; } || [ "$packages" = build ]; } \
+  && { ! command -v clang >/dev/null || ! command -v ld.lld >/dev/null || [ ! -e /usr/include/zlib.h ]; }; then
   say "installing clang lld zlib1g-dev (the agent's native build)"
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang lld zlib1g-dev >/dev/null 2>&1 \
     || { native=no; say "clang, lld or zlib1g-dev could not be installed: the agent is built trimmed instead of NativeAOT"; }
 fi
+if [ "$packages" = build ]; then
+  [ "$native" = yes ] || die "the packages need the NativeAOT agent, and so clang, lld and zlib1g-dev"
+  say "building the packages (packaging/build-debs.sh $debarch)"
+  "$here/packaging/build-debs.sh" --no-lintian "$debarch" >/dev/null || die "building the packages failed"
+  packages=$here/artifacts/deb
+fi
+debs=()
+for name in $components; do
+  [ -n "$packages" ] || break
+  deb=$(ls -t "$packages"/ecslite-"$name"_*_"$debarch".deb 2>/dev/null | head -1)
+  [ -n "$deb" ] || die "no ecslite-${name}_VERSION_$debarch.deb in $packages (packaging/build-debs.sh $debarch makes it)"
+  debs+=("$(cd "$(dirname "$deb")" && pwd)/$(basename "$deb")")
+done
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 for name in $components; do
+  [ ${#debs[@]} -eq 0 ] || break
   say "building ecslite-$name for $rid"
   if [ "$name" = agent ]; then
     build=(dotnet publish "$here/agent/EcsLite.Agent/EcsLite.Agent.csproj" -c Release -r "$rid" -nologo -v quiet -o "$stage/agent")
@@ -165,12 +198,19 @@ done
 
 # 3. Install programs and settings (existing settings files are kept).
 for name in $components; do stop_service "$name"; done
-as_root mkdir -p "$prefix" "$etc"
-for name in $components; do
-  as_root rm -rf "${prefix:?}/$name"
-  as_root cp -r "$stage/$name" "$prefix/$name"
-done
-as_root cp "$here/examples/fargate-task-definition.json" "$prefix/" 2>/dev/null || true
+if [ ${#debs[@]} -gt 0 ]; then
+  # apt resolves the packages' dependencies (a Docker engine among them); settings edited since are kept.
+  say "installing ${debs[*]##*/}"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o Dpkg::Options::=--force-confold "${debs[@]}" >/dev/null \
+    || as_root dpkg --install --force-confold "${debs[@]}" >/dev/null || die "installing ${debs[*]} failed"
+else
+  as_root mkdir -p "$prefix" "$etc"
+  for name in $components; do
+    as_root rm -rf "${prefix:?}/$name"
+    as_root cp -r "$stage/$name" "$prefix/$name"
+  done
+fi
+[ -n "$packages" ] || as_root cp "$here/examples/fargate-task-definition.json" "$prefix/" 2>/dev/null || true
 
 if [[ " $components " == *" coordinator "* ]]; then
   as_root mkdir -p "$data_dir"
@@ -200,6 +240,10 @@ if [ ! -f "$etc/agent.conf" ]; then
     "$cluster" "$coordinator_url" "$agent_dir" | as_root tee "$etc/agent.conf" >/dev/null
 fi
 as_root chmod 600 "$etc/agent.conf"
+# A coordinator named now (or, with the packages, whose agent.conf names a default) is the one to dial.
+if [ -n "${ECSLITE_COORDINATOR:-}" ] || [ -n "$packages" ]; then
+  as_root sed -i "s#^ECSLITE_COORDINATOR=.*#ECSLITE_COORDINATOR=$coordinator_url#" "$etc/agent.conf"
+fi
 # Settings from before TLS named the coordinator with http://: every coordinator is https:// now.
 as_root sed -i '/^ECSLITE_COORDINATOR=/s#http://#https://#g' "$etc/agent.conf"
 if [ -n "${ECSLITE_JOIN_TOKEN:-}" ]; then

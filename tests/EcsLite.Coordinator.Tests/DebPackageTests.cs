@@ -8,7 +8,7 @@ namespace EcsLite.Coordinator.Tests;
 /// finds no error in any; and on this machine, restored afterwards, those of its architecture install
 /// (unit enabled, programs that run: the installed agent joins the installed coordinator), upgrade from
 /// the build before (settings an administrator changed and the agent's data kept), remove (data kept)
-/// and purge (nothing left).
+/// and purge (nothing left); and install.sh installs them in place of a build from source.
 /// </summary>
 [Collection(nameof(DebPackageTests))]
 [CollectionDefinition(nameof(DebPackageTests), DisableParallelization = true)]
@@ -61,16 +61,7 @@ public sealed class DebPackageTests
     [Fact]
     public async Task The_packages_install_upgrade_from_the_build_before_remove_and_purge_cleanly()
     {
-        var arch = (await ProcessRunner.RunAsync("dpkg", ["--print-architecture"])).Output.Trim();
-        var debs = Packages.Select(p => Deb(p, arch)).ToArray();
-        Assert.All(debs, deb => Assert.True(File.Exists(deb), $"{deb} is missing: run packaging/build-debs.sh (test.sh does)"));
-        foreach (var package in Packages)
-        {
-            Assert.False(await InstalledAsync(package), $"{package} is installed on this machine already; this test installs and purges it, so it will not run over an installation of yours");
-        }
-
-        Assert.False(Directory.Exists("/usr/lib/ecslite") || Directory.Exists("/etc/ecslite") || Directory.Exists("/var/lib/ecslite"),
-            "/usr/lib/ecslite, /etc/ecslite or /var/lib/ecslite exists: this test would change an installation it did not make");
+        var debs = await ThisArchitectureAsync();
         var work = CoordinatorProcess.TempDirectory("ecslite-deb");
         try
         {
@@ -142,6 +133,73 @@ public sealed class DebPackageTests
             await ProcessRunner.RunAsync("dpkg", ["--purge", .. Packages]);
             Directory.Delete(work, recursive: true);
         }
+    }
+
+    /// <summary>
+    /// install.sh with ECSLITE_PACKAGES (here without systemd: pid files): it installs the packages of this
+    /// architecture and brings up the single-host cluster from them; stop and purge leave nothing.
+    /// </summary>
+    [Fact]
+    public async Task Install_script_installs_the_packages_and_brings_up_a_single_host_cluster()
+    {
+        var debs = await ThisArchitectureAsync();
+        var hadRunDirectory = Directory.Exists("/run/ecslite");
+        var run = CoordinatorProcess.TempDirectory("ecslite-deb-run");
+        var environment = new Dictionary<string, string>
+        {
+            ["ECSLITE_PACKAGES"] = Path.GetDirectoryName(debs[0])!,
+            ["ECSLITE_SYSTEMD"] = "no",
+            ["ECSLITE_RUN_DIR"] = run,
+        };
+        var script = Path.Combine(RepoPaths.Root, "install.sh");
+        try
+        {
+            var (code, output) = await ProcessRunner.RunAsync(script, [], environment);
+            Assert.True(code == 0, output);
+            Assert.Contains("installing ecslite-coordinator_", output, StringComparison.Ordinal);
+            Assert.Contains("serving on 127.0.0.1:7430", output, StringComparison.Ordinal);
+            Assert.Contains("agent        joined as arn:aws:ecs:local:000000000000:container-instance/default/", output, StringComparison.Ordinal);
+            Assert.DoesNotContain("building ecslite-", output, StringComparison.Ordinal);
+            var agentPid = File.ReadAllText(Path.Combine(run, "agent.pid")).Trim();
+            Assert.Equal("/usr/lib/ecslite/agent/ecslite-agent", new FileInfo($"/proc/{agentPid}/exe").LinkTarget);
+            Assert.Contains("ECSLITE_COORDINATOR=https://127.0.0.1:7430", File.ReadAllText("/etc/ecslite/agent.conf"), StringComparison.Ordinal);
+            Assert.DoesNotMatch("(?m)^ECSLITE_JOIN_TOKEN=", File.ReadAllText("/etc/ecslite/agent.conf")); // spent: the agent has its certificate
+
+            var (stopped, said) = await ProcessRunner.RunAsync(script, ["stop"], environment);
+            Assert.True(stopped == 0, said);
+            Assert.False(Directory.Exists($"/proc/{agentPid}"), "the agent still runs after install.sh stop");
+        }
+        finally
+        {
+            await ProcessRunner.RunAsync(script, ["stop"], environment);
+            await ProcessRunner.RunAsync("dpkg", ["--purge", .. Packages]);
+            Directory.Delete(run, recursive: true);
+            if (!hadRunDirectory && Directory.Exists("/run/ecslite"))
+            {
+                Directory.Delete("/run/ecslite", recursive: true); // the admin socket's directory, made by the coordinator without systemd
+            }
+        }
+
+        Assert.False(Directory.Exists("/etc/ecslite") || Directory.Exists("/var/lib/ecslite") || Directory.Exists("/usr/lib/ecslite"), "left after purge");
+    }
+
+    /// <summary>
+    /// The packages of this machine's architecture, once it is sure none is installed and nothing is where
+    /// they go: the tests install and purge them, and must not run over an installation they did not make.
+    /// </summary>
+    private static async Task<string[]> ThisArchitectureAsync()
+    {
+        var arch = (await ProcessRunner.RunAsync("dpkg", ["--print-architecture"])).Output.Trim();
+        var debs = Packages.Select(p => Deb(p, arch)).ToArray();
+        Assert.All(debs, deb => Assert.True(File.Exists(deb), $"{deb} is missing: run packaging/build-debs.sh (test.sh does)"));
+        foreach (var package in Packages)
+        {
+            Assert.False(await InstalledAsync(package), $"{package} is installed on this machine already; this test installs and purges it, so it will not run over an installation of yours");
+        }
+
+        string[] places = ["/usr/lib/ecslite", "/etc/ecslite", "/var/lib/ecslite"];
+        Assert.False(places.Any(Directory.Exists), $"one of {string.Join(", ", places)} exists: this test would change an installation it did not make");
+        return debs;
     }
 
     private static async Task<bool> InstalledAsync(string package) =>

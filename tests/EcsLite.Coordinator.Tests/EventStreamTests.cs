@@ -49,9 +49,11 @@ public sealed class EventStreamTests
         var arns = run.RepliedAt.Keys.ToList();
         Assert.Equal(1_000, arns.Count);
 
-        // Every task ran 3 s and stopped; both readers have its last version.
+        // Every task ran 3 s and stopped; both readers have its last version. A stopped task may still be
+        // written once more (its agent's last report), so each check describes the tasks afresh; a reader
+        // that ended with an error says so at once.
         var described = new Dictionary<string, EcsLite.Api.V1.Task>();
-        await Eventually.HoldsAsync(async () =>
+        async Task DescribeAsync()
         {
             foreach (var chunk in arns.Chunk(100))
             {
@@ -60,10 +62,30 @@ public sealed class EventStreamTests
                     described[task.TaskArn] = task;
                 }
             }
+        }
 
+        await Eventually.HoldsAsync(async () =>
+        {
+            await DescribeAsync();
             return described.Values.All(t => t.LastStatus == "STOPPED");
         }, TimeSpan.FromSeconds(60), "every task STOPPED");
-        await Eventually.HoldsAsync(() => Caught(whole, described) && Caught(resumed, described), TimeSpan.FromSeconds(30), "both readers at each task's last version");
+        try
+        {
+            await Eventually.HoldsAsync(async () =>
+            {
+                if (wholeReading.IsFaulted || resumedReading.IsFaulted)
+                {
+                    await Task.WhenAll(wholeReading, resumedReading);
+                }
+
+                await DescribeAsync();
+                return Caught(whole, described) && Caught(resumed, described);
+            }, TimeSpan.FromSeconds(30), "both readers at each task's last version");
+        }
+        catch (TimeoutException e)
+        {
+            throw new TimeoutException($"{e.Message}; behind: {Behind(whole, described)} (the connected reader), {Behind(resumed, described)} (the resuming one)", e);
+        }
         await stop.CancelAsync();
         await Task.WhenAll(wholeReading, resumedReading);
 
@@ -165,7 +187,17 @@ public sealed class EventStreamTests
 
     private static bool Increasing(IEnumerable<long> values) => values.Zip(values.Skip(1)).All(p => p.First < p.Second);
 
-    private static bool Caught(List<WatchEventsResponse> responses, Dictionary<string, EcsLite.Api.V1.Task> described)
+    private static bool Caught(List<WatchEventsResponse> responses, Dictionary<string, EcsLite.Api.V1.Task> described) =>
+        NotCaught(responses, described).Count == 0;
+
+    /// <summary>How many tasks a reader has not seen at their described version, and one of them.</summary>
+    private static string Behind(List<WatchEventsResponse> responses, Dictionary<string, EcsLite.Api.V1.Task> described) =>
+        NotCaught(responses, described) is [var first, ..] behind
+            ? $"{behind.Count} tasks, e.g. {first.Arn} seen at version {first.Seen}, described at {first.Described}"
+            : "none";
+
+    /// <summary>The tasks whose last change a reader has is not the version DescribeTasks shows.</summary>
+    private static List<(string Arn, long Seen, long Described)> NotCaught(List<WatchEventsResponse> responses, Dictionary<string, EcsLite.Api.V1.Task> described)
     {
         List<Change> changes;
         lock (responses)
@@ -174,7 +206,7 @@ public sealed class EventStreamTests
         }
 
         var last = changes.GroupBy(c => c.Task).ToDictionary(g => g.Key, g => g.Last().Version);
-        return described.Values.All(t => last.GetValueOrDefault(t.TaskArn) == t.Version);
+        return [.. described.Values.Select(t => (t.TaskArn, last.GetValueOrDefault(t.TaskArn), t.Version)).Where(t => t.Item2 != t.Version)];
     }
 
     /// <summary>Reads a call into <paramref name="into"/> until the caller hangs up.</summary>
