@@ -167,34 +167,36 @@ if [ "$packages" = build ]; then
   packages=$here/artifacts/deb
 fi
 debs=()
-for name in $components; do
-  [ -n "$packages" ] || break
-  deb=$(ls -t "$packages"/ecslite-"$name"_*_"$debarch".deb 2>/dev/null | head -1)
-  [ -n "$deb" ] || die "no ecslite-${name}_VERSION_$debarch.deb in $packages (packaging/build-debs.sh $debarch makes it)"
-  debs+=("$(cd "$(dirname "$deb")" && pwd)/$(basename "$deb")")
-done
+if [ -n "$packages" ]; then
+  for name in $components; do
+    deb=$(ls -t "$packages"/ecslite-"$name"_*_"$debarch".deb 2>/dev/null | head -1)
+    [ -n "$deb" ] || die "no ecslite-${name}_VERSION_$debarch.deb in $packages (packaging/build-debs.sh $debarch makes it)"
+    debs+=("$(cd "$(dirname "$deb")" && pwd)/$(basename "$deb")")
+  done
+fi
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
-for name in $components; do
-  [ ${#debs[@]} -eq 0 ] || break
-  say "building ecslite-$name for $rid"
-  if [ "$name" = agent ]; then
-    build=(dotnet publish "$here/agent/EcsLite.Agent/EcsLite.Agent.csproj" -c Release -r "$rid" -nologo -v quiet -o "$stage/agent")
-    if [ "$native" = yes ]; then
-      build+=(-p:PublishAot=true -p:StripSymbols=true)
+if [ ${#debs[@]} -eq 0 ]; then
+  for name in $components; do
+    say "building ecslite-$name for $rid"
+    if [ "$name" = agent ]; then
+      build=(dotnet publish "$here/agent/EcsLite.Agent/EcsLite.Agent.csproj" -c Release -r "$rid" -nologo -v quiet -o "$stage/agent")
+      if [ "$native" = yes ]; then
+        build+=(-p:PublishAot=true -p:StripSymbols=true)
+      else
+        build+=(--self-contained true -p:PublishTrimmed=true -p:TrimMode=partial)
+      fi
     else
-      build+=(--self-contained true -p:PublishTrimmed=true -p:TrimMode=partial)
+      build=(dotnet publish "$here/coordinator/EcsLite.Coordinator/EcsLite.Coordinator.csproj" -c Release -r "$rid"
+        --self-contained false -p:PublishReadyToRun=true -nologo -v quiet -o "$stage/coordinator")
     fi
-  else
-    build=(dotnet publish "$here/coordinator/EcsLite.Coordinator/EcsLite.Coordinator.csproj" -c Release -r "$rid"
-      --self-contained false -p:PublishReadyToRun=true -nologo -v quiet -o "$stage/coordinator")
-  fi
-  if ! "${build[@]}" >"$stage/$name.build.log" 2>&1; then
-    cat "$stage/$name.build.log" >&2
-    die "building ecslite-$name failed"
-  fi
-  rm -f "$stage/$name"/*.pdb "$stage/$name"/*.dbg   # debugging symbols: not for the hosts
-done
+    if ! "${build[@]}" >"$stage/$name.build.log" 2>&1; then
+      cat "$stage/$name.build.log" >&2
+      die "building ecslite-$name failed"
+    fi
+    rm -f "$stage/$name"/*.pdb "$stage/$name"/*.dbg   # debugging symbols: not for the hosts
+  done
+fi
 
 # 3. Install programs and settings (existing settings files are kept).
 for name in $components; do stop_service "$name"; done

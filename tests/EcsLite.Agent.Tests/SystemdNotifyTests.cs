@@ -76,8 +76,8 @@ public sealed partial class SystemdNotifyTests : IDisposable
                 ["DOCKER_HOST"] = $"unix://{Path.Combine(_directory, "docker.sock")}",
             });
         await Eventually.HoldsAsync(() => notify.Watchdogs.Count >= 6, TimeSpan.FromSeconds(30), "six WATCHDOG=1");
-        var steady = Gaps(notify.Watchdogs);
-        Assert.True(steady.Max() < TimeSpan.FromSeconds(1.2), $"pings while healthy came {string.Join(", ", steady.Select(g => g.TotalSeconds.ToString("F2", System.Globalization.CultureInfo.InvariantCulture)))} s apart (every 0.5 s expected)");
+        var steady = NotifySocket.Gaps(notify.Watchdogs);
+        Assert.True(steady.Max() < TimeSpan.FromSeconds(1.2), $"pings while healthy came {NotifySocket.Seconds(steady)} s apart (every 0.5 s expected)");
         Assert.True(steady.Average(g => g.TotalSeconds) is > 0.35 and < 0.8, "pings not at half WATCHDOG_USEC");
 
         await coordinator.Ecs.RegisterTaskDefinitionAsync(new EcsLite.Api.V1.RegisterTaskDefinitionRequest
@@ -89,11 +89,9 @@ public sealed partial class SystemdNotifyTests : IDisposable
         await agent.WaitForOutputAsync("cgroup driver", TimeSpan.FromSeconds(20)); // it gave up on the silent engine
         await Eventually.HoldsAsync(() => notify.Watchdogs.Count(at => at > sent) >= 3, TimeSpan.FromSeconds(10), "pings again after the loop moved on");
 
-        var longest = Gaps([.. notify.Watchdogs.Where(at => at > sent.AddSeconds(-1))]).Max();
+        var longest = NotifySocket.Gaps([.. notify.Watchdogs.Where(at => at > sent.AddSeconds(-1))]).Max();
         Assert.True(longest > TimeSpan.FromSeconds(3), $"the longest gap between pings around the stuck message was {longest.TotalSeconds:F1} s; the loop was stuck for about 5 s");
     }
-
-    private static List<TimeSpan> Gaps(IReadOnlyList<DateTime> times) => [.. times.Zip(times.Skip(1), (a, b) => b - a)];
 
     [Fact]
     public async Task Without_a_systemd_parent_the_hosting_integration_stays_off()

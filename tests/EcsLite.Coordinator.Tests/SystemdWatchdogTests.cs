@@ -1,4 +1,3 @@
-using System.Globalization;
 using EcsLite.Api.V1;
 using EcsLite.Coordinator.Store;
 using EcsLite.Testing;
@@ -31,9 +30,9 @@ public sealed class SystemdWatchdogTests : IDisposable
 
         await Eventually.HoldsAsync(() => notify.Messages.Contains("READY=1"), TimeSpan.FromSeconds(10), "READY=1");
         await Eventually.HoldsAsync(() => notify.Watchdogs.Count >= 6, TimeSpan.FromSeconds(30), "six WATCHDOG=1");
-        var steady = Gaps(notify.Watchdogs);
-        Assert.True(steady.Max() < TimeSpan.FromSeconds(1.2), $"pings while healthy came {Seconds(steady)} s apart (every 0.5 s expected)");
-        Assert.True(steady.Average(g => g.TotalSeconds) is > 0.35 and < 0.8, $"pings not at half WATCHDOG_USEC: {Seconds(steady)}");
+        var steady = NotifySocket.Gaps(notify.Watchdogs);
+        Assert.True(steady.Max() < TimeSpan.FromSeconds(1.2), $"pings while healthy came {NotifySocket.Seconds(steady)} s apart (every 0.5 s expected)");
+        Assert.True(steady.Average(g => g.TotalSeconds) is > 0.35 and < 0.8, $"pings not at half WATCHDOG_USEC: {NotifySocket.Seconds(steady)}");
 
         // Another process takes the store's write lock: the next write waits for it, and so does every
         // probe queued behind that write.
@@ -68,8 +67,4 @@ public sealed class SystemdWatchdogTests : IDisposable
         await ProcessRunner.RunAsync("kill", ["-TERM", child]);
         await Eventually.HoldsAsync(() => notify.Messages.Contains("STOPPING=1"), TimeSpan.FromSeconds(10), "STOPPING=1");
     }
-
-    private static List<TimeSpan> Gaps(IReadOnlyList<DateTime> times) => [.. times.Zip(times.Skip(1), (a, b) => b - a)];
-
-    private static string Seconds(IEnumerable<TimeSpan> gaps) => string.Join(", ", gaps.Select(g => g.TotalSeconds.ToString("F2", CultureInfo.InvariantCulture)));
 }

@@ -33,6 +33,13 @@ public sealed class NotifySocket : IDisposable
         }
     }
 
+    /// <summary>The time between each two of <paramref name="times"/>.</summary>
+    public static List<TimeSpan> Gaps(IReadOnlyList<DateTime> times) => [.. times.Zip(times.Skip(1), (a, b) => b - a)];
+
+    /// <summary>Gaps as a message shows them: seconds, two decimals.</summary>
+    public static string Seconds(IEnumerable<TimeSpan> gaps) =>
+        string.Join(", ", gaps.Select(g => g.TotalSeconds.ToString("F2", System.Globalization.CultureInfo.InvariantCulture)));
+
     /// <summary>When each WATCHDOG=1 arrived.</summary>
     public IReadOnlyList<DateTime> Watchdogs => [.. Received.Where(m => m.Message == "WATCHDOG=1").Select(m => m.At)];
 
