@@ -120,8 +120,8 @@ public static class HostFacts
 
     /// <summary>
     /// What this agent can run, named as the ECS agent names its capabilities, so a task definition's
-    /// requiresAttributes (computed at registration, as ECS does) place it here. Not claimed: secrets
-    /// from SSM or Secrets Manager, and Docker volume plugins. IAM roles are accepted (there is no IAM
+    /// requiresAttributes (computed at registration, as ECS does) place it here. Not claimed: Docker
+    /// volume plugins. IAM roles are accepted (there is no IAM
     /// here: the task runs without AWS credentials); awslogs is kept locally by the agent.
     /// </summary>
     public static readonly IReadOnlyList<string> Capabilities =
@@ -136,6 +136,12 @@ public static class HostFacts
         "ecs.capability.container-health-check",
         "ecs.capability.container-ordering",
         "ecs.capability.container-restart-policy",
+        // Secrets, from the coordinator's store (delivered with the task, kept in memory only).
+        "ecs.capability.secrets.ssm.environment-variables",
+        "ecs.capability.secrets.asm.environment-variables",
+        "ecs.capability.secrets.ssm.bootstrap.log-driver",
+        "ecs.capability.secrets.asm.bootstrap.log-driver",
+        "com.amazonaws.ecs.capability.private-registry-authentication.secretsmanager",
     ];
 
     /// <summary>The attributes ECS agents report, plus the hostname and the configured custom ones.</summary>

@@ -2,6 +2,7 @@ using EcsLite.Coordinator;
 using EcsLite.Coordinator.Agents;
 using EcsLite.Coordinator.Api;
 using EcsLite.Coordinator.Schedules;
+using EcsLite.Coordinator.Secrets;
 using EcsLite.Coordinator.State;
 using EcsLite.Coordinator.Core.Validation;
 using EcsLite.Coordinator.Security;
@@ -44,6 +45,10 @@ const string Usage = """
                                                         a join token for new hosts (ECSLITE_JOIN_TOKEN)
       ecslite-coordinator token list
       ecslite-coordinator token revoke ACTIVATION_ID
+      ecslite-coordinator parameter put NAME [--type SecureString|String|StringList] < VALUE
+                                                        a Parameter Store parameter (valueFrom: NAME), value from stdin
+      ecslite-coordinator secret put NAME < VALUE       a Secrets Manager secret (made, or given a new value); prints its ARN
+      ecslite-coordinator secrets rotate-key            a new key for the secret store; every value re-encrypted
     (--user defaults to admin.)
     """;
 
@@ -190,6 +195,7 @@ builder.Services.AddHostedService<ServiceSchedulerLoop>();
 builder.Services.AddHostedService<ScheduleLoop>();
 builder.Services.AddHostedService<SystemdWatchdog>();
 builder.Services.AddSingleton<IamStore>();
+builder.Services.AddSingleton<SecretStore>();
 builder.Services.AddSingleton<AuditLog>();
 builder.Services.AddSingleton<CallAuthorizer>(); // also asked by the Scheduler service (a schedule's RunTask)
 builder.Services.AddHostedService(services => services.GetRequiredService<AuditLog>());
@@ -219,6 +225,7 @@ app.MapGrpcService<TaskLogsService>();
 app.MapGrpcService<IamService>();
 app.MapGrpcService<ActivationsService>();
 app.MapGrpcService<SchedulerService>();
+app.MapGrpcService<SecretsService>();
 app.MapGrpcService<EventsService>();
 app.MapGrpcService<EnrollmentService>();
 app.MapGrpcReflectionService();
@@ -230,6 +237,7 @@ Startup.LogDataDir(logger, (store as SqliteKeyValueStore)?.Path ?? options.DataD
 try
 {
     await app.Services.GetRequiredService<ClusterStateMachine>().LoadAsync(app.Lifetime.ApplicationStopping);
+    await app.Services.GetRequiredService<SecretStore>().LoadAsync(app.Lifetime.ApplicationStopping); // before any agent is sent a task
     app.Services.GetRequiredService<TaskDispatcher>(); // from now on every committed task change reaches its agent
     await app.Services.GetRequiredService<IamStore>().LoadAsync(app.Lifetime.ApplicationStopping);
     await app.StartAsync();

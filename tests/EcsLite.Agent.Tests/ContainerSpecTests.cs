@@ -26,6 +26,29 @@ public class ContainerSpecTests
         [.. definition.Volumes], "127.0.0.1", PauseContainerId: pause);
 
     [Fact]
+    public void A_containers_resolved_secrets_become_its_environment_and_log_options_and_no_other_containers()
+    {
+        var definition = Definition("wordpress-links.json");
+        definition.ContainerDefinitions[0].LogConfiguration = new LogConfiguration { LogDriver = "gelf", Options = { ["gelf-address"] = "udp://127.0.0.1:12201" } };
+        var task = Context(definition);
+        ResolvedSecret Secret(string container, string kind, string name, string value) => new() { ContainerName = container, Kind = kind, Name = name, Value = value };
+        List<ResolvedSecret> secrets =
+        [
+            Secret("wordpress", SecretKinds.Environment, "DB_PASSWORD", "hunter2"),
+            Secret("wordpress", SecretKinds.LogOption, "tag", "from-a-secret"),
+            Secret("mysql", SecretKinds.Environment, "MYSQL_ROOT_PASSWORD", "root-pw"),
+            Secret("wordpress", SecretKinds.RegistryAuth, "password", "registry-pw"),
+        ];
+        var wordpress = ContainerSpec.Build(task, definition.ContainerDefinitions[0], null, secrets);
+
+        Assert.Contains("DB_PASSWORD=hunter2", wordpress.Env);
+        Assert.Contains("WORDPRESS_DB_HOST=mysql", wordpress.Env);
+        Assert.DoesNotContain(wordpress.Env, e => e.Contains("root-pw", StringComparison.Ordinal) || e.Contains("registry-pw", StringComparison.Ordinal));
+        Assert.Equal(("from-a-secret", "udp://127.0.0.1:12201"), (wordpress.HostConfig.LogConfig.Config["tag"], wordpress.HostConfig.LogConfig.Config["gelf-address"]));
+        Assert.Equal("RegistryAuth { Username = u }", new RegistryAuth("u", "registry-pw").ToString());
+    }
+
+    [Fact]
     public void Labels_name_command_environment_and_resources()
     {
         var definition = Definition("wordpress-links.json");

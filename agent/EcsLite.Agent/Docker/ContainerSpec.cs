@@ -3,6 +3,14 @@ using EcsLite.Api.V1;
 
 namespace EcsLite.Agent.Docker;
 
+/// <summary>The kinds of <see cref="ResolvedSecret"/> (agent.proto).</summary>
+public static class SecretKinds
+{
+    public const string Environment = "ENVIRONMENT";
+    public const string LogOption = "LOG_OPTION";
+    public const string RegistryAuth = "REGISTRY_AUTH";
+}
+
 /// <summary>What a container's Docker settings depend on besides its own definition: its task and this host.</summary>
 public sealed record TaskContext(
     string TaskArn,
@@ -85,8 +93,11 @@ public static class ContainerSpec
             [InstanceLabel] = task.ContainerInstanceArn,
         };
 
-    public static CreateContainerParameters Build(TaskContext task, ContainerDefinition container, IReadOnlyDictionary<string, string>? dockerNames = null)
+    /// <param name="secrets">The task's resolved secrets: this container's become environment variables and log driver options.</param>
+    public static CreateContainerParameters Build(TaskContext task, ContainerDefinition container, IReadOnlyDictionary<string, string>? dockerNames = null,
+        IReadOnlyList<ResolvedSecret>? secrets = null)
     {
+        var own = (secrets ?? []).Where(s => s.ContainerName == container.Name).ToList();
         var labels = Labels(task, container.Name, container.DockerLabels);
         var parameters = new CreateContainerParameters
         {
@@ -95,7 +106,7 @@ public static class ContainerSpec
             Labels = labels,
             Cmd = container.Command.Count > 0 ? [.. container.Command] : null,
             Entrypoint = container.EntryPoint.Count > 0 ? [.. container.EntryPoint] : null,
-            Env = [.. container.Environment.Select(e => $"{e.Name}={e.Value}")],
+            Env = [.. container.Environment.Select(e => $"{e.Name}={e.Value}"), .. own.Where(s => s.Kind == SecretKinds.Environment).Select(s => $"{s.Name}={s.Value}")],
             WorkingDir = container.HasWorkingDirectory ? container.WorkingDirectory : null,
             User = container.HasUser ? container.User : null,
             Hostname = container.HasHostname ? container.Hostname : null,
@@ -106,12 +117,12 @@ public static class ContainerSpec
             // awsvpc: the pause container exposes the task's ports; Docker refuses them on a container joining it.
             ExposedPorts = task.NetworkMode == "awsvpc" ? null : container.PortMappings.Where(p => p.HasContainerPort)
                 .ToDictionary(p => PortKey(p), _ => new EmptyObject()),
-            HostConfig = HostConfig(task, container, dockerNames ?? new Dictionary<string, string>()),
+            HostConfig = HostConfig(task, container, dockerNames ?? new Dictionary<string, string>(), own.Where(s => s.Kind == SecretKinds.LogOption)),
         };
         return parameters;
     }
 
-    private static HostConfig HostConfig(TaskContext task, ContainerDefinition container, IReadOnlyDictionary<string, string> dockerNames)
+    private static HostConfig HostConfig(TaskContext task, ContainerDefinition container, IReadOnlyDictionary<string, string> dockerNames, IEnumerable<ResolvedSecret> logOptions)
     {
         var linux = container.LinuxParameters;
         var awsvpc = task.NetworkMode == "awsvpc";
@@ -159,7 +170,7 @@ public static class ContainerSpec
             VolumesFrom = container.VolumesFrom.Count > 0
                 ? [.. container.VolumesFrom.Select(v => dockerNames.GetValueOrDefault(v.SourceContainer, v.SourceContainer) + (v.HasReadOnly && v.ReadOnly ? ":ro" : ""))]
                 : null,
-            LogConfig = Logging(container.LogConfiguration),
+            LogConfig = Logging(container.LogConfiguration, logOptions),
             CgroupParent = task.CgroupParent,
         };
         return host;
@@ -240,7 +251,7 @@ public static class ContainerSpec
     /// Docker's own log drivers pass through. awslogs (and awsfirelens) have no CloudWatch here: the
     /// container logs to json-file with size-bounded rotation, and the agent serves those logs itself.
     /// </summary>
-    private static LogConfig? Logging(LogConfiguration? configuration)
+    private static LogConfig? Logging(LogConfiguration? configuration, IEnumerable<ResolvedSecret> secretOptions)
     {
         if (configuration is null)
         {
@@ -252,6 +263,12 @@ public static class ContainerSpec
             return new LogConfig { Type = "json-file", Config = new Dictionary<string, string> { ["max-size"] = "10m", ["max-file"] = "3" } };
         }
 
-        return new LogConfig { Type = configuration.LogDriver, Config = new Dictionary<string, string>(configuration.Options) };
+        var options = new Dictionary<string, string>(configuration.Options);
+        foreach (var option in secretOptions)
+        {
+            options[option.Name] = option.Value;
+        }
+
+        return new LogConfig { Type = configuration.LogDriver, Config = options };
     }
 }

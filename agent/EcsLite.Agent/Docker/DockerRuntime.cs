@@ -92,7 +92,7 @@ public sealed class DockerRuntime(HttpClient http) : IContainerRuntime
     /// Pulls per ECS_IMAGE_PULL_BEHAVIOR: default pulls and falls back to a cached copy, always pulls,
     /// once and prefer-cached use a cached copy when there is one.
     /// </summary>
-    public async Task PullAsync(string image, string behavior, CancellationToken cancellationToken)
+    public async Task PullAsync(string image, string behavior, CancellationToken cancellationToken, RegistryAuth? auth = null)
     {
         // An invalid reference ("invalid reference format", 400) fails here, before any pull.
         var cached = await ExistsAsync(image, cancellationToken);
@@ -105,7 +105,7 @@ public sealed class DockerRuntime(HttpClient http) : IContainerRuntime
         {
             var (name, tag) = SplitTag(image);
             using var response = await SendAsync(HttpMethod.Post, $"images/create?fromImage={Uri.EscapeDataString(name)}&tag={Uri.EscapeDataString(tag)}", null,
-                HttpCompletionOption.ResponseHeadersRead, cancellationToken);
+                HttpCompletionOption.ResponseHeadersRead, cancellationToken, auth is null ? null : ("X-Registry-Auth", RegistryAuthHeader(auth, name)));
 
             // Progress lines until the pull ends; a failure during the pull is a line with "error".
             using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(cancellationToken));
@@ -474,9 +474,37 @@ public sealed class DockerRuntime(HttpClient http) : IContainerRuntime
         return new Timestamp { Seconds = whole.ToUnixTimeSeconds(), Nanos = nanos };
     }
 
-    private async Task<HttpResponseMessage> SendAsync(HttpMethod method, string path, byte[]? json, HttpCompletionOption completion, CancellationToken cancellationToken)
+    /// <summary>
+    /// The Engine API's X-Registry-Auth: base64url of {"username","password","serveraddress"}, the server
+    /// being the image's registry (its first part, when that has a dot, a colon or is localhost).
+    /// </summary>
+    public static string RegistryAuthHeader(RegistryAuth auth, string image)
+    {
+        var first = image.Split('/')[0];
+        var server = image.Contains('/', StringComparison.Ordinal) && (first.Contains('.', StringComparison.Ordinal) || first.Contains(':', StringComparison.Ordinal) || first == "localhost")
+            ? first : "docker.io";
+        using var buffer = new MemoryStream();
+        using (var writer = new Utf8JsonWriter(buffer))
+        {
+            writer.WriteStartObject();
+            writer.WriteString("username", auth.Username);
+            writer.WriteString("password", auth.Password);
+            writer.WriteString("serveraddress", server);
+            writer.WriteEndObject();
+        }
+
+        return Convert.ToBase64String(buffer.ToArray()).Replace('+', '-').Replace('/', '_');
+    }
+
+    private async Task<HttpResponseMessage> SendAsync(HttpMethod method, string path, byte[]? json, HttpCompletionOption completion, CancellationToken cancellationToken,
+        (string Name, string Value)? header = null)
     {
         using var request = new HttpRequestMessage(method, path);
+        if (header is { } h)
+        {
+            request.Headers.TryAddWithoutValidation(h.Name, h.Value);
+        }
+
         if (json is not null)
         {
             request.Content = new ByteArrayContent(json);

@@ -2,6 +2,12 @@ using EcsLite.Api.V1;
 
 namespace EcsLite.Agent.Docker;
 
+/// <summary>A private registry's user name and password (a task's repositoryCredentials, resolved).</summary>
+public sealed record RegistryAuth(string Username, string Password)
+{
+    public override string ToString() => $"RegistryAuth {{ Username = {Username} }}"; // never the password
+}
+
 /// <summary>
 /// What the agent asks of a container engine. <see cref="DockerRuntime"/> is the real one; tests put a
 /// runtime that fails in every way a real engine can behind the same task supervisor.
@@ -11,8 +17,8 @@ public interface IContainerRuntime : IDisposable
     /// <summary>cgroupfs or systemd: how the engine names the cgroups it makes (and so a cgroup parent).</summary>
     Task<string> CgroupDriverAsync(CancellationToken cancellationToken);
 
-    /// <summary>Pulls per ECS_IMAGE_PULL_BEHAVIOR (default, always, once, prefer-cached).</summary>
-    Task PullAsync(string image, string behavior, CancellationToken cancellationToken);
+    /// <summary>Pulls per ECS_IMAGE_PULL_BEHAVIOR (default, always, once, prefer-cached), with the registry's credentials if given.</summary>
+    Task PullAsync(string image, string behavior, CancellationToken cancellationToken, RegistryAuth? auth = null);
 
     Task<bool> ExistsAsync(string image, CancellationToken cancellationToken);
 

@@ -57,6 +57,7 @@ public sealed partial class TaskEngine(IContainerRuntime docker, TaskStore store
             if (_tasks.TryGetValue(task.TaskArn, out var known))
             {
                 known.Supervisor.Desire(status);
+                known.Supervisor.Deliver(task); // its secrets, once more (an adopted task has none until now)
             }
             else if (status == DesiredStatus.Running && task.TaskDefinition is not null)
             {

@@ -15,8 +15,14 @@ public sealed class TaskStore(string dataDir)
 
     public bool IsEmpty => !Directory.Exists(_directory) || !Directory.EnumerateFiles(_directory, "*.pb").Any();
 
+    /// <summary>Writes the task without its secrets' values: those are kept in memory only, and come again with the next full set.</summary>
     public void Save(DesiredTask task)
     {
+        if (task.Secrets.Count > 0 || task.SecretsError.Length > 0)
+        {
+            task = new DesiredTask { TaskArn = task.TaskArn, DesiredStatus = task.DesiredStatus, TaskDefinition = task.TaskDefinition };
+        }
+
         Directory.CreateDirectory(_directory);
         var path = PathOf(task.TaskArn);
         var temporary = path + ".tmp";

@@ -52,6 +52,12 @@ public sealed partial class TaskSupervisor
     private readonly Dictionary<string, int> _inspectFailures = new(StringComparer.Ordinal);
     private readonly HashSet<string> _outOfMemory = new(StringComparer.Ordinal);
     private string? _pauseId;
+
+    // The task's secrets (values or the reason they could not be resolved), in memory only; null until
+    // the coordinator sends them (an adopted task waits for the next full set). Set from other threads.
+    private readonly bool _needsSecrets;
+    private volatile DesiredTask? _secrets;
+    private readonly TaskCompletionSource _secretsArrived = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private ContainerFacts? _pauseFacts;
 
     // What others read: replaced whole, never changed.
@@ -74,6 +80,19 @@ public sealed partial class TaskSupervisor
             [.. _definition.ContainerDefinitions.Select(c => Initial(c, context.NetworkMode))],
             context.NetworkMode == "awsvpc" ? NetworkStatus.None : NetworkStatus.NotNeeded);
         _view = new View(Snapshot(), ImmutableDictionary<string, string>.Empty);
+        _needsSecrets = _definition.ContainerDefinitions.Any(c =>
+            c.Secrets.Count > 0 || c.LogConfiguration?.SecretOptions.Count > 0 || c.RepositoryCredentials is { HasCredentialsParameter: true });
+        Deliver(desired);
+    }
+
+    /// <summary>The task's secrets as the coordinator sent them with the task (each full set brings them again).</summary>
+    public void Deliver(DesiredTask desired)
+    {
+        if (_needsSecrets && (desired.Secrets.Count > 0 || desired.SecretsError.Length > 0))
+        {
+            _secrets = desired;
+            _secretsArrived.TrySetResult();
+        }
     }
 
     public string TaskArn => _state.TaskArn;
@@ -262,8 +281,15 @@ public sealed partial class TaskSupervisor
     private async Task PullAsync(string container, CancellationToken stopping)
     {
         _pullStartedAt ??= _time.GetUtcNow();
+        if (await SecretsAsync(stopping) is not { } secrets)
+        {
+            return;
+        }
+
         var image = Definition(container).Image;
-        var pulled = await CallAsync(Void(ct => _docker.PullAsync(image, _settings.ImagePullBehavior, ct)), _timings.PullTimeout, Retry.StartPath, stopping);
+        var credentials = secrets.Where(s => s.ContainerName == container && s.Kind == SecretKinds.RegistryAuth).ToDictionary(s => s.Name, s => s.Value);
+        var auth = credentials.Count == 2 ? new RegistryAuth(credentials["username"], credentials["password"]) : null;
+        var pulled = await CallAsync(Void(ct => _docker.PullAsync(image, _settings.ImagePullBehavior, ct, auth)), _timings.PullTimeout, Retry.StartPath, stopping);
         if (pulled.Ok)
         {
             Set(container, c => c with { Known = ContainerStatus.Pulled });
@@ -286,10 +312,15 @@ public sealed partial class TaskSupervisor
             return;
         }
 
+        if (await SecretsAsync(stopping) is not { } secrets)
+        {
+            return;
+        }
+
         CreateContainerParameters parameters;
         try
         {
-            parameters = ContainerSpec.Build(_context with { PauseContainerId = _pauseId }, Definition(container), Names());
+            parameters = ContainerSpec.Build(_context with { PauseContainerId = _pauseId }, Definition(container), Names(), secrets);
             var volumes = await PrepareVolumesAsync(Definition(container), stopping);
             if (volumes is { Aborted: true })
             {
@@ -318,6 +349,42 @@ public sealed partial class TaskSupervisor
         {
             await FailAsync(container, $"CannotCreateContainerError: {created.Message}", stopping);
         }
+    }
+
+    /// <summary>
+    /// The task's secrets, waiting (within the pull timeout) for an adopted task's to come with the next
+    /// full set. Null when the task cannot have them: it is then stopping, with ECS's reason.
+    /// </summary>
+    private async Task<IReadOnlyList<ResolvedSecret>?> SecretsAsync(CancellationToken stopping)
+    {
+        if (!_needsSecrets)
+        {
+            return [];
+        }
+
+        if (_secrets is null)
+        {
+            using var wait = CancellationTokenSource.CreateLinkedTokenSource(stopping, _stopWanted.Token);
+            wait.CancelAfter(_timings.PullTimeout);
+            await _secretsArrived.Task.WaitAsync(wait.Token).ContinueWith(_ => { }, TaskScheduler.Default);
+            stopping.ThrowIfCancellationRequested();
+        }
+
+        var reason = _secrets switch
+        {
+            null when _stopWanted.IsCancellationRequested => null,
+            null => $"ResourceInitializationError: unable to pull secrets or registry auth: the coordinator did not send the task's secrets within {_timings.PullTimeout.TotalSeconds:F0} s",
+            { SecretsError.Length: > 0 } failed => failed.SecretsError,
+            _ => null,
+        };
+        if (reason is not null)
+        {
+            reason = Bounded(reason);
+            LogStopping(_logger, TaskArn, TaskStateMachine.TaskFailedToStart, reason);
+            Want(DesiredStatus.Stopped, TaskStateMachine.TaskFailedToStart, reason);
+        }
+
+        return _secrets is { SecretsError.Length: 0 } delivered ? delivered.Secrets : null;
     }
 
     /// <summary>

@@ -1,5 +1,6 @@
 using System.Collections.Immutable;
 using EcsLite.Api.V1;
+using EcsLite.Coordinator.Core.Secrets;
 using Google.Protobuf;
 
 namespace EcsLite.Coordinator.Core.Security;
@@ -12,7 +13,8 @@ namespace EcsLite.Coordinator.Core.Security;
 /// EcsLite's own GetTaskLogs is <c>ecs:GetTaskLogs</c> on the task, WatchEvents <c>ecs:WatchEvents</c> on
 /// the cluster it is limited to (else "*"); the Iam service's calls are IAM's
 /// actions on the user they are about (ListUsers on "*"); join tokens are SSM's activation actions on "*";
-/// schedules are EventBridge Scheduler's actions on the schedule's ARN.
+/// schedules are EventBridge Scheduler's actions on the schedule's ARN; parameters and secrets are
+/// Parameter Store's and Secrets Manager's actions on their ARNs (DescribeParameters and ListSecrets on "*").
 /// </summary>
 public static class ApiActions
 {
@@ -23,8 +25,11 @@ public static class ApiActions
     /// alone to its ARN (the latest ACTIVE revision), or null if there is none. IAM calls without a
     /// UserName are about <paramref name="caller"/>'s own user, as in IAM.
     /// </summary>
-    public static AuthorizationRequest Describe(string method, IMessage request, ArnFormat arns, Func<string, string?> latestRevision, string caller = "")
+    public static AuthorizationRequest Describe(string method, IMessage request, ArnFormat arns, Func<string, string?> latestRevision, string caller = "", SecretState? secrets = null)
     {
+        secrets ??= SecretState.Empty;
+        string Parameter(string name) => secrets.ParameterArnOf(name, arns);
+        string Secret(string id) => secrets.SecretArnOf(id, arns);
         var r = new Describer(arns, latestRevision);
         string User(string name) => IamState.UserArn(arns, name.Length > 0 ? name : caller);
         return request switch
@@ -90,6 +95,19 @@ public static class ApiActions
             DescribeActivationsRequest => Ssm("DescribeActivations"),
             DeleteActivationRequest => Ssm("DeleteActivation"),
 
+            PutParameterRequest m => Simple("ssm:PutParameter", Parameter(m.Name)),
+            GetParameterRequest m => Simple("ssm:GetParameter", Parameter(m.Name)),
+            GetParametersRequest m => new("ssm:GetParameters", [.. m.Names.Select(Parameter)], ImmutableDictionary<string, string>.Empty),
+            DeleteParameterRequest m => Simple("ssm:DeleteParameter", Parameter(m.Name)),
+            DescribeParametersRequest => Simple("ssm:DescribeParameters", null),
+            CreateSecretRequest m => Simple("secretsmanager:CreateSecret", Secret(m.Name)),
+            PutSecretValueRequest m => Simple("secretsmanager:PutSecretValue", Secret(m.SecretId)),
+            GetSecretValueRequest m => Simple("secretsmanager:GetSecretValue", Secret(m.SecretId)),
+            DescribeSecretRequest m => Simple("secretsmanager:DescribeSecret", Secret(m.SecretId)),
+            DeleteSecretRequest m => Simple("secretsmanager:DeleteSecret", Secret(m.SecretId)),
+            ListSecretsRequest => Simple("secretsmanager:ListSecrets", null),
+            RotateKeyOnDemandRequest => Simple("kms:RotateKeyOnDemand", null),
+
             _ => throw new ArgumentException($"{method}: no IAM action is defined for {request.Descriptor.FullName}.", nameof(request)),
         };
     }
@@ -101,17 +119,27 @@ public static class ApiActions
     /// <summary>SSM gives its activation calls no resource-level permissions: they need <c>Resource: "*"</c>.</summary>
     private static AuthorizationRequest Ssm(string action) => new($"ssm:{action}", [], ImmutableDictionary<string, string>.Empty);
 
-    private static AuthorizationRequest Iam(string action, string? user) =>
-        new($"iam:{action}", user is null ? [] : [user], ImmutableDictionary<string, string>.Empty);
+    private static AuthorizationRequest Iam(string action, string? user) => Simple($"iam:{action}", user);
+
+    private static AuthorizationRequest Simple(string action, string? resource) =>
+        new(action, resource is null ? [] : [resource], ImmutableDictionary<string, string>.Empty);
 
     /// <summary>
     /// The IAM action a gRPC method ("/package.Service/Method") is: the Iam service's are iam:, the
-    /// Activations service's ssm:, the Scheduler's scheduler:, all others ecs:, with the method's own name (the RPCs are named as their actions).
+    /// Activations service's ssm:, the Scheduler's scheduler:, the Secrets service's ssm: (parameters),
+    /// secretsmanager: (secrets) and kms: (its key), all others ecs:, with the method's own name (the RPCs are named as their actions).
     /// </summary>
     public static string ActionOf(string method)
     {
         var parts = method.Split('/');
-        var prefix = parts[1] switch { "ecslite.v1.Iam" => "iam", "ecslite.v1.Activations" => "ssm", "ecslite.v1.Scheduler" => "scheduler", _ => "ecs" };
+        var prefix = parts[1] switch
+        {
+            "ecslite.v1.Iam" => "iam",
+            "ecslite.v1.Activations" => "ssm",
+            "ecslite.v1.Scheduler" => "scheduler",
+            "ecslite.v1.Secrets" => parts[^1].Contains("Parameter", StringComparison.Ordinal) ? "ssm" : parts[^1] == "RotateKeyOnDemand" ? "kms" : "secretsmanager",
+            _ => "ecs",
+        };
         return $"{prefix}:{parts[^1]}";
     }
 

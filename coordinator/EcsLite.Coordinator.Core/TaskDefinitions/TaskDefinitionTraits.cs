@@ -88,6 +88,21 @@ public static class TaskDefinitionTraits
                 names.Add("ecs.capability.secrets.asm.environment-variables");
             }
 
+            if (container.LogConfiguration?.SecretOptions.Any(s => s.ValueFrom.Contains(":ssm:", StringComparison.Ordinal) || !s.ValueFrom.StartsWith("arn:", StringComparison.Ordinal)) == true)
+            {
+                names.Add("ecs.capability.secrets.ssm.bootstrap.log-driver");
+            }
+
+            if (container.LogConfiguration?.SecretOptions.Any(s => s.ValueFrom.Contains(":secretsmanager:", StringComparison.Ordinal)) == true)
+            {
+                names.Add("ecs.capability.secrets.asm.bootstrap.log-driver");
+            }
+
+            if (container.RepositoryCredentials is { HasCredentialsParameter: true })
+            {
+                names.Add("com.amazonaws.ecs.capability.private-registry-authentication.secretsmanager");
+            }
+
             if (container.RestartPolicy is { Enabled: true })
             {
                 names.Add("ecs.capability.container-restart-policy");

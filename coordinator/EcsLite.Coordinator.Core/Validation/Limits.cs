@@ -75,6 +75,18 @@ public static class Limits
         ["ContainerStateChange.reason"] = 4096,
         ["TaskStateChange.stoppedReason"] = 4096,
         ["LogChunk.events"] = 10_000,
+
+        // Parameter Store and Secrets Manager (their own quotas are checked again, in their words, by SecretState).
+        ["PutParameterRequest.Value"] = 8192,
+        ["PutParameterRequest.Name"] = 2048,
+        ["GetParameterRequest.Name"] = 2048,
+        ["DeleteParameterRequest.Name"] = 2048,
+        ["GetParametersRequest.Names"] = 10,
+        ["CreateSecretRequest.Name"] = 512,
+        ["CreateSecretRequest.SecretString"] = 65_536,
+        ["PutSecretValueRequest.SecretString"] = 65_536,
+        ["CreateSecretRequest.Tags"] = 50,
+        ["PutParameterRequest.Tags"] = 50,
     };
 
     /// <summary>Names and ARNs of things (an ARN is at most 1,600 characters in AWS), wherever they appear.</summary>

@@ -1,6 +1,8 @@
 using EcsLite.Api.V1;
 using EcsLite.Coordinator.Core.Tasks;
 using EcsLite.Coordinator.State;
+using EcsLite.Coordinator.Secrets;
+using EcsLite.Coordinator.Core.Secrets;
 using EcsLite.Store.V1;
 
 namespace EcsLite.Coordinator.Agents;
@@ -10,18 +12,33 @@ namespace EcsLite.Coordinator.Agents;
 /// machine's <see cref="ClusterStateMachine.TasksForAgents"/>): a partial desired set (in as many parts
 /// as it takes) to each connected instance concerned, as the newest published state has the tasks. An
 /// agent that is not connected learns it from the full set on its next hello. A task too large to be
-/// sent at all is stopped, with the reason.
+/// sent at all is stopped, with the reason. A task to run goes with the values of its secrets, resolved
+/// for this message alone (or the reason they cannot be), so they reach only the agent that runs it.
 /// </summary>
 public sealed class TaskDispatcher
 {
     private readonly AgentSessions sessions;
     private readonly ClusterStateMachine state;
+    private readonly SecretStore secrets;
 
-    public TaskDispatcher(AgentSessions sessions, ClusterStateMachine state)
+    public TaskDispatcher(AgentSessions sessions, ClusterStateMachine state, SecretStore secrets)
     {
         this.sessions = sessions;
         this.state = state;
+        this.secrets = secrets;
         state.TasksForAgents = Send;
+    }
+
+    private DesiredTask WithSecrets(DesiredTask task)
+    {
+        if (task.DesiredStatus != "RUNNING" || task.TaskDefinition is null || !SecretReferences.Of(task.TaskDefinition).Any())
+        {
+            return task;
+        }
+
+        var (values, error) = SecretReferences.Resolve(task.TaskDefinition, secrets.State, secrets.Arns, secrets.Open);
+        // A copy that shares the definition (never changed in the state): the values are in this message only.
+        return new DesiredTask { TaskArn = task.TaskArn, DesiredStatus = task.DesiredStatus, TaskDefinition = task.TaskDefinition, Secrets = { values }, SecretsError = error ?? "" };
     }
 
     private void Send(IReadOnlyList<string> taskArns)
@@ -40,7 +57,7 @@ public sealed class TaskDispatcher
     /// <summary>Sends a desired set to one agent, in parts that fit its stream.</summary>
     public void Send(AgentSession session, IEnumerable<DesiredTask> tasks, bool full)
     {
-        var (parts, undeliverable) = DesiredSets.Split(tasks, full, session.NextSequence);
+        var (parts, undeliverable) = DesiredSets.Split(tasks.Select(WithSecrets), full, session.NextSequence);
         foreach (var part in parts)
         {
             session.Send(new CoordinatorMessage { DesiredTasks = part });

@@ -1,5 +1,6 @@
 using EcsLite.Coordinator.Core;
 using EcsLite.Coordinator.Core.Schedules;
+using EcsLite.Coordinator.Core.Secrets;
 using EcsLite.Coordinator.Core.Security;
 using EcsLite.Coordinator.Core.Validation;
 using Google.Protobuf;
@@ -117,6 +118,10 @@ public sealed partial class EcsErrorInterceptor(ILogger<EcsErrorInterceptor> log
             IamErrorType.LimitExceeded => StatusCode.ResourceExhausted,
             SchedulerErrors.ConflictException => StatusCode.AlreadyExists,
             SchedulerErrors.ServiceQuotaExceededException => StatusCode.ResourceExhausted,
+            SecretErrors.ParameterNotFound or SecretErrors.ParameterVersionNotFound => StatusCode.NotFound,
+            SecretErrors.ParameterAlreadyExists or SecretErrors.ResourceExistsException => StatusCode.AlreadyExists,
+            SecretErrors.ParameterLimitExceeded or SecretErrors.HierarchyLevelLimitExceededException => StatusCode.ResourceExhausted,
+            SecretErrors.InvalidRequestException => StatusCode.FailedPrecondition,
             _ => StatusCode.InvalidArgument,
         };
         var trailers = new Metadata { { "ecs-error-type", e.ErrorType } };

@@ -41,6 +41,7 @@ public sealed class SchedulerService(ClusterStateMachine state, CallAuthorizer a
         if (CallAuthenticator.Caller(context) is { IsRoot: false } caller && target?.EcsParameters is not null)
         {
             authorizer.Require(caller, authorizer.Describe(RunTaskMethod, ScheduleRunner.RunTaskRequest(name, target, 1), caller), context.Peer);
+            authorizer.RequireSecretReads(caller, target.EcsParameters.TaskDefinitionArn, context.Peer);
         }
     }
 }

@@ -80,7 +80,7 @@ public static class AdminSocket
 /// </summary>
 public static class AdminCommands
 {
-    public static readonly string[] Names = ["key", "user", "policy", "token"];
+    public static readonly string[] Names = ["key", "user", "policy", "token", "parameter", "secret", "secrets"];
 
     public static async Task<int> RunAsync(string[] args)
     {
@@ -89,6 +89,7 @@ public static class AdminCommands
         var user = Core.Security.IamState.AdminUser;
         var token = new CreateActivationRequest { RegistrationLimit = 1 };
         var ttl = Core.Security.JoinTokenState.DefaultTtl;
+        var parameterType = "SecureString";
         try
         {
             for (var i = 0; i < args.Length; i++)
@@ -121,6 +122,9 @@ public static class AdminCommands
                     case "--description" when value is not null:
                         token.Description = value;
                         break;
+                    case "--type" when value is not null:
+                        parameterType = value;
+                        break;
                     default:
                         rest.Add(args[i]);
                         continue;
@@ -138,10 +142,28 @@ public static class AdminCommands
         using var channel = AdminSocket.Dial(socket);
         var iam = new Iam.IamClient(channel);
         var activations = new Activations.ActivationsClient(channel);
+        var secrets = new global::EcsLite.Api.V1.Secrets.SecretsClient(channel);
         try
         {
             switch (rest.ToArray())
             {
+                // Values come from standard input, never the command line (which other users and the shell's history see).
+                case ["parameter", "put", var name]:
+                    var version = await secrets.PutParameterAsync(new PutParameterRequest { Name = name, Type = parameterType, Value = ReadValue(), Overwrite = true });
+                    Console.Error.WriteLine($"# parameter {name}: version {version.Version}");
+                    return 0;
+                case ["secret", "put", var name]:
+                    var value = ReadValue();
+                    var listed = await secrets.ListSecretsAsync(new ListSecretsRequest { Filters = { new SecretsFilter { Key = "name", Values = { name } } } });
+                    var arn = listed.SecretList.Any(s => s.Name == name)
+                        ? (await secrets.PutSecretValueAsync(new PutSecretValueRequest { SecretId = name, SecretString = value })).ARN
+                        : (await secrets.CreateSecretAsync(new CreateSecretRequest { Name = name, SecretString = value })).ARN;
+                    Console.WriteLine(arn);
+                    return 0;
+                case ["secrets", "rotate-key"]:
+                    var rotated = await secrets.RotateKeyOnDemandAsync(new RotateKeyOnDemandRequest());
+                    Console.Error.WriteLine($"# new key {rotated.KeyId}; {rotated.ReEncrypted} value(s) re-encrypted; the old key is forgotten");
+                    return 0;
                 case ["token", "create"]:
                     token.ExpirationDate = Google.Protobuf.WellKnownTypes.Timestamp.FromDateTimeOffset(DateTimeOffset.UtcNow + ttl);
                     var created = await activations.CreateActivationAsync(token);
@@ -214,6 +236,9 @@ public static class AdminCommands
             return 1;
         }
     }
+
+    /// <summary>A value from standard input, without the line end a shell's echo or heredoc adds.</summary>
+    private static string ReadValue() => Console.In.ReadToEnd().TrimEnd('\n', '\r');
 
     /// <summary>A duration as 90s, 30m, 24h or 7d.</summary>
     public static TimeSpan Duration(string text)

@@ -2,6 +2,11 @@ using EcsLite.Coordinator.Api;
 using EcsLite.Coordinator.Core;
 using EcsLite.Coordinator.Core.Security;
 using EcsLite.Coordinator.State;
+using EcsLite.Coordinator.Secrets;
+using EcsLite.Coordinator.Core.Secrets;
+using EcsLite.Coordinator.Core.TaskDefinitions;
+using EcsLite.Api.V1;
+using EcsLite.Store.V1;
 using Google.Protobuf;
 using Grpc.Core;
 using Grpc.Core.Interceptors;
@@ -11,7 +16,7 @@ using Microsoft.Extensions.Options;
 namespace EcsLite.Coordinator.Security;
 
 /// <summary>
-/// The first step of every API call (the Ecs, TaskLogs, Iam, Activations, Scheduler and Events services): who is calling.
+/// The first step of every API call (the Ecs, TaskLogs, Iam, Activations, Scheduler, Events and Secrets services): who is calling.
 /// The admin socket is the account's root; over TCP, an access key as "authorization: Bearer ID:SECRET".
 /// A caller without a valid key gets Unauthenticated before anything else reads the request. (Agents
 /// are known by their client certificates instead, and a joining host by its join token.)
@@ -21,7 +26,7 @@ public sealed class CallAuthenticator(IamStore iam, AuditLog audit, IOptions<Coo
     private const string CallerKey = "ecslite-caller";
 
     /// <summary>The services whose every call is authenticated and checked against policies.</summary>
-    public static readonly string[] Services = ["ecslite.v1.Ecs", "ecslite.v1.TaskLogs", "ecslite.v1.Iam", "ecslite.v1.Activations", "ecslite.v1.Scheduler", "ecslite.v1.Events"];
+    public static readonly string[] Services = ["ecslite.v1.Ecs", "ecslite.v1.TaskLogs", "ecslite.v1.Iam", "ecslite.v1.Activations", "ecslite.v1.Scheduler", "ecslite.v1.Events", "ecslite.v1.Secrets"];
 
     /// <summary>The authenticated caller of a call of a guarded service; null for the open ones.</summary>
     public static Principal? Caller(ServerCallContext context) =>
@@ -91,7 +96,7 @@ public sealed class CallAuthenticator(IamStore iam, AuditLog audit, IOptions<Coo
 /// and resources <see cref="ApiActions"/> names; a refusal is AccessDeniedException and changes nothing.
 /// Every refusal and every call that changes something goes to the audit log with its result.
 /// </summary>
-public sealed class CallAuthorizer(IamStore iam, ClusterStateMachine cluster, AuditLog audit) : Interceptor
+public sealed class CallAuthorizer(IamStore iam, ClusterStateMachine cluster, SecretStore secrets, AuditLog audit) : Interceptor
 {
     public override async Task<TResponse> UnaryServerHandler<TRequest, TResponse>(
         TRequest request, ServerCallContext context, UnaryServerMethod<TRequest, TResponse> continuation)
@@ -135,9 +140,45 @@ public sealed class CallAuthorizer(IamStore iam, ClusterStateMachine cluster, Au
             return null;
         }
 
-        var described = ApiActions.Describe(context.Method, message, iam.Arns, LatestRevision, caller.Name);
+        var described = Describe(context.Method, message, caller);
         Require(caller, described, context.Peer);
+        RequireSecretReads(caller, message switch
+        {
+            RunTaskRequest m => m.TaskDefinition,
+            StartTaskRequest m => m.TaskDefinition,
+            CreateServiceRequest m => m.TaskDefinition,
+            UpdateServiceRequest { HasTaskDefinition: true } m => m.TaskDefinition,
+            _ => null,
+        }, context.Peer);
         return (caller, described);
+    }
+
+    /// <summary>
+    /// Starting tasks of a definition with secrets reads them (as ECS asks of the task execution role):
+    /// the caller must also be allowed ssm:GetParameters and secretsmanager:GetSecretValue on each, or a
+    /// task that prints its environment would be a way around the secrets' policies.
+    /// </summary>
+    public void RequireSecretReads(Principal caller, string? taskDefinition, string peer)
+    {
+        if (caller.IsRoot || string.IsNullOrEmpty(taskDefinition))
+        {
+            return;
+        }
+
+        StoredTaskDefinition definition;
+        try
+        {
+            definition = TaskDefinitionCommands.Resolve(cluster.Current, taskDefinition, "taskDefinition");
+        }
+        catch (EcsException)
+        {
+            return; // the handler says so, in its own words
+        }
+
+        foreach (var read in SecretReferences.Reads(definition.TaskDefinition, secrets.State, iam.Arns))
+        {
+            Require(caller, read, peer);
+        }
     }
 
     /// <summary>
@@ -157,13 +198,19 @@ public sealed class CallAuthorizer(IamStore iam, ClusterStateMachine cluster, Au
 
     /// <summary>What <paramref name="request"/> would be as a call of <paramref name="method"/> ("/package.Service/Method").</summary>
     public AuthorizationRequest Describe(string method, IMessage request, Principal caller) =>
-        ApiActions.Describe(method, request, iam.Arns, LatestRevision, caller.Name);
+        ApiActions.Describe(method, request, iam.Arns, LatestRevision, caller.Name, secrets.State);
 
     private string? LatestRevision(string family) =>
         cluster.Current.Families.TryGetValue(family, out var f) ? f.LatestActive?.TaskDefinition.TaskDefinitionArn : null;
 
+    /// <summary>Reads are not audited, except reads of secret values (as CloudTrail records GetSecretValue).</summary>
     private static bool ReadOnly(string action)
     {
+        if (action is "ssm:GetParameter" or "ssm:GetParameters" or "secretsmanager:GetSecretValue")
+        {
+            return false;
+        }
+
         var name = action[(action.IndexOf(':', StringComparison.Ordinal) + 1)..];
         return name.StartsWith("Describe", StringComparison.Ordinal) || name.StartsWith("List", StringComparison.Ordinal)
             || name.StartsWith("Get", StringComparison.Ordinal);

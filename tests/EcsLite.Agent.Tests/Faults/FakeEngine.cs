@@ -55,7 +55,7 @@ public sealed class FakeEngine : IContainerRuntime
 
     public Task<string> CgroupDriverAsync(CancellationToken cancellationToken) => Task.FromResult("cgroupfs");
 
-    public Task PullAsync(string image, string behavior, CancellationToken cancellationToken)
+    public Task PullAsync(string image, string behavior, CancellationToken cancellationToken, RegistryAuth? auth = null)
     {
         if (image.StartsWith("missing/", StringComparison.Ordinal))
         {

@@ -95,8 +95,8 @@ public sealed class FaultyRuntime(IContainerRuntime engine, FaultPlan plan) : IC
 {
     public Task<string> CgroupDriverAsync(CancellationToken cancellationToken) => CallAsync("info", ct => engine.CgroupDriverAsync(ct), cancellationToken);
 
-    public Task PullAsync(string image, string behavior, CancellationToken cancellationToken) =>
-        CallAsync("pull", Void(ct => engine.PullAsync(image, behavior, ct)), cancellationToken);
+    public Task PullAsync(string image, string behavior, CancellationToken cancellationToken, RegistryAuth? auth = null) =>
+        CallAsync("pull", Void(ct => engine.PullAsync(image, behavior, ct, auth)), cancellationToken);
 
     public Task<bool> ExistsAsync(string image, CancellationToken cancellationToken) =>
         CallAsync(image.StartsWith(PauseImage.Repository, StringComparison.Ordinal) ? "pause" : "inspect", ct => engine.ExistsAsync(image, ct), cancellationToken);

@@ -1,0 +1,142 @@
+using EcsLite.Coordinator.Core;
+using EcsLite.Coordinator.Core.Secrets;
+using EcsLite.Coordinator.Store;
+using EcsLite.Store.V1;
+using Google.Protobuf;
+using Microsoft.Extensions.Options;
+
+namespace EcsLite.Coordinator.Secrets;
+
+/// <summary>
+/// The parameters and secrets: <see cref="SecretState"/> in memory (ciphertext only), one writer at a
+/// time, each change durable in the cluster store before it is visible. Keys: secrets/parameters/NAME
+/// and secrets/secrets/NAME (outside the cluster state's "/" prefix, so no event or task record holds
+/// them). Values are sealed with <see cref="SecretKeyring"/>; plaintext exists only inside a call.
+/// </summary>
+public sealed partial class SecretStore(IKeyValueStore store, IOptions<CoordinatorOptions> options, TimeProvider time, ILogger<SecretStore> logger)
+{
+    private const string ParameterPrefix = "secrets/parameters/";
+    private const string SecretPrefix = "secrets/secrets/";
+    private readonly SemaphoreSlim _writer = new(1, 1);
+    private SecretKeyring? _keyring;
+    private volatile SecretState _state = SecretState.Empty;
+
+    public SecretState State => _state;
+
+    public ArnFormat Arns { get; } = new(options.Value.Region, options.Value.AccountId);
+
+    private SecretKeyring Keyring => _keyring ?? throw new InvalidOperationException("the secret store is not loaded");
+
+    public SecretState.Sealer Seal => (plaintext, context) => Keyring.Seal(plaintext, context);
+
+    public SecretState.Opener Open => (value, context) => Keyring.Open(value, context);
+
+    /// <summary>
+    /// Loads the records and the keyring (made at the first start); finishes a rotation a crash cut short
+    /// (values still under an old key are sealed again, then the old keys are forgotten) and forgets
+    /// secrets whose scheduled deletion has come.
+    /// </summary>
+    public async Task LoadAsync(CancellationToken cancellationToken)
+    {
+        _keyring = SecretKeyring.LoadOrCreate(Path.Combine(options.Value.DataDir, "secrets.key"));
+        var parameters = await store.RangeAsync(ParameterPrefix, cancellationToken);
+        var secrets = await store.RangeAsync(SecretPrefix, cancellationToken);
+        _state = SecretState.Load(
+            parameters.Kvs.Select(kv => StoredParameter.Parser.ParseFrom(kv.Value)),
+            secrets.Kvs.Select(kv => StoredSecret.Parser.ParseFrom(kv.Value)));
+        if (Keyring.Count > 1)
+        {
+            await ResealAsync(cancellationToken);
+        }
+
+        await WriteAsync<int>(() => ([], 0, () => { }), cancellationToken);
+    }
+
+    /// <summary>A new key; every value sealed again under it in one transaction; then the old key is forgotten.</summary>
+    public async Task<(string KeyId, int Resealed)> RotateAsync(CancellationToken cancellationToken)
+    {
+        await _writer.WaitAsync(cancellationToken);
+        try
+        {
+            var id = Keyring.Rotate();
+            return (id, await ResealLockedAsync());
+        }
+        finally
+        {
+            _writer.Release();
+        }
+    }
+
+    private async Task ResealAsync(CancellationToken cancellationToken)
+    {
+        await _writer.WaitAsync(cancellationToken);
+        try
+        {
+            LogResealed(logger, await ResealLockedAsync(), Keyring.CurrentId);
+        }
+        finally
+        {
+            _writer.Release();
+        }
+    }
+
+    private async Task<int> ResealLockedAsync()
+    {
+        var (next, parameters, secrets) = _state.Reseal(Keyring.IsStale, Open, Seal);
+        List<TxnOp> ops = [.. parameters.Select(p => Put(p)), .. secrets.Select(s => Put(s))];
+        if (ops.Count > 0)
+        {
+            await store.TxnAsync(Txn.Unconditional(ops), CancellationToken.None);
+        }
+
+        _state = next;
+        Keyring.Retire();
+        return parameters.Count + secrets.Sum(s => s.Versions.Count);
+    }
+
+    public Task<T> ChangeAsync<T>(Func<SecretState, (SecretState State, IReadOnlyList<TxnOp> Ops, T Result)> command, CancellationToken cancellationToken) =>
+        WriteAsync<T>(() =>
+        {
+            var (next, ops, result) = command(_state);
+            return (ops, result, () => _state = next);
+        }, cancellationToken);
+
+    public static TxnOp Put(StoredParameter parameter) => new PutOp(ParameterPrefix + parameter.Metadata.Name, parameter.ToByteArray());
+
+    public static TxnOp Put(StoredSecret secret) => new PutOp(SecretPrefix + secret.Name, secret.ToByteArray());
+
+    public static TxnOp DeleteParameter(string name) => new DeleteOp(ParameterPrefix + name);
+
+    public static TxnOp DeleteSecret(string name) => new DeleteOp(SecretPrefix + name);
+
+    /// <summary>One writer at a time: secrets due for deletion go with the write; then the command's ops; then its result is published.</summary>
+    private async Task<T> WriteAsync<T>(Func<(IReadOnlyList<TxnOp> Ops, T Result, Action Publish)> command, CancellationToken cancellationToken)
+    {
+        await _writer.WaitAsync(cancellationToken);
+        try
+        {
+            var due = _state.DueForDeletion(time.GetUtcNow()).ToList();
+            if (due.Count > 0)
+            {
+                await store.TxnAsync(Txn.Unconditional([.. due.Select(DeleteSecret)]), CancellationToken.None);
+                _state = _state.Without(due);
+            }
+
+            var (ops, result, publish) = command();
+            if (ops.Count > 0)
+            {
+                await store.TxnAsync(Txn.Unconditional(ops), CancellationToken.None);
+            }
+
+            publish();
+            return result;
+        }
+        finally
+        {
+            _writer.Release();
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Secret store: {Count} values sealed again under key {KeyId}; the older keys are forgotten")]
+    private static partial void LogResealed(ILogger logger, int count, string keyId);
+}
