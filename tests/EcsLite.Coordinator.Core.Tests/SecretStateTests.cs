@@ -215,6 +215,8 @@ public sealed class SecretStateTests
             SecretReferences.Resolve(definition, state, Arns, Open).Error);
         definition.ContainerDefinitions[0].Secrets[^1].ValueFrom = "arn:aws:secretsmanager:r:1:secret:app-XyZ123:nokey::";
         Assert.Contains("did not contain json key nokey", SecretReferences.Resolve(definition, state, Arns, Open).Error, StringComparison.Ordinal);
+        definition.ContainerDefinitions[0].Secrets[^1].ValueFrom = "arn:aws:secretsmanager:eu-west-1:210987654321:secret:app-Other1:username::";
+        Assert.Null(SecretReferences.Resolve(definition, state, Arns, Open).Error); // another account's ARN of a secret of this name
         definition.ContainerDefinitions[0].Secrets[^1].ValueFrom = "arn:aws:secretsmanager:r:1:secret:other-AAAAAA";
         Assert.Contains("ResourceNotFoundException: Secrets Manager can't find the specified secret.", SecretReferences.Resolve(definition, state, Arns, Open).Error, StringComparison.Ordinal);
     }

@@ -91,7 +91,10 @@ public sealed partial class TaskSupervisor
         if (_needsSecrets && (desired.Secrets.Count > 0 || desired.SecretsError.Length > 0))
         {
             _secrets = desired;
-            _secretsArrived.TrySetResult();
+            if (_secretsArrived.TrySetResult())
+            {
+                LogSecretsReceived(_logger, desired.TaskArn, desired.Secrets.Count, desired.SecretsError.Length > 0 ? "; they could not all be resolved" : "");
+            }
         }
     }
 
@@ -1003,6 +1006,9 @@ public sealed partial class TaskSupervisor
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Task {TaskArn}: {Action} (containers: {Containers}; network {Network})")]
     private static partial void LogAction(ILogger logger, string taskArn, TaskAction action, string containers, NetworkStatus network);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Task {TaskArn}: {Count} secret values received from the coordinator, kept in memory only{Failure}")]
+    private static partial void LogSecretsReceived(ILogger logger, string taskArn, int count, string failure);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Task {TaskArn} stopping: {StopCode}: {Reason}")]
     private static partial void LogStopping(ILogger logger, string taskArn, string stopCode, string reason);

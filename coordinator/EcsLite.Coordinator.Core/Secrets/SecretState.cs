@@ -63,6 +63,7 @@ public sealed record SecretState(ImmutableSortedDictionary<string, StoredParamet
 
     private static readonly Regex ParameterName = new(@"^[a-zA-Z0-9_.\-/]{1,1011}$", RegexOptions.CultureInvariant);
     private static readonly Regex SecretName = new(@"^[a-zA-Z0-9/_+=.@\-]{1,512}$", RegexOptions.CultureInvariant);
+    private static readonly Regex ArnSuffix = new(@"-[a-zA-Z0-9]{6}$", RegexOptions.CultureInvariant);
     private static readonly Regex VersionId = new(@"^[a-zA-Z0-9\-]{32,64}$", RegexOptions.CultureInvariant);
 
     public static readonly SecretState Empty = new(
@@ -344,7 +345,11 @@ public sealed record SecretState(ImmutableSortedDictionary<string, StoredParamet
 
     // ---- Secrets Manager ----
 
-    /// <summary>A secret by name, full ARN or ARN without its six-character suffix.</summary>
+    /// <summary>
+    /// A secret by name, full ARN or ARN without its six-character suffix. An ARN's region, account and
+    /// suffix are another Secrets Manager's (a task definition written for AWS): when no secret here has
+    /// that ARN, its name decides, so such a definition runs unchanged against the secret of that name.
+    /// </summary>
     public StoredSecret? SecretOrNull(string secretId)
     {
         if (!secretId.StartsWith("arn:", StringComparison.Ordinal))
@@ -353,8 +358,9 @@ public sealed record SecretState(ImmutableSortedDictionary<string, StoredParamet
         }
 
         var last = secretId.Split(':') is { Length: >= 7 } parts ? parts[6] : "";
-        var byArn = Secrets.Values.FirstOrDefault(s => s.Arn.EndsWith(":secret:" + last, StringComparison.Ordinal));
-        return byArn ?? Secrets.GetValueOrDefault(last);
+        return Secrets.Values.FirstOrDefault(s => s.Arn.EndsWith(":secret:" + last, StringComparison.Ordinal))
+            ?? Secrets.GetValueOrDefault(last)
+            ?? (ArnSuffix.IsMatch(last) ? Secrets.GetValueOrDefault(last[..^7]) : null);
     }
 
     /// <summary>The ARN a policy sees for a secret reference (for one that does not exist, the reference's own).</summary>
