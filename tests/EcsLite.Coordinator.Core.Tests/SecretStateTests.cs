@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using System.Text;
+using CsCheck;
 using EcsLite.Api.V1;
 using EcsLite.Coordinator.Core.Secrets;
 using EcsLite.Coordinator.Core.Security;
@@ -256,6 +257,42 @@ public sealed class SecretStateTests
             ["ssm:GetParameters arn:aws:ssm:local:000000000000:parameter/prod/db/password", $"secretsmanager:GetSecretValue {secret.Arn}"],
             reads.Select(r => $"{r.Action} {r.Resources.Single()}"));
         Assert.Equal([false, true], reads.Select(r => PolicyEvaluator.Evaluate([policy], r).Allowed));
+    }
+
+    [Fact]
+    public void Any_request_is_answered_or_refused_in_the_services_words_and_a_refusal_changes_nothing()
+    {
+        var (start, _) = Create(Put(SecretState.Empty, "/a/b", "v"), "s", """{"k":"v"}""");
+        string Snapshot() => string.Concat(start.Parameters.Values.Select(p => p.ToString())) + string.Concat(start.Secrets.Values.Select(p => p.ToString()));
+        var before = Snapshot();
+        var text = Gen.OneOf(
+            Gen.Const(""), Gen.Const("/a/b"), Gen.Const("s"), Gen.Const("arn:aws:ssm:r:1:parameter/a/b"), Gen.Const("arn:aws:secretsmanager:r:1:secret:s-XXXXXX:k::"),
+            Gen.String[Gen.Char["/a-zA-Z0-9_.:-"], 0, 40], Gen.String[0, 20]);
+        Gen.Select(Gen.Int[0, 8], text, text, Gen.Int[-5, 200], Gen.Bool).Sample((call, a, b, number, flag) =>
+        {
+            var state = start;
+            try
+            {
+                _ = call switch
+                {
+                    0 => state.PutParameter(new PutParameterRequest { Name = a, Value = b, Type = flag ? "SecureString" : b, Overwrite = flag, AllowedPattern = number % 3 == 0 ? b : "" }, Caller, Now, Arns, Seal).State,
+                    1 => (object)state.GetParameter(new GetParameterRequest { Name = a, WithDecryption = flag }, Open),
+                    2 => state.GetParameters(new GetParametersRequest { Names = { Enumerable.Repeat(a, Math.Max(0, number % 12)) } }, Open),
+                    3 => state.DescribeParameters(new DescribeParametersRequest { MaxResults = number, NextToken = flag ? b : "", ParameterFilters = { new ParameterStringFilter { Key = a, Option = b, Values = { b } } } }),
+                    4 => state.CreateSecret(new CreateSecretRequest { Name = a, SecretString = b, ClientRequestToken = flag ? b : "" }, "AbCdEf", Guid.NewGuid().ToString(), Now, Arns, Seal, Open).State,
+                    5 => state.PutSecretValue(new PutSecretValueRequest { SecretId = a, SecretString = b, VersionStages = { flag ? [b] : [] } }, Guid.NewGuid().ToString(), Now, Seal, Open).State,
+                    6 => state.GetSecretValue(new GetSecretValueRequest { SecretId = a, VersionStage = flag ? b : "" }, Open),
+                    7 => state.ListSecrets(new ListSecretsRequest { MaxResults = number, SortOrder = flag ? b : "", Filters = { new SecretsFilter { Key = a, Values = { b } } } }),
+                    _ => state.DeleteSecret(new DeleteSecretRequest { SecretId = a, RecoveryWindowInDays = number, ForceDeleteWithoutRecovery = flag }, Now).State,
+                };
+            }
+            catch (EcsException e)
+            {
+                Assert.False(string.IsNullOrEmpty(e.ErrorType));
+            }
+
+            Assert.Equal(before, Snapshot()); // whatever a call did, it made a new state and left the old one as it was
+        }, iter: 5000);
     }
 
     [Fact]
