@@ -160,7 +160,8 @@ builder.WebHost.ConfigureKestrel(kestrel =>
         // not required (API callers have none; agents do), and taken only if the cluster CA issued it.
         kestrel.Listen(endpoint, listen =>
         {
-            listen.Protocols = HttpProtocols.Http2;
+            // gRPC over HTTP/2, and the AWS JSON API (POST /) over HTTP/1.1 for the AWS CLI and SDKs: ALPN picks.
+            listen.Protocols = HttpProtocols.Http1AndHttp2;
             listen.UseHttps(new HttpsConnectionAdapterOptions
             {
                 ServerCertificate = certificates.Server,
@@ -195,9 +196,12 @@ builder.Services.AddHostedService<ServiceSchedulerLoop>();
 builder.Services.AddHostedService<ScheduleLoop>();
 builder.Services.AddHostedService<SystemdWatchdog>();
 builder.Services.AddSingleton<IamStore>();
+builder.Services.AddSingleton(_ => SecretKeyring.LoadOrCreate(Path.Combine(options.DataDir, "secrets.key")));
 builder.Services.AddSingleton<SecretStore>();
 builder.Services.AddSingleton<AuditLog>();
 builder.Services.AddSingleton<CallAuthorizer>(); // also asked by the Scheduler service (a schedule's RunTask)
+builder.Services.AddSingleton<EcsErrorInterceptor>(); // and both by the JSON API
+builder.Services.AddSingleton<AwsJsonApi>();
 builder.Services.AddHostedService(services => services.GetRequiredService<AuditLog>());
 builder.Services.AddGrpc(grpc =>
 {
@@ -229,6 +233,7 @@ app.MapGrpcService<SecretsService>();
 app.MapGrpcService<EventsService>();
 app.MapGrpcService<EnrollmentService>();
 app.MapGrpcReflectionService();
+app.MapPost("/", (HttpContext http, AwsJsonApi api) => api.HandleAsync(http));
 app.MapGrpcHealthChecksService();
 
 var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("EcsLite.Coordinator");
@@ -240,6 +245,7 @@ try
     await app.Services.GetRequiredService<SecretStore>().LoadAsync(app.Lifetime.ApplicationStopping); // before any agent is sent a task
     app.Services.GetRequiredService<TaskDispatcher>(); // from now on every committed task change reaches its agent
     await app.Services.GetRequiredService<IamStore>().LoadAsync(app.Lifetime.ApplicationStopping);
+    await app.Services.GetRequiredService<SecretStore>().FinishRotationAsync(app.Lifetime.ApplicationStopping);
     await app.StartAsync();
     File.SetUnixFileMode(options.AdminSocket, UnixFileMode.UserRead | UnixFileMode.UserWrite);
 }

@@ -214,7 +214,7 @@ public sealed class SecretsEndToEndTests : IAsyncLifetime
 
         var (code, output) = await _coordinator.RunCliAsync("secrets", "rotate-key");
         Assert.True(code == 0, output);
-        Assert.Contains("3 value(s) re-encrypted", output, StringComparison.Ordinal);
+        Assert.Contains("4 value(s) re-encrypted", output, StringComparison.Ordinal); // the parameter, two secret versions, the administrator's access key
         var after = File.ReadAllText(keyFile);
         Assert.Single(after.Split('\n'), l => l.StartsWith('k'));
         Assert.DoesNotContain(before.Split('\n').Single(l => l.StartsWith('k')), after, StringComparison.Ordinal);
@@ -226,6 +226,18 @@ public sealed class SecretsEndToEndTests : IAsyncLifetime
         Assert.Equal("parameter-value", (await _secrets.GetParameterAsync(new GetParameterRequest { Name = "p", WithDecryption = true })).Parameter.Value);
         Assert.Equal("secret-value-2", (await _secrets.GetSecretValueAsync(new GetSecretValueRequest { SecretId = secret.ARN })).SecretString);
         Assert.Equal("secret-value", (await _secrets.GetSecretValueAsync(new GetSecretValueRequest { SecretId = "s", VersionStage = "AWSPREVIOUS" })).SecretString);
+
+        // The access key's secret, sealed under the new key too, still checks a SigV4 signature.
+        var (cli, listed) = await ProcessRunner.RunAsync("/usr/bin/aws", ["ecs", "list-clusters", "--endpoint-url", _coordinator.Address.Replace("http://", "https://", StringComparison.Ordinal)],
+            new Dictionary<string, string>
+            {
+                ["AWS_CONFIG_FILE"] = "/dev/null",
+                ["AWS_SHARED_CREDENTIALS_FILE"] = Path.Combine(_coordinator.DataDir, "admin-credentials"),
+                ["AWS_CA_BUNDLE"] = _coordinator.CaFile,
+                ["AWS_DEFAULT_REGION"] = "local",
+            });
+        Assert.True(cli == 0, listed);
+        Assert.Contains("cluster/default", listed, StringComparison.Ordinal);
     }
 
     [Fact]

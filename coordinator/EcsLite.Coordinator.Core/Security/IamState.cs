@@ -157,7 +157,7 @@ public sealed record IamState(
     }
 
     /// <summary>A new key; <paramref name="accessKeyId"/> and <paramref name="secret"/> are made by the caller (randomness is not pure).</summary>
-    public (IamState State, StoredUser User) CreateAccessKey(string name, string accessKeyId, string secret, CommandContext context)
+    public (IamState State, StoredUser User) CreateAccessKey(string name, string accessKeyId, string secret, CommandContext context, EncryptedValue? sealedSecret = null)
     {
         var user = Get(name);
         if (user.AccessKeys.Count >= MaxAccessKeys)
@@ -172,8 +172,68 @@ public sealed record IamState(
             Status = "Active",
             SecretSha256 = Google.Protobuf.ByteString.CopyFrom(Hash(secret)),
             CreateDate = Timestamp.FromDateTimeOffset(context.Now),
+            Secret = sealedSecret,
         });
         return (Put(changed), changed);
+    }
+
+    /// <summary>The context an access key's sealed secret is bound to.</summary>
+    public static string SecretContext(string accessKeyId) => $"access-key:{accessKeyId}";
+
+    /// <summary>
+    /// What a SigV4 signature by this key is checked against: its user and its sealed secret. An unknown
+    /// key, an inactive one and one without a sealed secret (made before SigV4) look the same, as in AWS.
+    /// </summary>
+    public (Principal Principal, EncryptedValue Secret) SigningKey(string accessKeyId)
+    {
+        if (KeyOwners.TryGetValue(accessKeyId, out var owner) && Users[owner] is var user
+            && user.AccessKeys.FirstOrDefault(k => k.AccessKeyId == accessKeyId) is { Status: "Active", Secret: { } secret })
+        {
+            return (Principals[owner], secret);
+        }
+
+        throw new EcsException(IamErrorType.UnrecognizedClientException, "The security token included in the request is invalid.");
+    }
+
+    /// <summary>Keys whose secret is known (the administrator's file) but not yet sealed: the users to store again.</summary>
+    public (IamState State, IReadOnlyList<StoredUser> Users) Seal(IReadOnlyDictionary<string, string> secrets, Func<string, string, EncryptedValue> seal)
+    {
+        var changed = new List<StoredUser>();
+        foreach (var user in Users.Values)
+        {
+            var keys = user.AccessKeys.Where(k => k.Secret is null && secrets.TryGetValue(k.AccessKeyId, out var s)
+                && CryptographicOperations.FixedTimeEquals(k.SecretSha256.Span, Hash(s))).ToList();
+            if (keys.Count == 0)
+            {
+                continue;
+            }
+
+            var copy = user.Clone();
+            foreach (var key in copy.AccessKeys.Where(k => keys.Any(c => c.AccessKeyId == k.AccessKeyId)))
+            {
+                key.Secret = seal(secrets[key.AccessKeyId], SecretContext(key.AccessKeyId));
+            }
+
+            changed.Add(copy);
+        }
+
+        return (changed.Aggregate(this, (s, u) => s.Put(u)), changed);
+    }
+
+    /// <summary>Every sealed secret under a stale key opened and sealed again: the users to store again.</summary>
+    public (IamState State, IReadOnlyList<StoredUser> Users) Reseal(Func<EncryptedValue, bool> stale, Func<EncryptedValue, string, byte[]> open, Func<byte[], string, EncryptedValue> seal)
+    {
+        var changed = Users.Values.Where(u => u.AccessKeys.Any(k => k.Secret is { } s && stale(s))).Select(u =>
+        {
+            var copy = u.Clone();
+            foreach (var key in copy.AccessKeys.Where(k => k.Secret is { } s && stale(s)))
+            {
+                key.Secret = seal(open(key.Secret, SecretContext(key.AccessKeyId)), SecretContext(key.AccessKeyId));
+            }
+
+            return copy;
+        }).ToList();
+        return (changed.Aggregate(this, (s, u) => s.Put(u)), changed);
     }
 
     public (IamState State, StoredUser User) UpdateAccessKey(string name, string accessKeyId, string status)

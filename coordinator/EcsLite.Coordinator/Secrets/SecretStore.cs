@@ -1,6 +1,7 @@
 using EcsLite.Coordinator.Core;
 using EcsLite.Coordinator.Core.Secrets;
 using EcsLite.Coordinator.Store;
+using EcsLite.Coordinator.Security;
 using EcsLite.Store.V1;
 using Google.Protobuf;
 using Microsoft.Extensions.Options;
@@ -13,85 +14,77 @@ namespace EcsLite.Coordinator.Secrets;
 /// and secrets/secrets/NAME (outside the cluster state's "/" prefix, so no event or task record holds
 /// them). Values are sealed with <see cref="SecretKeyring"/>; plaintext exists only inside a call.
 /// </summary>
-public sealed partial class SecretStore(IKeyValueStore store, IOptions<CoordinatorOptions> options, TimeProvider time, ILogger<SecretStore> logger)
+public sealed partial class SecretStore(IKeyValueStore store, IOptions<CoordinatorOptions> options, SecretKeyring keyring, IamStore iam, TimeProvider time, ILogger<SecretStore> logger)
 {
     private const string ParameterPrefix = "secrets/parameters/";
     private const string SecretPrefix = "secrets/secrets/";
     private readonly SemaphoreSlim _writer = new(1, 1);
-    private SecretKeyring? _keyring;
     private volatile SecretState _state = SecretState.Empty;
 
     public SecretState State => _state;
 
     public ArnFormat Arns { get; } = new(options.Value.Region, options.Value.AccountId);
 
-    private SecretKeyring Keyring => _keyring ?? throw new InvalidOperationException("the secret store is not loaded");
+    public SecretState.Sealer Seal => (plaintext, context) => keyring.Seal(plaintext, context);
 
-    public SecretState.Sealer Seal => (plaintext, context) => Keyring.Seal(plaintext, context);
+    public SecretState.Opener Open => (value, context) => keyring.Open(value, context);
 
-    public SecretState.Opener Open => (value, context) => Keyring.Open(value, context);
-
-    /// <summary>
-    /// Loads the records and the keyring (made at the first start); finishes a rotation a crash cut short
-    /// (values still under an old key are sealed again, then the old keys are forgotten) and forgets
-    /// secrets whose scheduled deletion has come.
-    /// </summary>
+    /// <summary>Loads the records and forgets secrets whose scheduled deletion has come.</summary>
     public async Task LoadAsync(CancellationToken cancellationToken)
     {
-        _keyring = SecretKeyring.LoadOrCreate(Path.Combine(options.Value.DataDir, "secrets.key"));
         var parameters = await store.RangeAsync(ParameterPrefix, cancellationToken);
         var secrets = await store.RangeAsync(SecretPrefix, cancellationToken);
         _state = SecretState.Load(
             parameters.Kvs.Select(kv => StoredParameter.Parser.ParseFrom(kv.Value)),
             secrets.Kvs.Select(kv => StoredSecret.Parser.ParseFrom(kv.Value)));
-        if (Keyring.Count > 1)
-        {
-            await ResealAsync(cancellationToken);
-        }
-
         await WriteAsync<int>(() => ([], 0, () => { }), cancellationToken);
     }
 
-    /// <summary>A new key; every value sealed again under it in one transaction; then the old key is forgotten.</summary>
+    /// <summary>
+    /// At start, once the access keys are loaded too: a rotation a crash cut short is finished (values
+    /// still under an old key are sealed again, then the old keys are forgotten).
+    /// </summary>
+    public async Task FinishRotationAsync(CancellationToken cancellationToken)
+    {
+        if (keyring.Count > 1)
+        {
+            LogResealed(logger, await ResealAsync(rotate: false, cancellationToken), keyring.CurrentId);
+        }
+    }
+
+    /// <summary>A new key; every value and access key secret sealed again under it; then the old key is forgotten.</summary>
     public async Task<(string KeyId, int Resealed)> RotateAsync(CancellationToken cancellationToken)
     {
+        var count = await ResealAsync(rotate: true, cancellationToken);
+        return (keyring.CurrentId, count);
+    }
+
+    private async Task<int> ResealAsync(bool rotate, CancellationToken cancellationToken)
+    {
         await _writer.WaitAsync(cancellationToken);
         try
         {
-            var id = Keyring.Rotate();
-            return (id, await ResealLockedAsync());
+            if (rotate)
+            {
+                keyring.Rotate();
+            }
+
+            var (next, parameters, secrets) = _state.Reseal(keyring.IsStale, Open, Seal);
+            List<TxnOp> ops = [.. parameters.Select(p => Put(p)), .. secrets.Select(s => Put(s))];
+            if (ops.Count > 0)
+            {
+                await store.TxnAsync(Txn.Unconditional(ops), CancellationToken.None);
+            }
+
+            _state = next;
+            var keys = await iam.ResealAsync(CancellationToken.None);
+            keyring.Retire(); // only now: nothing is sealed under the old key any more
+            return parameters.Count + secrets.Sum(s => s.Versions.Count) + keys;
         }
         finally
         {
             _writer.Release();
         }
-    }
-
-    private async Task ResealAsync(CancellationToken cancellationToken)
-    {
-        await _writer.WaitAsync(cancellationToken);
-        try
-        {
-            LogResealed(logger, await ResealLockedAsync(), Keyring.CurrentId);
-        }
-        finally
-        {
-            _writer.Release();
-        }
-    }
-
-    private async Task<int> ResealLockedAsync()
-    {
-        var (next, parameters, secrets) = _state.Reseal(Keyring.IsStale, Open, Seal);
-        List<TxnOp> ops = [.. parameters.Select(p => Put(p)), .. secrets.Select(s => Put(s))];
-        if (ops.Count > 0)
-        {
-            await store.TxnAsync(Txn.Unconditional(ops), CancellationToken.None);
-        }
-
-        _state = next;
-        Keyring.Retire();
-        return parameters.Count + secrets.Sum(s => s.Versions.Count);
     }
 
     public Task<T> ChangeAsync<T>(Func<SecretState, (SecretState State, IReadOnlyList<TxnOp> Ops, T Result)> command, CancellationToken cancellationToken) =>

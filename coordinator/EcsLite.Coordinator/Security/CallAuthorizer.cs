@@ -28,6 +28,9 @@ public sealed class CallAuthenticator(IamStore iam, AuditLog audit, IOptions<Coo
     /// <summary>The services whose every call is authenticated and checked against policies.</summary>
     public static readonly string[] Services = ["ecslite.v1.Ecs", "ecslite.v1.TaskLogs", "ecslite.v1.Iam", "ecslite.v1.Activations", "ecslite.v1.Scheduler", "ecslite.v1.Events", "ecslite.v1.Secrets"];
 
+    /// <summary>Sets the caller of a call authenticated elsewhere (the JSON API's SigV4).</summary>
+    public static void Admit(ServerCallContext context, Principal caller) => context.UserState[CallerKey] = caller;
+
     /// <summary>The authenticated caller of a call of a guarded service; null for the open ones.</summary>
     public static Principal? Caller(ServerCallContext context) =>
         context.UserState.TryGetValue(CallerKey, out var caller) ? (Principal)caller : null;

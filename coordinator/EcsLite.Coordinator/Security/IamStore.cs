@@ -3,6 +3,7 @@ using EcsLite.Coordinator.Core;
 using EcsLite.Coordinator.Core.Security;
 using EcsLite.Coordinator.Core.State;
 using EcsLite.Coordinator.Store;
+using EcsLite.Coordinator.Secrets;
 using EcsLite.Api.V1;
 using EcsLite.Security;
 using EcsLite.Store.V1;
@@ -17,7 +18,7 @@ namespace EcsLite.Coordinator.Security;
 /// is visible. Keys: iam/users/NAME (outside the cluster state's "/" prefix). The join tokens
 /// (<see cref="JoinTokenState"/>) are kept the same way, under iam/activations/ID.
 /// </summary>
-public sealed partial class IamStore(IKeyValueStore store, IOptions<CoordinatorOptions> options, TimeProvider time, ILogger<IamStore> logger)
+public sealed partial class IamStore(IKeyValueStore store, IOptions<CoordinatorOptions> options, SecretKeyring keyring, TimeProvider time, ILogger<IamStore> logger)
 {
     private const string Prefix = "iam/users/";
     private const string ActivationPrefix = "iam/activations/";
@@ -43,6 +44,17 @@ public sealed partial class IamStore(IKeyValueStore store, IOptions<CoordinatorO
         _tokens = JoinTokenState.Load((await store.RangeAsync(ActivationPrefix, cancellationToken)).Kvs.Select(kv => StoredActivation.Parser.ParseFrom(kv.Value)));
         if (_state.Users.TryGetValue(IamState.AdminUser, out var admin))
         {
+            // A key made before SigV4 has only its hash; the administrator's file still holds its secret.
+            var file = Path.Combine(options.Value.DataDir, "admin-credentials");
+            if (File.Exists(file) && AdminFileKey(File.ReadAllText(file)) is { } known)
+            {
+                await WriteAsync<int>(() =>
+                {
+                    var (next, users) = _state.Seal(new Dictionary<string, string> { [known.Id] = known.Secret }, (s, c) => keyring.Seal(System.Text.Encoding.UTF8.GetBytes(s), c));
+                    return ([.. users.Select(u => new PutOp(Prefix + u.User.UserName, u.ToByteArray()))], users.Count, () => _state = next);
+                }, cancellationToken);
+            }
+
             // A new version's services (scheduler:, ...) for an administrator made by an earlier one.
             if (admin.Policies.TryGetValue(IamState.AdminPolicyName, out var policy) && IamState.EarlierAdminPolicies.Contains(policy))
             {
@@ -67,7 +79,7 @@ public sealed partial class IamStore(IKeyValueStore store, IOptions<CoordinatorO
         await ChangeAsync(
             s => s.CreateUser(IamState.AdminUser, NewUserId(), Context()).State
                 .PutUserPolicy(IamState.AdminUser, IamState.AdminPolicyName, IamState.AdminPolicy).State
-                .CreateAccessKey(IamState.AdminUser, id, secret, Context()),
+                .CreateAccessKey(IamState.AdminUser, id, secret, Context(), Sealed(id, secret)),
             cancellationToken);
         LogAdminCreated(logger, path);
     }
@@ -76,8 +88,32 @@ public sealed partial class IamStore(IKeyValueStore store, IOptions<CoordinatorO
     public async Task<(string AccessKeyId, string Secret)> CreateAccessKeyAsync(string user, CancellationToken cancellationToken)
     {
         var (id, secret) = NewAccessKey();
-        await ChangeAsync(s => s.CreateAccessKey(user, id, secret, Context()), cancellationToken);
+        await ChangeAsync(s => s.CreateAccessKey(user, id, secret, Context(), Sealed(id, secret)), cancellationToken);
         return (id, secret);
+    }
+
+    /// <summary>The principal a SigV4 signature by this key would be, and the key's secret to check it with.</summary>
+    public (Principal Principal, byte[] Secret) SigningKey(string accessKeyId)
+    {
+        var (principal, sealedSecret) = _state.SigningKey(accessKeyId);
+        return (principal, keyring.Open(sealedSecret, IamState.SecretContext(accessKeyId)));
+    }
+
+    /// <summary>Access key secrets under a key the keyring is retiring, sealed again under its current one.</summary>
+    public Task<int> ResealAsync(CancellationToken cancellationToken) =>
+        WriteAsync<int>(() =>
+        {
+            var (next, users) = _state.Reseal(keyring.IsStale, keyring.Open, (p, c) => keyring.Seal(p, c));
+            return ([.. users.Select(u => new PutOp(Prefix + u.User.UserName, u.ToByteArray()))], users.Sum(u => u.AccessKeys.Count), () => _state = next);
+        }, cancellationToken);
+
+    private EncryptedValue Sealed(string id, string secret) => keyring.Seal(System.Text.Encoding.UTF8.GetBytes(secret), IamState.SecretContext(id));
+
+    /// <summary>The key in an admin-credentials file (AWS shared-credentials format), if it has one.</summary>
+    private static (string Id, string Secret)? AdminFileKey(string text)
+    {
+        string? Value(string name) => text.Split('\n').Select(l => l.Split('=', 2)).Where(p => p.Length == 2 && p[0].Trim() == name).Select(p => p[1].Trim()).FirstOrDefault();
+        return Value("aws_access_key_id") is { } id && Value("aws_secret_access_key") is { } secret ? (id, secret) : null;
     }
 
     /// <summary>An id as AWS spells them (AKIA and 16 of base32's letters) and a 40-character random secret (240 bits).</summary>
@@ -138,7 +174,11 @@ public sealed partial class IamStore(IKeyValueStore store, IOptions<CoordinatorO
         try
         {
             var (ops, result, publish) = command();
-            await store.TxnAsync(Txn.Unconditional(ops), CancellationToken.None);
+            if (ops.Count > 0)
+            {
+                await store.TxnAsync(Txn.Unconditional(ops), CancellationToken.None);
+            }
+
             publish();
             return result;
         }

@@ -1,0 +1,222 @@
+using System.Security.Cryptography;
+using System.Text;
+using EcsLite.Api.V1;
+using EcsLite.Coordinator.Core;
+using EcsLite.Coordinator.Core.Security;
+using EcsLite.Coordinator.Secrets;
+using EcsLite.Coordinator.Security;
+using Google.Protobuf;
+using Google.Protobuf.Reflection;
+using ServiceDescriptor = Google.Protobuf.Reflection.ServiceDescriptor;
+using Grpc.Core;
+using Microsoft.Extensions.Options;
+
+namespace EcsLite.Coordinator.Api;
+
+/// <summary>
+/// The AWS JSON protocol (awsJson1.1) on the coordinator's TLS port, beside gRPC (HTTP/1.1, chosen by
+/// ALPN): <c>POST /</c> with <c>X-Amz-Target: AmazonEC2ContainerServiceV20141113.ACTION</c> (ECS),
+/// <c>AmazonSSM.ACTION</c> (parameters) or <c>secretsmanager.ACTION</c> (secrets), signed with SigV4 by an
+/// access key. It is an edge only: the body becomes the RPC's request message, and the same handler runs
+/// behind the same checks (the request's rules and limits, the caller's policies, the audit log) as over
+/// gRPC; the answer or the error goes back in AWS's JSON.
+/// </summary>
+public sealed partial class AwsJsonApi
+{
+    public const string ContentType = "application/x-amz-json-1.1";
+    private const int MaxBody = Core.Validation.Limits.MaxRequestBytes;
+
+    private readonly Dictionary<string, Operation> _operations = new(StringComparer.Ordinal);
+    private readonly IamStore _iam;
+    private readonly EcsErrorInterceptor _errors;
+    private readonly CallAuthorizer _authorizer;
+    private readonly TimeProvider _time;
+    private readonly string _region;
+    private readonly ILogger<AwsJsonApi> _logger;
+
+    /// <summary>One action: its gRPC method's full name, its request type, the SigV4 service it is signed for, and its handler.</summary>
+    private sealed record Operation(string Method, MessageDescriptor Request, string SigningService, Func<IMessage, ServerCallContext, Task<IMessage>> Handler);
+
+    public AwsJsonApi(IServiceProvider services, IamStore iam, EcsErrorInterceptor errors, CallAuthorizer authorizer, TimeProvider time, IOptions<CoordinatorOptions> options, ILogger<AwsJsonApi> logger)
+    {
+        _iam = iam;
+        _errors = errors;
+        _authorizer = authorizer;
+        _time = time;
+        _region = options.Value.Region;
+        _logger = logger;
+
+        // The handlers are the gRPC services' own, taken from their generated binders.
+        Bind("AmazonEC2ContainerServiceV20141113", "ecs", EcsReflection.Descriptor.FindTypeByName<ServiceDescriptor>("Ecs"),
+            binder => Ecs.BindService(binder, ActivatorUtilities.CreateInstance<EcsService>(services)), _ => true);
+        var secrets = ActivatorUtilities.CreateInstance<SecretsService>(services);
+        var secretsDescriptor = SecretsReflection.Descriptor.FindTypeByName<ServiceDescriptor>("Secrets");
+        Bind("AmazonSSM", "ssm", secretsDescriptor, binder => global::EcsLite.Api.V1.Secrets.BindService(binder, secrets), m => m.Contains("Parameter", StringComparison.Ordinal));
+        Bind("secretsmanager", "secretsmanager", secretsDescriptor, binder => global::EcsLite.Api.V1.Secrets.BindService(binder, secrets), m => m.Contains("Secret", StringComparison.Ordinal));
+    }
+
+    private void Bind(string targetPrefix, string signingService, ServiceDescriptor service, Action<ServiceBinderBase> bind, Func<string, bool> include)
+    {
+        var binder = new Binder();
+        bind(binder);
+        foreach (var (name, handler) in binder.Handlers.Where(h => include(h.Key)))
+        {
+            _operations[$"{targetPrefix}.{name}"] = new Operation($"/{service.FullName}/{name}", service.FindMethodByName(name).InputType, signingService, handler);
+        }
+    }
+
+    /// <summary>The actions this edge answers, as X-Amz-Target values.</summary>
+    public IReadOnlyCollection<string> Targets => _operations.Keys;
+
+    public async Task HandleAsync(HttpContext http)
+    {
+        var requestId = Guid.NewGuid().ToString();
+        http.Response.Headers["x-amzn-RequestId"] = requestId;
+        try
+        {
+            var target = http.Request.Headers["X-Amz-Target"].ToString();
+            if (!_operations.TryGetValue(target, out var operation))
+            {
+                throw new EcsException("UnknownOperationException", target.Length == 0 ? "X-Amz-Target is missing." : $"The operation {Core.Validation.CallerText.Quote(target)} is not known here.");
+            }
+
+            var body = await ReadBodyAsync(http);
+            var caller = Authenticate(http, body, operation.SigningService);
+            var request = AwsJson.Read(body, operation.Request);
+            var context = new JsonCallContext(operation.Method, $"ipv4:{http.Connection.RemoteIpAddress}:{http.Connection.RemotePort}", http.RequestAborted);
+            CallAuthenticator.Admit(context, caller);
+
+            // The same chain as gRPC's: validation and ECS errors, then the policy check and audit, then the handler.
+            var response = await _errors.UnaryServerHandler<IMessage, IMessage>(request, context,
+                (r, c) => _authorizer.UnaryServerHandler<IMessage, IMessage>(r, c, (r2, c2) => operation.Handler(r2, c2)));
+            http.Response.StatusCode = 200;
+            http.Response.ContentType = ContentType;
+            await http.Response.Body.WriteAsync(AwsJson.Write(response), http.RequestAborted);
+        }
+        catch (EcsException e)
+        {
+            await ErrorAsync(http, e.ErrorType, e.Message);
+        }
+        catch (RpcException e)
+        {
+            var type = e.Trailers.GetValue("ecs-error-type") ?? (e.StatusCode == StatusCode.Internal ? EcsErrorType.ServerException : EcsErrorType.ClientException);
+            var prefix = type + ": ";
+            await ErrorAsync(http, type, e.Status.Detail.StartsWith(prefix, StringComparison.Ordinal) ? e.Status.Detail[prefix.Length..] : e.Status.Detail);
+        }
+        catch (OperationCanceledException) when (http.RequestAborted.IsCancellationRequested)
+        {
+            // The caller went away.
+        }
+    }
+
+    private static async Task<byte[]> ReadBodyAsync(HttpContext http)
+    {
+        if (http.Request.ContentLength > MaxBody)
+        {
+            throw EcsException.InvalidParameter("body", $"at most {MaxBody} bytes are allowed.");
+        }
+
+        using var buffer = new MemoryStream();
+        var chunk = new byte[16 * 1024];
+        int read;
+        while ((read = await http.Request.Body.ReadAsync(chunk, http.RequestAborted)) > 0)
+        {
+            if (buffer.Length + read > MaxBody)
+            {
+                throw EcsException.InvalidParameter("body", $"at most {MaxBody} bytes are allowed.");
+            }
+
+            buffer.Write(chunk, 0, read);
+        }
+
+        return buffer.ToArray();
+    }
+
+    /// <summary>SigV4 over the request as received; the key's secret is opened only for a well-formed, timely, rightly scoped signature.</summary>
+    private Principal Authenticate(HttpContext http, byte[] body, string service)
+    {
+        var authorization = SigV4.Parse(http.Request.Headers.Authorization.ToString());
+        var request = new SignedRequest(http.Request.Method, http.Request.Path.Value ?? "/", http.Request.QueryString.Value ?? "",
+            name => name == "host" ? http.Request.Host.Value : http.Request.Headers.TryGetValue(name, out var v) ? string.Join(',', v.ToArray()) : null,
+            SHA256.HashData(body));
+        Principal? principal = null;
+        SigV4.Verify(authorization, request, _region, [service], _time.GetUtcNow(), () =>
+        {
+            var (p, secret) = _iam.SigningKey(authorization.AccessKeyId);
+            principal = p;
+            return secret;
+        });
+        return principal!;
+    }
+
+    private async Task ErrorAsync(HttpContext http, string type, string message)
+    {
+        if (type == EcsErrorType.ServerException)
+        {
+            LogServerError(_logger, http.Request.Headers["X-Amz-Target"].ToString());
+        }
+
+        http.Response.StatusCode = type == EcsErrorType.ServerException ? 500 : 400;
+        http.Response.ContentType = ContentType;
+        http.Response.Headers["x-amzn-ErrorType"] = type;
+        using var buffer = new MemoryStream();
+        using (var writer = new System.Text.Json.Utf8JsonWriter(buffer))
+        {
+            writer.WriteStartObject();
+            writer.WriteString("__type", type);
+            writer.WriteString("message", message);
+            writer.WriteEndObject();
+        }
+
+        await http.Response.Body.WriteAsync(buffer.ToArray());
+    }
+
+    /// <summary>Records the unary handlers a generated service binds.</summary>
+    private sealed class Binder : ServiceBinderBase
+    {
+        public Dictionary<string, Func<IMessage, ServerCallContext, Task<IMessage>>> Handlers { get; } = new(StringComparer.Ordinal);
+
+        public override void AddMethod<TRequest, TResponse>(Method<TRequest, TResponse> method, UnaryServerMethod<TRequest, TResponse>? handler)
+        {
+            if (handler is not null)
+            {
+                Handlers[method.Name] = async (request, context) => (IMessage)await handler((TRequest)request, context);
+            }
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "The JSON API answered {Target} with ServerException")]
+    private static partial void LogServerError(ILogger logger, string target);
+}
+
+/// <summary>The call context of a request that came through the JSON edge: its method, caller and cancellation.</summary>
+internal sealed class JsonCallContext(string method, string peer, CancellationToken cancellationToken) : ServerCallContext
+{
+    private readonly Dictionary<object, object> _userState = [];
+
+    protected override string MethodCore => method;
+
+    protected override string HostCore => "";
+
+    protected override string PeerCore => peer;
+
+    protected override DateTime DeadlineCore => DateTime.MaxValue;
+
+    protected override Metadata RequestHeadersCore { get; } = [];
+
+    protected override CancellationToken CancellationTokenCore => cancellationToken;
+
+    protected override Metadata ResponseTrailersCore { get; } = [];
+
+    protected override Status StatusCore { get; set; }
+
+    protected override WriteOptions? WriteOptionsCore { get; set; }
+
+    protected override AuthContext AuthContextCore { get; } = new(null, []);
+
+    protected override IDictionary<object, object> UserStateCore => _userState;
+
+    protected override ContextPropagationToken CreatePropagationTokenCore(ContextPropagationOptions? options) => throw new NotSupportedException();
+
+    protected override Task WriteResponseHeadersAsyncCore(Metadata responseHeaders) => Task.CompletedTask;
+}
