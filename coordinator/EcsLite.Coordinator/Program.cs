@@ -230,6 +230,7 @@ app.MapGrpcService<IamService>();
 app.MapGrpcService<ActivationsService>();
 app.MapGrpcService<SchedulerService>();
 app.MapGrpcService<SecretsService>();
+app.MapGrpcService<CloudWatchLogsService>();
 app.MapGrpcService<EventsService>();
 app.MapGrpcService<EnrollmentService>();
 app.MapGrpcReflectionService();

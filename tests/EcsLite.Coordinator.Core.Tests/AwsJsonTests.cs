@@ -12,7 +12,7 @@ namespace EcsLite.Coordinator.Core.Tests;
 public sealed class AwsJsonTests
 {
     public static TheoryData<string> Messages() => new(
-        new[] { EcsReflection.Descriptor, SecretsReflection.Descriptor }
+        new[] { EcsReflection.Descriptor, SecretsReflection.Descriptor, LogsReflection.Descriptor }
             .SelectMany(f => f.Services).SelectMany(s => s.Methods)
             .SelectMany(m => new[] { m.InputType, m.OutputType }).Select(t => t.FullName).Distinct());
 
@@ -21,7 +21,7 @@ public sealed class AwsJsonTests
     [MemberData(nameof(Messages))]
     public void Every_member_of_every_actions_request_and_response_round_trips(string type)
     {
-        var descriptor = new[] { EcsReflection.Descriptor, SecretsReflection.Descriptor }.Select(f => f.FindTypeByName<MessageDescriptor>(type.Split('.')[^1])).First(d => d is not null);
+        var descriptor = new[] { EcsReflection.Descriptor, SecretsReflection.Descriptor, LogsReflection.Descriptor }.Select(f => f.FindTypeByName<MessageDescriptor>(type.Split('.')[^1])).First(d => d is not null);
         var message = Filled(descriptor, depth: 0);
         var json = AwsJson.Write(message);
         Assert.Equal(message, AwsJson.Read(json, descriptor));

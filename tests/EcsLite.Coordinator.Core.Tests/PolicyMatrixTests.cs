@@ -90,6 +90,12 @@ public sealed class PolicyMatrixTests
         ["ListAccessKeys"] = ("NNNYN", "NNNYN"),
         ["UpdateAccessKey"] = ("NNNYN", "NNNYN"),
         ["DeleteAccessKey"] = ("NNNYN", "NNNYN"),
+
+        // CloudWatch Logs' calls are logs: actions, likewise.
+        ["DescribeLogGroups"] = ("NNNYN", "NNNYN"),
+        ["DescribeLogStreams"] = ("NNNYN", "NNNYN"),
+        ["GetLogEvents"] = ("NNNYN", "NNNYN"),
+        ["FilterLogEvents"] = ("NNNYN", "NNNYN"),
     };
 
     /// <summary>A request of each RPC about cluster <paramref name="c"/>: A by name, B by ARN, as callers write either.</summary>
@@ -131,6 +137,10 @@ public sealed class PolicyMatrixTests
             "DeleteService" => new DeleteServiceRequest { Cluster = cluster, Service = "web" },
             "DescribeServices" => new DescribeServicesRequest { Cluster = cluster, Services = { "web" } },
             "ListServices" => new ListServicesRequest { Cluster = cluster },
+            "DescribeLogGroups" => new DescribeLogGroupsRequest(),
+            "DescribeLogStreams" => new DescribeLogStreamsRequest { LogGroupName = "/ecs/web" },
+            "GetLogEvents" => new GetLogEventsRequest { LogGroupName = "/ecs/web", LogStreamName = "ecs/web/0123" },
+            "FilterLogEvents" => new FilterLogEventsRequest { LogGroupName = "/ecs/web" },
             "CreateUser" => new CreateUserRequest { UserName = "alice" },
             "GetUser" => new GetUserRequest(),
             "ListUsers" => new ListUsersRequest(),

@@ -104,6 +104,24 @@ public sealed class AwsCliTests : IAsyncLifetime
         Assert.True(DateTimeOffset.Parse(task["startedAt"]!.GetValue<string>(), System.Globalization.CultureInfo.InvariantCulture) > DateTimeOffset.UtcNow.AddMinutes(-5));
         Assert.Contains("Congratulations!", await Eventually.PageAsync($"http://{Address}:80/", TimeSpan.FromSeconds(20)), StringComparison.Ordinal);
 
+        // Its output through CloudWatch Logs' calls: the group and stream the awslogs options name, the
+        // lines (busybox httpd -v logs each response), and aws logs tail following new ones.
+        using var http = new HttpClient();
+        await http.GetAsync($"http://{Address}:80/missing-page");
+        const string Group = "/ecs/fargate-task-definition";
+        var stream = $"ecs/sample-fargate-app/{taskArn.Split('/')[^1]}";
+        Assert.Contains(Group, (await AwsAsync("logs", "describe-log-groups"))!["logGroups"]!.AsArray().Select(g => g!["logGroupName"]!.GetValue<string>()));
+        Assert.Contains(stream, (await AwsAsync("logs", "describe-log-streams", "--log-group-name", Group))!["logStreams"]!.AsArray().Select(g => g!["logStreamName"]!.GetValue<string>()));
+        await Eventually.HoldsAsync(async () => (await AwsAsync("logs", "get-log-events", "--log-group-name", Group, "--log-stream-name", stream))!["events"]!.AsArray()
+            .Any(e => e!["message"]!.GetValue<string>().Contains("response:404", StringComparison.Ordinal)), TimeSpan.FromSeconds(20), "the 404 in get-log-events");
+        await using (var tail = TestProcess.Start(["/usr/bin/aws", "logs", "tail", Group, "--follow", "--since", "10m", "--format", "short", "--endpoint-url", Endpoint], Environment()))
+        {
+            await tail.WaitForOutputAsync("response:404", TimeSpan.FromSeconds(30));
+            var before = Count(tail.Output, "response:404");
+            await http.GetAsync($"http://{Address}:80/another-missing-page");
+            await Eventually.HoldsAsync(() => Count(tail.Output, "response:404") > before, TimeSpan.FromSeconds(30), "a new line while following");
+        }
+
         await AwsAsync("ecs", "stop-task", "--task", taskArn, "--reason", "done from the CLI");
         await AwsAsync("ecs", "wait", "tasks-stopped", "--tasks", taskArn);
         var stopped = (await AwsAsync("ecs", "describe-tasks", "--tasks", taskArn))!["tasks"]![0]!;
@@ -249,6 +267,8 @@ public sealed class AwsCliTests : IAsyncLifetime
         var registeredAt = JsonNode.Parse(await described.Content.ReadAsStringAsync())!["taskDefinition"]!["registeredAt"]!.GetValue<double>();
         Assert.InRange(registeredAt, DateTimeOffset.UtcNow.AddMinutes(-5).ToUnixTimeSeconds(), DateTimeOffset.UtcNow.AddMinutes(1).ToUnixTimeSeconds());
     }
+
+    private static int Count(string text, string what) => (text.Length - text.Replace(what, "", StringComparison.Ordinal).Length) / what.Length;
 
     /// <summary>The answer with what legitimately differs between two calls (ids, times) taken out, and empty lists as absent.</summary>
     private static string Normalize(string json)

@@ -14,7 +14,8 @@ namespace EcsLite.Coordinator.Core.Security;
 /// the cluster it is limited to (else "*"); the Iam service's calls are IAM's
 /// actions on the user they are about (ListUsers on "*"); join tokens are SSM's activation actions on "*";
 /// schedules are EventBridge Scheduler's actions on the schedule's ARN; parameters and secrets are
-/// Parameter Store's and Secrets Manager's actions on their ARNs (DescribeParameters and ListSecrets on "*").
+/// Parameter Store's and Secrets Manager's actions on their ARNs (DescribeParameters and ListSecrets on "*");
+/// CloudWatch Logs' on the log group's ARN (DescribeLogGroups on "*").
 /// </summary>
 public static class ApiActions
 {
@@ -108,6 +109,11 @@ public static class ApiActions
             ListSecretsRequest => Simple("secretsmanager:ListSecrets", null),
             RotateKeyOnDemandRequest => Simple("kms:RotateKeyOnDemand", null),
 
+            DescribeLogGroupsRequest => Simple("logs:DescribeLogGroups", null),
+            DescribeLogStreamsRequest m => Simple("logs:DescribeLogStreams", Logs.LogStreams.GroupArn(arns, m.LogGroupName)),
+            GetLogEventsRequest m => Simple("logs:GetLogEvents", Logs.LogStreams.GroupArn(arns, m.LogGroupName)),
+            FilterLogEventsRequest m => Simple("logs:FilterLogEvents", Logs.LogStreams.GroupArn(arns, m.LogGroupName)),
+
             _ => throw new ArgumentException($"{method}: no IAM action is defined for {request.Descriptor.FullName}.", nameof(request)),
         };
     }
@@ -138,6 +144,7 @@ public static class ApiActions
             "ecslite.v1.Activations" => "ssm",
             "ecslite.v1.Scheduler" => "scheduler",
             "ecslite.v1.Secrets" => parts[^1].Contains("Parameter", StringComparison.Ordinal) ? "ssm" : parts[^1] == "RotateKeyOnDemand" ? "kms" : "secretsmanager",
+            "ecslite.v1.CloudWatchLogs" => "logs",
             _ => "ecs",
         };
         return $"{prefix}:{parts[^1]}";

@@ -49,7 +49,7 @@ public sealed record IamState(
     /// <summary>The administrator created at first start, and its policy.</summary>
     public const string AdminUser = "admin";
     public const string AdminPolicyName = "AdministratorAccess";
-    public const string AdminPolicy = """{ "Version": "2012-10-17", "Statement": [{ "Effect": "Allow", "Action": ["ecs:*", "iam:*", "ssm:*", "scheduler:*", "secretsmanager:*", "kms:*"], "Resource": "*" }] }""";
+    public const string AdminPolicy = """{ "Version": "2012-10-17", "Statement": [{ "Effect": "Allow", "Action": ["ecs:*", "iam:*", "ssm:*", "scheduler:*", "secretsmanager:*", "kms:*", "logs:*"], "Resource": "*" }] }""";
 
     /// <summary>The administrator's policy as earlier versions wrote it: replaced by <see cref="AdminPolicy"/> at start (one an operator changed is left alone).</summary>
     public static readonly string[] EarlierAdminPolicies =

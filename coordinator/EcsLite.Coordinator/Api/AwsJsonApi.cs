@@ -16,7 +16,8 @@ namespace EcsLite.Coordinator.Api;
 /// <summary>
 /// The AWS JSON protocol (awsJson1.1) on the coordinator's TLS port, beside gRPC (HTTP/1.1, chosen by
 /// ALPN): <c>POST /</c> with <c>X-Amz-Target: AmazonEC2ContainerServiceV20141113.ACTION</c> (ECS),
-/// <c>AmazonSSM.ACTION</c> (parameters) or <c>secretsmanager.ACTION</c> (secrets), signed with SigV4 by an
+/// <c>AmazonSSM.ACTION</c> (parameters), <c>secretsmanager.ACTION</c> (secrets) or <c>Logs_20140328.ACTION</c>
+/// (CloudWatch Logs over the agents' logs), signed with SigV4 by an
 /// access key. It is an edge only: the body becomes the RPC's request message, and the same handler runs
 /// behind the same checks (the request's rules and limits, the caller's policies, the audit log) as over
 /// gRPC; the answer or the error goes back in AWS's JSON.
@@ -53,6 +54,8 @@ public sealed partial class AwsJsonApi
         var secretsDescriptor = SecretsReflection.Descriptor.FindTypeByName<ServiceDescriptor>("Secrets");
         Bind("AmazonSSM", "ssm", secretsDescriptor, binder => global::EcsLite.Api.V1.Secrets.BindService(binder, secrets), m => m.Contains("Parameter", StringComparison.Ordinal));
         Bind("secretsmanager", "secretsmanager", secretsDescriptor, binder => global::EcsLite.Api.V1.Secrets.BindService(binder, secrets), m => m.Contains("Secret", StringComparison.Ordinal));
+        Bind("Logs_20140328", "logs", LogsReflection.Descriptor.FindTypeByName<ServiceDescriptor>("CloudWatchLogs"),
+            binder => CloudWatchLogs.BindService(binder, ActivatorUtilities.CreateInstance<CloudWatchLogsService>(services)), _ => true);
     }
 
     private void Bind(string targetPrefix, string signingService, ServiceDescriptor service, Action<ServiceBinderBase> bind, Func<string, bool> include)

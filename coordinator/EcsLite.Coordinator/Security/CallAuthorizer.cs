@@ -26,7 +26,7 @@ public sealed class CallAuthenticator(IamStore iam, AuditLog audit, IOptions<Coo
     private const string CallerKey = "ecslite-caller";
 
     /// <summary>The services whose every call is authenticated and checked against policies.</summary>
-    public static readonly string[] Services = ["ecslite.v1.Ecs", "ecslite.v1.TaskLogs", "ecslite.v1.Iam", "ecslite.v1.Activations", "ecslite.v1.Scheduler", "ecslite.v1.Events", "ecslite.v1.Secrets"];
+    public static readonly string[] Services = ["ecslite.v1.Ecs", "ecslite.v1.TaskLogs", "ecslite.v1.Iam", "ecslite.v1.Activations", "ecslite.v1.Scheduler", "ecslite.v1.Events", "ecslite.v1.Secrets", "ecslite.v1.CloudWatchLogs"];
 
     /// <summary>Sets the caller of a call authenticated elsewhere (the JSON API's SigV4).</summary>
     public static void Admit(ServerCallContext context, Principal caller) => context.UserState[CallerKey] = caller;
