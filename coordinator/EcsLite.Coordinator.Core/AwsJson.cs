@@ -18,7 +18,8 @@ public static class AwsJson
     public const string SerializationException = nameof(SerializationException);
     private const int MaxDepth = 64;
 
-    public static IMessage Read(ReadOnlySpan<byte> json, MessageDescriptor descriptor)
+    /// <param name="emptyLists">Gets the top-level members given as an empty list ([]), which the message alone cannot tell from absent ones.</param>
+    public static IMessage Read(ReadOnlySpan<byte> json, MessageDescriptor descriptor, ISet<string>? emptyLists = null)
     {
         JsonDocument document;
         try
@@ -35,6 +36,14 @@ public static class AwsJson
             if (document.RootElement.ValueKind != JsonValueKind.Object)
             {
                 throw new EcsException(SerializationException, "The request body must be a JSON object.");
+            }
+
+            if (emptyLists is not null)
+            {
+                foreach (var property in document.RootElement.EnumerateObject().Where(p => p.Value.ValueKind == JsonValueKind.Array && p.Value.GetArrayLength() == 0))
+                {
+                    emptyLists.Add(property.Name);
+                }
             }
 
             return ReadMessage(document.RootElement, descriptor, "");

@@ -35,8 +35,10 @@ public sealed class AwsJsonTests
         Assert.Contains("\"createdAt\":1796371200.25", json, StringComparison.Ordinal);
         Assert.Contains("\"failures\":[]", json, StringComparison.Ordinal);
         Assert.DoesNotContain("stoppedAt", json, StringComparison.Ordinal);
-        var read = (RunTaskRequest)AwsJson.Read("""{"cluster": null, "taskDefinition": "web", "count": 2}"""u8, RunTaskRequest.Descriptor);
+        var empty = new HashSet<string>();
+        var read = (RunTaskRequest)AwsJson.Read("""{"cluster": null, "taskDefinition": "web", "count": 2, "placementStrategy": [], "tags": [{"key": "k"}]}"""u8, RunTaskRequest.Descriptor, empty);
         Assert.Equal((false, "web", 2), (read.HasCluster, read.TaskDefinition, read.Count));
+        Assert.Equal(["placementStrategy"], empty);
     }
 
     [Theory]

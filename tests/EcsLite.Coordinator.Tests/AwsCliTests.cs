@@ -145,6 +145,14 @@ public sealed class AwsCliTests : IAsyncLifetime
         await AwsAsync("ecs", "untag-resource", "--resource-arn", serviceArn, "--tag-keys", "team");
         Assert.Empty((await AwsAsync("ecs", "list-tags-for-resource", "--resource-arn", serviceArn))!["tags"]!.AsArray());
 
+        // An empty list is not an absent one: [] clears the service's placement strategy (as Terraform relies on).
+        await AwsAsync("ecs", "update-service", "--service", "web", "--placement-strategy", "type=spread,field=instanceId");
+        Assert.Single((await AwsAsync("ecs", "describe-services", "--services", "web"))!["services"]![0]!["placementStrategy"]!.AsArray());
+        await AwsAsync("ecs", "update-service", "--service", "web", "--desired-count", "1");
+        Assert.Single((await AwsAsync("ecs", "describe-services", "--services", "web"))!["services"]![0]!["placementStrategy"]!.AsArray());
+        await AwsAsync("ecs", "update-service", "--service", "web", "--placement-strategy", "[]");
+        Assert.Empty((await AwsAsync("ecs", "describe-services", "--services", "web"))!["services"]![0]!["placementStrategy"]!.AsArray());
+
         await AwsAsync("ecs", "update-service", "--service", "web", "--desired-count", "0");
         await AwsAsync("ecs", "wait", "services-stable", "--services", "web");
         await AwsAsync("ecs", "delete-service", "--service", "web");

@@ -107,7 +107,8 @@ public static partial class ServiceCommands
         return new([new ServicePut(stored)], new CreateServiceResponse { Service = service });
     }
 
-    public static Mutation<UpdateServiceResponse> Update(CoordinatorState state, UpdateServiceRequest request, CommandContext context, Random random)
+    /// <param name="emptyLists">Request members given as an empty list (JSON's [], which proto3 cannot tell from absent): placementStrategy and placementConstraints clear the service's, as on ECS.</param>
+    public static Mutation<UpdateServiceResponse> Update(CoordinatorState state, UpdateServiceRequest request, CommandContext context, Random random, IReadOnlySet<string>? emptyLists = null)
     {
         ShapeRules.Validate(request);
         var cluster = ClusterCommands.Active(state, request.HasCluster ? request.Cluster : null);
@@ -160,6 +161,16 @@ public static partial class ServiceCommands
                 service.PlacementStrategy.Clear();
                 service.PlacementStrategy.Add(request.PlacementStrategy);
             }
+        }
+
+        if (emptyLists?.Contains("placementConstraints") == true)
+        {
+            service.PlacementConstraints.Clear();
+        }
+
+        if (emptyLists?.Contains("placementStrategy") == true)
+        {
+            service.PlacementStrategy.Clear();
         }
 
         if (request.HasHealthCheckGracePeriodSeconds)

@@ -85,9 +85,11 @@ public sealed partial class AwsJsonApi
 
             var body = await ReadBodyAsync(http);
             var caller = Authenticate(http, body, operation.SigningService);
-            var request = AwsJson.Read(body, operation.Request);
+            var emptyLists = new HashSet<string>(StringComparer.Ordinal);
+            var request = AwsJson.Read(body, operation.Request, emptyLists);
             var context = new JsonCallContext(operation.Method, $"ipv4:{http.Connection.RemoteIpAddress}:{http.Connection.RemotePort}", http.RequestAborted);
             CallAuthenticator.Admit(context, caller);
+            EcsService.SetEmptyLists(context, emptyLists);
 
             // The same chain as gRPC's: validation and ECS errors, then the policy check and audit, then the handler.
             var response = await _errors.UnaryServerHandler<IMessage, IMessage>(request, context,

@@ -99,8 +99,11 @@ public sealed class EcsService(ClusterStateMachine state, AgentSessions sessions
     public override Task<CreateServiceResponse> CreateService(CreateServiceRequest request, ServerCallContext context) =>
         state.ApplyAsync((s, c) => ServiceCommands.Create(s, request, c, Random.Shared), context.CancellationToken);
 
-    public override Task<UpdateServiceResponse> UpdateService(UpdateServiceRequest request, ServerCallContext context) =>
-        state.ApplyAsync((s, c) => ServiceCommands.Update(s, request, c, Random.Shared), context.CancellationToken);
+    public override Task<UpdateServiceResponse> UpdateService(UpdateServiceRequest request, ServerCallContext context)
+    {
+        var emptyLists = EmptyLists(context);
+        return state.ApplyAsync((s, c) => ServiceCommands.Update(s, request, c, Random.Shared, emptyLists), context.CancellationToken);
+    }
 
     public override Task<DeleteServiceResponse> DeleteService(DeleteServiceRequest request, ServerCallContext context) =>
         state.ApplyAsync((s, _) => ServiceCommands.Delete(s, request), context.CancellationToken);
@@ -112,4 +115,19 @@ public sealed class EcsService(ClusterStateMachine state, AgentSessions sessions
         Task.FromResult(ServiceCommands.List(state.Current, request));
 
     private static string NewId() => Guid.NewGuid().ToString("N");
+
+    private const string EmptyListsKey = "ecslite-empty-lists";
+
+    /// <summary>The members the JSON API's caller gave as an empty list ([]), for the handler to tell from absent ones.</summary>
+    public static void SetEmptyLists(ServerCallContext context, IReadOnlySet<string> members) => context.UserState[EmptyListsKey] = members;
+
+    /// <summary>
+    /// Members given as an empty list: from the JSON API, or over gRPC (where proto3 cannot say so) in the
+    /// "x-ecslite-empty-lists" header, comma-separated (e.g. placementStrategy to clear a service's).
+    /// </summary>
+    private static IReadOnlySet<string> EmptyLists(ServerCallContext context) =>
+        context.UserState.TryGetValue(EmptyListsKey, out var set) ? (IReadOnlySet<string>)set
+        : context.RequestHeaders.GetValue("x-ecslite-empty-lists") is { } header
+            ? header.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).ToHashSet(StringComparer.Ordinal)
+            : new HashSet<string>();
 }
