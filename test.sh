@@ -7,9 +7,11 @@ cd "$(dirname "$0")"
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 
 # The solution, the agent as NativeAOT executables for x64 and arm64 (what hosts run; NativeAgentTests
-# and Arm64AgentTests drive them) and the .deb packages of both (DebPackageTests lints and installs them).
+# and Arm64AgentTests drive them), the .deb packages of both (DebPackageTests lints and installs them),
+# and the AWS SDK for JavaScript from its lock file (AwsCliTests runs it).
 if ! dotnet build EcsLite.sln -c Release -nologo -v quiet || ! packaging/build-agent.sh x64 >/dev/null \
-  || ! packaging/build-agent.sh arm64 >/dev/null || ! packaging/build-debs.sh --no-lintian amd64 arm64 >/dev/null; then
+  || ! packaging/build-agent.sh arm64 >/dev/null || ! packaging/build-debs.sh --no-lintian amd64 arm64 >/dev/null \
+  || ! npm ci --prefix tests/js --no-audit --no-fund >/dev/null; then
   echo "tests: 0 passed, 1 failed"
   exit 1
 fi

@@ -243,6 +243,24 @@ public sealed class AwsCliTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task The_AWS_SDK_for_JavaScript_runs_the_example_to_RUNNING_and_stops_it()
+    {
+        // tests/js holds the SDK (npm ci, by test.sh); node is the machine's.
+        var directory = Path.Combine(RepoPaths.Root, "tests", "js");
+        Assert.True(Directory.Exists(Path.Combine(directory, "node_modules", "@aws-sdk", "client-ecs")), "tests/js has no node_modules: run npm ci there (test.sh does)");
+        var (id, secret) = _coordinator.AdminKey;
+        var environment = Environment((id, secret));
+        environment["ECSLITE_ENDPOINT"] = Endpoint;
+        environment["NODE_EXTRA_CA_CERTS"] = _coordinator.CaFile;
+        var (code, output) = await ProcessRunner.RunAsync("node", [Path.Combine(directory, "ecs-flow.mjs"), Path.Combine(RepoPaths.Examples, "fargate-task-definition.json")], environment, timeoutSeconds: 240);
+        Assert.True(code == 0, output);
+        Assert.Contains("registered arn:aws:ecs:local:000000000000:task-definition/fargate-task-definition:1 true", output, StringComparison.Ordinal);
+        Assert.Matches(@"running RUNNING js-sdk 20\d\d-", output);
+        Assert.Contains("stopped STOPPED js-sdk", output, StringComparison.Ordinal);
+        Assert.Contains("error ClientException 400", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Every_ECS_action_is_reachable_over_JSON_and_gRPC_with_the_same_answer()
     {
         var json = await DynamicJsonClient.ConnectAsync(_coordinator.Channel);
