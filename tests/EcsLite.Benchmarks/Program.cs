@@ -11,6 +11,7 @@ using EcsLite.Benchmarks;
 //   failover      a lost instance's service tasks RUNNING elsewhere, with simulated agents
 //   security      RunTask, DescribeTasks and 1,000 agents joining, with security on and off (InsecureTestMode)
 //   schedules     10,000 rate(1 minute) schedules over 1,000 simulated hosts: slot to fire and to RUNNING, coordinator CPU
+//   json-api      DescribeTasks and RunTask through the JSON API (SigV4) against the same calls over gRPC
 return args.FirstOrDefault() switch
 {
     "agent-idle" => await AgentIdleBenchmark.RunAsync(args),
@@ -22,12 +23,13 @@ return args.FirstOrDefault() switch
     "failover" => await FailoverBenchmark.RunAsync(args),
     "security" => await SecurityBenchmark.RunAsync(args),
     "schedules" => await ScheduleBenchmark.RunAsync(args),
+    "json-api" => await JsonApiBenchmark.RunAsync(args),
     "taskdefs" or null => await TaskDefinitionBenchmark.RunAsync(args),
     var other => Fail(other),
 };
 
 static int Fail(string command)
 {
-    Console.Error.WriteLine($"unknown benchmark '{command}': taskdefs, agent-idle, agent-fleet, agent-tasks, placement, runtask, service-pass, failover, security or schedules");
+    Console.Error.WriteLine($"unknown benchmark '{command}': taskdefs, agent-idle, agent-fleet, agent-tasks, placement, runtask, service-pass, failover, security, schedules or json-api");
     return 2;
 }
