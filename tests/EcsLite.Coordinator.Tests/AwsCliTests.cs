@@ -260,28 +260,37 @@ public sealed class AwsCliTests : IAsyncLifetime
         Assert.Contains("error ClientException 400", output, StringComparison.Ordinal);
     }
 
+    /// <summary>The JSON API's target and SigV4 service of each unary RPC it answers (RotateKeyOnDemand, EcsLite's own, is gRPC only).</summary>
+    private static IEnumerable<(Google.Protobuf.Reflection.MethodDescriptor Method, string Target, string Service)> JsonActions() =>
+        EcsReflection.Descriptor.Services.Single(s => s.Name == "Ecs").Methods.Select(m => (m, $"AmazonEC2ContainerServiceV20141113.{m.Name}", "ecs"))
+            .Concat(LogsReflection.Descriptor.Services.Single(s => s.Name == "CloudWatchLogs").Methods.Select(m => (m, $"Logs_20140328.{m.Name}", "logs")))
+            .Concat(SecretsReflection.Descriptor.Services.Single().Methods.Where(m => m.Name != "RotateKeyOnDemand").Select(m =>
+                m.Name.Contains("Parameter", StringComparison.Ordinal) ? (m, $"AmazonSSM.{m.Name}", "ssm") : (m, $"secretsmanager.{m.Name}", "secretsmanager")))
+            .Where(a => !a.Item1.IsServerStreaming && !a.Item1.IsClientStreaming);
+
     [Fact]
-    public async Task Every_ECS_action_is_reachable_over_JSON_and_gRPC_with_the_same_answer()
+    public async Task Every_action_of_the_JSON_API_is_reachable_over_JSON_and_gRPC_with_the_same_answer()
     {
         var json = await DynamicJsonClient.ConnectAsync(_coordinator.Channel);
         using var http = new HttpClient(CoordinatorProcess.TrustingHandler(_coordinator.CaFile));
         var endpoint = new Uri(_coordinator.Address.Replace("http://", "https://", StringComparison.Ordinal));
-        var ecs = EcsReflection.Descriptor.Services.Single(s => s.Name == "Ecs");
-        foreach (var method in ecs.Methods.Where(m => !m.IsServerStreaming && !m.IsClientStreaming))
+        var actions = JsonActions().ToList();
+        Assert.Equal(30 + 4 + 11, actions.Count); // ECS's, CloudWatch Logs' and the secret stores' actions
+        foreach (var (method, target, service) in actions)
         {
             // The same request both ways: an empty one (read calls answer, write calls refuse in the same words).
             var body = "{}";
             string overGrpc;
             try
             {
-                overGrpc = Normalize((await json.CallAsync($"ecslite.v1.Ecs/{method.Name}", body)).ToJsonString());
+                overGrpc = Normalize((await json.CallAsync($"{method.Service.FullName}/{method.Name}", body)).ToJsonString());
             }
             catch (Grpc.Core.RpcException e)
             {
                 overGrpc = e.Status.Detail.Split(':')[0];
             }
 
-            var response = await SignedPostAsync(http, endpoint, $"AmazonEC2ContainerServiceV20141113.{method.Name}", body);
+            var response = await SignedPostAsync(http, endpoint, target, body, service);
             var answer = JsonNode.Parse(await response.Content.ReadAsStringAsync())!;
             var overJson = response.IsSuccessStatusCode ? Normalize(answer.ToJsonString()) : answer["__type"]!.GetValue<string>();
             Assert.True(overGrpc == overJson, $"{method.Name}: gRPC {overGrpc} / JSON {overJson}");
@@ -329,7 +338,7 @@ public sealed class AwsCliTests : IAsyncLifetime
         return node.ToJsonString();
     }
 
-    private async Task<HttpResponseMessage> SignedPostAsync(HttpClient http, Uri endpoint, string target, string body)
+    private async Task<HttpResponseMessage> SignedPostAsync(HttpClient http, Uri endpoint, string target, string body, string service = "ecs")
     {
         var (id, secret) = _coordinator.AdminKey;
         var now = DateTimeOffset.UtcNow;
@@ -342,7 +351,7 @@ public sealed class AwsCliTests : IAsyncLifetime
             ["x-amz-target"] = target,
             ["content-type"] = "application/x-amz-json-1.1",
         };
-        var authorization = new SigV4.Authorization(id, amzDate[..8], "local", "ecs", [.. headers.Keys.Order(StringComparer.Ordinal)], "");
+        var authorization = new SigV4.Authorization(id, amzDate[..8], "local", service, [.. headers.Keys.Order(StringComparer.Ordinal)], "");
         var signature = SigV4.Signature(Encoding.UTF8.GetBytes(secret), authorization,
             new SignedRequest("POST", "/", "", h => headers.GetValueOrDefault(h), SHA256.HashData(bytes)), amzDate);
         using var request = new HttpRequestMessage(HttpMethod.Post, endpoint) { Version = new Version(1, 1), Content = new ByteArrayContent(bytes) };
