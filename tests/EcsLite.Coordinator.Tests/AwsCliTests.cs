@@ -215,6 +215,18 @@ public sealed class AwsCliTests : IAsyncLifetime
             Assert.Equal((400, type), ((int)response.StatusCode, error["__type"]!.GetValue<string>()));
             Assert.Contains(says, error["message"]!.GetValue<string>(), StringComparison.Ordinal);
         }
+
+        // Signed more than 15 minutes from the coordinator's clock, either way (a correct signature otherwise).
+        foreach (var skew in new[] { -20, 20 })
+        {
+            using var response = await SignedPostAsync(http, endpoint, "AmazonEC2ContainerServiceV20141113.ListClusters", "{}", signedAt: DateTimeOffset.UtcNow.AddMinutes(skew));
+            var error = JsonNode.Parse(await response.Content.ReadAsStringAsync())!;
+            Assert.Equal("InvalidSignatureException", error["__type"]!.GetValue<string>());
+            Assert.StartsWith("Signature expired", error["message"]!.GetValue<string>(), StringComparison.Ordinal);
+        }
+
+        using var inTime = await SignedPostAsync(http, endpoint, "AmazonEC2ContainerServiceV20141113.ListClusters", "{}", signedAt: DateTimeOffset.UtcNow.AddMinutes(-10));
+        Assert.True(inTime.IsSuccessStatusCode, await inTime.Content.ReadAsStringAsync());
     }
 
     [Fact]
@@ -338,10 +350,10 @@ public sealed class AwsCliTests : IAsyncLifetime
         return node.ToJsonString();
     }
 
-    private async Task<HttpResponseMessage> SignedPostAsync(HttpClient http, Uri endpoint, string target, string body, string service = "ecs")
+    private async Task<HttpResponseMessage> SignedPostAsync(HttpClient http, Uri endpoint, string target, string body, string service = "ecs", DateTimeOffset? signedAt = null)
     {
         var (id, secret) = _coordinator.AdminKey;
-        var now = DateTimeOffset.UtcNow;
+        var now = signedAt ?? DateTimeOffset.UtcNow;
         var amzDate = now.UtcDateTime.ToString("yyyyMMdd'T'HHmmss'Z'", System.Globalization.CultureInfo.InvariantCulture);
         var bytes = Encoding.UTF8.GetBytes(body);
         var headers = new Dictionary<string, string>
