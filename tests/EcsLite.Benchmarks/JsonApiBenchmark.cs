@@ -1,9 +1,5 @@
 using System.Diagnostics;
-using System.Net.Http.Headers;
-using System.Security.Cryptography;
-using System.Text;
 using EcsLite.Api.V1;
-using EcsLite.Coordinator.Core.Security;
 using EcsLite.FleetSimulator;
 using EcsLite.Testing;
 
@@ -34,7 +30,7 @@ internal static class JsonApiBenchmark
         const string RunJson = """{"taskDefinition": "bench"}""";
 
         using var http = new HttpClient(CoordinatorProcess.TrustingHandler(coordinator.CaFile));
-        var json = new SignedClient(http, new Uri(coordinator.Address.Replace("http://", "https://", StringComparison.Ordinal)), coordinator.AdminKey);
+        var json = new AwsJsonClient(http, new Uri(coordinator.Address.Replace("http://", "https://", StringComparison.Ordinal)), coordinator.AdminKey);
         var results = new Dictionary<string, List<double>>
         {
             ["DescribeTasks gRPC"] = [], ["DescribeTasks JSON"] = [], ["RunTask gRPC"] = [], ["RunTask JSON"] = [],
@@ -51,11 +47,11 @@ internal static class JsonApiBenchmark
         {
             var warm = i < 100;
             await Time("DescribeTasks gRPC", async () => await coordinator.Ecs.DescribeTasksAsync(describe));
-            await Time("DescribeTasks JSON", () => json.CallAsync("DescribeTasks", describeJson));
+            await Time("DescribeTasks JSON", () => CallAsync(json, "DescribeTasks", describeJson));
             if (i % 10 == 0)
             {
                 await Time("RunTask gRPC", async () => await coordinator.Ecs.RunTaskAsync(new RunTaskRequest { TaskDefinition = "bench" }));
-                await Time("RunTask JSON", () => json.CallAsync("RunTask", RunJson));
+                await Time("RunTask JSON", () => CallAsync(json, "RunTask", RunJson));
             }
 
             if (warm && i == 99)
@@ -69,7 +65,7 @@ internal static class JsonApiBenchmark
 
         string Figures(List<double> t) => $"p50 {Percentile(t, 0.5):F3} ms, p99 {Percentile(t, 0.99):F3} ms ({t.Count} calls)";
         string Overhead(string call) =>
-            $"p50 +{Percentile(results[$"{call} JSON"], 0.5) - Percentile(results[$"{call} gRPC"], 0.5):F3} ms, p99 +{Percentile(results[$"{call} JSON"], 0.99) - Percentile(results[$"{call} gRPC"], 0.99):F3} ms";
+            $"p50 {Percentile(results[$"{call} JSON"], 0.5) - Percentile(results[$"{call} gRPC"], 0.5):+0.000;-0.000} ms, p99 {Percentile(results[$"{call} JSON"], 0.99) - Percentile(results[$"{call} gRPC"], 0.99):+0.000;-0.000} ms";
         Report.Print(
         [
             ("DescribeTasks (10 tasks) over gRPC", Figures(results["DescribeTasks gRPC"]), ""),
@@ -84,29 +80,14 @@ internal static class JsonApiBenchmark
 
     private static double Percentile(List<double> times, double p) => times.Order().ElementAt(Math.Min(times.Count - 1, (int)(times.Count * p)));
 
-    /// <summary>An awsJson1.1 client signing every call with SigV4, as an SDK does.</summary>
-    private sealed class SignedClient(HttpClient http, Uri endpoint, (string AccessKeyId, string Secret) key)
+    /// <summary>An ECS action through the JSON API, signed as an SDK signs it; its answer read whole.</summary>
+    private static async Task CallAsync(AwsJsonClient json, string action, string body)
     {
-        public async Task CallAsync(string action, string body)
+        using var response = await json.PostAsync($"AmazonEC2ContainerServiceV20141113.{action}", body);
+        var answer = await response.Content.ReadAsByteArrayAsync();
+        if (!response.IsSuccessStatusCode)
         {
-            var amzDate = DateTime.UtcNow.ToString("yyyyMMdd'T'HHmmss'Z'", System.Globalization.CultureInfo.InvariantCulture);
-            var bytes = Encoding.UTF8.GetBytes(body);
-            var target = $"AmazonEC2ContainerServiceV20141113.{action}";
-            var headers = new Dictionary<string, string> { ["content-type"] = "application/x-amz-json-1.1", ["host"] = endpoint.Authority, ["x-amz-date"] = amzDate, ["x-amz-target"] = target };
-            var authorization = new SigV4.Authorization(key.AccessKeyId, amzDate[..8], "local", "ecs", [.. headers.Keys], "");
-            var signature = SigV4.Signature(Encoding.UTF8.GetBytes(key.Secret), authorization, new SignedRequest("POST", "/", "", h => headers.GetValueOrDefault(h), SHA256.HashData(bytes)), amzDate);
-            using var request = new HttpRequestMessage(HttpMethod.Post, endpoint) { Version = new Version(1, 1), Content = new ByteArrayContent(bytes) };
-            request.Content.Headers.ContentType = MediaTypeHeaderValue.Parse("application/x-amz-json-1.1");
-            request.Headers.TryAddWithoutValidation("X-Amz-Date", amzDate);
-            request.Headers.TryAddWithoutValidation("X-Amz-Target", target);
-            request.Headers.TryAddWithoutValidation("Authorization", $"{SigV4.Algorithm} Credential={key.AccessKeyId}/{authorization.Scope}, SignedHeaders={string.Join(';', authorization.SignedHeaders)}, Signature={signature}");
-            using var response = await http.SendAsync(request);
-            if (!response.IsSuccessStatusCode)
-            {
-                throw new InvalidOperationException($"{action}: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}");
-            }
-
-            await response.Content.ReadAsByteArrayAsync();
+            throw new InvalidOperationException($"{action}: {(int)response.StatusCode} {System.Text.Encoding.UTF8.GetString(answer)}");
         }
     }
 }

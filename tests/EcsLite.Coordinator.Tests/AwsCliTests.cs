@@ -1,9 +1,5 @@
-using System.Net.Http.Headers;
-using System.Security.Cryptography;
-using System.Text;
 using System.Text.Json.Nodes;
 using EcsLite.Api.V1;
-using EcsLite.Coordinator.Core.Security;
 using EcsLite.Testing;
 
 namespace EcsLite.Coordinator.Tests;
@@ -199,7 +195,7 @@ public sealed class AwsCliTests : IAsyncLifetime
 
         // A body of the wrong shape, an unknown member and an unknown action are refused in AWS's words, naming what is wrong.
         using var http = new HttpClient(CoordinatorProcess.TrustingHandler(_coordinator.CaFile));
-        var endpoint = new Uri(_coordinator.Address.Replace("http://", "https://", StringComparison.Ordinal));
+        var signed = new AwsJsonClient(http, new Uri(Endpoint), _coordinator.AdminKey);
         foreach (var (target, body, type, says) in new[]
         {
             ("AmazonEC2ContainerServiceV20141113.ListClusters", """{"maxResults": "ten"}""", "SerializationException", "maxResults: expected number"),
@@ -210,7 +206,7 @@ public sealed class AwsCliTests : IAsyncLifetime
             ("AmazonEC2ContainerServiceV20141113.ListClusters", """{"maxResults": 1000}""", "InvalidParameterException", "maxResults"),
         })
         {
-            using var response = await SignedPostAsync(http, endpoint, target, body);
+            using var response = await signed.PostAsync(target, body);
             var error = JsonNode.Parse(await response.Content.ReadAsStringAsync())!;
             Assert.Equal((400, type), ((int)response.StatusCode, error["__type"]!.GetValue<string>()));
             Assert.Contains(says, error["message"]!.GetValue<string>(), StringComparison.Ordinal);
@@ -219,13 +215,13 @@ public sealed class AwsCliTests : IAsyncLifetime
         // Signed more than 15 minutes from the coordinator's clock, either way (a correct signature otherwise).
         foreach (var skew in new[] { -20, 20 })
         {
-            using var response = await SignedPostAsync(http, endpoint, "AmazonEC2ContainerServiceV20141113.ListClusters", "{}", signedAt: DateTimeOffset.UtcNow.AddMinutes(skew));
+            using var response = await signed.PostAsync("AmazonEC2ContainerServiceV20141113.ListClusters", "{}", signedAt: DateTimeOffset.UtcNow.AddMinutes(skew));
             var error = JsonNode.Parse(await response.Content.ReadAsStringAsync())!;
             Assert.Equal("InvalidSignatureException", error["__type"]!.GetValue<string>());
             Assert.StartsWith("Signature expired", error["message"]!.GetValue<string>(), StringComparison.Ordinal);
         }
 
-        using var inTime = await SignedPostAsync(http, endpoint, "AmazonEC2ContainerServiceV20141113.ListClusters", "{}", signedAt: DateTimeOffset.UtcNow.AddMinutes(-10));
+        using var inTime = await signed.PostAsync("AmazonEC2ContainerServiceV20141113.ListClusters", "{}", signedAt: DateTimeOffset.UtcNow.AddMinutes(-10));
         Assert.True(inTime.IsSuccessStatusCode, await inTime.Content.ReadAsStringAsync());
     }
 
@@ -285,7 +281,7 @@ public sealed class AwsCliTests : IAsyncLifetime
     {
         var json = await DynamicJsonClient.ConnectAsync(_coordinator.Channel);
         using var http = new HttpClient(CoordinatorProcess.TrustingHandler(_coordinator.CaFile));
-        var endpoint = new Uri(_coordinator.Address.Replace("http://", "https://", StringComparison.Ordinal));
+        var signed = new AwsJsonClient(http, new Uri(Endpoint), _coordinator.AdminKey);
         var actions = JsonActions().ToList();
         Assert.Equal(30 + 4 + 11, actions.Count); // ECS's, CloudWatch Logs' and the secret stores' actions
         foreach (var (method, target, service) in actions)
@@ -302,7 +298,7 @@ public sealed class AwsCliTests : IAsyncLifetime
                 overGrpc = e.Status.Detail.Split(':')[0];
             }
 
-            var response = await SignedPostAsync(http, endpoint, target, body, service);
+            var response = await signed.PostAsync(target, body, service);
             var answer = JsonNode.Parse(await response.Content.ReadAsStringAsync())!;
             var overJson = response.IsSuccessStatusCode ? Normalize(answer.ToJsonString()) : answer["__type"]!.GetValue<string>();
             Assert.True(overGrpc == overJson, $"{method.Name}: gRPC {overGrpc} / JSON {overJson}");
@@ -310,7 +306,7 @@ public sealed class AwsCliTests : IAsyncLifetime
 
         // Timestamps on the wire are epoch seconds, as AWS sends them (the CLI shows them as dates).
         await json.CallAsync("ecslite.v1.Ecs/RegisterTaskDefinition", File.ReadAllText(Path.Combine(RepoPaths.Examples, "fargate-task-definition.json")));
-        using var described = await SignedPostAsync(http, endpoint, "AmazonEC2ContainerServiceV20141113.DescribeTaskDefinition", """{"taskDefinition": "fargate-task-definition"}""");
+        using var described = await signed.PostAsync("AmazonEC2ContainerServiceV20141113.DescribeTaskDefinition", """{"taskDefinition": "fargate-task-definition"}""");
         var registeredAt = JsonNode.Parse(await described.Content.ReadAsStringAsync())!["taskDefinition"]!["registeredAt"]!.GetValue<double>();
         Assert.InRange(registeredAt, DateTimeOffset.UtcNow.AddMinutes(-5).ToUnixTimeSeconds(), DateTimeOffset.UtcNow.AddMinutes(1).ToUnixTimeSeconds());
     }
@@ -348,30 +344,5 @@ public sealed class AwsCliTests : IAsyncLifetime
 
         Walk(node);
         return node.ToJsonString();
-    }
-
-    private async Task<HttpResponseMessage> SignedPostAsync(HttpClient http, Uri endpoint, string target, string body, string service = "ecs", DateTimeOffset? signedAt = null)
-    {
-        var (id, secret) = _coordinator.AdminKey;
-        var now = signedAt ?? DateTimeOffset.UtcNow;
-        var amzDate = now.UtcDateTime.ToString("yyyyMMdd'T'HHmmss'Z'", System.Globalization.CultureInfo.InvariantCulture);
-        var bytes = Encoding.UTF8.GetBytes(body);
-        var headers = new Dictionary<string, string>
-        {
-            ["host"] = endpoint.Authority,
-            ["x-amz-date"] = amzDate,
-            ["x-amz-target"] = target,
-            ["content-type"] = "application/x-amz-json-1.1",
-        };
-        var authorization = new SigV4.Authorization(id, amzDate[..8], "local", service, [.. headers.Keys.Order(StringComparer.Ordinal)], "");
-        var signature = SigV4.Signature(Encoding.UTF8.GetBytes(secret), authorization,
-            new SignedRequest("POST", "/", "", h => headers.GetValueOrDefault(h), SHA256.HashData(bytes)), amzDate);
-        using var request = new HttpRequestMessage(HttpMethod.Post, endpoint) { Version = new Version(1, 1), Content = new ByteArrayContent(bytes) };
-        request.Content.Headers.ContentType = MediaTypeHeaderValue.Parse("application/x-amz-json-1.1");
-        request.Headers.TryAddWithoutValidation("X-Amz-Date", amzDate);
-        request.Headers.TryAddWithoutValidation("X-Amz-Target", target);
-        request.Headers.TryAddWithoutValidation("Authorization",
-            $"AWS4-HMAC-SHA256 Credential={id}/{authorization.Scope}, SignedHeaders={string.Join(';', authorization.SignedHeaders)}, Signature={signature}");
-        return await http.SendAsync(request);
     }
 }

@@ -3,14 +3,6 @@ using EcsLite.Api.V1;
 
 namespace EcsLite.Agent.Docker;
 
-/// <summary>The kinds of <see cref="ResolvedSecret"/> (agent.proto).</summary>
-public static class SecretKinds
-{
-    public const string Environment = "ENVIRONMENT";
-    public const string LogOption = "LOG_OPTION";
-    public const string RegistryAuth = "REGISTRY_AUTH";
-}
-
 /// <summary>What a container's Docker settings depend on besides its own definition: its task and this host.</summary>
 public sealed record TaskContext(
     string TaskArn,

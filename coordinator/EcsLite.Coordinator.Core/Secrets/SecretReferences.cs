@@ -23,10 +23,6 @@ public abstract record SecretReference
 /// </summary>
 public static class SecretReferences
 {
-    public const string Environment = "ENVIRONMENT";
-    public const string LogOption = "LOG_OPTION";
-    public const string RegistryAuth = "REGISTRY_AUTH";
-
     private const string FailurePrefix = "ResourceInitializationError: unable to pull secrets or registry auth: execution resource retrieval failed: ";
 
     public static SecretReference Parse(string valueFrom, ArnFormat arns)
@@ -57,17 +53,17 @@ public static class SecretReferences
         {
             foreach (var secret in container.Secrets)
             {
-                yield return (container.Name, Environment, secret.Name, secret.ValueFrom);
+                yield return (container.Name, SecretKinds.Environment, secret.Name, secret.ValueFrom);
             }
 
             foreach (var option in container.LogConfiguration?.SecretOptions ?? [])
             {
-                yield return (container.Name, LogOption, option.Name, option.ValueFrom);
+                yield return (container.Name, SecretKinds.LogOption, option.Name, option.ValueFrom);
             }
 
             if (container.RepositoryCredentials is { HasCredentialsParameter: true } credentials)
             {
-                yield return (container.Name, RegistryAuth, "", credentials.CredentialsParameter);
+                yield return (container.Name, SecretKinds.RegistryAuth, "", credentials.CredentialsParameter);
             }
         }
     }
@@ -99,7 +95,7 @@ public static class SecretReferences
                 return ([], FailurePrefix + error);
             }
 
-            if (kind != RegistryAuth)
+            if (kind != SecretKinds.RegistryAuth)
             {
                 resolved.Add(new ResolvedSecret { ContainerName = container, Kind = kind, Name = name, Value = value });
                 continue;

@@ -18,7 +18,7 @@ public sealed partial class SecretStore(IKeyValueStore store, IOptions<Coordinat
 {
     private const string ParameterPrefix = "secrets/parameters/";
     private const string SecretPrefix = "secrets/secrets/";
-    private readonly SemaphoreSlim _writer = new(1, 1);
+    private readonly StoreWriter _writer = new(store);
     private volatile SecretState _state = SecretState.Empty;
 
     public SecretState State => _state;
@@ -37,7 +37,7 @@ public sealed partial class SecretStore(IKeyValueStore store, IOptions<Coordinat
         _state = SecretState.Load(
             parameters.Kvs.Select(kv => StoredParameter.Parser.ParseFrom(kv.Value)),
             secrets.Kvs.Select(kv => StoredSecret.Parser.ParseFrom(kv.Value)));
-        await WriteAsync<int>(() => ([], 0, () => { }), cancellationToken);
+        await ChangeAsync<int>(s => (s, [], 0), cancellationToken); // a write of nothing: the purge alone
     }
 
     /// <summary>
@@ -59,10 +59,8 @@ public sealed partial class SecretStore(IKeyValueStore store, IOptions<Coordinat
         return (keyring.CurrentId, count);
     }
 
-    private async Task<int> ResealAsync(bool rotate, CancellationToken cancellationToken)
-    {
-        await _writer.WaitAsync(cancellationToken);
-        try
+    private Task<int> ResealAsync(bool rotate, CancellationToken cancellationToken) =>
+        _writer.ExclusiveAsync(async () =>
         {
             if (rotate)
             {
@@ -70,28 +68,28 @@ public sealed partial class SecretStore(IKeyValueStore store, IOptions<Coordinat
             }
 
             var (next, parameters, secrets) = _state.Reseal(keyring.IsStale, Open, Seal);
-            List<TxnOp> ops = [.. parameters.Select(p => Put(p)), .. secrets.Select(s => Put(s))];
-            if (ops.Count > 0)
-            {
-                await store.TxnAsync(Txn.Unconditional(ops), CancellationToken.None);
-            }
-
+            await _writer.CommitAsync([.. parameters.Select(p => Put(p)), .. secrets.Select(s => Put(s))]);
             _state = next;
             var keys = await iam.ResealAsync(CancellationToken.None);
             keyring.Retire(); // only now: nothing is sealed under the old key any more
             return parameters.Count + secrets.Sum(s => s.Versions.Count) + keys;
-        }
-        finally
-        {
-            _writer.Release();
-        }
-    }
+        }, cancellationToken);
 
+    /// <summary>A command on the current state; secrets whose scheduled deletion has come are forgotten first, in a write of their own.</summary>
     public Task<T> ChangeAsync<T>(Func<SecretState, (SecretState State, IReadOnlyList<TxnOp> Ops, T Result)> command, CancellationToken cancellationToken) =>
-        WriteAsync<T>(() =>
+        _writer.ExclusiveAsync(async () =>
         {
+            var due = _state.DueForDeletion(time.GetUtcNow()).ToList();
+            if (due.Count > 0)
+            {
+                await _writer.CommitAsync([.. due.Select(DeleteSecret)]);
+                _state = _state.Without(due);
+            }
+
             var (next, ops, result) = command(_state);
-            return (ops, result, () => _state = next);
+            await _writer.CommitAsync(ops);
+            _state = next;
+            return result;
         }, cancellationToken);
 
     public static TxnOp Put(StoredParameter parameter) => new PutOp(ParameterPrefix + parameter.Metadata.Name, parameter.ToByteArray());
@@ -101,34 +99,6 @@ public sealed partial class SecretStore(IKeyValueStore store, IOptions<Coordinat
     public static TxnOp DeleteParameter(string name) => new DeleteOp(ParameterPrefix + name);
 
     public static TxnOp DeleteSecret(string name) => new DeleteOp(SecretPrefix + name);
-
-    /// <summary>One writer at a time: secrets due for deletion go with the write; then the command's ops; then its result is published.</summary>
-    private async Task<T> WriteAsync<T>(Func<(IReadOnlyList<TxnOp> Ops, T Result, Action Publish)> command, CancellationToken cancellationToken)
-    {
-        await _writer.WaitAsync(cancellationToken);
-        try
-        {
-            var due = _state.DueForDeletion(time.GetUtcNow()).ToList();
-            if (due.Count > 0)
-            {
-                await store.TxnAsync(Txn.Unconditional([.. due.Select(DeleteSecret)]), CancellationToken.None);
-                _state = _state.Without(due);
-            }
-
-            var (ops, result, publish) = command();
-            if (ops.Count > 0)
-            {
-                await store.TxnAsync(Txn.Unconditional(ops), CancellationToken.None);
-            }
-
-            publish();
-            return result;
-        }
-        finally
-        {
-            _writer.Release();
-        }
-    }
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Secret store: {Count} values sealed again under key {KeyId}; the older keys are forgotten")]
     private static partial void LogResealed(ILogger logger, int count, string keyId);

@@ -22,7 +22,7 @@ public sealed partial class IamStore(IKeyValueStore store, IOptions<CoordinatorO
 {
     private const string Prefix = "iam/users/";
     private const string ActivationPrefix = "iam/activations/";
-    private readonly SemaphoreSlim _writer = new(1, 1);
+    private readonly StoreWriter _writer = new(store);
     private readonly ArnFormat _arns = new(options.Value.Region, options.Value.AccountId);
     private volatile IamState _state = IamState.Empty;
     private volatile JoinTokenState _tokens = JoinTokenState.Empty;
@@ -48,7 +48,7 @@ public sealed partial class IamStore(IKeyValueStore store, IOptions<CoordinatorO
             var file = Path.Combine(options.Value.DataDir, "admin-credentials");
             if (File.Exists(file) && AdminFileKey(File.ReadAllText(file)) is { } known)
             {
-                await WriteAsync<int>(() =>
+                await _writer.WriteAsync<int>(() =>
                 {
                     var (next, users) = _state.Seal(new Dictionary<string, string> { [known.Id] = known.Secret }, (s, c) => keyring.Seal(System.Text.Encoding.UTF8.GetBytes(s), c));
                     return ([.. users.Select(u => new PutOp(Prefix + u.User.UserName, u.ToByteArray()))], users.Count, () => _state = next);
@@ -101,7 +101,7 @@ public sealed partial class IamStore(IKeyValueStore store, IOptions<CoordinatorO
 
     /// <summary>Access key secrets under a key the keyring is retiring, sealed again under its current one.</summary>
     public Task<int> ResealAsync(CancellationToken cancellationToken) =>
-        WriteAsync<int>(() =>
+        _writer.WriteAsync<int>(() =>
         {
             var (next, users) = _state.Reseal(keyring.IsStale, keyring.Open, (p, c) => keyring.Seal(p, c));
             return ([.. users.Select(u => new PutOp(Prefix + u.User.UserName, u.ToByteArray()))], users.Sum(u => u.AccessKeys.Count), () => _state = next);
@@ -127,14 +127,14 @@ public sealed partial class IamStore(IKeyValueStore store, IOptions<CoordinatorO
 
     /// <summary>Applies a command that changes one user: stored first, then visible.</summary>
     public Task<StoredUser> ChangeAsync(Func<IamState, (IamState State, StoredUser User)> command, CancellationToken cancellationToken) =>
-        WriteAsync<StoredUser>(() =>
+        _writer.WriteAsync<StoredUser>(() =>
         {
             var (next, user) = command(_state);
             return ([new PutOp(Prefix + user.User.UserName, user.ToByteArray())], user, () => _state = next);
         }, cancellationToken);
 
     public Task<string> RemoveAsync(Func<IamState, (IamState State, string Removed)> command, CancellationToken cancellationToken) =>
-        WriteAsync<string>(() =>
+        _writer.WriteAsync<string>(() =>
         {
             var (next, name) = command(_state);
             return ([new DeleteOp(Prefix + name)], name, () => _state = next);
@@ -142,7 +142,7 @@ public sealed partial class IamStore(IKeyValueStore store, IOptions<CoordinatorO
 
     /// <summary>A new join token, its id and code random; tokens long expired are purged on the way.</summary>
     public Task<(StoredActivation Token, string Code)> CreateTokenAsync(CreateActivationRequest request, CancellationToken cancellationToken) =>
-        WriteAsync<(StoredActivation, string)>(() =>
+        _writer.WriteAsync<(StoredActivation, string)>(() =>
         {
             var now = time.GetUtcNow();
             var purged = _tokens.Purgeable(now).ToList();
@@ -154,39 +154,18 @@ public sealed partial class IamStore(IKeyValueStore store, IOptions<CoordinatorO
 
     /// <summary>Spends one registration of a token (durably, before the host gets its certificate).</summary>
     public Task<StoredActivation> RedeemTokenAsync(string id, string code, string cluster, CancellationToken cancellationToken) =>
-        WriteAsync<StoredActivation>(() =>
+        _writer.WriteAsync<StoredActivation>(() =>
         {
             var (next, token) = _tokens.Redeem(id, code, cluster, time.GetUtcNow());
             return ([new PutOp(ActivationPrefix + id, token.ToByteArray())], token, () => _tokens = next);
         }, cancellationToken);
 
     public Task<string> DeleteTokenAsync(string id, CancellationToken cancellationToken) =>
-        WriteAsync<string>(() =>
+        _writer.WriteAsync<string>(() =>
         {
             var next = _tokens.Delete(id);
             return ([new DeleteOp(ActivationPrefix + id)], id, () => _tokens = next);
         }, cancellationToken);
-
-    /// <summary>One writer at a time: the command runs on the current state, its ops are stored, then its result is published.</summary>
-    private async Task<T> WriteAsync<T>(Func<(IReadOnlyList<TxnOp> Ops, T Result, Action Publish)> command, CancellationToken cancellationToken)
-    {
-        await _writer.WaitAsync(cancellationToken);
-        try
-        {
-            var (ops, result, publish) = command();
-            if (ops.Count > 0)
-            {
-                await store.TxnAsync(Txn.Unconditional(ops), CancellationToken.None);
-            }
-
-            publish();
-            return result;
-        }
-        finally
-        {
-            _writer.Release();
-        }
-    }
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "First start: made the administrator (user admin, policy AdministratorAccess); its access key is in {Path} (mode 0600)")]
     private static partial void LogAdminCreated(ILogger logger, string path);
