@@ -85,8 +85,19 @@ public sealed partial class SystemdNotifyTests : IDisposable
             Family = "stuck", ContainerDefinitions = { new EcsLite.Api.V1.ContainerDefinition { Name = "app", Image = "busybox", Memory = 16 } },
         });
         var sent = DateTime.UtcNow;
-        await coordinator.Ecs.RunTaskAsync(new EcsLite.Api.V1.RunTaskRequest { TaskDefinition = "stuck" });
-        await agent.WaitForOutputAsync("cgroup driver", TimeSpan.FromSeconds(20)); // it gave up on the silent engine
+        var run = await coordinator.Ecs.RunTaskAsync(new EcsLite.Api.V1.RunTaskRequest { TaskDefinition = "stuck" });
+        Assert.True(run.Failures.Count == 0, $"RunTask failed: {run.Failures}");
+        try
+        {
+            await agent.WaitForOutputAsync("cgroup driver", TimeSpan.FromSeconds(45)); // it gave up on the silent engine
+        }
+        catch (TimeoutException e)
+        {
+            // Which side held the task up (a loaded CI machine once saw nothing within 20 s).
+            var task = await coordinator.Ecs.DescribeTasksAsync(new EcsLite.Api.V1.DescribeTasksRequest { Tasks = { run.Tasks[0].TaskArn } });
+            throw new TimeoutException($"{e.Message}\ntask: {task.Tasks[0]}\ncoordinator output:\n{coordinator.Output}", e);
+        }
+
         await Eventually.HoldsAsync(() => notify.Watchdogs.Count(at => at > sent) >= 3, TimeSpan.FromSeconds(10), "pings again after the loop moved on");
 
         var longest = NotifySocket.Gaps([.. notify.Watchdogs.Where(at => at > sent.AddSeconds(-1))]).Max();
