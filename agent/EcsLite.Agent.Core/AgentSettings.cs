@@ -36,6 +36,9 @@ public sealed record AgentSettings
     /// <summary>ECS's default reserved ports plus ECS_RESERVED_PORTS.</summary>
     public IReadOnlyList<int> ReservedPorts { get; init; } = DefaultReservedPorts;
 
+    /// <summary>The TCP ports no task may have: <see cref="ReservedPorts"/> and the metrics endpoint's.</summary>
+    public IEnumerable<int> HostReservedPorts => MetricsListen is { } metrics ? ReservedPorts.Union([metrics.Port]).Order() : ReservedPorts;
+
     /// <summary>ECS_RESERVED_PORTS_UDP.</summary>
     public IReadOnlyList<int> ReservedPortsUdp { get; init; } = [];
 
@@ -89,6 +92,15 @@ public sealed record AgentSettings
 
     /// <summary>ECSLITE_HOST_PORT_ADDRESS: the host address tasks' ports are published on (ECS: all addresses).</summary>
     public string HostPortAddress { get; init; } = "0.0.0.0";
+
+    /// <summary>The default of ECSLITE_METRICS_LISTEN: beside the ECS agent's own ports (51678, 51679), on loopback only.</summary>
+    public static readonly System.Net.IPEndPoint DefaultMetricsListen = new(System.Net.IPAddress.Loopback, 51680);
+
+    /// <summary>
+    /// ECSLITE_METRICS_LISTEN: where Prometheus's text format is served (GET /metrics), as ADDRESS:PORT;
+    /// "off" for nowhere. Its port is reserved from tasks (<see cref="HostReservedPorts"/>).
+    /// </summary>
+    public System.Net.IPEndPoint? MetricsListen { get; init; } = DefaultMetricsListen;
 
     private static readonly string[] LogLevels = ["debug", "info", "warn", "error", "crit"];
     private static readonly string[] PullBehaviors = ["default", "always", "once", "prefer-cached"];
@@ -277,6 +289,16 @@ public sealed record AgentSettings
         if (values.TryGetValue("ECSLITE_HOST_PORT_ADDRESS", out var address))
         {
             settings = settings with { HostPortAddress = System.Net.IPAddress.TryParse(address, out _) ? address : throw new FormatException($"ECSLITE_HOST_PORT_ADDRESS '{address}' is not an IP address") };
+        }
+
+        if (values.TryGetValue("ECSLITE_METRICS_LISTEN", out var metrics))
+        {
+            settings = settings with
+            {
+                MetricsListen = metrics is "" or "off" ? null
+                    : System.Net.IPEndPoint.TryParse(metrics, out var endpoint) && endpoint.Port > 0 ? endpoint
+                    : throw new FormatException($"ECSLITE_METRICS_LISTEN '{metrics}' is not ADDRESS:PORT (e.g. 127.0.0.1:51680) or off"),
+            };
         }
 
         return settings;

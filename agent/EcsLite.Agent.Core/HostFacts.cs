@@ -114,7 +114,7 @@ public static class HostFacts
     [
         new() { Name = "CPU", Type = "INTEGER", IntegerValue = cpus * 1024 },
         new() { Name = "MEMORY", Type = "INTEGER", IntegerValue = (int)Math.Max(0, (memTotalKiB / 1024) - settings.ReservedMemoryMiB) },
-        Ports("PORTS", settings.ReservedPorts),
+        Ports("PORTS", settings.HostReservedPorts),
         Ports("PORTS_UDP", settings.ReservedPortsUdp),
     ];
 

@@ -18,6 +18,7 @@ public sealed partial class AgentService : IHostedService, IAgentRuntime
     private readonly AgentSettings _settings;
     private readonly TimeProvider _time;
     private TaskEngine? _tasks;
+    private AgentMetrics? _metrics;
     private readonly CoordinatorConnection _connection;
     private readonly ISystemdNotifier? _systemd;
     private readonly ILogger<AgentService> _logger;
@@ -52,6 +53,11 @@ public sealed partial class AgentService : IHostedService, IAgentRuntime
             await _tasks.AdoptAsync(arn, _identity.Cluster ?? _settings.Cluster, cancellationToken);
         }
 
+        if (_settings.MetricsListen is { } listen)
+        {
+            StartMetrics(listen);
+        }
+
         if (!HostInspector.MemoryCgroupEnabled())
         {
             LogNoMemoryCgroup(_logger);
@@ -64,6 +70,7 @@ public sealed partial class AgentService : IHostedService, IAgentRuntime
 
     public async Task StopAsync(CancellationToken cancellationToken)
     {
+        _metrics?.Dispose();
         await _stopping.CancelAsync();
         await _running.WaitAsync(cancellationToken);
         if (_tasks is not null)
@@ -96,11 +103,29 @@ public sealed partial class AgentService : IHostedService, IAgentRuntime
         _tasks?.LogsAsync(request, cancellationToken)
             ?? throw new LogsUnavailableException($"ResourceNotFoundException: task {request.TaskArn} is not on this host");
 
+    /// <summary>
+    /// Out of line, so the metrics library loads only when metrics are on. A port taken by something else
+    /// costs the agent its metrics, not its tasks.
+    /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private void StartMetrics(System.Net.IPEndPoint listen)
+    {
+        try
+        {
+            _metrics = new AgentMetrics(listen, () => _tasks, _connection);
+            LogMetrics(_logger, listen.ToString());
+        }
+        catch (System.Net.HttpListenerException e)
+        {
+            LogMetricsFailed(_logger, listen.ToString(), e.Message);
+        }
+    }
+
     /// <summary>Kept out of line so the Docker client's assemblies load only when there is a task.</summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
     private TaskEngine CreateEngine()
     {
-        var engine = new TaskEngine(DockerRuntime.Connect(_settings.DockerEndpoint), _store, _settings, _time, _logger);
+        var engine = new TaskEngine(DockerRuntime.Connect(_settings.DockerEndpoint, _metrics is null ? null : _metrics.ObserveDockerCall), _store, _settings, _time, _logger);
         engine.Changed += change => _connection.Report(change);
         return engine;
     }
@@ -132,6 +157,12 @@ public sealed partial class AgentService : IHostedService, IAgentRuntime
     [LoggerMessage(Level = LogLevel.Warning, Message = "The kernel's memory cgroup controller is off, so no task's memory limit can be enforced. "
         + "On a Raspberry Pi, add 'cgroup_enable=memory cgroup_memory=1' to the one line of /boot/firmware/cmdline.txt (/boot/cmdline.txt before Bookworm) and reboot")]
     private static partial void LogNoMemoryCgroup(ILogger logger);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Metrics on http://{Listen}/metrics (Prometheus's text format)")]
+    private static partial void LogMetrics(ILogger logger, string listen);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "No metrics: cannot listen on {Listen} ({Reason}); set ECSLITE_METRICS_LISTEN to a free ADDRESS:PORT, or off")]
+    private static partial void LogMetricsFailed(ILogger logger, string listen, string reason);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Joining the cluster; waiting for a coordinator to welcome this host")]
     private static partial void LogWaiting(ILogger logger);

@@ -1,6 +1,7 @@
 using EcsLite.Coordinator;
 using EcsLite.Coordinator.Agents;
 using EcsLite.Coordinator.Api;
+using EcsLite.Coordinator.Observability;
 using EcsLite.Coordinator.Schedules;
 using EcsLite.Coordinator.Secrets;
 using EcsLite.Coordinator.State;
@@ -202,11 +203,14 @@ builder.Services.AddSingleton<AuditLog>();
 builder.Services.AddSingleton<CallAuthorizer>(); // also asked by the Scheduler service (a schedule's RunTask)
 builder.Services.AddSingleton<EcsErrorInterceptor>(); // and both by the JSON API
 builder.Services.AddSingleton<AwsJsonApi>();
+builder.Services.AddSingleton<CallAuthenticator>(); // also asked by /metrics
+builder.Services.AddSingleton<CoordinatorMetrics>();
 builder.Services.AddHostedService(services => services.GetRequiredService<AuditLog>());
 builder.Services.AddGrpc(grpc =>
 {
-    // Who is calling, before anything else reads a request; then the request's validation (every
+    // Counted, then who is calling, before anything else reads a request; then the request's validation (every
     // string within its limit); then whether the caller may do it; then the handler.
+    grpc.Interceptors.Add<ApiMetricsInterceptor>(); // counts every call, refusals too
     grpc.Interceptors.Add<CallAuthenticator>();
     grpc.Interceptors.Add<EcsErrorInterceptor>();
     grpc.Interceptors.Add<CallAuthorizer>();
@@ -235,6 +239,7 @@ app.MapGrpcService<EventsService>();
 app.MapGrpcService<EnrollmentService>();
 app.MapGrpcReflectionService();
 app.MapPost("/", (HttpContext http, AwsJsonApi api) => api.HandleAsync(http));
+app.MapGet("/metrics", MetricsEndpoint.ServeAsync);
 app.MapGrpcHealthChecksService();
 
 var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("EcsLite.Coordinator");

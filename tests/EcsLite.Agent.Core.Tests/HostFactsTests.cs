@@ -10,7 +10,7 @@ public class HostFactsTests
         var resources = HostFacts.RegisteredResources(4, total, new AgentSettings { ReservedMemoryMiB = 256 });
         Assert.Equal(4096, resources.Single(r => r.Name == "CPU").IntegerValue);
         Assert.Equal((3884100 / 1024) - 256, resources.Single(r => r.Name == "MEMORY").IntegerValue);
-        Assert.Equal(["22", "2375", "2376", "51678", "51679"], resources.Single(r => r.Name == "PORTS").StringSetValue);
+        Assert.Equal(["22", "2375", "2376", "51678", "51679", "51680"], resources.Single(r => r.Name == "PORTS").StringSetValue);
         Assert.Equal("STRINGSET", resources.Single(r => r.Name == "PORTS_UDP").Type);
     }
 

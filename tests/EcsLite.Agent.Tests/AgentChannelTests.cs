@@ -21,12 +21,14 @@ public class AgentChannelTests
     public async Task The_agent_registers_with_the_hosts_real_resources_and_attributes()
     {
         await using var coordinator = await CoordinatorProcess.StartAsync();
+        var metricsPort = CoordinatorProcess.FreePort();
         await using var agent = AgentProcess.Start(coordinator.Address, coordinator.JoinToken, environment: new Dictionary<string, string>
         {
             ["ECS_RESERVED_MEMORY"] = "256",
             ["ECS_RESERVED_PORTS"] = "[8080]",
             ["ECS_RESERVED_PORTS_UDP"] = "[53]",
             ["ECS_INSTANCE_ATTRIBUTES"] = """{"stack": "test"}""",
+            ["ECSLITE_METRICS_LISTEN"] = $"127.0.0.1:{metricsPort}",
         });
         await agent.WaitJoinedAsync();
 
@@ -39,7 +41,8 @@ public class AgentChannelTests
         Assert.True(instance.AgentConnected);
         Assert.Equal(cpus * 1024, instance.RegisteredResources.Single(r => r.Name == "CPU").IntegerValue);
         Assert.Equal((int)(memTotalKiB / 1024) - 256, instance.RegisteredResources.Single(r => r.Name == "MEMORY").IntegerValue);
-        Assert.Equal(["22", "2375", "2376", "8080", "51678", "51679"], instance.RegisteredResources.Single(r => r.Name == "PORTS").StringSetValue);
+        // The metrics endpoint's port is reserved from tasks beside ECS's and the configured ones.
+        Assert.Equal(new[] { 22, 2375, 2376, 8080, 51678, 51679, metricsPort }.Order().Select(p => p.ToString(CultureInfo.InvariantCulture)), instance.RegisteredResources.Single(r => r.Name == "PORTS").StringSetValue);
         Assert.Equal(["53"], instance.RegisteredResources.Single(r => r.Name == "PORTS_UDP").StringSetValue);
         var attributes = instance.Attributes.ToDictionary(a => a.Name, a => a.Value);
         Assert.Equal("linux", attributes["ecs.os-type"]);

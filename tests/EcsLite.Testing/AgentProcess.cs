@@ -24,6 +24,9 @@ public sealed class AgentProcess : IAsyncDisposable
 
     public string DataDir { get; }
 
+    /// <summary>Where the agent serves its metrics (ECSLITE_METRICS_LISTEN), e.g. http://127.0.0.1:40123/metrics; null when off.</summary>
+    public string? MetricsUrl => _environment["ECSLITE_METRICS_LISTEN"] is var listen && listen != "off" ? $"http://{listen}/metrics" : null;
+
     public TestProcess Process { get; private set; } = null!;
 
     public string Output => Process.Output;
@@ -58,6 +61,8 @@ public sealed class AgentProcess : IAsyncDisposable
     private static AgentProcess Launch(string executable, IReadOnlyList<string> coordinators, string? joinToken, string? dataDir, IDictionary<string, string>? environment, IReadOnlyList<string>? wrapper, string[] extraArgs)
     {
         var withToken = new Dictionary<string, string>(environment ?? new Dictionary<string, string>());
+        // Metrics on, as by default, but each agent on a port of its own (many share this host's loopback).
+        withToken.TryAdd("ECSLITE_METRICS_LISTEN", $"127.0.0.1:{CoordinatorProcess.FreePort()}");
         if (joinToken is not null)
         {
             withToken["ECSLITE_JOIN_TOKEN"] = joinToken;

@@ -31,7 +31,8 @@ public sealed record ContainerFacts(
     DateTimeOffset? FinishedAt,
     string ImageId,
     IReadOnlyList<(int ContainerPort, int HostPort, string Protocol, string BindIp)> Bindings,
-    IReadOnlyDictionary<string, string> Addresses);
+    IReadOnlyDictionary<string, string> Addresses,
+    int Pid = 0);
 
 /// <summary>One Docker event about a container of a task ("die", "oom", "health_status: healthy", ...), with when Docker logged it.</summary>
 public sealed record ContainerEvent(string TaskArn, string ContainerId, string Action, DateTimeOffset Time);
@@ -51,12 +52,14 @@ public sealed class DockerRuntime(HttpClient http) : IContainerRuntime
     public const string DefaultEndpoint = "unix:///var/run/docker.sock";
 
     /// <param name="endpoint">DOCKER_HOST's form: unix:///path/to/docker.sock, or tcp://host:port.</param>
-    public static DockerRuntime Connect(string endpoint = DefaultEndpoint)
+    /// <param name="observe">Told of every call's method, API path (after the version) and time to its response headers.</param>
+    public static DockerRuntime Connect(string endpoint = DefaultEndpoint, Action<HttpMethod, string, TimeSpan>? observe = null)
     {
         var uri = new Uri(endpoint);
+        HttpMessageHandler Timed(HttpMessageHandler inner) => observe is null ? inner : new TimingHandler(inner, observe);
         if (uri.Scheme is "tcp" or "http")
         {
-            return new(new HttpClient { BaseAddress = new Uri($"http://{uri.Authority}/v1.41/"), Timeout = Timeout.InfiniteTimeSpan });
+            return new(new HttpClient(Timed(new SocketsHttpHandler())) { BaseAddress = new Uri($"http://{uri.Authority}/v1.41/"), Timeout = Timeout.InfiniteTimeSpan });
         }
 
         var socket = uri.LocalPath;
@@ -81,7 +84,24 @@ public sealed class DockerRuntime(HttpClient http) : IContainerRuntime
             // those would be killed again by the same shutdown. (A local connect costs microseconds.)
             PooledConnectionLifetime = TimeSpan.Zero,
         };
-        return new(new HttpClient(handler) { BaseAddress = new Uri("http://docker/v1.41/"), Timeout = Timeout.InfiniteTimeSpan });
+        return new(new HttpClient(Timed(handler)) { BaseAddress = new Uri("http://docker/v1.41/"), Timeout = Timeout.InfiniteTimeSpan });
+    }
+
+    private sealed class TimingHandler(HttpMessageHandler inner, Action<HttpMethod, string, TimeSpan> observe) : DelegatingHandler(inner)
+    {
+        protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            var started = System.Diagnostics.Stopwatch.GetTimestamp();
+            try
+            {
+                return await base.SendAsync(request, cancellationToken);
+            }
+            finally
+            {
+                var path = request.RequestUri!.AbsolutePath;
+                observe(request.Method, path.StartsWith("/v1.41/", StringComparison.Ordinal) ? path["/v1.41/".Length..] : path, System.Diagnostics.Stopwatch.GetElapsedTime(started));
+            }
+        }
     }
 
     /// <summary>cgroupfs or systemd: how the engine names the cgroups it makes (and so a cgroup parent).</summary>
@@ -226,7 +246,8 @@ public sealed class DockerRuntime(HttpClient http) : IContainerRuntime
             Time(Text(state, "FinishedAt")),
             Text(root, "Image") ?? "",
             bindings,
-            addresses);
+            addresses,
+            running && state.TryGetProperty("Pid", out var pid) && pid.TryGetInt32(out var number) ? number : 0);
     }
 
     /// <summary>The containers this container instance owns, found by their labels (after a restart too).</summary>

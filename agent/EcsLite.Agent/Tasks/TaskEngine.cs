@@ -27,6 +27,10 @@ public sealed partial class TaskEngine(IContainerRuntime docker, TaskStore store
 
     public IEnumerable<TaskStateChange> Snapshot() => _tasks.Values.Select(t => t.Supervisor.Current);
 
+    /// <summary>Every running container of every task, with its first process (for the metrics scrape).</summary>
+    public IEnumerable<(TaskSupervisor Task, string Container, int Pid)> RunningContainers() =>
+        _tasks.Values.SelectMany(t => t.Supervisor.RunningContainers().Select(c => (t.Supervisor, c.Container, c.Pid)));
+
     /// <summary>
     /// After a restart: takes back every task this host has containers for, as Docker's labels show
     /// them, without restarting any; each supervisor then finishes whatever transition was half done.

@@ -48,7 +48,7 @@ public sealed partial class TaskSupervisor
     private string _stoppedReason = "";
     private DateTimeOffset? _pullStartedAt, _pullStoppedAt, _startedAt, _stoppingAt, _stoppedAt;
     private readonly Dictionary<string, string> _runtimeIds = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, ContainerFacts> _facts = new(StringComparer.Ordinal);
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, ContainerFacts> _facts = new(StringComparer.Ordinal); // also read by the metrics scrape
     private readonly Dictionary<string, int> _inspectFailures = new(StringComparer.Ordinal);
     private readonly HashSet<string> _outOfMemory = new(StringComparer.Ordinal);
     private string? _pauseId;
@@ -99,6 +99,13 @@ public sealed partial class TaskSupervisor
     }
 
     public string TaskArn => _state.TaskArn;
+
+    /// <summary>The task definition's family.</summary>
+    public string Family => _definition.Family;
+
+    /// <summary>The task's running containers and each one's first process, for reading their usage (from any thread).</summary>
+    public IEnumerable<(string Container, int Pid)> RunningContainers() =>
+        _facts.Where(f => f.Value is { Running: true, Pid: > 0 }).Select(f => (f.Key, f.Value.Pid));
 
     /// <summary>The task's state as last published: what the hello reports.</summary>
     public TaskStateChange Current => _view.Change;

@@ -49,7 +49,7 @@ public sealed record IamState(
     /// <summary>The administrator created at first start, and its policy.</summary>
     public const string AdminUser = "admin";
     public const string AdminPolicyName = "AdministratorAccess";
-    public const string AdminPolicy = """{ "Version": "2012-10-17", "Statement": [{ "Effect": "Allow", "Action": ["ecs:*", "iam:*", "ssm:*", "scheduler:*", "secretsmanager:*", "kms:*", "logs:*"], "Resource": "*" }] }""";
+    public const string AdminPolicy = """{ "Version": "2012-10-17", "Statement": [{ "Effect": "Allow", "Action": ["ecs:*", "iam:*", "ssm:*", "scheduler:*", "secretsmanager:*", "kms:*", "logs:*", "cloudwatch:*"], "Resource": "*" }] }""";
 
     /// <summary>The administrator's policy as earlier versions wrote it: replaced by <see cref="AdminPolicy"/> at start (one an operator changed is left alone).</summary>
     public static readonly string[] EarlierAdminPolicies =
@@ -57,6 +57,7 @@ public sealed record IamState(
         """{ "Version": "2012-10-17", "Statement": [{ "Effect": "Allow", "Action": ["ecs:*", "iam:*"], "Resource": "*" }] }""",
         """{ "Version": "2012-10-17", "Statement": [{ "Effect": "Allow", "Action": ["ecs:*", "iam:*", "ssm:*"], "Resource": "*" }] }""",
         """{ "Version": "2012-10-17", "Statement": [{ "Effect": "Allow", "Action": ["ecs:*", "iam:*", "ssm:*", "scheduler:*"], "Resource": "*" }] }""",
+        """{ "Version": "2012-10-17", "Statement": [{ "Effect": "Allow", "Action": ["ecs:*", "iam:*", "ssm:*", "scheduler:*", "secretsmanager:*", "kms:*", "logs:*"], "Resource": "*" }] }""",
     ];
 
     private static readonly Regex UserName = new(@"^[\w+=,.@-]{1,64}$", RegexOptions.CultureInvariant);

@@ -180,6 +180,7 @@ public static class ServiceScheduler
 
         var started = new List<string>();
         var cluster = state.Clusters[stored.Cluster];
+        context.PlacementFailures.AddRange(failures.Select(f => (cluster.ClusterName, f.Reason)));
         foreach (var instance in placed)
         {
             var task = TaskCommands.NewTask(effective, effective.TaskDefinition, cluster, instance, group, service.LaunchType, primary.Id, null, Tags(next, effective), context, newId());

@@ -341,7 +341,11 @@ public sealed record AgentConnection(bool Connected, DateTimeOffset Since);
 public sealed record Mutation<T>(IReadOnlyList<StateChange> Changes, T Result);
 
 /// <summary>What a command may know of the world besides the state: the time and the ARN format.</summary>
-public sealed record CommandContext(DateTimeOffset Now, ArnFormat Arns);
+public sealed record CommandContext(DateTimeOffset Now, ArnFormat Arns)
+{
+    /// <summary>Tasks the command could not place, with the cluster and reason (RESOURCE:MEMORY, ...), counted once it is committed.</summary>
+    public List<(string Cluster, string Reason)> PlacementFailures { get; } = [];
+}
 
 public static class TaskDefinitionStatus
 {

@@ -107,6 +107,7 @@ public static class TaskCommands
         var plan = TaskPlacement.Plan(
             new PlacementRequest(TaskNeeds.Of(definition), counts.Sum(), planGroup, constraints, strategies, [.. definition.RequiresAttributes]),
             inCluster, random);
+        context.PlacementFailures.AddRange(plan.Failures.Select(f => (cluster.ClusterName, f.Reason)));
         var results = new List<Mutation<RunTaskResponse>>(requests.Count);
         var (placed, failed) = (0, 0);
         for (var r = 0; r < requests.Count; r++)

@@ -34,12 +34,14 @@ public sealed partial class AwsJsonApi
     private readonly TimeProvider _time;
     private readonly string _region;
     private readonly ILogger<AwsJsonApi> _logger;
+    private readonly Observability.CoordinatorMetrics _metrics;
 
     /// <summary>One action: its gRPC method's full name, its request type, the SigV4 service it is signed for, and its handler.</summary>
     private sealed record Operation(string Method, MessageDescriptor Request, string SigningService, Func<IMessage, ServerCallContext, Task<IMessage>> Handler);
 
-    public AwsJsonApi(IServiceProvider services, IamStore iam, EcsErrorInterceptor errors, CallAuthorizer authorizer, TimeProvider time, IOptions<CoordinatorOptions> options, ILogger<AwsJsonApi> logger)
+    public AwsJsonApi(IServiceProvider services, IamStore iam, EcsErrorInterceptor errors, CallAuthorizer authorizer, TimeProvider time, IOptions<CoordinatorOptions> options, Observability.CoordinatorMetrics metrics, ILogger<AwsJsonApi> logger)
     {
+        _metrics = metrics;
         _iam = iam;
         _errors = errors;
         _authorizer = authorizer;
@@ -75,10 +77,13 @@ public sealed partial class AwsJsonApi
     {
         var requestId = Guid.NewGuid().ToString();
         http.Response.Headers["x-amzn-RequestId"] = requestId;
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        Operation? operation = null;
+        var result = "OK";
         try
         {
             var target = http.Request.Headers["X-Amz-Target"].ToString();
-            if (!_operations.TryGetValue(target, out var operation))
+            if (!_operations.TryGetValue(target, out operation))
             {
                 throw new EcsException("UnknownOperationException", target.Length == 0 ? "X-Amz-Target is missing." : $"The operation {Core.Validation.CallerText.Quote(target)} is not known here.");
             }
@@ -100,17 +105,24 @@ public sealed partial class AwsJsonApi
         }
         catch (EcsException e)
         {
+            result = e.ErrorType;
             await ErrorAsync(http, e.ErrorType, e.Message);
         }
         catch (RpcException e)
         {
-            var type = e.Trailers.GetValue("ecs-error-type") ?? (e.StatusCode == StatusCode.Internal ? EcsErrorType.ServerException : EcsErrorType.ClientException);
+            var type = result = e.Trailers.GetValue("ecs-error-type") ?? (e.StatusCode == StatusCode.Internal ? EcsErrorType.ServerException : EcsErrorType.ClientException);
             var prefix = type + ": ";
             await ErrorAsync(http, type, e.Status.Detail.StartsWith(prefix, StringComparison.Ordinal) ? e.Status.Detail[prefix.Length..] : e.Status.Detail);
         }
         catch (OperationCanceledException) when (http.RequestAborted.IsCancellationRequested)
         {
             // The caller went away.
+            result = nameof(StatusCode.Cancelled);
+        }
+        finally
+        {
+            // An unknown target is counted under "unknown", so a caller cannot make a series per made-up name.
+            _metrics.ObserveCall(operation is null ? "unknown" : ApiActions.ActionOf(operation.Method), "json", result, System.Diagnostics.Stopwatch.GetElapsedTime(started));
         }
     }
 

@@ -75,21 +75,44 @@ public sealed class CallAuthenticator(IamStore iam, AuditLog audit, IOptions<Coo
             return Principal.Root(iam.Arns);
         }
 
-        var header = context.RequestHeaders.GetValue("authorization");
+        return Authenticate(context.RequestHeaders.GetValue("authorization"));
+    }
+
+    /// <summary>
+    /// An access key in an authorization header: "Bearer ACCESS_KEY_ID:SECRET", or HTTP Basic with the key's
+    /// ID as user and its secret as password (what Prometheus's basic_auth sends).
+    /// </summary>
+    public Principal Authenticate(string? header)
+    {
         if (string.IsNullOrEmpty(header))
         {
             throw new EcsException(IamErrorType.MissingAuthenticationTokenException,
                 "Missing Authentication Token: send \"authorization: Bearer ACCESS_KEY_ID:SECRET\" (see DATA_DIR/admin-credentials), or use the admin socket.");
         }
 
-        const string Bearer = "Bearer ";
-        var colon = header.IndexOf(':', StringComparison.Ordinal);
-        if (!header.StartsWith(Bearer, StringComparison.OrdinalIgnoreCase) || colon < 0)
+        const string Bearer = "Bearer ", Basic = "Basic ";
+        var credentials = header.StartsWith(Bearer, StringComparison.OrdinalIgnoreCase) ? header[Bearer.Length..]
+            : header.StartsWith(Basic, StringComparison.OrdinalIgnoreCase) ? DecodeBasic(header[Basic.Length..])
+            : null;
+        var colon = credentials?.IndexOf(':', StringComparison.Ordinal) ?? -1;
+        if (colon < 0)
         {
             throw new EcsException(IamErrorType.UnrecognizedClientException, "The security token included in the request is invalid.");
         }
 
-        return iam.State.Authenticate(header[Bearer.Length..colon].Trim(), header[(colon + 1)..].Trim());
+        return iam.State.Authenticate(credentials![..colon].Trim(), credentials[(colon + 1)..].Trim());
+    }
+
+    private static string? DecodeBasic(string encoded)
+    {
+        try
+        {
+            return System.Text.Encoding.UTF8.GetString(Convert.FromBase64String(encoded.Trim()));
+        }
+        catch (FormatException)
+        {
+            return null;
+        }
     }
 }
 

@@ -6,6 +6,7 @@ using EcsLite.Coordinator.Core.State;
 using EcsLite.Coordinator.Core.Tasks;
 using EcsLite.Coordinator.Store;
 using EcsLite.Api.V1;
+using EcsLite.Store.V1;
 using Microsoft.Extensions.Options;
 
 namespace EcsLite.Coordinator.State;
@@ -45,6 +46,9 @@ public sealed partial class ClusterStateMachine(
     /// (<see cref="TaskCommands.ForAgents"/>): the one path from any command to the agents.
     /// </summary>
     public Action<IReadOnlyList<string>>? TasksForAgents { get; set; }
+
+    /// <summary>Called after each commit that placed tasks or failed to: the new tasks and the failures (for the metrics).</summary>
+    public Action<IReadOnlyList<StoredTask>, IReadOnlyList<(string Cluster, string Reason)>>? Placed { get; set; }
 
     /// <summary>Rebuilds the state from the store and creates the default cluster on first start.</summary>
     public async Task LoadAsync(CancellationToken cancellationToken)
@@ -101,7 +105,7 @@ public sealed partial class ClusterStateMachine(
     /// </summary>
     public async Task<(T Result, Task Committed)> RunAsync<T>(Func<CoordinatorState, CommandContext, Mutation<T>> command)
     {
-        var applied = new TaskCompletionSource<(Task Commit, CoordinatorState Next, long Sequence, List<string> ForAgents, T Result)>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var applied = new TaskCompletionSource<(Task Commit, CoordinatorState Next, long Sequence, List<string> ForAgents, Placements Placements, T Result)>(TaskCreationOptions.RunContinuationsAsynchronously);
         _commands.Add(() =>
         {
             try
@@ -113,11 +117,11 @@ public sealed partial class ClusterStateMachine(
                 applied.SetException(e);
             }
         }, CancellationToken.None);
-        var (commit, next, sequence, forAgents, result) = await applied.Task;
-        return (result, CommitAsync(commit, next, sequence, forAgents));
+        var (commit, next, sequence, forAgents, placements, result) = await applied.Task;
+        return (result, CommitAsync(commit, next, sequence, forAgents, placements));
     }
 
-    private async Task CommitAsync(Task commit, CoordinatorState next, long sequence, List<string> forAgents)
+    private async Task CommitAsync(Task commit, CoordinatorState next, long sequence, List<string> forAgents, Placements placements)
     {
         try
         {
@@ -138,10 +142,15 @@ public sealed partial class ClusterStateMachine(
         {
             TasksForAgents?.Invoke(forAgents);
         }
+
+        if (placements.Tasks.Count > 0 || placements.Failures.Count > 0)
+        {
+            Placed?.Invoke(placements.Tasks, placements.Failures);
+        }
     }
 
     /// <summary>On the command thread: the command against the newest state, its write queued to the store.</summary>
-    private (Task Commit, CoordinatorState Next, long Sequence, List<string> ForAgents, T Result) Run<T>(Func<CoordinatorState, CommandContext, Mutation<T>> command)
+    private (Task Commit, CoordinatorState Next, long Sequence, List<string> ForAgents, Placements Placements, T Result) Run<T>(Func<CoordinatorState, CommandContext, Mutation<T>> command)
     {
         var context = new CommandContext(time.GetUtcNow(), _arns);
         var mutation = command(_pending, context);
@@ -156,8 +165,10 @@ public sealed partial class ClusterStateMachine(
             _lastCommit = store.TxnAsync(Txn.Unconditional(ops), CancellationToken.None);
         }
 
+        var placed = mutation.Changes.OfType<TaskPut>().Where(p => !before.Tasks.ContainsKey(p.Task.Task.TaskArn)).Select(p => p.Task).ToList();
+
         // With nothing to write, the answer (and any in-memory change) still rests on writes in flight.
-        return (_lastCommit, next, sequence, forAgents, mutation.Result);
+        return (_lastCommit, next, sequence, forAgents, new Placements(placed, context.PlacementFailures), mutation.Result);
     }
 
     private static BlockingCollection<Action> StartCommandThread()
@@ -192,6 +203,8 @@ public sealed partial class ClusterStateMachine(
     }
 
     private sealed record Published(CoordinatorState State, long Sequence);
+
+    private sealed record Placements(List<StoredTask> Tasks, List<(string Cluster, string Reason)> Failures);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Cluster state loaded: store revision {Revision}, {Clusters} clusters, {Revisions} task definition revisions, {Tasks} tasks, in {ElapsedMs} ms (read {ReadMs} ms, parse {ParseMs} ms, {AllocatedMiB} MiB allocated after reading)")]
     private static partial void LogLoaded(ILogger logger, long revision, int clusters, int revisions, int tasks, long elapsedMs, long readMs, long parseMs, long allocatedMiB);

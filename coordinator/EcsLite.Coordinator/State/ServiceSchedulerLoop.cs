@@ -12,7 +12,7 @@ namespace EcsLite.Coordinator.State;
 /// tasks it placed or stopped (<see cref="ClusterStateMachine.TasksForAgents"/>). A failing pass is retried with a growing delay.
 /// </summary>
 public sealed partial class ServiceSchedulerLoop(
-    ClusterStateMachine state, TimeProvider time,
+    ClusterStateMachine state, TimeProvider time, Observability.CoordinatorMetrics metrics,
     IOptions<CoordinatorOptions> options, ILogger<ServiceSchedulerLoop> logger) : BackgroundService
 {
     private static readonly TimeSpan Idle = TimeSpan.FromSeconds(5);
@@ -27,11 +27,13 @@ public sealed partial class ServiceSchedulerLoop(
         {
             var changed = state.Changed;
             var wait = Idle;
+            var started = System.Diagnostics.Stopwatch.GetTimestamp();
             try
             {
                 if (state.Loaded && !state.Current.Services.IsEmpty)
                 {
                     var pass = await state.ApplyAsync((s, c) => ServiceScheduler.Run(s, c, settings, Random.Shared, () => Guid.NewGuid().ToString("N"), _memo), stoppingToken);
+                    metrics.ObservePass(System.Diagnostics.Stopwatch.GetElapsedTime(started), ok: true);
                     if (pass.RecheckAt is { } at)
                     {
                         wait = TimeSpan.FromTicks(Math.Clamp((at - time.GetUtcNow()).Ticks, TimeSpan.FromMilliseconds(50).Ticks, Idle.Ticks));
@@ -54,6 +56,7 @@ public sealed partial class ServiceSchedulerLoop(
             catch (Exception e)
             {
                 failures++;
+                metrics.ObservePass(System.Diagnostics.Stopwatch.GetElapsedTime(started), ok: false);
                 wait = PassBackoff.After(failures);
                 LogPassFailed(logger, failures, wait, e);
             }
