@@ -205,6 +205,7 @@ builder.Services.AddSingleton<EcsErrorInterceptor>(); // and both by the JSON AP
 builder.Services.AddSingleton<AwsJsonApi>();
 builder.Services.AddSingleton<CallAuthenticator>(); // also asked by /metrics
 builder.Services.AddSingleton<CoordinatorMetrics>();
+builder.Services.AddSingleton<DashboardFiles>();
 builder.Services.AddHostedService(services => services.GetRequiredService<AuditLog>());
 builder.Services.AddGrpc(grpc =>
 {
@@ -239,7 +240,10 @@ app.MapGrpcService<EventsService>();
 app.MapGrpcService<EnrollmentService>();
 app.MapGrpcReflectionService();
 app.MapPost("/", (HttpContext http, AwsJsonApi api) => api.HandleAsync(http));
+app.MapPost("/stream", (HttpContext http, AwsJsonApi api) => api.HandleStreamAsync(http));
 app.MapGet("/metrics", MetricsEndpoint.ServeAsync);
+app.MapGet("/", (HttpContext http) => http.Response.Redirect("/dashboard/"));
+app.MapGet("/dashboard/{file?}", (HttpContext http, DashboardFiles files, string? file) => files.ServeAsync(http, file));
 app.MapGrpcHealthChecksService();
 
 var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("EcsLite.Coordinator");

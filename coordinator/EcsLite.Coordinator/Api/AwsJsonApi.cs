@@ -28,6 +28,7 @@ public sealed partial class AwsJsonApi
     private const int MaxBody = Core.Validation.Limits.MaxRequestBytes;
 
     private readonly Dictionary<string, Operation> _operations = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, StreamOperation> _streams = new(StringComparer.Ordinal);
     private readonly IamStore _iam;
     private readonly EcsErrorInterceptor _errors;
     private readonly CallAuthorizer _authorizer;
@@ -38,6 +39,9 @@ public sealed partial class AwsJsonApi
 
     /// <summary>One action: its gRPC method's full name, its request type, the SigV4 service it is signed for, and its handler.</summary>
     private sealed record Operation(string Method, MessageDescriptor Request, string SigningService, Func<IMessage, ServerCallContext, Task<IMessage>> Handler);
+
+    /// <summary>A server-streaming RPC: each message it writes goes to the caller as a server-sent event.</summary>
+    private sealed record StreamOperation(string Method, MessageDescriptor Request, ServerStreamingServerMethod<IMessage, IMessage> Handler);
 
     public AwsJsonApi(IServiceProvider services, IamStore iam, EcsErrorInterceptor errors, CallAuthorizer authorizer, TimeProvider time, IOptions<CoordinatorOptions> options, Observability.CoordinatorMetrics metrics, ILogger<AwsJsonApi> logger)
     {
@@ -58,6 +62,22 @@ public sealed partial class AwsJsonApi
         Bind("secretsmanager", "secretsmanager", secretsDescriptor, binder => global::EcsLite.Api.V1.Secrets.BindService(binder, secrets), m => m.Contains("Secret", StringComparison.Ordinal));
         Bind("Logs_20140328", "logs", LogsReflection.Descriptor.FindTypeByName<ServiceDescriptor>("CloudWatchLogs"),
             binder => CloudWatchLogs.BindService(binder, ActivatorUtilities.CreateInstance<CloudWatchLogsService>(services)), _ => true);
+
+        // EcsLite's own streams (what the dashboard follows), under their gRPC names: POST /stream.
+        BindStreams(EventsReflection.Descriptor.FindTypeByName<ServiceDescriptor>("Events"),
+            binder => global::EcsLite.Api.V1.Events.BindService(binder, ActivatorUtilities.CreateInstance<EventsService>(services)));
+        BindStreams(LogsReflection.Descriptor.FindTypeByName<ServiceDescriptor>("TaskLogs"),
+            binder => TaskLogs.BindService(binder, ActivatorUtilities.CreateInstance<TaskLogsService>(services)));
+    }
+
+    private void BindStreams(ServiceDescriptor service, Action<ServiceBinderBase> bind)
+    {
+        var binder = new Binder();
+        bind(binder);
+        foreach (var (name, handler) in binder.Streams)
+        {
+            _streams[$"{service.FullName}.{name}"] = new StreamOperation($"/{service.FullName}/{name}", service.FindMethodByName(name).InputType, handler);
+        }
     }
 
     private void Bind(string targetPrefix, string signingService, ServiceDescriptor service, Action<ServiceBinderBase> bind, Func<string, bool> include)
@@ -110,9 +130,8 @@ public sealed partial class AwsJsonApi
         }
         catch (RpcException e)
         {
-            var type = result = e.Trailers.GetValue("ecs-error-type") ?? (e.StatusCode == StatusCode.Internal ? EcsErrorType.ServerException : EcsErrorType.ClientException);
-            var prefix = type + ": ";
-            await ErrorAsync(http, type, e.Status.Detail.StartsWith(prefix, StringComparison.Ordinal) ? e.Status.Detail[prefix.Length..] : e.Status.Detail);
+            (result, var message) = Error(e);
+            await ErrorAsync(http, result, message);
         }
         catch (OperationCanceledException) when (http.RequestAborted.IsCancellationRequested)
         {
@@ -123,6 +142,89 @@ public sealed partial class AwsJsonApi
         {
             // An unknown target is counted under "unknown", so a caller cannot make a series per made-up name.
             _metrics.ObserveCall(operation is null ? "unknown" : ApiActions.ActionOf(operation.Method), "json", result, System.Diagnostics.Stopwatch.GetElapsedTime(started));
+        }
+    }
+
+    /// <summary>
+    /// POST /stream: a server-streaming RPC (X-Amz-Target: ecslite.v1.Events.WatchEvents or
+    /// ecslite.v1.TaskLogs.GetTaskLogs, the body its request in JSON, signed with SigV4 for "ecs") through
+    /// the same checks as gRPC; its messages come back as server-sent events, each "data: JSON". An error
+    /// before the first message is answered as the JSON API answers one; after it, as an "error" event.
+    /// </summary>
+    public async Task HandleStreamAsync(HttpContext http)
+    {
+        StreamOperation? operation = null;
+        var result = "OK";
+        var started = false;
+        try
+        {
+            var target = http.Request.Headers["X-Amz-Target"].ToString();
+            if (!_streams.TryGetValue(target, out operation))
+            {
+                throw new EcsException("UnknownOperationException", target.Length == 0 ? "X-Amz-Target is missing." : $"The stream {Core.Validation.CallerText.Quote(target)} is not known here.");
+            }
+
+            var body = await ReadBodyAsync(http);
+            var caller = Authenticate(http, body, "ecs");
+            var request = AwsJson.Read(body, operation.Request, new HashSet<string>(StringComparer.Ordinal));
+            var context = new JsonCallContext(operation.Method, $"ipv4:{http.Connection.RemoteIpAddress}:{http.Connection.RemotePort}", http.RequestAborted);
+            CallAuthenticator.Admit(context, caller);
+            var writer = new EventStreamWriter(http, () => started = true);
+            await _errors.ServerStreamingServerHandler<IMessage, IMessage>(request, writer, context,
+                (r, w, c) => _authorizer.ServerStreamingServerHandler<IMessage, IMessage>(r, w, c, operation.Handler));
+        }
+        catch (Exception e) when (e is EcsException or RpcException && !http.RequestAborted.IsCancellationRequested)
+        {
+            var (type, message) = e is EcsException ecs ? (ecs.ErrorType, ecs.Message) : Error((RpcException)e);
+            result = type;
+            if (!started)
+            {
+                await ErrorAsync(http, type, message);
+            }
+            else
+            {
+                await http.Response.WriteAsync($"event: error\ndata: {ErrorJson(type, message)}\n\n");
+            }
+        }
+        catch (Exception e) when (e is OperationCanceledException or IOException or RpcException && http.RequestAborted.IsCancellationRequested)
+        {
+            // The caller went away (closed the page, followed another task).
+        }
+        finally
+        {
+            _metrics.ObserveCall(operation is null ? "unknown" : ApiActions.ActionOf(operation.Method), "json", result, null);
+        }
+    }
+
+    /// <summary>An RPC's error as the JSON API words it: ECS's error type and the message without it.</summary>
+    private static (string Type, string Message) Error(RpcException e)
+    {
+        var type = e.Trailers.GetValue("ecs-error-type") ?? (e.StatusCode == StatusCode.Internal ? EcsErrorType.ServerException : EcsErrorType.ClientException);
+        var prefix = type + ": ";
+        return (type, e.Status.Detail.StartsWith(prefix, StringComparison.Ordinal) ? e.Status.Detail[prefix.Length..] : e.Status.Detail);
+    }
+
+    /// <summary>Writes each message as a server-sent event, flushed at once.</summary>
+    private sealed class EventStreamWriter(HttpContext http, Action started) : IServerStreamWriter<IMessage>
+    {
+        public WriteOptions? WriteOptions { get; set; }
+
+        public Task WriteAsync(IMessage message) => WriteAsync(message, http.RequestAborted);
+
+        public async Task WriteAsync(IMessage message, CancellationToken cancellationToken)
+        {
+            if (!http.Response.HasStarted)
+            {
+                http.Response.StatusCode = 200;
+                http.Response.ContentType = "text/event-stream";
+                http.Response.Headers.CacheControl = "no-store";
+                started();
+            }
+
+            await http.Response.Body.WriteAsync("data: "u8.ToArray(), cancellationToken);
+            await http.Response.Body.WriteAsync(AwsJson.Write(message), cancellationToken);
+            await http.Response.Body.WriteAsync("\n\n"u8.ToArray(), cancellationToken);
+            await http.Response.Body.FlushAsync(cancellationToken);
         }
     }
 
@@ -176,6 +278,11 @@ public sealed partial class AwsJsonApi
         http.Response.StatusCode = type == EcsErrorType.ServerException ? 500 : 400;
         http.Response.ContentType = ContentType;
         http.Response.Headers["x-amzn-ErrorType"] = type;
+        await http.Response.WriteAsync(ErrorJson(type, message));
+    }
+
+    private static string ErrorJson(string type, string message)
+    {
         using var buffer = new MemoryStream();
         using (var writer = new System.Text.Json.Utf8JsonWriter(buffer))
         {
@@ -185,7 +292,7 @@ public sealed partial class AwsJsonApi
             writer.WriteEndObject();
         }
 
-        await http.Response.Body.WriteAsync(buffer.ToArray());
+        return Encoding.UTF8.GetString(buffer.ToArray());
     }
 
     /// <summary>Records the unary handlers a generated service binds.</summary>
@@ -193,12 +300,31 @@ public sealed partial class AwsJsonApi
     {
         public Dictionary<string, Func<IMessage, ServerCallContext, Task<IMessage>>> Handlers { get; } = new(StringComparer.Ordinal);
 
+        public Dictionary<string, ServerStreamingServerMethod<IMessage, IMessage>> Streams { get; } = new(StringComparer.Ordinal);
+
         public override void AddMethod<TRequest, TResponse>(Method<TRequest, TResponse> method, UnaryServerMethod<TRequest, TResponse>? handler)
         {
             if (handler is not null)
             {
                 Handlers[method.Name] = async (request, context) => (IMessage)await handler((TRequest)request, context);
             }
+        }
+
+        public override void AddMethod<TRequest, TResponse>(Method<TRequest, TResponse> method, ServerStreamingServerMethod<TRequest, TResponse>? handler)
+        {
+            if (handler is not null)
+            {
+                Streams[method.Name] = (request, writer, context) => handler((TRequest)request, new Typed<TResponse>(writer), context);
+            }
+        }
+
+        private sealed class Typed<T>(IServerStreamWriter<IMessage> inner) : IServerStreamWriter<T>
+        {
+            public WriteOptions? WriteOptions { get => inner.WriteOptions; set => inner.WriteOptions = value; }
+
+            public Task WriteAsync(T message) => inner.WriteAsync((IMessage)message!);
+
+            public Task WriteAsync(T message, CancellationToken cancellationToken) => inner.WriteAsync((IMessage)message!, cancellationToken);
         }
     }
 

@@ -30,7 +30,8 @@ public static class MetricsEndpoint
             if (caller is null)
             {
                 audit.Refused(null, Action, null, peer, e.ErrorType); // (a refused policy check is audited by Require)
-                http.Response.Headers.WWWAuthenticate = "Basic realm=\"ecslite\"";
+                // Bearer, not Basic: a browser on the dashboard's origin must not pop up a password prompt.
+                http.Response.Headers.WWWAuthenticate = "Bearer realm=\"ecslite\"";
             }
 
             http.Response.StatusCode = caller is null ? StatusCodes.Status401Unauthorized : StatusCodes.Status403Forbidden;
