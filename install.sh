@@ -47,7 +47,11 @@ if [ -n "$packages" ]; then
   prefix=/usr/lib/ecslite etc=/etc/ecslite data_dir=/var/lib/ecslite/coordinator agent_dir=/var/lib/ecslite/agent
 fi
 
-say() { printf '==> %s\n' "$*"; }
+# Each step is said as it starts; the time it took is said when the next one starts (and at the end).
+step=""
+step_started=$SECONDS
+took() { [ -z "$step" ] || printf '    %s: %d s\n' "$step" $((SECONDS - step_started)); }
+say() { took; printf '==> %s\n' "$*"; step="$*"; step_started=$SECONDS; }
 die() { printf 'install.sh: %s\n' "$*" >&2; exit 1; }
 
 if [ "$use_systemd" = auto ]; then
@@ -224,6 +228,7 @@ if [[ " $components " == *" coordinator "* ]]; then
   listen=${listen:-127.0.0.1:7430}
   admin_socket=$(sed -n 's/.*"AdminSocket": *"\([^"]*\)".*/\1/p' "$etc/coordinator.json")
   admin_socket=${admin_socket:-/run/ecslite/coordinator.sock}
+  say "starting the coordinator"
   start_service coordinator "$prefix/coordinator/ecslite-coordinator" --config "$etc/coordinator.json"
   for _ in $(seq 1 300); do serving && break; sleep 0.1; done
   serving || die "the coordinator did not start serving on $listen; see: $(logs_of coordinator)"
@@ -266,12 +271,16 @@ if ! as_root docker version >/dev/null 2>&1; then
   as_root docker version >/dev/null 2>&1 || say "warning: no Docker engine answers; the agent will join but cannot run tasks"
 fi
 as_root mkdir -p "$agent_dir"
-DOTNET_GCgen0size=0x40000 start_service agent "$prefix/agent/ecslite-agent" --config "$etc/agent.conf"
+say "starting the agent"
+DOTNET_GCgen0size=40000 start_service agent "$prefix/agent/ecslite-agent" --config "$etc/agent.conf"
 for _ in $(seq 1 300); do [ -f "$agent_dir/instance.json" ] && break; sleep 0.1; done
 [ -f "$agent_dir/instance.json" ] || die "the agent did not join $coordinator_url; see: $(logs_of agent)"
 # The token is spent: the agent holds its own certificate now (in $agent_dir/tls).
 as_root sed -i '/^ECSLITE_JOIN_TOKEN=/d' "$etc/agent.conf"
 instance=$(sed -n 's/.*"ContainerInstanceArn":"\([^"]*\)".*/\1/p' "$agent_dir/instance.json")
+
+took
+printf '==> done in %d s\n' "$SECONDS"
 
 if [ "$components" = agent ]; then
   cat <<DONE
@@ -300,6 +309,9 @@ Over TCP it is TLS with the cluster CA ($etc/ca.crt) and the administrator's acc
 $data_dir/admin-credentials (AWS shared-credentials format):
   KEY=\$(sudo awk -F' = ' '/_id/{i=\$2} /_secret/{s=\$2} END{print i":"s}' $data_dir/admin-credentials)
   grpcurl -cacert $etc/ca.crt -H "authorization: Bearer \$KEY" ${listen/0.0.0.0/127.0.0.1} ecslite.v1.Ecs/ListClusters
+
+See it in a browser: https://${listen/0.0.0.0/127.0.0.1}/dashboard/ (sign in with the access key above);
+Prometheus metrics: https://${listen/0.0.0.0/127.0.0.1}/metrics and http://127.0.0.1:51680/metrics (docs/observability.md).
 
 Run the example task (it serves a page on port 80), watch it, read its logs, stop it:
   grpcurl -plaintext -d '{"taskDefinition": "fargate-task-definition", "launchType": "FARGATE"}' \$ECS ecslite.v1.Ecs/RunTask

@@ -24,6 +24,7 @@ return args.FirstOrDefault() switch
     "security" => await SecurityBenchmark.RunAsync(args),
     "schedules" => await ScheduleBenchmark.RunAsync(args),
     "json-api" => await JsonApiBenchmark.RunAsync(args),
+    "metrics" => await MetricsBenchmark.RunAsync(args),
     "taskdefs" or null => await TaskDefinitionBenchmark.RunAsync(args),
     var other => Fail(other),
 };

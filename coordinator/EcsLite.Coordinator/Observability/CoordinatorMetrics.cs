@@ -20,7 +20,10 @@ public sealed class CoordinatorMetrics
 
     public CoordinatorMetrics(ClusterStateMachine state, AgentSessions sessions, IKeyValueStore store)
     {
+        DotNetStats.Register(Registry); // process_cpu_seconds_total, process_working_set_bytes, dotnet_collection_count_total, ...
         var factory = Metrics.WithCustomRegistry(Registry);
+        var allocated = factory.CreateCounter("ecslite_coordinator_allocated_bytes_total", "Bytes the coordinator has allocated on the managed heap since it started.");
+        Registry.AddBeforeCollectCallback(() => allocated.IncTo(GC.GetTotalAllocatedBytes()));
         _apiCalls = factory.CreateCounter("ecslite_api_requests_total", "API calls (gRPC and the AWS JSON API), by action, protocol and result (OK or the error's type).",
             ["action", "protocol", "result"]);
         _apiLatency = factory.CreateHistogram("ecslite_api_request_duration_seconds", "Time to answer a unary API call, by action and protocol.",
