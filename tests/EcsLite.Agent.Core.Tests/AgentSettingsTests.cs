@@ -23,6 +23,31 @@ public class AgentSettingsTests
         Assert.Equal((TimeSpan.FromHours(2), TimeSpan.FromMinutes(4), TimeSpan.FromMinutes(3)),
             (settings.ImagePullTimeout, settings.ContainerCreateTimeout, settings.ContainerStartTimeout));
         Assert.Equal("unix:///var/run/docker.sock", settings.DockerEndpoint);
+        Assert.Equal("127.0.0.1:51680", settings.MetricsListen?.ToString());
+        Assert.Equal([22, 2375, 2376, 51678, 51679, 51680], settings.HostReservedPorts);
+    }
+
+    [Theory]
+    [InlineData("off", null)]
+    [InlineData("", null)]
+    [InlineData("0.0.0.0:9100", "0.0.0.0:9100")]
+    [InlineData("[::1]:9100", "[::1]:9100")]
+    public void ECSLITE_METRICS_LISTEN_moves_the_metrics_or_turns_them_off(string value, string? listen)
+    {
+        var settings = AgentSettings.From(None, new Dictionary<string, string> { ["ECSLITE_METRICS_LISTEN"] = value }, []);
+        Assert.Equal(listen, settings.MetricsListen?.ToString());
+        Assert.Equal(listen is null ? [22, 2375, 2376, 51678, 51679] : [22, 2375, 2376, 9100, 51678, 51679], settings.HostReservedPorts);
+    }
+
+    [Theory]
+    [InlineData("51680")]
+    [InlineData("localhost:51680")]
+    [InlineData("127.0.0.1:0")]
+    [InlineData("127.0.0.1:70000")]
+    public void A_metrics_address_that_is_not_ADDRESS_PORT_is_refused_naming_the_variable(string value)
+    {
+        var error = Assert.Throws<FormatException>(() => AgentSettings.From(None, new Dictionary<string, string> { ["ECSLITE_METRICS_LISTEN"] = value }, []));
+        Assert.StartsWith($"ECSLITE_METRICS_LISTEN '{value}'", error.Message, StringComparison.Ordinal);
     }
 
     [Fact]

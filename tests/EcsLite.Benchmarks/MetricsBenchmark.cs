@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Collections.Immutable;
 using System.Diagnostics;
 using EcsLite.Api.V1;
 using EcsLite.FleetSimulator;
@@ -12,7 +13,7 @@ namespace EcsLite.Benchmarks;
 /// scrape (from its own process_cpu_seconds_total and ecslite_coordinator_allocated_bytes_total, less
 /// what an equal window without scrapes used), and the answer's size. (2) The agent's memory with metrics
 /// on (scraped every second) against off, each with the same tasks running, the two interleaved.
-/// Usage: ... metrics [--agents 1000] [--tasks 100000] [--scrapes 50] [--agent PATH] [--agent-tasks 20] [--settle 30] [--pairs 2] [--agent-only]
+/// Usage: ... metrics [--agents 1000] [--tasks 100000] [--scrapes 50] [--agent PATH] [--agent-tasks 20] [--settle 30] [--pairs 2] [--agent-only | --coordinator-only]
 /// </summary>
 internal static class MetricsBenchmark
 {
@@ -25,14 +26,45 @@ internal static class MetricsBenchmark
             Report.Print(results);
         }
 
+        if (args.Contains("--coordinator-only"))
+        {
+            return 0;
+        }
+
         results.AddRange(await AgentAsync(Report.Options(args, "--agent").FirstOrDefault() ?? RepoPaths.NativeAgent, Report.Option(args, "--agent-tasks", 20),
             TimeSpan.FromSeconds(Report.Option(args, "--settle", 30)), Report.Option(args, "--pairs", 2)));
         Report.Print(results);
         return 0;
     }
 
+    /// <summary>The recount a scrape makes when the cluster changed: every task by cluster and status, in process.</summary>
+    private static (string, string, string) CountTasks(int tasks)
+    {
+        var statuses = new[] { "PENDING", "RUNNING", "RUNNING", "RUNNING", "STOPPED" };
+        var state = Enumerable.Range(0, tasks).Select(i => new EcsLite.Store.V1.StoredTask
+        {
+            Cluster = $"cluster-{i % 3}",
+            Task = new EcsLite.Api.V1.Task { TaskArn = $"arn:aws:ecs:local:000000000000:task/cluster-{i % 3}/{i:x32}", LastStatus = statuses[i % 5], DesiredStatus = i % 5 == 4 ? "STOPPED" : "RUNNING" },
+        }).ToImmutableSortedDictionary(t => t.Task.TaskArn, t => t, StringComparer.Ordinal);
+        var times = new List<double>();
+        for (var i = 0; i < 30; i++)
+        {
+            var clock = Stopwatch.StartNew();
+            var series = Coordinator.Core.Observability.TaskCounts.Of(state.Values).Count();
+            times.Add(clock.Elapsed.TotalMilliseconds);
+            if (series != 9)
+            {
+                throw new InvalidOperationException($"{series} series");
+            }
+        }
+
+        times.Sort();
+        return ($"recounting {tasks:N0} tasks by cluster and status (in process, 30 times)", ScaleRun.Percentiles(times), "");
+    }
+
     private static async Task<List<(string, string, string)>> CoordinatorAsync(int agents, int tasks, int scrapes)
     {
+        var recount = CountTasks(tasks);
         await using var coordinator = await CoordinatorProcess.StartAsync();
         await using var fleet = await Fleet.StartAsync(new Uri(coordinator.Address), coordinator.JoinToken, agents);
         var run = new ScaleRun(coordinator, fleet);
@@ -73,6 +105,7 @@ internal static class MetricsBenchmark
         var samples = PrometheusText.Parse(body);
         return
         [
+            recount,
             ($"coordinator scrape, {agents} hosts, {samples.Sum("ecslite_tasks"):N0} tasks ({scrapes} scrapes, HTTPS)", ScaleRun.Percentiles(times), "< 100 ms p99"),
             ("coordinator CPU per scrape (less the background)", $"{cpu * 1000:N1} ms", ""),
             ("coordinator managed allocation per scrape (less the background)", $"{allocated / 1024:N0} KiB", ""),

@@ -112,6 +112,13 @@ public sealed class MetricsTests : IAsyncLifetime
             Assert.Single(agent, s => s.Name == "ecslite_agent_container_network_receive_bytes_total" && s.Labels["task_arn"] == task.TaskArn);
         }
 
+        // Every series the Grafana dashboard in packaging/ plots is one the two endpoints serve.
+        var served = coordinator.Concat(agent).Select(s => s.Name).ToHashSet(StringComparer.Ordinal);
+        var grafana = File.ReadAllText(Path.Combine(RepoPaths.Root, "packaging", "grafana", "ecslite-dashboard.json"));
+        var plotted = System.Text.RegularExpressions.Regex.Matches(grafana, @"\b(ecslite_[a-z_]+|process_[a-z_]+)").Select(m => m.Value).ToHashSet(StringComparer.Ordinal);
+        Assert.True(plotted.Count >= 15, string.Join(", ", plotted));
+        Assert.True(plotted.IsSubsetOf(served), $"plotted but not served: {string.Join(", ", plotted.Except(served))}");
+
         // A stopped task's container leaves the agent's scrape.
         await ecs.StopTaskAsync(new StopTaskRequest { Task = run.Tasks[0].TaskArn });
         await Eventually.HoldsAsync(async () => !(await http.GetStringAsync(_agent.MetricsUrl)).Contains(run.Tasks[0].TaskArn, StringComparison.Ordinal),

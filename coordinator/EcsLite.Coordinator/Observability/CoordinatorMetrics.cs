@@ -1,4 +1,5 @@
 using EcsLite.Coordinator.Agents;
+using EcsLite.Coordinator.Core.Observability;
 using EcsLite.Coordinator.State;
 using EcsLite.Coordinator.Store;
 using Prometheus;
@@ -17,6 +18,7 @@ public sealed class CoordinatorMetrics
     private readonly Histogram _apiLatency;
     private readonly Counter _apiCalls;
     private readonly Histogram _passes;
+    private Core.State.CoordinatorState? _counted;
 
     public CoordinatorMetrics(ClusterStateMachine state, AgentSessions sessions, IKeyValueStore store)
     {
@@ -72,14 +74,13 @@ public sealed class CoordinatorMetrics
         {
             agents.Set(sessions.Count);
             var current = state.Current;
-            var counts = new Dictionary<(string, string, string), int>();
-            foreach (var task in current.Tasks.Values)
+            if (ReferenceEquals(current, _counted))
             {
-                var key = (task.Cluster, task.Task.LastStatus, task.Task.DesiredStatus);
-                counts[key] = counts.GetValueOrDefault(key) + 1;
+                return; // nothing changed since the last scrape: the gauges hold
             }
 
-            Refresh(tasksByStatus, counts.Select(c => (new[] { c.Key.Item1, c.Key.Item2, c.Key.Item3 }, (double)c.Value)));
+            _counted = current;
+            Refresh(tasksByStatus, TaskCounts.Of(current.Tasks.Values).Select(c => (new[] { c.Cluster, c.LastStatus, c.DesiredStatus }, (double)c.Count)));
             Refresh(instances, current.ContainerInstances.Values
                 .GroupBy(i => (i.Cluster, i.ContainerInstance.Status, Connected: current.IsConnected(i.ContainerInstance.ContainerInstanceArn)))
                 .Select(g => (new[] { g.Key.Cluster, g.Key.Status, g.Key.Connected ? "true" : "false" }, (double)g.Count())));
