@@ -152,10 +152,24 @@ public sealed class CoordinatorProcess : IAsyncDisposable
     /// <summary>Where the process starts (the test's own directory unless set), as a unit's WorkingDirectory= would put it.</summary>
     public string? WorkingDirectory { get; set; }
 
-    public static Task<CoordinatorProcess> StartAsync(string? dataDir = null, params string[] extraArgs)
+    public static async Task<CoordinatorProcess> StartAsync(string? dataDir = null, params string[] extraArgs)
     {
-        var port = FreePort();
-        return StartListeningAsync(dataDir, $"127.0.0.1:{port}", $"https://127.0.0.1:{port}", null, extraArgs);
+        // A port found free may be taken before the coordinator binds it (other test processes pick ports,
+        // and outgoing connections take them too): then another port, on a store of its own.
+        for (var attempt = 1; ; attempt++)
+        {
+            var port = FreePort();
+            var coordinator = new CoordinatorProcess(dataDir ?? TempDirectory("ecslite-coordinator"), port, $"127.0.0.1:{port}", $"https://127.0.0.1:{port}", null);
+            try
+            {
+                await coordinator.StartAgainAsync(extraArgs);
+                return coordinator;
+            }
+            catch (InvalidOperationException e) when (attempt < 3 && dataDir is null && e.Message.Contains("address already in use", StringComparison.Ordinal))
+            {
+                await coordinator.DisposeAsync();
+            }
+        }
     }
 
     /// <summary>Starts a given build of the coordinator (e.g. the one a package installed) on a store of its own.</summary>

@@ -213,7 +213,7 @@ async function follow() {
   }
 }
 
-/** A task's log lines, followed while it runs. */
+/** A task's log lines, followed while it runs; a broken stream is taken up again from the last line's time. */
 async function followLogs(task, containerName = task.containers?.[0]?.name) {
   logs?.abort();
   const controller = logs = new AbortController();
@@ -224,13 +224,29 @@ async function followLogs(task, containerName = task.containers?.[0]?.name) {
   $('logs-container').replaceChildren(...(task.containers ?? []).map((c) => el('option', c.name === containerName ? { selected: '' } : {}, c.name)));
   $('logs-container').onchange = () => followLogs(task, $('logs-container').value);
   $('logs').textContent = '';
-  try {
-    await stream('ecslite.v1.TaskLogs.GetTaskLogs', { cluster, task: task.taskArn, containerName, tail: 500, follow: task.lastStatus !== 'STOPPED' }, (message) => {
-      for (const event of message.events ?? []) $('logs').append(`${event.message}\n`);
-      $('logs').scrollTop = $('logs').scrollHeight;
-    }, controller.signal);
-  } catch (e) {
-    if (!controller.signal.aborted) $('logs').append(`(${e.message})\n`);
+  const follow = task.lastStatus !== 'STOPPED';
+  let since = null;
+  for (let attempt = 0; !controller.signal.aborted; attempt++) {
+    try {
+      const request = { cluster, task: task.taskArn, containerName, follow, ...(since === null ? { tail: 500 } : { since }) };
+      await stream('ecslite.v1.TaskLogs.GetTaskLogs', request, (message) => {
+        attempt = 0;
+        for (const event of message.events ?? []) {
+          if (since !== null && event.timestamp <= since) continue; // already shown before the stream broke
+          $('logs').append(`${event.message}\n`);
+          since = event.timestamp;
+        }
+        $('logs').scrollTop = $('logs').scrollHeight;
+      }, controller.signal);
+      return; // the coordinator ended it: the task's output is complete
+    } catch (e) {
+      if (controller.signal.aborted) return;
+      if (e instanceof ApiError) {
+        $('logs').append(`(${e.message})\n`);
+        return;
+      }
+    }
+    await new Promise((done) => setTimeout(done, Math.min(10000, 500 * 2 ** attempt))); // the network dropped it: again, from the last line
   }
 }
 
