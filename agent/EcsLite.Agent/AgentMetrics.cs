@@ -11,15 +11,16 @@ namespace EcsLite.Agent;
 /// each running container's usage, read from the kernel at scrape time; Docker call latencies; the
 /// channel to the coordinator; tasks by status. Served at GET /metrics on ECSLITE_METRICS_LISTEN.
 /// </summary>
-public sealed partial class AgentMetrics : IDisposable
+public sealed class AgentMetrics : IDisposable
 {
     private static readonly string[] ContainerLabels = ["task_arn", "family", "container"];
+    private static readonly string[] TaskStatuses = ["PROVISIONING", "PENDING", "ACTIVATING", "RUNNING", "DEACTIVATING", "STOPPING", "DEPROVISIONING", "STOPPED"];
 
     private readonly CollectorRegistry _registry = Metrics.NewCustomRegistry();
     private readonly Histogram _dockerCalls;
     private readonly MetricServer _server;
-    private static readonly string[] TaskStatuses = ["PROVISIONING", "PENDING", "ACTIVATING", "RUNNING", "DEACTIVATING", "STOPPING", "DEPROVISIONING", "STOPPED"];
 
+    /// <summary>The label sets of the containers the last scrape showed: those gone since leave the next one.</summary>
     private HashSet<string[]> _containers = new(LabelsComparer.Instance);
 
     public AgentMetrics(IPEndPoint listen, Func<TaskEngine?> tasks, CoordinatorConnection connection)

@@ -304,7 +304,7 @@ internal static partial class Startup
     [LoggerMessage(Level = LogLevel.Information, Message = "Cluster store: {Path} (SQLite, WAL, synchronous=FULL)")]
     public static partial void LogDataDir(ILogger logger, string path);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "EcsLite coordinator {Version} listening on {Listen} (gRPC and the AWS JSON API, {Security}; reflection and grpc.health.v1 on)")]
+    [LoggerMessage(Level = LogLevel.Information, Message = "EcsLite coordinator {Version} listening on {Listen} (gRPC, the AWS JSON API, /metrics and /dashboard/, {Security}; reflection and grpc.health.v1 on)")]
     public static partial void LogListening(ILogger logger, string listen, string version, string security);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Admin socket {Path} (mode 0600; answers as the account's root)")]
