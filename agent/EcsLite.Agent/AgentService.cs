@@ -65,7 +65,15 @@ public sealed partial class AgentService : IHostedService, IAgentRuntime
 
         _running = Task.WhenAll(_connection.RunAsync(_stopping.Token), WatchdogAsync(_stopping.Token));
         LogWaiting(_logger);
-        await _connection.Registered.WaitAsync(cancellationToken);
+        try
+        {
+            await _connection.Registered.WaitAsync(cancellationToken);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // Stopped (SIGTERM) before a coordinator welcomed this host: a clean stop, not a crash; StopAsync follows.
+            LogStoppedBeforeJoining(_logger);
+        }
     }
 
     public async Task StopAsync(CancellationToken cancellationToken)
@@ -163,6 +171,9 @@ public sealed partial class AgentService : IHostedService, IAgentRuntime
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "No metrics: cannot listen on {Listen} ({Reason}); set ECSLITE_METRICS_LISTEN to a free ADDRESS:PORT, or off")]
     private static partial void LogMetricsFailed(ILogger logger, string listen, string reason);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Stopped before a coordinator welcomed this host")]
+    private static partial void LogStoppedBeforeJoining(ILogger logger);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Joining the cluster; waiting for a coordinator to welcome this host")]
     private static partial void LogWaiting(ILogger logger);

@@ -76,6 +76,17 @@ public class AgentChannelTests
     }
 
     [Fact]
+    public async Task An_agent_stopped_before_any_coordinator_welcomed_it_exits_cleanly()
+    {
+        // No coordinator at that address: the agent is still joining when SIGTERM comes (systemctl stop).
+        await using var agent = AgentProcess.Start($"https://127.0.0.1:{CoordinatorProcess.FreePort()}", joinToken: null);
+        await agent.Process.WaitForOutputAsync("waiting for a coordinator to welcome this host", TimeSpan.FromSeconds(30));
+        var code = await agent.Process.StopAsync();
+        Assert.True(code == 0, $"the agent exited with {code} on SIGTERM:\n{agent.Output}");
+        Assert.Contains("Stopped before a coordinator welcomed this host", agent.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_killed_agent_is_marked_disconnected_within_7_seconds_and_a_stalled_one_after_missed_heartbeats()
     {
         await using var coordinator = await CoordinatorProcess.StartAsync();
