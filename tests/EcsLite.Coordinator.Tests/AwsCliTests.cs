@@ -11,39 +11,35 @@ namespace EcsLite.Coordinator.Tests;
 public sealed class AwsCliTests : IAsyncLifetime
 {
     private const string Address = "127.0.0.6";
-    private CoordinatorProcess _coordinator = null!;
-    private AgentProcess _agent = null!;
+    private TestCluster _cluster = null!;
     private string _home = null!;
+
+    private CoordinatorProcess Coordinator => _cluster.Coordinator;
+
+    private AgentProcess Agent => _cluster.Agent;
 
     public async Task InitializeAsync()
     {
-        await LocalImages.EnsureAsync();
-        _coordinator = await CoordinatorProcess.StartAsync();
-        _agent = AgentProcess.Start(_coordinator.Address, _coordinator.JoinToken, environment: new Dictionary<string, string>
+        _cluster = await TestCluster.StartAsync(new Dictionary<string, string>
         {
             ["ECSLITE_HOST_PORT_ADDRESS"] = Address,
             ["ECS_IMAGE_PULL_BEHAVIOR"] = "prefer-cached",
             ["ECS_CONTAINER_STOP_TIMEOUT"] = "1s",
         });
-        await _agent.WaitJoinedAsync();
         _home = CoordinatorProcess.TempDirectory("ecslite-aws-home");
     }
 
     public async Task DisposeAsync()
     {
-        var instance = _agent.ContainerInstanceArn;
-        await _agent.DisposeAsync();
-        await _coordinator.DisposeAsync();
-        if (instance is not null)
+        await (_cluster?.DisposeAsync() ?? ValueTask.CompletedTask);
+        if (_home is not null)
         {
-            await ProcessRunner.RemoveContainersAsync([instance]);
+            Directory.Delete(_home, recursive: true);
         }
-
-        Directory.Delete(_home, recursive: true);
     }
 
     /// <summary>The coordinator's TLS port (Debian's CLI and botocore predate AWS_ENDPOINT_URL: it is passed as --endpoint-url / endpoint_url).</summary>
-    private string Endpoint => _coordinator.Address.Replace("http://", "https://", StringComparison.Ordinal);
+    private string Endpoint => Coordinator.Address.Replace("http://", "https://", StringComparison.Ordinal);
 
     /// <summary>The environment the CLI and SDK run with: the administrator's credentials file as is, the cluster CA, the endpoint, region local.</summary>
     private Dictionary<string, string> Environment((string Id, string Secret)? key = null)
@@ -52,8 +48,8 @@ public sealed class AwsCliTests : IAsyncLifetime
         {
             ["HOME"] = _home,
             ["AWS_CONFIG_FILE"] = "/dev/null",
-            ["AWS_SHARED_CREDENTIALS_FILE"] = Path.Combine(_coordinator.DataDir, "admin-credentials"),
-            ["AWS_CA_BUNDLE"] = _coordinator.CaFile,
+            ["AWS_SHARED_CREDENTIALS_FILE"] = Path.Combine(Coordinator.DataDir, "admin-credentials"),
+            ["AWS_CA_BUNDLE"] = Coordinator.CaFile,
             ["AWS_REGION"] = "local",
             ["AWS_DEFAULT_REGION"] = "local", // what Debian's botocore reads
             ["AWS_PAGER"] = "",
@@ -155,8 +151,8 @@ public sealed class AwsCliTests : IAsyncLifetime
         await AwsAsync("ecs", "wait", "services-inactive", "--services", "web");
 
         // Everything listed and described.
-        Assert.Contains(_agent.ContainerInstanceArn, (await AwsAsync("ecs", "list-container-instances"))!["containerInstanceArns"]!.AsArray().Select(a => a!.GetValue<string>()));
-        var instance = (await AwsAsync("ecs", "describe-container-instances", "--container-instances", _agent.ContainerInstanceArn!))!["containerInstances"]![0]!;
+        Assert.Contains(Agent.ContainerInstanceArn, (await AwsAsync("ecs", "list-container-instances"))!["containerInstanceArns"]!.AsArray().Select(a => a!.GetValue<string>()));
+        var instance = (await AwsAsync("ecs", "describe-container-instances", "--container-instances", Agent.ContainerInstanceArn!))!["containerInstances"]![0]!;
         Assert.True(instance["agentConnected"]!.GetValue<bool>());
         Assert.Equal(2, (await AwsAsync("ecs", "list-task-definitions"))!["taskDefinitionArns"]!.AsArray().Count);
         Assert.Equal(["fargate-task-definition"], (await AwsAsync("ecs", "list-task-definition-families"))!["families"]!.AsArray().Select(f => f!.GetValue<string>()));
@@ -167,12 +163,12 @@ public sealed class AwsCliTests : IAsyncLifetime
     [Fact]
     public async Task A_bad_signature_an_unknown_or_disabled_key_a_wrong_scope_and_a_denied_action_fail_as_AWS_fails_them()
     {
-        var admin = _coordinator.AdminKey;
+        var admin = Coordinator.AdminKey;
         Assert.Contains("InvalidSignatureException", await AwsFailsAsync((admin.AccessKeyId, admin.Secret + "x"), "ecs", "list-clusters"), StringComparison.Ordinal);
         Assert.Contains("UnrecognizedClientException", await AwsFailsAsync(("AKIAAAAAAAAAAAAAAAAA", admin.Secret), "ecs", "list-clusters"), StringComparison.Ordinal);
         Assert.Contains("Credential should be scoped to a valid region", await AwsFailsAsync(null, "ecs", "list-clusters", "--region", "us-east-1"), StringComparison.Ordinal);
 
-        var iam = new Iam.IamClient(_coordinator.Channel);
+        var iam = new Iam.IamClient(Coordinator.Channel);
         await iam.CreateUserAsync(new CreateUserRequest { UserName = "reader" });
         await iam.PutUserPolicyAsync(new PutUserPolicyRequest
         {
@@ -190,12 +186,12 @@ public sealed class AwsCliTests : IAsyncLifetime
 
         await iam.UpdateAccessKeyAsync(new UpdateAccessKeyRequest { UserName = "reader", AccessKeyId = key.AccessKeyId, Status = "Inactive" });
         Assert.Contains("UnrecognizedClientException", await AwsFailsAsync(reader, "ecs", "list-clusters"), StringComparison.Ordinal);
-        var audit = await _coordinator.AuditAsync(lines => lines.Any(l => l.Contains("ecs:CreateCluster", StringComparison.Ordinal)));
+        var audit = await Coordinator.AuditAsync(lines => lines.Any(l => l.Contains("ecs:CreateCluster", StringComparison.Ordinal)));
         Assert.Contains(audit, l => l.Contains("user/reader", StringComparison.Ordinal) && l.Contains("AccessDeniedException", StringComparison.Ordinal));
 
         // A body of the wrong shape, an unknown member and an unknown action are refused in AWS's words, naming what is wrong.
-        using var http = new HttpClient(CoordinatorProcess.TrustingHandler(_coordinator.CaFile));
-        var signed = new AwsJsonClient(http, new Uri(Endpoint), _coordinator.AdminKey);
+        using var http = new HttpClient(CoordinatorProcess.TrustingHandler(Coordinator.CaFile));
+        var signed = new AwsJsonClient(http, new Uri(Endpoint), Coordinator.AdminKey);
         foreach (var (target, body, type, says) in new[]
         {
             ("AmazonEC2ContainerServiceV20141113.ListClusters", """{"maxResults": "ten"}""", "SerializationException", "maxResults: expected number"),
@@ -256,10 +252,10 @@ public sealed class AwsCliTests : IAsyncLifetime
         // tests/js holds the SDK (npm ci, by test.sh); node is the machine's.
         var directory = Path.Combine(RepoPaths.Root, "tests", "js");
         Assert.True(Directory.Exists(Path.Combine(directory, "node_modules", "@aws-sdk", "client-ecs")), "tests/js has no node_modules: run npm ci there (test.sh does)");
-        var (id, secret) = _coordinator.AdminKey;
+        var (id, secret) = Coordinator.AdminKey;
         var environment = Environment((id, secret));
         environment["ECSLITE_ENDPOINT"] = Endpoint;
-        environment["NODE_EXTRA_CA_CERTS"] = _coordinator.CaFile;
+        environment["NODE_EXTRA_CA_CERTS"] = Coordinator.CaFile;
         var (code, output) = await ProcessRunner.RunAsync("node", [Path.Combine(directory, "ecs-flow.mjs"), Path.Combine(RepoPaths.Examples, "fargate-task-definition.json")], environment, timeoutSeconds: 240);
         Assert.True(code == 0, output);
         Assert.Contains("registered arn:aws:ecs:local:000000000000:task-definition/fargate-task-definition:1 true", output, StringComparison.Ordinal);
@@ -279,9 +275,9 @@ public sealed class AwsCliTests : IAsyncLifetime
     [Fact]
     public async Task Every_action_of_the_JSON_API_is_reachable_over_JSON_and_gRPC_with_the_same_answer()
     {
-        var json = await DynamicJsonClient.ConnectAsync(_coordinator.Channel);
-        using var http = new HttpClient(CoordinatorProcess.TrustingHandler(_coordinator.CaFile));
-        var signed = new AwsJsonClient(http, new Uri(Endpoint), _coordinator.AdminKey);
+        var json = await DynamicJsonClient.ConnectAsync(Coordinator.Channel);
+        using var http = new HttpClient(CoordinatorProcess.TrustingHandler(Coordinator.CaFile));
+        var signed = new AwsJsonClient(http, new Uri(Endpoint), Coordinator.AdminKey);
         var actions = JsonActions().ToList();
         Assert.Equal(30 + 4 + 11, actions.Count); // ECS's, CloudWatch Logs' and the secret stores' actions
         foreach (var (method, target, service) in actions)

@@ -14,43 +14,26 @@ namespace EcsLite.Coordinator.Tests;
 /// </summary>
 public sealed class DashboardTests : IAsyncLifetime
 {
-    private CoordinatorProcess _coordinator = null!;
-    private readonly List<AgentProcess> _agents = [];
+    private TestCluster _cluster = null!;
 
-    public async Task InitializeAsync()
+    private CoordinatorProcess Coordinator => _cluster.Coordinator;
+
+    private IReadOnlyList<AgentProcess> Agents => _cluster.Agents;
+
+    public async Task InitializeAsync() => _cluster = await TestCluster.StartAsync(new Dictionary<string, string>
     {
-        await LocalImages.EnsureAsync();
-        _coordinator = await CoordinatorProcess.StartAsync();
-        for (var i = 0; i < 2; i++)
-        {
-            _agents.Add(AgentProcess.Start(_coordinator.Address, _coordinator.JoinToken, environment: new Dictionary<string, string>
-            {
-                ["ECS_IMAGE_PULL_BEHAVIOR"] = "prefer-cached",
-                ["ECS_CONTAINER_STOP_TIMEOUT"] = "1s",
-            }));
-        }
+        ["ECS_IMAGE_PULL_BEHAVIOR"] = "prefer-cached",
+        ["ECS_CONTAINER_STOP_TIMEOUT"] = "1s",
+    }, agents: 2);
 
-        await Task.WhenAll(_agents.Select(a => a.WaitJoinedAsync()));
-    }
-
-    public async Task DisposeAsync()
-    {
-        var instances = _agents.Select(a => a.ContainerInstanceArn).OfType<string>().ToList();
-        foreach (var agent in _agents)
-        {
-            await agent.DisposeAsync();
-        }
-
-        await _coordinator.DisposeAsync();
-        await ProcessRunner.RemoveContainersAsync(instances);
-    }
+    public async Task DisposeAsync() => await (_cluster?.DisposeAsync() ?? ValueTask.CompletedTask);
 
     /// <summary>
     /// On the host's network: a container on a bridge adds a network interface, and Chromium drops its
     /// connections when the machine's interfaces change (ERR_NETWORK_CHANGED).
     /// </summary>
     private async Task RegisterAsync(string family, int memory, string script) =>
-        await _coordinator.Ecs.RegisterTaskDefinitionAsync(JsonParser.Default.Parse<RegisterTaskDefinitionRequest>($$"""
+        await Coordinator.Ecs.RegisterTaskDefinitionAsync(JsonParser.Default.Parse<RegisterTaskDefinitionRequest>($$"""
             { "family": "{{family}}", "networkMode": "host", "containerDefinitions": [{ "name": "app", "image": "{{LocalImages.Busybox}}", "memory": {{memory}},
               "entryPoint": ["sh", "-c"], "command": [{{System.Text.Json.JsonSerializer.Serialize(script)}}] }] }
             """));
@@ -58,8 +41,8 @@ public sealed class DashboardTests : IAsyncLifetime
     [Fact]
     public async Task Chromium_shows_hosts_services_a_placement_failure_and_logs_live_and_nothing_without_a_key()
     {
-        var ecs = _coordinator.Ecs;
-        var drained = _agents[1].ContainerInstanceArn!;
+        var ecs = Coordinator.Ecs;
+        var drained = Agents[1].ContainerInstanceArn!;
         await ecs.UpdateContainerInstancesStateAsync(new UpdateContainerInstancesStateRequest { ContainerInstances = { drained }, Status = "DRAINING" });
         const string Sleeper = "trap 'exit 0' TERM; sleep 600 & wait";
         await RegisterAsync("web", 32, Sleeper);
@@ -92,10 +75,10 @@ public sealed class DashboardTests : IAsyncLifetime
         var cluster = (await ecs.DescribeClustersAsync(new DescribeClustersRequest())).Clusters.Single(); // as the page will first see it
         var screenshots = Path.Combine(RepoPaths.Root, "tests", "EcsLite.Coordinator.Tests", "TestResults", "dashboard");
         Directory.CreateDirectory(screenshots);
-        var (id, secret) = _coordinator.AdminKey;
+        var (id, secret) = Coordinator.AdminKey;
         var (code, output) = await ProcessRunner.RunAsync("node", [Path.Combine(RepoPaths.Root, "tests", "js", "dashboard.mjs")], new Dictionary<string, string>
         {
-            ["URL"] = _coordinator.Address.Replace("http://", "https://", StringComparison.Ordinal),
+            ["URL"] = Coordinator.Address.Replace("http://", "https://", StringComparison.Ordinal),
             ["KEY_ID"] = id,
             ["SECRET"] = secret,
             ["SCREENSHOTS"] = screenshots,
@@ -113,7 +96,7 @@ public sealed class DashboardTests : IAsyncLifetime
         Assert.StartsWith("InvalidSignatureException", (string?)seen["wrongSecret"], StringComparison.Ordinal);
 
         // Hosts: both, the drained one DRAINING, each with its registered memory as the API has it.
-        var instances = (await ecs.DescribeContainerInstancesAsync(new DescribeContainerInstancesRequest { ContainerInstances = { _agents.Select(a => a.ContainerInstanceArn!) } })).ContainerInstances;
+        var instances = (await ecs.DescribeContainerInstancesAsync(new DescribeContainerInstancesRequest { ContainerInstances = { Agents.Select(a => a.ContainerInstanceArn!) } })).ContainerInstances;
         var shown = seen["instances"]!.AsArray();
         Assert.Equal(instances.Select(i => i.ContainerInstanceArn).Order(), shown.Select(i => (string)i!["arn"]!).Order());
         Assert.Equal("DRAINING", (string?)shown.Single(i => (string?)i!["arn"] == drained)!["status"]);

@@ -13,37 +13,25 @@ namespace EcsLite.Coordinator.Tests;
 /// </summary>
 public sealed class MetricsTests : IAsyncLifetime
 {
-    private CoordinatorProcess _coordinator = null!;
-    private AgentProcess _agent = null!;
+    private TestCluster _cluster = null!;
 
-    public async Task InitializeAsync()
+    private CoordinatorProcess Coordinator => _cluster.Coordinator;
+
+    private AgentProcess Agent => _cluster.Agent;
+
+    public async Task InitializeAsync() => _cluster = await TestCluster.StartAsync(new Dictionary<string, string>
     {
-        await LocalImages.EnsureAsync();
-        _coordinator = await CoordinatorProcess.StartAsync();
-        _agent = AgentProcess.Start(_coordinator.Address, _coordinator.JoinToken, environment: new Dictionary<string, string>
-        {
-            ["ECS_IMAGE_PULL_BEHAVIOR"] = "prefer-cached",
-            ["ECS_CONTAINER_STOP_TIMEOUT"] = "1s",
-        });
-        await _agent.WaitJoinedAsync();
-    }
+        ["ECS_IMAGE_PULL_BEHAVIOR"] = "prefer-cached",
+        ["ECS_CONTAINER_STOP_TIMEOUT"] = "1s",
+    });
 
-    public async Task DisposeAsync()
-    {
-        var instance = _agent.ContainerInstanceArn;
-        await _agent.DisposeAsync();
-        await _coordinator.DisposeAsync();
-        if (instance is not null)
-        {
-            await ProcessRunner.RemoveContainersAsync([instance]);
-        }
-    }
+    public async Task DisposeAsync() => await (_cluster?.DisposeAsync() ?? ValueTask.CompletedTask);
 
-    private Uri MetricsUri => new(_coordinator.Address.Replace("http://", "https://", StringComparison.Ordinal) + "/metrics");
+    private Uri MetricsUri => new(Coordinator.Address.Replace("http://", "https://", StringComparison.Ordinal) + "/metrics");
 
     private async Task<(HttpStatusCode Status, string Body)> ScrapeAsync(AuthenticationHeaderValue? authorization)
     {
-        using var http = new HttpClient(CoordinatorProcess.TrustingHandler(_coordinator.CaFile));
+        using var http = new HttpClient(CoordinatorProcess.TrustingHandler(Coordinator.CaFile));
         using var request = new HttpRequestMessage(HttpMethod.Get, MetricsUri) { Headers = { Authorization = authorization } };
         using var response = await http.SendAsync(request);
         return (response.StatusCode, await response.Content.ReadAsStringAsync());
@@ -55,7 +43,7 @@ public sealed class MetricsTests : IAsyncLifetime
     [Fact]
     public async Task Both_endpoints_count_what_the_run_did()
     {
-        var ecs = _coordinator.Ecs;
+        var ecs = Coordinator.Ecs;
         // A container that reads and writes through its network and disk, so its counters move.
         await ecs.RegisterTaskDefinitionAsync(JsonParser.Default.Parse<RegisterTaskDefinitionRequest>($$"""
             { "family": "busy", "containerDefinitions": [{ "name": "app", "image": "{{LocalImages.Busybox}}", "memory": 32,
@@ -81,7 +69,7 @@ public sealed class MetricsTests : IAsyncLifetime
             return running.Count == 5 && running.All(t => t.LastStatus == "RUNNING");
         }, TimeSpan.FromSeconds(60), "five RUNNING tasks");
 
-        var (status, body) = await ScrapeAsync(Basic(_coordinator.AdminKey));
+        var (status, body) = await ScrapeAsync(Basic(Coordinator.AdminKey));
         Assert.True(status == HttpStatusCode.OK, body);
         var coordinator = PrometheusText.Parse(body);
         Assert.Equal(5, coordinator.Sum("ecslite_placements_total", "cluster=default"));
@@ -100,7 +88,7 @@ public sealed class MetricsTests : IAsyncLifetime
 
         // The agent: each running container's usage, its Docker calls, its channel.
         using var http = new HttpClient();
-        var agent = PrometheusText.Parse(await http.GetStringAsync(_agent.MetricsUrl));
+        var agent = PrometheusText.Parse(await http.GetStringAsync(Agent.MetricsUrl));
         Assert.Equal(5, agent.Sum("ecslite_agent_tasks", "last_status=RUNNING"));
         Assert.Equal(1, agent.Sum("ecslite_agent_channel_connected"));
         Assert.True(agent.Sum("ecslite_agent_docker_request_duration_seconds_count", "operation=containers.start") >= 5);
@@ -121,7 +109,7 @@ public sealed class MetricsTests : IAsyncLifetime
 
         // A stopped task's container leaves the agent's scrape.
         await ecs.StopTaskAsync(new StopTaskRequest { Task = run.Tasks[0].TaskArn });
-        await Eventually.HoldsAsync(async () => !(await http.GetStringAsync(_agent.MetricsUrl)).Contains(run.Tasks[0].TaskArn, StringComparison.Ordinal),
+        await Eventually.HoldsAsync(async () => !(await http.GetStringAsync(Agent.MetricsUrl)).Contains(run.Tasks[0].TaskArn, StringComparison.Ordinal),
             TimeSpan.FromSeconds(30), "the stopped task's series gone");
     }
 
@@ -131,10 +119,10 @@ public sealed class MetricsTests : IAsyncLifetime
         var (status, body) = await ScrapeAsync(null);
         Assert.Equal(HttpStatusCode.Unauthorized, status);
         Assert.StartsWith("MissingAuthenticationTokenException", body, StringComparison.Ordinal);
-        var admin = _coordinator.AdminKey;
+        var admin = Coordinator.AdminKey;
         Assert.Equal(HttpStatusCode.Unauthorized, (await ScrapeAsync(Basic((admin.AccessKeyId, admin.Secret + "x")))).Status);
 
-        var iam = new Iam.IamClient(_coordinator.Channel);
+        var iam = new Iam.IamClient(Coordinator.Channel);
         await iam.CreateUserAsync(new CreateUserRequest { UserName = "reader" });
         await iam.PutUserPolicyAsync(new PutUserPolicyRequest
         {

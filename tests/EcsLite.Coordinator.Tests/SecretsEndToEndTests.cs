@@ -16,36 +16,27 @@ namespace EcsLite.Coordinator.Tests;
 public sealed class SecretsEndToEndTests : IAsyncLifetime
 {
     private const string Ecs = "ecslite.v1.Ecs/";
-    private CoordinatorProcess _coordinator = null!;
-    private AgentProcess _agent = null!;
+    private TestCluster _cluster = null!;
     private DynamicJsonClient _json = null!;
     private SecretsApi.SecretsClient _secrets = null!;
 
+    private CoordinatorProcess Coordinator => _cluster.Coordinator;
+
+    private AgentProcess Agent => _cluster.Agent;
+
     public async Task InitializeAsync()
     {
-        await LocalImages.EnsureAsync();
-        _coordinator = await CoordinatorProcess.StartAsync();
-        _json = await DynamicJsonClient.ConnectAsync(_coordinator.Channel);
-        _secrets = new SecretsApi.SecretsClient(_coordinator.Channel);
-        _agent = AgentProcess.Start(_coordinator.Address, _coordinator.JoinToken, environment: new Dictionary<string, string>
+        _cluster = await TestCluster.StartAsync(new Dictionary<string, string>
         {
             ["ECSLITE_HOST_PORT_ADDRESS"] = "127.0.0.5",
             ["ECS_IMAGE_PULL_BEHAVIOR"] = "prefer-cached",
             ["ECS_CONTAINER_STOP_TIMEOUT"] = "1s",
         });
-        await _agent.WaitJoinedAsync();
+        _json = await DynamicJsonClient.ConnectAsync(Coordinator.Channel);
+        _secrets = new SecretsApi.SecretsClient(Coordinator.Channel);
     }
 
-    public async Task DisposeAsync()
-    {
-        var instance = _agent.ContainerInstanceArn;
-        await _agent.DisposeAsync();
-        await _coordinator.DisposeAsync();
-        if (instance is not null)
-        {
-            await ProcessRunner.RemoveContainersAsync([instance]);
-        }
-    }
+    public async Task DisposeAsync() => await (_cluster?.DisposeAsync() ?? ValueTask.CompletedTask);
 
     private static string Unique(string what) => $"{what}-{Guid.NewGuid():N}";
 
@@ -82,15 +73,15 @@ public sealed class SecretsEndToEndTests : IAsyncLifetime
         Assert.Contains($"WARM={warm}", await EnvironmentAsync(warmupId));
         var warmupStarted = (await InspectAsync(warmupId)).GetProperty("State").GetProperty("StartedAt").GetString();
 
-        await _agent.Process.KillAsync();
-        Assert.Empty(FilesContaining(_agent.DataDir, password, user, logLabel, warm)); // what it kept on disk while the task ran
-        _agent.StartAgain();
+        await Agent.Process.KillAsync();
+        Assert.Empty(FilesContaining(Agent.DataDir, password, user, logLabel, warm)); // what it kept on disk while the task ran
+        Agent.StartAgain();
         var task = await WaitForAsync(taskArn, t => t.LastStatus == "RUNNING");
         var appId = task.Containers.Single(c => c.Name == "app").RuntimeId;
 
         // The restarted agent, which adopted the task from its data directory (which holds no value), was
         // sent the values again with its first full set; it kept the containers it found.
-        await _agent.Process.WaitForOutputAsync($"Task {taskArn}: 5 secret values received from the coordinator", TimeSpan.FromSeconds(30));
+        await Agent.Process.WaitForOutputAsync($"Task {taskArn}: 5 secret values received from the coordinator", TimeSpan.FromSeconds(30));
         var environment = await EnvironmentAsync(appId);
         Assert.Contains($"DB_PASSWORD={password}", environment);
         Assert.Contains($"DB_PASSWORD_BY_ARN={password}", environment);
@@ -127,19 +118,19 @@ public sealed class SecretsEndToEndTests : IAsyncLifetime
         // ... in the coordinator's store, data directory or log, or the agent's data directory or log.
         await _json.CallAsync(Ecs + "StopTask", $$"""{ "task": "{{taskArn}}" }""");
         await WaitForAsync(taskArn, t => t.LastStatus == "STOPPED");
-        await _coordinator.StopAsync();
-        Assert.True(File.Exists(Path.Combine(_coordinator.DataDir, "cluster-store.db")));
-        Assert.Empty(FilesContaining(_coordinator.DataDir, password, user, logLabel, warm));
-        Assert.Empty(FilesContaining(_agent.DataDir, password, user, logLabel, warm));
+        await Coordinator.StopAsync();
+        Assert.True(File.Exists(Path.Combine(Coordinator.DataDir, "cluster-store.db")));
+        Assert.Empty(FilesContaining(Coordinator.DataDir, password, user, logLabel, warm));
+        Assert.Empty(FilesContaining(Agent.DataDir, password, user, logLabel, warm));
         foreach (var value in new[] { password, user, logLabel, warm })
         {
-            Assert.DoesNotContain(value, _coordinator.Output, StringComparison.Ordinal);
-            Assert.DoesNotContain(value, _agent.Output, StringComparison.Ordinal);
+            Assert.DoesNotContain(value, Coordinator.Output, StringComparison.Ordinal);
+            Assert.DoesNotContain(value, Agent.Output, StringComparison.Ordinal);
         }
 
         // The store keeps them, encrypted, across a restart.
-        await _coordinator.StartAgainAsync();
-        _secrets = new SecretsApi.SecretsClient(_coordinator.Channel);
+        await Coordinator.StartAgainAsync();
+        _secrets = new SecretsApi.SecretsClient(Coordinator.Channel);
         Assert.Equal(password, (await _secrets.GetParameterAsync(new GetParameterRequest { Name = "/prod/db/password", WithDecryption = true })).Parameter.Value);
     }
 
@@ -164,7 +155,7 @@ public sealed class SecretsEndToEndTests : IAsyncLifetime
         await _secrets.PutParameterAsync(new PutParameterRequest { Name = "/prod/key", Value = "prod-value", Type = "SecureString" });
         await _secrets.PutParameterAsync(new PutParameterRequest { Name = "/dev/key", Value = "dev-value", Type = "SecureString" });
         var secret = await _secrets.CreateSecretAsync(new CreateSecretRequest { Name = "prod/token", SecretString = "t" });
-        var iam = new Iam.IamClient(_coordinator.Channel);
+        var iam = new Iam.IamClient(Coordinator.Channel);
         await iam.CreateUserAsync(new CreateUserRequest { UserName = "dev" });
         await iam.PutUserPolicyAsync(new PutUserPolicyRequest
         {
@@ -177,7 +168,7 @@ public sealed class SecretsEndToEndTests : IAsyncLifetime
                 """,
         });
         var key = (await iam.CreateAccessKeyAsync(new CreateAccessKeyRequest { UserName = "dev" })).AccessKey;
-        using var channel = _coordinator.NewChannel((key.AccessKeyId, key.SecretAccessKey));
+        using var channel = Coordinator.NewChannel((key.AccessKeyId, key.SecretAccessKey));
         var dev = new SecretsApi.SecretsClient(channel);
 
         Assert.Equal("dev-value", (await dev.GetParameterAsync(new GetParameterRequest { Name = "/dev/key", WithDecryption = true })).Parameter.Value);
@@ -199,7 +190,7 @@ public sealed class SecretsEndToEndTests : IAsyncLifetime
         await devJson.CallAsync(Ecs + "RegisterTaskDefinition", register);
         var run = await Assert.ThrowsAsync<RpcException>(() => devJson.CallAsync(Ecs + "RunTask", """{ "taskDefinition": "reads-prod" }"""));
         Assert.Contains("ssm:GetParameters on resource: arn:aws:ssm:local:000000000000:parameter/prod/key", run.Status.Detail, StringComparison.Ordinal);
-        Assert.Empty((await _coordinator.Ecs.ListTasksAsync(new ListTasksRequest())).TaskArns);
+        Assert.Empty((await Coordinator.Ecs.ListTasksAsync(new ListTasksRequest())).TaskArns);
     }
 
     [Fact]
@@ -208,11 +199,11 @@ public sealed class SecretsEndToEndTests : IAsyncLifetime
         await _secrets.PutParameterAsync(new PutParameterRequest { Name = "p", Value = "parameter-value", Type = "SecureString" });
         var secret = await _secrets.CreateSecretAsync(new CreateSecretRequest { Name = "s", SecretString = "secret-value" });
         await _secrets.PutSecretValueAsync(new PutSecretValueRequest { SecretId = "s", SecretString = "secret-value-2" });
-        var keyFile = Path.Combine(_coordinator.DataDir, "secrets.key");
+        var keyFile = Path.Combine(Coordinator.DataDir, "secrets.key");
         var before = File.ReadAllText(keyFile);
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(keyFile));
 
-        var (code, output) = await _coordinator.RunCliAsync("secrets", "rotate-key");
+        var (code, output) = await Coordinator.RunCliAsync("secrets", "rotate-key");
         Assert.True(code == 0, output);
         Assert.Contains("4 value(s) re-encrypted", output, StringComparison.Ordinal); // the parameter, two secret versions, the administrator's access key
         var after = File.ReadAllText(keyFile);
@@ -220,20 +211,20 @@ public sealed class SecretsEndToEndTests : IAsyncLifetime
         Assert.DoesNotContain(before.Split('\n').Single(l => l.StartsWith('k')), after, StringComparison.Ordinal);
 
         // Readable now and after a restart, with only the new key.
-        await _coordinator.StopAsync();
-        await _coordinator.StartAgainAsync();
-        _secrets = new SecretsApi.SecretsClient(_coordinator.Channel);
+        await Coordinator.StopAsync();
+        await Coordinator.StartAgainAsync();
+        _secrets = new SecretsApi.SecretsClient(Coordinator.Channel);
         Assert.Equal("parameter-value", (await _secrets.GetParameterAsync(new GetParameterRequest { Name = "p", WithDecryption = true })).Parameter.Value);
         Assert.Equal("secret-value-2", (await _secrets.GetSecretValueAsync(new GetSecretValueRequest { SecretId = secret.ARN })).SecretString);
         Assert.Equal("secret-value", (await _secrets.GetSecretValueAsync(new GetSecretValueRequest { SecretId = "s", VersionStage = "AWSPREVIOUS" })).SecretString);
 
         // The access key's secret, sealed under the new key too, still checks a SigV4 signature.
-        var (cli, listed) = await ProcessRunner.RunAsync("/usr/bin/aws", ["ecs", "list-clusters", "--endpoint-url", _coordinator.Address.Replace("http://", "https://", StringComparison.Ordinal)],
+        var (cli, listed) = await ProcessRunner.RunAsync("/usr/bin/aws", ["ecs", "list-clusters", "--endpoint-url", Coordinator.Address.Replace("http://", "https://", StringComparison.Ordinal)],
             new Dictionary<string, string>
             {
                 ["AWS_CONFIG_FILE"] = "/dev/null",
-                ["AWS_SHARED_CREDENTIALS_FILE"] = Path.Combine(_coordinator.DataDir, "admin-credentials"),
-                ["AWS_CA_BUNDLE"] = _coordinator.CaFile,
+                ["AWS_SHARED_CREDENTIALS_FILE"] = Path.Combine(Coordinator.DataDir, "admin-credentials"),
+                ["AWS_CA_BUNDLE"] = Coordinator.CaFile,
                 ["AWS_DEFAULT_REGION"] = "local",
             });
         Assert.True(cli == 0, listed);
@@ -285,7 +276,7 @@ public sealed class SecretsEndToEndTests : IAsyncLifetime
         Assert.Equal("TaskFailedToStart", refused.StopCode);
         Assert.StartsWith("CannotPullContainerError: ", refused.StoppedReason, StringComparison.Ordinal);
         Assert.True(registry.Refused > refusedBefore);
-        Assert.DoesNotContain("registry-password", _agent.Output, StringComparison.Ordinal);
+        Assert.DoesNotContain("registry-password", Agent.Output, StringComparison.Ordinal);
 
         // ecspresso's, rendered as ecspresso renders it (its ssm and secretsmanager_arn functions, its environment).
         await _secrets.PutParameterAsync(new PutParameterRequest { Name = "/ecspresso-test/foo", Value = "foo-value", Type = "String" });
@@ -344,7 +335,7 @@ public sealed class SecretsEndToEndTests : IAsyncLifetime
         EcsTask? found = null;
         await Eventually.HoldsAsync(async () =>
         {
-            found = (await _coordinator.Ecs.DescribeTasksAsync(new DescribeTasksRequest { Tasks = { taskArn } })).Tasks.Single();
+            found = (await Coordinator.Ecs.DescribeTasksAsync(new DescribeTasksRequest { Tasks = { taskArn } })).Tasks.Single();
             return condition(found);
         }, TimeSpan.FromSeconds(60), $"task {taskArn} (last seen {found?.LastStatus}: {found?.StoppedReason})");
         return found!;

@@ -13,35 +13,26 @@ public sealed class TaskEndToEndTests : IAsyncLifetime
 {
     private const string Ecs = "ecslite.v1.Ecs/";
     private const string Address = "127.0.0.2";
-    private CoordinatorProcess _coordinator = null!;
-    private AgentProcess _agent = null!;
+    private TestCluster _cluster = null!;
     private DynamicJsonClient _json = null!;
+
+    private CoordinatorProcess Coordinator => _cluster.Coordinator;
+
+    private AgentProcess Agent => _cluster.Agent;
 
     public async Task InitializeAsync()
     {
-        await LocalImages.EnsureAsync();
-        _coordinator = await CoordinatorProcess.StartAsync();
-        _json = await DynamicJsonClient.ConnectAsync(_coordinator.Channel);
-        _agent = AgentProcess.Start(_coordinator.Address, _coordinator.JoinToken, environment: new Dictionary<string, string>
+        _cluster = await TestCluster.StartAsync(new Dictionary<string, string>
         {
             // Its own loopback address: the agent tests publish the seed's port 80 on 127.0.0.1 meanwhile.
             ["ECSLITE_HOST_PORT_ADDRESS"] = Address,
             ["ECS_IMAGE_PULL_BEHAVIOR"] = "prefer-cached",
             ["ECS_CONTAINER_STOP_TIMEOUT"] = "2s",
         });
-        await _agent.WaitJoinedAsync();
+        _json = await DynamicJsonClient.ConnectAsync(Coordinator.Channel);
     }
 
-    public async Task DisposeAsync()
-    {
-        var instance = _agent.ContainerInstanceArn;
-        await _agent.DisposeAsync();
-        await _coordinator.DisposeAsync();
-        if (instance is not null)
-        {
-            await ProcessRunner.RemoveContainersAsync([instance]);
-        }
-    }
+    public async Task DisposeAsync() => await (_cluster?.DisposeAsync() ?? ValueTask.CompletedTask);
 
     [Fact]
     public async Task The_seed_runs_with_RunTask_serves_its_page_shows_its_bindings_streams_its_logs_and_stops()
@@ -54,7 +45,7 @@ public sealed class TaskEndToEndTests : IAsyncLifetime
         Assert.True(run["failures"] is null || run["failures"]!.AsArray().Count == 0, run["failures"]?.ToJsonString());
         var taskArn = run["tasks"]![0]!["taskArn"]!.GetValue<string>();
         Assert.Equal("PROVISIONING", run["tasks"]![0]!["lastStatus"]!.GetValue<string>());
-        Assert.Equal(_agent.ContainerInstanceArn, run["tasks"]![0]!["containerInstanceArn"]!.GetValue<string>());
+        Assert.Equal(Agent.ContainerInstanceArn, run["tasks"]![0]!["containerInstanceArn"]!.GetValue<string>());
 
         var task = await WaitForAsync(taskArn, t => t.LastStatus == "RUNNING");
         Assert.Equal("RUNNING", task.DesiredStatus);
@@ -79,7 +70,7 @@ public sealed class TaskEndToEndTests : IAsyncLifetime
 
         // Logs: follow from now (tail 0); a request to the server writes a line (busybox httpd -v logs
         // "response:404" for a missing page) that arrives on the open stream.
-        var logs = new TaskLogs.TaskLogsClient(_coordinator.Channel);
+        var logs = new TaskLogs.TaskLogsClient(Coordinator.Channel);
         using (var following = new CancellationTokenSource(TimeSpan.FromSeconds(30)))
         {
             using var call = logs.GetTaskLogs(new GetTaskLogsRequest { Task = taskArn, Follow = true, Tail = 0 }, cancellationToken: following.Token);
@@ -98,31 +89,31 @@ public sealed class TaskEndToEndTests : IAsyncLifetime
         }
 
         // The coordinator restarts (SIGKILL): the task is still known, still RUNNING, and its agent rejoins.
-        await _coordinator.KillAsync();
-        await _coordinator.StartAgainAsync();
+        await Coordinator.KillAsync();
+        await Coordinator.StartAgainAsync();
         Assert.Equal("RUNNING", (await WaitForAsync(taskArn, _ => true)).LastStatus);
-        await Eventually.HoldsAsync(async () => (await _coordinator.Ecs.DescribeContainerInstancesAsync(new DescribeContainerInstancesRequest
-            { ContainerInstances = { _agent.ContainerInstanceArn } })).ContainerInstances[0].AgentConnected, TimeSpan.FromSeconds(40), "the agent rejoined");
-        logs = new TaskLogs.TaskLogsClient(_coordinator.Channel);
-        _json = await DynamicJsonClient.ConnectAsync(_coordinator.Channel);
+        await Eventually.HoldsAsync(async () => (await Coordinator.Ecs.DescribeContainerInstancesAsync(new DescribeContainerInstancesRequest
+            { ContainerInstances = { Agent.ContainerInstanceArn } })).ContainerInstances[0].AgentConnected, TimeSpan.FromSeconds(40), "the agent rejoined");
+        logs = new TaskLogs.TaskLogsClient(Coordinator.Channel);
+        _json = await DynamicJsonClient.ConnectAsync(Coordinator.Channel);
 
         // Its host goes away: the task keeps its last known state and the instance shows it is not
         // connected; StopTask while it is away reaches the agent when it comes back (full desired set).
-        await _agent.Process.KillAsync();
-        await Eventually.HoldsAsync(async () => !(await _coordinator.Ecs.DescribeContainerInstancesAsync(new DescribeContainerInstancesRequest
-            { ContainerInstances = { _agent.ContainerInstanceArn } })).ContainerInstances[0].AgentConnected, TimeSpan.FromSeconds(20), "the instance disconnected");
+        await Agent.Process.KillAsync();
+        await Eventually.HoldsAsync(async () => !(await Coordinator.Ecs.DescribeContainerInstancesAsync(new DescribeContainerInstancesRequest
+            { ContainerInstances = { Agent.ContainerInstanceArn } })).ContainerInstances[0].AgentConnected, TimeSpan.FromSeconds(20), "the instance disconnected");
         Assert.Equal("RUNNING", (await WaitForAsync(taskArn, _ => true)).LastStatus);
         await _json.CallAsync(Ecs + "StopTask", $$"""{ "task": "{{taskArn}}", "reason": "done with it" }""");
-        _agent.StartAgain();
+        Agent.StartAgain();
         var stopped = await WaitForAsync(taskArn, t => t.LastStatus == "STOPPED");
         Assert.Equal(("STOPPED", "UserInitiated", "done with it"), (stopped.DesiredStatus, stopped.StopCode, stopped.StoppedReason));
         Assert.NotNull(stopped.StoppedAt);
         Assert.Equal("STOPPED", stopped.Containers[0].LastStatus);
 
         // Listed as stopped, no longer as running; its logs stay readable.
-        var listed = await _coordinator.Ecs.ListTasksAsync(new ListTasksRequest { DesiredStatus = "STOPPED", StartedBy = "e2e" });
+        var listed = await Coordinator.Ecs.ListTasksAsync(new ListTasksRequest { DesiredStatus = "STOPPED", StartedBy = "e2e" });
         Assert.Contains(taskArn, listed.TaskArns);
-        Assert.DoesNotContain(taskArn, (await _coordinator.Ecs.ListTasksAsync(new ListTasksRequest())).TaskArns);
+        Assert.DoesNotContain(taskArn, (await Coordinator.Ecs.ListTasksAsync(new ListTasksRequest())).TaskArns);
         using var after = logs.GetTaskLogs(new GetTaskLogsRequest { Task = taskArn, Tail = 5 });
         var lines = new List<LogEvent>();
         while (await after.ResponseStream.MoveNext(default))
@@ -156,7 +147,7 @@ public sealed class TaskEndToEndTests : IAsyncLifetime
                 { "family": "unpullable-{{i}}", "containerDefinitions": [{ "name": "app", "image": "{{image}}", "cpu": 128, "memory": 64 }] }
                 """);
             var clock = System.Diagnostics.Stopwatch.StartNew();
-            var run = await _coordinator.Ecs.RunTaskAsync(new RunTaskRequest { TaskDefinition = $"unpullable-{i}" });
+            var run = await Coordinator.Ecs.RunTaskAsync(new RunTaskRequest { TaskDefinition = $"unpullable-{i}" });
             var stopped = await WaitForAsync(Assert.Single(run.Tasks).TaskArn, t => t.LastStatus == "STOPPED");
             Assert.True(clock.Elapsed < TimeSpan.FromSeconds(10), $"{image}: STOPPED after {clock.Elapsed}");
             Assert.Equal("TaskFailedToStart", stopped.StopCode);
@@ -169,7 +160,7 @@ public sealed class TaskEndToEndTests : IAsyncLifetime
 
     private async Task<(int Cpu, int Memory)> RemainingAsync()
     {
-        var instance = (await _coordinator.Ecs.DescribeContainerInstancesAsync(new DescribeContainerInstancesRequest { ContainerInstances = { _agent.ContainerInstanceArn } })).ContainerInstances.Single();
+        var instance = (await Coordinator.Ecs.DescribeContainerInstancesAsync(new DescribeContainerInstancesRequest { ContainerInstances = { Agent.ContainerInstanceArn } })).ContainerInstances.Single();
         return (instance.RemainingResources.Single(r => r.Name == "CPU").IntegerValue, instance.RemainingResources.Single(r => r.Name == "MEMORY").IntegerValue);
     }
 
@@ -179,7 +170,7 @@ public sealed class TaskEndToEndTests : IAsyncLifetime
         await _json.CallAsync(Ecs + "RegisterTaskDefinition", """
             { "family": "small", "requiresCompatibilities": ["EC2"], "containerDefinitions": [{ "name": "app", "image": "ecslite/busybox:latest", "memory": 16, "command": ["sleep", "60"] }] }
             """);
-        async Task<RpcException> FailsAsync(RunTaskRequest request) => await Assert.ThrowsAsync<RpcException>(() => _coordinator.Ecs.RunTaskAsync(request).ResponseAsync);
+        async Task<RpcException> FailsAsync(RunTaskRequest request) => await Assert.ThrowsAsync<RpcException>(() => Coordinator.Ecs.RunTaskAsync(request).ResponseAsync);
 
         Assert.Equal(StatusCode.NotFound, (await FailsAsync(new RunTaskRequest { Cluster = "nowhere", TaskDefinition = "small" })).StatusCode);
         Assert.StartsWith("ClientException", (await FailsAsync(new RunTaskRequest { TaskDefinition = "missing" })).Status.Detail, StringComparison.Ordinal);
@@ -195,16 +186,16 @@ public sealed class TaskEndToEndTests : IAsyncLifetime
         await _json.CallAsync(Ecs + "DeregisterTaskDefinition", """{ "taskDefinition": "small:1" }""");
         Assert.StartsWith("ClientException", (await FailsAsync(new RunTaskRequest { TaskDefinition = "small:1" })).Status.Detail, StringComparison.Ordinal);
 
-        var other = await _coordinator.Ecs.CreateClusterAsync(new CreateClusterRequest { ClusterName = "other" });
-        var start = await Assert.ThrowsAsync<RpcException>(() => _coordinator.Ecs.StartTaskAsync(new StartTaskRequest
+        var other = await Coordinator.Ecs.CreateClusterAsync(new CreateClusterRequest { ClusterName = "other" });
+        var start = await Assert.ThrowsAsync<RpcException>(() => Coordinator.Ecs.StartTaskAsync(new StartTaskRequest
         {
-            Cluster = "other", TaskDefinition = "fargate-task-definition", ContainerInstances = { _agent.ContainerInstanceArn! },
+            Cluster = "other", TaskDefinition = "fargate-task-definition", ContainerInstances = { Agent.ContainerInstanceArn! },
         }).ResponseAsync);
         Assert.StartsWith("InvalidParameterException: containerInstances[0]", start.Status.Detail, StringComparison.Ordinal);
 
         // Nothing was created by any of them.
-        Assert.Empty((await _coordinator.Ecs.ListTasksAsync(new ListTasksRequest())).TaskArns);
-        Assert.Empty((await _coordinator.Ecs.ListTasksAsync(new ListTasksRequest { DesiredStatus = "STOPPED" })).TaskArns);
+        Assert.Empty((await Coordinator.Ecs.ListTasksAsync(new ListTasksRequest())).TaskArns);
+        Assert.Empty((await Coordinator.Ecs.ListTasksAsync(new ListTasksRequest { DesiredStatus = "STOPPED" })).TaskArns);
         Assert.NotNull(other);
     }
 
@@ -233,8 +224,8 @@ public sealed class TaskEndToEndTests : IAsyncLifetime
         await _json.CallAsync(Ecs + "UpdateService", """{ "service": "web", "taskDefinition": "fargate-task-definition" }""");
         service = await ServiceWhenAsync(s => s.Deployments[0].Id != first && s.Deployments[0].RolloutState == "COMPLETED" && s.RunningCount == 1, "revision 2 COMPLETED");
         Assert.EndsWith("fargate-task-definition:2", service.TaskDefinition, StringComparison.Ordinal);
-        var running = (await _coordinator.Ecs.ListTasksAsync(new ListTasksRequest { ServiceName = "web" })).TaskArns;
-        var task = (await _coordinator.Ecs.DescribeTasksAsync(new DescribeTasksRequest { Tasks = { running } })).Tasks.Single();
+        var running = (await Coordinator.Ecs.ListTasksAsync(new ListTasksRequest { ServiceName = "web" })).TaskArns;
+        var task = (await Coordinator.Ecs.DescribeTasksAsync(new DescribeTasksRequest { Tasks = { running } })).Tasks.Single();
         Assert.Equal((service.Deployments[0].Id, "service:web"), (task.StartedBy, task.Group));
         Assert.EndsWith("fargate-task-definition:2", task.TaskDefinitionArn, StringComparison.Ordinal);
         Assert.Contains("Congratulations!", await Eventually.PageAsync($"http://{Address}:80/", TimeSpan.FromSeconds(20)), StringComparison.Ordinal);
@@ -248,7 +239,7 @@ public sealed class TaskEndToEndTests : IAsyncLifetime
         Service? found = null;
         await Eventually.HoldsAsync(async () =>
         {
-            found = (await _coordinator.Ecs.DescribeServicesAsync(new DescribeServicesRequest { Services = { "web" } })).Services.Single();
+            found = (await Coordinator.Ecs.DescribeServicesAsync(new DescribeServicesRequest { Services = { "web" } })).Services.Single();
             return condition(found);
         }, TimeSpan.FromSeconds(60), $"{what} (events: {string.Join(" | ", found?.Events.Take(5).Select(e => e.Message) ?? [])})");
         return found!;
@@ -259,7 +250,7 @@ public sealed class TaskEndToEndTests : IAsyncLifetime
         EcsTask? found = null;
         await Eventually.HoldsAsync(async () =>
         {
-            found = (await _coordinator.Ecs.DescribeTasksAsync(new DescribeTasksRequest { Tasks = { taskArn } })).Tasks.Single();
+            found = (await Coordinator.Ecs.DescribeTasksAsync(new DescribeTasksRequest { Tasks = { taskArn } })).Tasks.Single();
             return condition(found);
         }, TimeSpan.FromSeconds(60), $"task {taskArn} (last seen {found?.LastStatus})");
         return found!;

@@ -112,7 +112,7 @@ public sealed partial class AwsJsonApi
             var caller = Authenticate(http, body, operation.SigningService);
             var emptyLists = new HashSet<string>(StringComparer.Ordinal);
             var request = AwsJson.Read(body, operation.Request, emptyLists);
-            var context = new JsonCallContext(operation.Method, $"ipv4:{http.Connection.RemoteIpAddress}:{http.Connection.RemotePort}", http.RequestAborted);
+            var context = new JsonCallContext(operation.Method, http);
             CallAuthenticator.Admit(context, caller);
             EcsService.SetEmptyLists(context, emptyLists);
 
@@ -167,7 +167,7 @@ public sealed partial class AwsJsonApi
             var body = await ReadBodyAsync(http);
             var caller = Authenticate(http, body, "ecs");
             var request = AwsJson.Read(body, operation.Request, new HashSet<string>(StringComparer.Ordinal));
-            var context = new JsonCallContext(operation.Method, $"ipv4:{http.Connection.RemoteIpAddress}:{http.Connection.RemotePort}", http.RequestAborted);
+            var context = new JsonCallContext(operation.Method, http);
             CallAuthenticator.Admit(context, caller);
             var writer = new EventStreamWriter(http, () => started = true);
             await _errors.ServerStreamingServerHandler<IMessage, IMessage>(request, writer, context,
@@ -333,21 +333,24 @@ public sealed partial class AwsJsonApi
 }
 
 /// <summary>The call context of a request that came through the JSON edge: its method, caller and cancellation.</summary>
-internal sealed class JsonCallContext(string method, string peer, CancellationToken cancellationToken) : ServerCallContext
+internal sealed class JsonCallContext(string method, HttpContext http) : ServerCallContext
 {
     private readonly Dictionary<object, object> _userState = [];
+
+    /// <summary>An HTTP request's peer as gRPC writes one (what the audit log records).</summary>
+    public static string PeerOf(HttpContext http) => $"ipv4:{http.Connection.RemoteIpAddress}:{http.Connection.RemotePort}";
 
     protected override string MethodCore => method;
 
     protected override string HostCore => "";
 
-    protected override string PeerCore => peer;
+    protected override string PeerCore => PeerOf(http);
 
     protected override DateTime DeadlineCore => DateTime.MaxValue;
 
     protected override Metadata RequestHeadersCore { get; } = [];
 
-    protected override CancellationToken CancellationTokenCore => cancellationToken;
+    protected override CancellationToken CancellationTokenCore => http.RequestAborted;
 
     protected override Metadata ResponseTrailersCore { get; } = [];
 

@@ -18,7 +18,7 @@ public static class MetricsEndpoint
 
     public static async Task ServeAsync(HttpContext http, CallAuthenticator authenticator, CallAuthorizer authorizer, AuditLog audit, CoordinatorMetrics metrics)
     {
-        var peer = $"ipv4:{http.Connection.RemoteIpAddress}:{http.Connection.RemotePort}";
+        var peer = Api.JsonCallContext.PeerOf(http);
         Principal? caller = null;
         try
         {
