@@ -23,6 +23,7 @@ return args.FirstOrDefault() switch
     "failover" => await FailoverBenchmark.RunAsync(args),
     "security" => await SecurityBenchmark.RunAsync(args),
     "schedules" => await ScheduleBenchmark.RunAsync(args),
+    "schedule-pass" => SchedulePassBenchmark.Run(args),
     "json-api" => await JsonApiBenchmark.RunAsync(args),
     "metrics" => await MetricsBenchmark.RunAsync(args),
     "taskdefs" or null => await TaskDefinitionBenchmark.RunAsync(args),
@@ -31,6 +32,6 @@ return args.FirstOrDefault() switch
 
 static int Fail(string command)
 {
-    Console.Error.WriteLine($"unknown benchmark '{command}': taskdefs, agent-idle, agent-fleet, agent-tasks, placement, runtask, service-pass, failover, security, schedules or json-api");
+    Console.Error.WriteLine($"unknown benchmark '{command}': taskdefs, agent-idle, agent-fleet, agent-tasks, placement, runtask, service-pass, failover, security, schedules, schedule-pass, json-api or metrics");
     return 2;
 }

@@ -1,6 +1,7 @@
 using EcsLite.Api.V1;
 using EcsLite.Coordinator.Core.Clusters;
 using EcsLite.Coordinator.Core.ContainerInstances;
+using EcsLite.Coordinator.Core.Placement;
 using EcsLite.Coordinator.Core.State;
 using EcsLite.Coordinator.Core.TaskDefinitions;
 using EcsLite.Coordinator.Core.Tasks;
@@ -70,6 +71,44 @@ public class TaskCommandsTests
         Assert.Equal(512, after.Single(c => c.Arn == used).MemoryLeft);
         Assert.Same(before.Single(c => c.Arn != used), after.Single(c => c.Arn != used)); // the untouched instance is reused
     }
+
+    [Fact]
+    public void A_candidate_that_took_new_tasks_is_the_one_the_state_with_them_makes_and_is_remembered_for_it()
+    {
+        var state = Cluster();
+        state = Run(state, s => TaskDefinitionCommands.Register(s, Parse("""
+            { "family": "api", "networkMode": "host",
+              "containerDefinitions": [{ "name": "app", "image": "busybox", "cpu": 128, "memory": 128, "portMappings": [{ "containerPort": 8080 }, { "containerPort": 53, "protocol": "udp" }] }] }
+            """), Context())).State;
+        var before = TaskCommands.Candidates(state, "default");
+        var changes = new List<StateChange>();
+        foreach (var request in new[]
+        {
+            new RunTaskRequest { TaskDefinition = "api", Count = 2, Group = "edge" },
+            new RunTaskRequest { TaskDefinition = "web", Count = 3 },
+        })
+        {
+            var run = TaskCommands.Run(state.Apply(changes), request, Context(), new Random(1), NewId);
+            Assert.Empty(run.Result.Failures);
+            changes.AddRange(run.Changes);
+        }
+
+        var after = state.Apply(changes);
+        foreach (var placed in changes.OfType<TaskPut>().Select(p => p.Task).GroupBy(t => t.Task.ContainerInstanceArn))
+        {
+            var took = TaskCommands.Took(after, before.Single(c => c.Arn == placed.Key), placed);
+            var made = TaskCommands.NewCandidate(after, after.ContainerInstances[placed.Key], after.UsageOf(placed.Key), after.IsConnected(placed.Key));
+            Assert.Equal(Shape(made), Shape(took));
+            Assert.Contains(8080, took.TcpUsed);
+            Assert.Contains("edge", took.Facts.TaskGroups);
+            Assert.Same(took, TaskCommands.Candidate(after, after.ContainerInstances[placed.Key])); // not made again for that state
+            Assert.NotSame(took, before.Single(c => c.Arn == placed.Key)); // the earlier candidate is left as it was
+        }
+    }
+
+    private static string Shape(Candidate c) =>
+        $"{c.Eligible} cpu {c.CpuLeft} memory {c.MemoryLeft} tcp {string.Join(",", c.TcpUsed.Order())} udp {string.Join(",", c.UdpUsed.Order())} " +
+        $"groups {string.Join(",", c.Groups.OrderBy(g => g.Key, StringComparer.Ordinal))} tasks {c.Facts.RunningTasksCount} task groups {string.Join(",", c.Facts.TaskGroups.Order(StringComparer.Ordinal))}";
 
     [Fact]
     public void Overrides_change_what_the_agent_runs_and_unknown_containers_are_refused()

@@ -43,28 +43,38 @@ public sealed record TaskNeeds(int Cpu, int Memory, IReadOnlyList<int> TcpPorts,
 /// An instance as placement sees it: what is left of it after the tasks already there, the facts the
 /// query language asks about, and how many tasks of each group it runs.
 /// </summary>
-public sealed class Candidate(
-    string arn, bool eligible, string ineligibleReason, int cpuLeft, int memoryLeft,
-    IEnumerable<int> tcpUsed, IEnumerable<int> udpUsed, InstanceFacts facts, IReadOnlyDictionary<string, int> groups)
+public sealed class Candidate
 {
-    public string Arn { get; } = arn;
+    public Candidate(
+        string arn, bool eligible, string ineligibleReason, int cpuLeft, int memoryLeft,
+        IEnumerable<int> tcpUsed, IEnumerable<int> udpUsed, InstanceFacts facts, IEnumerable<KeyValuePair<string, int>> groups)
+    {
+        (Arn, Eligible, IneligibleReason, CpuLeft, MemoryLeft) = (arn, eligible, ineligibleReason, cpuLeft, memoryLeft);
+        TcpUsed = [.. tcpUsed];
+        UdpUsed = [.. udpUsed];
+        Groups = new(groups, StringComparer.Ordinal);
+        Facts = facts with { TaskGroups = Groups.Keys };
+    }
+
+    public string Arn { get; }
 
     /// <summary>ACTIVE with its agent connected; otherwise why not (AGENT).</summary>
-    public bool Eligible { get; } = eligible;
+    public bool Eligible { get; }
 
-    public string IneligibleReason { get; } = ineligibleReason;
+    public string IneligibleReason { get; }
 
-    public int CpuLeft { get; private set; } = cpuLeft;
+    public int CpuLeft { get; private set; }
 
-    public int MemoryLeft { get; private set; } = memoryLeft;
+    public int MemoryLeft { get; private set; }
 
-    public HashSet<int> TcpUsed { get; } = [.. tcpUsed];
+    public HashSet<int> TcpUsed { get; }
 
-    public HashSet<int> UdpUsed { get; } = [.. udpUsed];
+    public HashSet<int> UdpUsed { get; }
 
-    public InstanceFacts Facts { get; private set; } = facts;
+    public Dictionary<string, int> Groups { get; }
 
-    public Dictionary<string, int> Groups { get; } = new(groups, StringComparer.Ordinal);
+    /// <summary>The instance's facts; their task groups are <see cref="Groups"/>' keys, kept current by <see cref="Take"/>.</summary>
+    public InstanceFacts Facts { get; private set; }
 
     public Candidate Copy() => new(Arn, Eligible, IneligibleReason, CpuLeft, MemoryLeft, TcpUsed, UdpUsed, Facts, Groups);
 
@@ -76,7 +86,7 @@ public sealed class Candidate(
         TcpUsed.UnionWith(needs.TcpPorts);
         UdpUsed.UnionWith(needs.UdpPorts);
         Groups[group] = Groups.GetValueOrDefault(group) + 1;
-        Facts = Facts with { RunningTasksCount = Facts.RunningTasksCount + 1, TaskGroups = [.. Groups.Keys] };
+        Facts = Facts with { RunningTasksCount = Facts.RunningTasksCount + 1 };
     }
 }
 

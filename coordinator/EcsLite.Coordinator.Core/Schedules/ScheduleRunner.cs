@@ -58,8 +58,7 @@ public static class ScheduleRunner
 
             if (attempts >= MaxFiresPerPass)
             {
-                RunAlike(current, alike, context, random, newId, changes, pool);
-                return new(changes, new SchedulePass(fired, More: true));
+                return Done(RunAlike(current, alike, context, random, newId, changes, pool), changes, new SchedulePass(fired, More: true));
             }
 
             var next = stored.Clone();
@@ -104,9 +103,12 @@ public static class ScheduleRunner
             changes.Add(new SchedulePut(next));
         }
 
-        RunAlike(current, alike, context, random, newId, changes, pool);
-        return new(changes, new SchedulePass(fired, More: false));
+        return Done(RunAlike(current, alike, context, random, newId, changes, pool), changes, new SchedulePass(fired, More: false));
     }
+
+    /// <summary>The pass's changes, and the state after them: the tasks are in <paramref name="placed"/> already, the schedules are not.</summary>
+    private static Mutation<SchedulePass> Done(CoordinatorState placed, List<StateChange> changes, SchedulePass pass) =>
+        new(changes, pass) { After = placed.Apply(changes.Where(c => c is SchedulePut or ScheduleRemoved)) };
 
     /// <summary>The RunTask a fire makes: the target's parameters, startedBy ecslite-scheduler/NAME, group schedule:NAME unless given.</summary>
     public static RunTaskRequest RunTaskRequest(string scheduleName, Target target, int count)
@@ -305,8 +307,8 @@ public static class ScheduleRunner
     /// <summary>A fire waiting to be placed with the others of its pass that place alike.</summary>
     private sealed record Pending(StoredSchedule Stored, ScheduleFire Fire, int Count);
 
-    /// <summary>The pass's default-placement fires: one plan for each group of alike RunTasks.</summary>
-    private static void RunAlike(CoordinatorState state, List<Pending> alike, CommandContext context, Random random, Func<string> newId, List<StateChange> changes, CandidatePool pool)
+    /// <summary>The pass's default-placement fires: one plan for each group of alike RunTasks; the state with their tasks.</summary>
+    private static CoordinatorState RunAlike(CoordinatorState state, List<Pending> alike, CommandContext context, Random random, Func<string> newId, List<StateChange> changes, CandidatePool pool)
     {
         var requests = alike.Select(f => RunTaskRequest(f.Stored.Schedule.Name, f.Stored.Schedule.Target, f.Count)).ToList();
         foreach (var group in Enumerable.Range(0, alike.Count).GroupBy(i => AlikeKey(requests[i])))
@@ -344,6 +346,7 @@ public static class ScheduleRunner
         }
 
         alike.Clear();
+        return state;
     }
 
     /// <summary>What makes RunTasks place alike: the same cluster, task definition, launch type and overrides.</summary>
@@ -410,13 +413,14 @@ public static class ScheduleRunner
             return pool.List;
         }
 
+        /// <param name="changes">The new tasks a RunTask of the pass placed; <paramref name="state"/> has them.</param>
         public void Update(CoordinatorState state, IEnumerable<StateChange> changes)
         {
-            foreach (var put in changes.OfType<TaskPut>().DistinctBy(p => p.Task.Task.ContainerInstanceArn))
+            foreach (var placed in changes.OfType<TaskPut>().Select(p => p.Task).GroupBy(t => (t.Cluster, t.Task.ContainerInstanceArn)))
             {
-                if (_clusters.TryGetValue(put.Task.Cluster, out var pool) && pool.Index.TryGetValue(put.Task.Task.ContainerInstanceArn, out var i))
+                if (_clusters.TryGetValue(placed.Key.Cluster, out var pool) && pool.Index.TryGetValue(placed.Key.ContainerInstanceArn, out var i))
                 {
-                    pool.List[i] = TaskCommands.Candidate(state, state.ContainerInstances[put.Task.Task.ContainerInstanceArn]);
+                    pool.List[i] = TaskCommands.Took(state, pool.List[i], placed);
                 }
             }
         }

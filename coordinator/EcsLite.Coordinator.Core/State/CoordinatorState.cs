@@ -22,19 +22,27 @@ public sealed record CoordinatorState(
     ImmutableDictionary<string, InstanceUsage> Usage,
     ImmutableDictionary<string, ImmutableDictionary<string, StoredTask>> TasksByService)
 {
+    /// <summary>
+    /// How the big maps compare the record they replace with the new one: by reference, as records held here are
+    /// never changed (an equal new one is rare, and comparing every field of each replaced one cost more than it saves).
+    /// Declared before <see cref="Empty"/>, which uses it: static fields are set in the order they are written.
+    /// </summary>
+    private static readonly IEqualityComparer<object> ByReference = ReferenceEqualityComparer.Instance;
+
     public static CoordinatorState Empty { get; } = new(
         ImmutableSortedDictionary.Create<string, Cluster>(StringComparer.Ordinal),
         ImmutableSortedDictionary.Create<string, TaskDefinitionFamily>(StringComparer.Ordinal),
         ImmutableSortedDictionary.Create<string, StoredContainerInstance>(StringComparer.Ordinal),
         ImmutableDictionary.Create<string, AgentConnection>(StringComparer.Ordinal),
-        ImmutableSortedDictionary.Create<string, StoredTask>(StringComparer.Ordinal),
+        ImmutableSortedDictionary.Create<string, StoredTask>(StringComparer.Ordinal, ByReference),
         ImmutableDictionary.Create<string, ImmutableHashSet<string>>(StringComparer.Ordinal),
         ImmutableSortedDictionary.Create<string, StoredService>(StringComparer.Ordinal),
         ImmutableDictionary.Create<string, InstanceUsage>(StringComparer.Ordinal),
         ImmutableDictionary.Create<string, ImmutableDictionary<string, StoredTask>>(StringComparer.Ordinal));
 
     /// <summary>Schedules by name (only the default schedule group exists).</summary>
-    public ImmutableSortedDictionary<string, StoredSchedule> Schedules { get; init; } = ImmutableSortedDictionary.Create<string, StoredSchedule>(StringComparer.Ordinal);
+    public ImmutableSortedDictionary<string, StoredSchedule> Schedules { get; init; } = ImmutableSortedDictionary.Create<string, StoredSchedule>(StringComparer.Ordinal, ByReference);
+
 
     /// <summary>Services are keyed by cluster and name: the same name may exist in two clusters.</summary>
     public static string ServiceKey(string cluster, string serviceName) => $"{cluster}/{serviceName}";
@@ -117,7 +125,7 @@ public sealed record CoordinatorState(
         }
 
         var basis = Empty.Apply(others);
-        var tasks = ImmutableSortedDictionary.CreateBuilder<string, StoredTask>(StringComparer.Ordinal);
+        var tasks = Empty.Tasks.ToBuilder();
 
         // Tasks of one definition hold one copy of it: the registered revision where they run it
         // unchanged (records from before tasks referred to it held equal copies), else the first seen.
@@ -338,7 +346,15 @@ public sealed record AgentConnectionChanged(string ContainerInstanceArn, bool Co
 public sealed record AgentConnection(bool Connected, DateTimeOffset Since);
 
 /// <summary>A command's outcome: the changes to make durable and the reply to send once they are.</summary>
-public sealed record Mutation<T>(IReadOnlyList<StateChange> Changes, T Result);
+public sealed record Mutation<T>(IReadOnlyList<StateChange> Changes, T Result)
+{
+    /// <summary>
+    /// The state with the changes applied, when the command has it already (it applied its own changes as
+    /// it went, as a schedule pass does to place fire after fire): the state machine then need not apply
+    /// them again, and what was derived from that state (placement candidates) stays valid after it.
+    /// </summary>
+    public CoordinatorState? After { get; init; }
+}
 
 /// <summary>What a command may know of the world besides the state: the time and the ARN format.</summary>
 public sealed record CommandContext(DateTimeOffset Now, ArnFormat Arns)

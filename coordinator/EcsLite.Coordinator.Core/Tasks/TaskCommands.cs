@@ -559,11 +559,29 @@ public static class TaskCommands
         return cached.Candidate;
     }
 
+    /// <summary>
+    /// The candidate of an instance after <paramref name="tasks"/> (new tasks, all on it) were added to the
+    /// state <paramref name="earlier"/> was made from: a copy that takes them, remembered for the state
+    /// <paramref name="state"/> they are in, so the next look at the instance need not make it again.
+    /// </summary>
+    public static Candidate Took(CoordinatorState state, Candidate earlier, IEnumerable<StoredTask> tasks)
+    {
+        var candidate = earlier.Copy();
+        foreach (var task in tasks)
+        {
+            candidate.Take(TaskNeeds.Of(task.TaskDefinition), task.Task.Group);
+        }
+
+        var stored = state.ContainerInstances[candidate.Arn];
+        CandidateCache.AddOrUpdate(stored, new CachedCandidate(state.UsageOf(candidate.Arn), state.IsConnected(candidate.Arn), candidate));
+        return candidate;
+    }
+
     private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<StoredContainerInstance, CachedCandidate> CandidateCache = [];
 
     private sealed record CachedCandidate(InstanceUsage Usage, bool Connected, Candidate Candidate);
 
-    private static Candidate NewCandidate(CoordinatorState state, StoredContainerInstance stored, InstanceUsage usage, bool connected)
+    internal static Candidate NewCandidate(CoordinatorState state, StoredContainerInstance stored, InstanceUsage usage, bool connected)
     {
         var instance = stored.ContainerInstance;
         var registered = instance.RegisteredResources;
@@ -575,7 +593,7 @@ public static class TaskCommands
             Integer(registered, "MEMORY") - usage.Memory,
             Ports(registered, "PORTS").Concat(usage.TcpPorts.Keys),
             Ports(registered, "PORTS_UDP").Concat(usage.UdpPorts.Keys),
-            ContainerInstanceCommands.Facts(state, stored, usage.Tasks, usage.Groups.Keys),
+            ContainerInstanceCommands.Facts(state, stored, usage.Tasks, []), // the candidate's facts take their groups from its own
             usage.Groups);
     }
 

@@ -156,7 +156,7 @@ public sealed partial class ClusterStateMachine(
         var mutation = command(_pending, context);
         var before = _pending;
         var forAgents = TaskCommands.ForAgents(before, mutation.Changes);
-        var next = before.Apply(mutation.Changes);
+        var next = mutation.After ?? before.Apply(mutation.Changes);
         _pending = next;
         var sequence = mutation.Changes.Count == 0 ? _lastSequence : ++_lastSequence;
         var ops = mutation.Changes.Select(c => StateKeys.ToOp(c, before, next, context.Now)).OfType<TxnOp>().ToList();
