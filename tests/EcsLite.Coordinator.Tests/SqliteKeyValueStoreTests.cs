@@ -1,60 +1,18 @@
-using System.Text;
 using EcsLite.Coordinator.Store;
 using EcsLite.Testing;
 
 namespace EcsLite.Coordinator.Tests;
 
-/// <summary>The embedded store's etcd-shaped contract: revisions, compare-and-swap, range, watch, durability.</summary>
-public sealed class SqliteKeyValueStoreTests : IDisposable
+/// <summary>The embedded store: the store contract (<see cref="KeyValueStoreConformance"/>), and what is its own: one revision per transaction in a group commit, a bounded watch buffer, history bounded in count and bytes.</summary>
+public sealed class SqliteKeyValueStoreTests : KeyValueStoreConformance, IDisposable
 {
     private readonly string _directory = CoordinatorProcess.TempDirectory("ecslite-store");
 
     public void Dispose() => Directory.Delete(_directory, recursive: true);
 
-    private static byte[] B(string text) => Encoding.UTF8.GetBytes(text);
+    protected override Task<IKeyValueStore> OpenAsync() => Task.FromResult<IKeyValueStore>(SqliteKeyValueStore.Open(_directory));
 
-    [Fact]
-    public async Task Puts_and_deletes_carry_etcd_revisions_and_versions()
-    {
-        await using var store = SqliteKeyValueStore.Open(_directory);
-        var first = await store.TxnAsync(Txn.Unconditional([new PutOp("/a", B("1")), new PutOp("/b", B("1"))]), default);
-        var second = await store.TxnAsync(Txn.Unconditional([new PutOp("/a", B("2"))]), default);
-        var noop = await store.TxnAsync(Txn.Unconditional([new DeleteOp("/missing")]), default);
-
-        Assert.Equal((true, 1L), (first.Succeeded, first.Revision));
-        Assert.Equal(2, second.Revision);
-        Assert.Equal(2, noop.Revision);
-        var range = await store.RangeAsync("/", default);
-        var a = range.Kvs.Single(kv => kv.Key == "/a");
-        Assert.Equal((1L, 2L, 2L, "2"), (a.CreateRevision, a.ModRevision, a.Version, Encoding.UTF8.GetString(a.Value)));
-        Assert.Equal(2, range.Revision);
-    }
-
-    [Fact]
-    public async Task Compare_and_swap_applies_the_success_or_the_failure_branch()
-    {
-        await using var store = SqliteKeyValueStore.Open(_directory);
-        var created = await store.TxnAsync(new Txn([new Compare("/lock", CompareTarget.Version, CompareResult.Equal, 0)], [new PutOp("/lock", B("me"))]), default);
-        var again = await store.TxnAsync(new Txn(
-            [new Compare("/lock", CompareTarget.Version, CompareResult.Equal, 0)], [new PutOp("/lock", B("you"))], [new PutOp("/lost", B("you"))]), default);
-        var swap = await store.TxnAsync(new Txn(
-            [new Compare("/lock", CompareTarget.ModRevision, CompareResult.Equal, created.Revision)], [new PutOp("/lock", B("next"))]), default);
-
-        Assert.True(created.Succeeded);
-        Assert.False(again.Succeeded);
-        Assert.True(swap.Succeeded);
-        var kvs = (await store.RangeAsync("/", default)).Kvs.ToDictionary(kv => kv.Key, kv => Encoding.UTF8.GetString(kv.Value));
-        Assert.Equal("next", kvs["/lock"]);
-        Assert.Equal("you", kvs["/lost"]);
-    }
-
-    [Fact]
-    public async Task Range_reads_only_the_prefix()
-    {
-        await using var store = SqliteKeyValueStore.Open(_directory);
-        await store.TxnAsync(Txn.Unconditional([new PutOp("/x/1", B("")), new PutOp("/x/2", B("")), new PutOp("/xy", B("")), new PutOp("/y", B(""))]), default);
-        Assert.Equal(["/x/1", "/x/2"], (await store.RangeAsync("/x/", default)).Kvs.Select(kv => kv.Key));
-    }
+    protected override Task<IKeyValueStore> ReopenAsync() => OpenAsync();
 
     [Fact]
     public async Task Concurrent_transactions_are_group_committed_with_one_revision_each()
@@ -63,52 +21,6 @@ public sealed class SqliteKeyValueStoreTests : IDisposable
         var results = await Task.WhenAll(Enumerable.Range(0, 500).Select(i => store.TxnAsync(Txn.Unconditional([new PutOp($"/k/{i}", B($"{i}"))]), default)));
         Assert.Equal(Enumerable.Range(1, 500).Select(i => (long)i), results.Select(r => r.Revision).Order());
         Assert.Equal(500, (await store.RangeAsync("/k/", default)).Kvs.Count);
-    }
-
-    [Fact]
-    public async Task Committed_data_and_the_revision_survive_reopening()
-    {
-        await using (var store = SqliteKeyValueStore.Open(_directory))
-        {
-            await store.TxnAsync(Txn.Unconditional([new PutOp("/a", B("1"))]), default);
-            await store.TxnAsync(Txn.Unconditional([new PutOp("/a", B("2"))]), default);
-        }
-
-        await using var reopened = SqliteKeyValueStore.Open(_directory);
-        Assert.Equal(2, reopened.Revision);
-        var next = await reopened.TxnAsync(Txn.Unconditional([new PutOp("/b", B("1"))]), default);
-        Assert.Equal(3, next.Revision);
-        Assert.Equal("2", Encoding.UTF8.GetString((await reopened.RangeAsync("/a", default)).Kvs[0].Value));
-    }
-
-    [Fact]
-    public async Task Watch_replays_history_from_a_revision_then_follows_live_changes_under_its_prefix()
-    {
-        await using var store = SqliteKeyValueStore.Open(_directory);
-        await store.TxnAsync(Txn.Unconditional([new PutOp("/w/a", B("1"))]), default);          // 1
-        await store.TxnAsync(Txn.Unconditional([new PutOp("/other", B("1"))]), default);        // 2
-        await store.TxnAsync(Txn.Unconditional([new PutOp("/w/b", B("1"))]), default);          // 3
-
-        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
-        var seen = new List<(WatchEventType, string, long)>();
-        var watching = Task.Run(async () =>
-        {
-            await foreach (var response in store.WatchAsync("/w/", 2, cts.Token))
-            {
-                seen.AddRange(response.Events.Select(change => (change.Type, change.Kv.Key, response.Revision)));
-                if (seen.Count == 3)
-                {
-                    return;
-                }
-            }
-        });
-
-        await store.TxnAsync(Txn.Unconditional([new DeleteOp("/w/a")]), default);              // 4
-        await store.TxnAsync(Txn.Unconditional([new PutOp("/elsewhere", B("1"))]), default);    // 5
-        await store.TxnAsync(Txn.Unconditional([new PutOp("/w/c", B("1"))]), default);          // 6
-        await watching;
-
-        Assert.Equal([(WatchEventType.Put, "/w/b", 3L), (WatchEventType.Delete, "/w/a", 4L), (WatchEventType.Put, "/w/c", 6L)], seen);
     }
 
     [Fact]
@@ -165,13 +77,6 @@ public sealed class SqliteKeyValueStoreTests : IDisposable
             }
         });
         Assert.True(error.CompactRevision > 1);
-    }
-
-    [Fact]
-    public async Task A_transaction_that_changes_a_key_twice_is_refused()
-    {
-        await using var store = SqliteKeyValueStore.Open(_directory);
-        Assert.Throws<ArgumentException>(() => { _ = store.TxnAsync(Txn.Unconditional([new PutOp("/a", B("1")), new DeleteOp("/a")]), default); });
     }
 
     [Fact]
