@@ -27,6 +27,26 @@ public sealed partial class CoordinatorOptions
     /// <summary>Directory holding the cluster store; created if missing.</summary>
     public string DataDir { get; set; } = DefaultDataDir();
 
+    /// <summary>
+    /// Where the cluster state is kept: empty for the embedded store in DataDir (one coordinator), or an etcd
+    /// cluster, etcd://host1:2379,host2:2379,host3:2379[/root], every key under the root (docs/cluster-store.md).
+    /// </summary>
+    public string Store { get; set; } = "";
+
+    /// <summary>
+    /// For an etcd store: the time to live of the leader's etcd lease. A leader that dies is followed by
+    /// another after at most this long; one cut off from etcd stops acting after two thirds of it.
+    /// </summary>
+    public TimeSpan LeaderLeaseTtl { get; set; } = TimeSpan.FromSeconds(3);
+
+    /// <summary>For an etcd store: the CA that signed etcd's certificates (PEM); when set, the connection is TLS.</summary>
+    public string StoreCaFile { get; set; } = "";
+
+    /// <summary>For an etcd store with TLS: the client certificate and key (PEM) presented to etcd (its --client-cert-auth).</summary>
+    public string StoreCertificateFile { get; set; } = "";
+
+    public string StoreKeyFile { get; set; } = "";
+
     /// <summary>Names and addresses the server certificate names besides the host's own (comma-separated), e.g. a DNS name agents use.</summary>
     public string TlsSubjectAlternativeNames { get; set; } = "";
 
@@ -148,6 +168,28 @@ public sealed partial class CoordinatorOptions
             if (string.IsNullOrWhiteSpace(options.DataDir))
             {
                 failures.Add("DataDir must name a directory");
+            }
+
+            if (options.Store.Length > 0)
+            {
+                try
+                {
+                    EcsLite.Coordinator.Store.EtcdKeyValueStore.ParseLocation(options.Store);
+                }
+                catch (FormatException e)
+                {
+                    failures.Add($"Store: {e.Message}; or empty for the embedded store in DataDir");
+                }
+            }
+
+            if (options.LeaderLeaseTtl < TimeSpan.FromSeconds(2) || options.LeaderLeaseTtl > TimeSpan.FromMinutes(1) || options.LeaderLeaseTtl.Ticks % TimeSpan.TicksPerSecond != 0)
+            {
+                failures.Add($"LeaderLeaseTtl {options.LeaderLeaseTtl} must be whole seconds between 00:00:02 and 00:01:00");
+            }
+
+            if ((options.StoreCertificateFile.Length == 0) != (options.StoreKeyFile.Length == 0) || (options.StoreCertificateFile.Length > 0 && options.StoreCaFile.Length == 0))
+            {
+                failures.Add("StoreCertificateFile and StoreKeyFile are set together, and with StoreCaFile (etcd's client certificate, its key, and the CA of etcd's certificates)");
             }
 
             if (!RegionPattern().IsMatch(options.Region))

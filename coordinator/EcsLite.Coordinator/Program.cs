@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using EcsLite.Coordinator;
 using EcsLite.Coordinator.Agents;
 using EcsLite.Coordinator.Api;
@@ -14,6 +15,7 @@ using Grpc.AspNetCore.Server.Model;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Hosting.Systemd;
 using Microsoft.Extensions.Options;
 
 const string Usage = """
@@ -22,6 +24,8 @@ const string Usage = """
     Options (each also settable in the --config JSON file or as ECSLITE_<NAME> in the environment):
       --listen ADDRESS     gRPC address, host:port, [v6]:port or unix:/path   (Listen, default 127.0.0.1:7430)
       --data-dir DIR       where the cluster store lives                       (DataDir, default /var/lib/ecslite/coordinator as root)
+      --store etcd://H:P,H:P[/ROOT]  keep the cluster state in etcd instead    (Store, default: the embedded store in DataDir)
+      StoreCaFile, StoreCertificateFile, StoreKeyFile  TLS to etcd: its CA, a client certificate and key (config/env only)
       --admin-socket PATH  unix socket answering as the account's root, 0600  (AdminSocket, default /run/ecslite/coordinator.sock as root)
       TlsSubjectAlternativeNames  extra names for the server certificate, comma-separated (config/env only)
       TlsCertificateFile, TlsKeyFile  your own server certificate (PEM, chain after the leaf) and key (config/env only)
@@ -97,6 +101,7 @@ builder.Configuration.AddCommandLine(args, new Dictionary<string, string>
 {
     ["--listen"] = "Listen",
     ["--data-dir"] = "DataDir",
+    ["--store"] = "Store",
     ["--admin-socket"] = "AdminSocket",
     ["--region"] = "Region",
     ["--account-id"] = "AccountId",
@@ -187,7 +192,9 @@ builder.WebHost.ConfigureKestrel(kestrel =>
 });
 
 builder.Services.AddSingleton(TimeProvider.System);
-builder.Services.AddSingleton<IKeyValueStore>(_ => SqliteKeyValueStore.Open(options.DataDir, watchBuffer: options.EventStreamBuffer));
+builder.Services.AddSingleton<IKeyValueStore>(_ => options.Store.Length == 0
+    ? SqliteKeyValueStore.Open(options.DataDir, watchBuffer: options.EventStreamBuffer)
+    : EtcdKeyValueStore.Connect(options.Store, options.StoreCaFile, options.StoreCertificateFile, options.StoreKeyFile));
 builder.Services.AddSingleton<ClusterStateMachine>();
 builder.Services.AddSingleton<AgentSessions>();
 builder.Services.AddSingleton<TaskDispatcher>();
@@ -248,9 +255,27 @@ app.MapGrpcHealthChecksService();
 
 var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("EcsLite.Coordinator");
 var store = app.Services.GetRequiredService<IKeyValueStore>();
-Startup.LogDataDir(logger, (store as SqliteKeyValueStore)?.Path ?? options.DataDir);
+Startup.LogStore(logger, store switch { SqliteKeyValueStore sqlite => $"{sqlite.Path} (SQLite, WAL, synchronous=FULL)", EtcdKeyValueStore etcd => $"{etcd.Description} (etcd)", _ => options.DataDir });
+EtcdLeadership? leadership = null;
 try
 {
+    if (store is EtcdKeyValueStore etcd)
+    {
+        // Coordinators sharing an etcd store: only the leader loads and serves; the others wait here.
+        leadership = await CampaignAsync(etcd, options, app.Services.GetService<ISystemdNotifier>(), logger);
+        if (leadership is null)
+        {
+            Startup.LogStopped(logger);
+            return 0;
+        }
+
+        leadership.Lost.Register(() =>
+        {
+            Environment.ExitCode = 75; // EX_TEMPFAIL: systemd starts it again, and it waits to lead
+            app.Lifetime.StopApplication();
+        });
+    }
+
     await app.Services.GetRequiredService<ClusterStateMachine>().LoadAsync(app.Lifetime.ApplicationStopping);
     await app.Services.GetRequiredService<SecretStore>().LoadAsync(app.Lifetime.ApplicationStopping); // before any agent is sent a task
     app.Services.GetRequiredService<TaskDispatcher>(); // from now on every committed task change reaches its agent
@@ -271,8 +296,45 @@ Startup.LogListening(logger, options.Listen, typeof(CoordinatorOptions).Assembly
 Startup.LogAdminSocket(logger, options.AdminSocket);
 await app.WaitForShutdownAsync();
 Startup.LogStopped(logger);
+if (leadership is not null)
+{
+    await leadership.DisposeAsync(); // resigns (the writes are done): a waiting coordinator leads at once
+}
+
 await app.DisposeAsync();
-return 0;
+
+return Environment.ExitCode;
+
+/// <summary>
+/// Waits to lead the coordinators of an etcd store; null when stopped (SIGTERM, SIGINT) while waiting. Under
+/// systemd a waiting coordinator is a started service (READY, its status saying it waits) whose watchdog is
+/// fed while its campaign works; the host takes both over once it leads.
+/// </summary>
+static async Task<EtcdLeadership?> CampaignAsync(EtcdKeyValueStore store, CoordinatorOptions options, ISystemdNotifier? systemd, ILogger logger)
+{
+    // The host handles signals only once started; until then they end the wait here.
+    using var stopping = new CancellationTokenSource();
+    using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context => { context.Cancel = true; stopping.Cancel(); });
+    using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, context => { context.Cancel = true; stopping.Cancel(); });
+    var campaign = EtcdLeadership.CampaignAsync(store, $"{Environment.MachineName} ({options.Listen}, pid {Environment.ProcessId})", options.LeaderLeaseTtl, logger, stopping.Token);
+    if (systemd is { IsEnabled: true })
+    {
+        systemd.Notify(new ServiceState("READY=1\nSTATUS=waiting to lead the coordinators of this store"));
+        while (await Task.WhenAny(campaign, Task.Delay(TimeSpan.FromSeconds(5))) != campaign)
+        {
+            systemd.Notify(new ServiceState("WATCHDOG=1"));
+        }
+    }
+
+    try
+    {
+        return await campaign;
+    }
+    catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+    {
+        return null;
+    }
+}
 
 static string? ConfigFile(string[] args)
 {
@@ -301,8 +363,8 @@ internal sealed class StoreHealthCheck(ClusterStateMachine state) : IHealthCheck
 
 internal static partial class Startup
 {
-    [LoggerMessage(Level = LogLevel.Information, Message = "Cluster store: {Path} (SQLite, WAL, synchronous=FULL)")]
-    public static partial void LogDataDir(ILogger logger, string path);
+    [LoggerMessage(Level = LogLevel.Information, Message = "Cluster store: {Store}")]
+    public static partial void LogStore(ILogger logger, string store);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "EcsLite coordinator {Version} listening on {Listen} (gRPC, the AWS JSON API, /metrics and /dashboard/, {Security}; reflection and grpc.health.v1 on)")]
     public static partial void LogListening(ILogger logger, string listen, string version, string security);

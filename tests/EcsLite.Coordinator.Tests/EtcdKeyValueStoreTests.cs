@@ -1,6 +1,7 @@
 using System.Text;
 using EcsLite.Coordinator.Store;
 using EcsLite.Testing;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace EcsLite.Coordinator.Tests;
 
@@ -69,6 +70,45 @@ public sealed class EtcdKeyValueStoreTests(EtcdFixture etcd) : KeyValueStoreConf
             }
         });
         Assert.Equal((last - 2, last), (error.RequestedRevision, error.CompactRevision));
+    }
+
+    [Fact]
+    public async Task A_leader_whose_lease_ends_stops_acting_and_its_writes_are_refused_before_the_next_leader_writes()
+    {
+        await using var first = EtcdKeyValueStore.Connect(etcd.Cluster.Location(_root));
+        await using var second = EtcdKeyValueStore.Connect(etcd.Cluster.Location(_root));
+        var start = (await first.RangeAsync("/", default)).Revision;
+        var ttl = TimeSpan.FromSeconds(3);
+        await using var leader = await EtcdLeadership.CampaignAsync(first, "first", ttl, NullLogger.Instance, default);
+        var waiting = EtcdLeadership.CampaignAsync(second, "second", ttl, NullLogger.Instance, default);
+        await first.TxnAsync(Txn.Unconditional([new PutOp("/w/first-1", B("1"))]), default);
+        await Task.Delay(TimeSpan.FromSeconds(4)); // longer than the lease: kept alive, the first still leads
+        Assert.False(waiting.IsCompleted);
+        await first.TxnAsync(Txn.Unconditional([new PutOp("/w/first-2", B("1"))]), default);
+
+        // Its lease is revoked (as etcd does when it was cut off for longer than the time to live): it is
+        // told, its writes are refused from then on, and the waiting coordinator leads.
+        var lease = (await first.Connection.KVClient.RangeAsync(new Etcdserverpb.RangeRequest { Key = first.EtcdKey(EtcdLeadership.Key) })).Kvs[0].Lease;
+        await first.Connection.LeaseClient.LeaseRevokeAsync(new Etcdserverpb.LeaseRevokeRequest { ID = lease });
+        await Assert.ThrowsAsync<LeadershipLostException>(() => first.TxnAsync(Txn.Unconditional([new PutOp("/w/first-3", B("1"))]), default));
+        await Eventually.HoldsAsync(() => leader.Lost.IsCancellationRequested, TimeSpan.FromSeconds(5), "the first told it lost the lead");
+        await using var next = await waiting.WaitAsync(TimeSpan.FromSeconds(10));
+        await second.TxnAsync(Txn.Unconditional([new PutOp("/w/second-1", B("1"))]), default);
+        await Assert.ThrowsAsync<LeadershipLostException>(() => first.TxnAsync(Txn.Unconditional([new PutOp("/w/first-4", B("1"))]), default));
+
+        // The store's history: the first's writes, all before the second led; then only the second's.
+        var history = new List<(string Key, long Revision)>();
+        await foreach (var response in first.WatchAsync("/w/", start + 1, default))
+        {
+            history.AddRange(response.Events.Select(e => (e.Kv.Key, response.Revision)));
+            if (history.Count == 3)
+            {
+                break;
+            }
+        }
+
+        Assert.Equal(["/w/first-1", "/w/first-2", "/w/second-1"], history.Select(h => h.Key));
+        Assert.True(history[1].Revision < next.Revision && next.Revision < history[2].Revision, $"{string.Join(", ", history)}; the second led from {next.Revision}");
     }
 
     [Theory]

@@ -158,8 +158,7 @@ public sealed class CoordinatorProcess : IAsyncDisposable
         // and outgoing connections take them too): then another port, on a store of its own.
         for (var attempt = 1; ; attempt++)
         {
-            var port = FreePort();
-            var coordinator = new CoordinatorProcess(dataDir ?? TempDirectory("ecslite-coordinator"), port, $"127.0.0.1:{port}", $"https://127.0.0.1:{port}", null);
+            var coordinator = Create(dataDir);
             try
             {
                 await coordinator.StartAgainAsync(extraArgs);
@@ -191,8 +190,29 @@ public sealed class CoordinatorProcess : IAsyncDisposable
         return coordinator;
     }
 
+    /// <summary>A coordinator not started yet, on a port and (unless given) a data directory of its own.</summary>
+    public static CoordinatorProcess Create(string? dataDir = null)
+    {
+        var port = FreePort();
+        return new CoordinatorProcess(dataDir ?? TempDirectory("ecslite-coordinator"), port, $"127.0.0.1:{port}", $"https://127.0.0.1:{port}", null);
+    }
+
     /// <summary>Starts the process (again) on the same store; without arguments, with those it was last started with.</summary>
     public async Task StartAgainAsync(params string[] extraArgs)
+    {
+        var watch = Stopwatch.StartNew();
+        Launch(extraArgs);
+        await WaitServingAsync(TimeSpan.FromSeconds(30));
+        LastStartToServing = watch.Elapsed;
+        if (JoinToken.Length == 0)
+        {
+            JoinToken = (await new Activations.ActivationsClient(Channel).CreateActivationAsync(
+                new CreateActivationRequest { Description = "test fixture", RegistrationLimit = 1000 })).JoinToken;
+        }
+    }
+
+    /// <summary>Starts the process without waiting for it to serve (one that waits to lead an etcd store does not).</summary>
+    public void Launch(params string[] extraArgs)
     {
         if (extraArgs.Length > 0)
         {
@@ -207,18 +227,10 @@ public sealed class CoordinatorProcess : IAsyncDisposable
         }
 
         command.AddRange([program, "--listen", _listen, "--data-dir", DataDir, "--admin-socket", AdminSocket, .. _settings]);
-        var watch = Stopwatch.StartNew();
         _process = TestProcess.Start(command, wrapper: _wrapper, workingDirectory: WorkingDirectory);
         Channel.Dispose();
         Channel = NewChannel();
         Ecs = new Ecs.EcsClient(Channel.Intercept(UnaryDeadline.Default));
-        await WaitServingAsync(TimeSpan.FromSeconds(30));
-        LastStartToServing = watch.Elapsed;
-        if (JoinToken.Length == 0)
-        {
-            JoinToken = (await new Activations.ActivationsClient(Channel).CreateActivationAsync(
-                new CreateActivationRequest { Description = "test fixture", RegistrationLimit = 1000 })).JoinToken;
-        }
     }
 
     private string[] _settings = [];
@@ -289,6 +301,8 @@ public sealed class CoordinatorProcess : IAsyncDisposable
 
     /// <summary>SIGKILL: no chance to flush or clean up, as in a power cut of the process.</summary>
     public Task KillAsync() => _process?.KillAsync() ?? Task.CompletedTask;
+
+    public Task WaitForOutputAsync(string text, TimeSpan timeout) => _process!.WaitForOutputAsync(text, timeout);
 
     /// <summary>SIGTERM, then wait for a graceful exit; returns the exit code.</summary>
     public Task<int> StopAsync(TimeSpan? timeout = null) => _process?.StopAsync(timeout) ?? Task.FromResult(0);

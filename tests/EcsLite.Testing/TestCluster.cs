@@ -19,10 +19,11 @@ public sealed class TestCluster : IAsyncDisposable
     public AgentProcess Agent => Agents[0];
 
     /// <param name="agentSettings">Each agent's environment (ECS_* and ECSLITE_* settings).</param>
-    public static async Task<TestCluster> StartAsync(IDictionary<string, string>? agentSettings = null, int agents = 1)
+    /// <param name="coordinatorArgs">The coordinator's command-line settings (e.g. --store).</param>
+    public static async Task<TestCluster> StartAsync(IDictionary<string, string>? agentSettings = null, int agents = 1, string[]? coordinatorArgs = null)
     {
         await LocalImages.EnsureAsync();
-        var coordinator = await CoordinatorProcess.StartAsync();
+        var coordinator = await CoordinatorProcess.StartAsync(null, coordinatorArgs ?? []);
         var cluster = new TestCluster(coordinator,
             [.. Enumerable.Range(0, agents).Select(_ => AgentProcess.Start(coordinator.Address, coordinator.JoinToken, environment: agentSettings))]);
         try

@@ -48,10 +48,16 @@ public sealed class CoordinatorMetrics
             }
         };
 
+        var commits = factory.CreateHistogram("ecslite_store_commit_duration_seconds",
+            "Cluster store commits, from the transaction's start until it is durable (SQLite: its fsync; etcd: the transaction's reply), one per batch of writes.",
+            new HistogramConfiguration { Buckets = Histogram.ExponentialBuckets(0.0001, 2, 16) }); // 0.1 ms to 3 s
+        if (store is EtcdKeyValueStore etcd)
+        {
+            etcd.Committed += elapsed => commits.Observe(elapsed.TotalSeconds);
+        }
+
         if (store is SqliteKeyValueStore sqlite)
         {
-            var commits = factory.CreateHistogram("ecslite_store_commit_duration_seconds", "Cluster store commits, from the transaction's start to its fsync (one per batch of writes).",
-                new HistogramConfiguration { Buckets = Histogram.ExponentialBuckets(0.0001, 2, 16) }); // 0.1 ms to 3 s
             sqlite.Committed += elapsed => commits.Observe(elapsed.TotalSeconds);
             var size = factory.CreateGauge("ecslite_store_size_bytes", "The cluster store's size on disk (database and write-ahead log).");
             var revision = factory.CreateGauge("ecslite_store_revision", "The cluster store's newest revision.");

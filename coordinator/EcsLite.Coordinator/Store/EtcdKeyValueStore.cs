@@ -42,6 +42,17 @@ public sealed class EtcdKeyValueStore : IKeyValueStore
     /// <summary>The endpoints (host:port, comma-separated) and root prefix of the store, as written in the Store setting.</summary>
     public string Description { get; private init; } = "";
 
+    /// <summary>etcd's own API, for what only etcd has (leases, for leadership).</summary>
+    internal dotnet_etcd.interfaces.IConnection Connection => _client.GetConnection();
+
+    /// <summary>
+    /// From now on every transaction also requires <paramref name="fence"/> (the leadership key still this
+    /// coordinator's): one sent after it broke fails with <see cref="LeadershipLostException"/> and changes nothing.
+    /// </summary>
+    public void Fence(Compare fence) => Volatile.Write(ref _fence, fence);
+
+    private Compare? _fence;
+
     /// <summary>Raised after each etcd transaction with how long it took (for the metrics).</summary>
     public event Action<TimeSpan>? Committed;
 
@@ -104,7 +115,7 @@ public sealed class EtcdKeyValueStore : IKeyValueStore
     public async Task<RangeResult> RangeAsync(string prefix, CancellationToken cancellationToken)
     {
         // Paged at one revision: a big state is more than one response may carry.
-        var key = Key(prefix);
+        var key = EtcdKey(prefix);
         var end = RangeEnd(key);
         var kvs = new List<KeyValue>();
         long revision = 0;
@@ -145,7 +156,7 @@ public sealed class EtcdKeyValueStore : IKeyValueStore
 
     public async IAsyncEnumerable<WatchResponse> WatchAsync(string prefix, long fromRevision, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        var key = Key(prefix);
+        var key = EtcdKey(prefix);
         using var call = _client.GetConnection().WatchClient.Watch(cancellationToken: cancellationToken);
         await call.RequestStream.WriteAsync(new WatchRequest
         {
@@ -221,8 +232,20 @@ public sealed class EtcdKeyValueStore : IKeyValueStore
             try
             {
                 var started = System.Diagnostics.Stopwatch.GetTimestamp();
-                var response = await _client.GetConnection().KVClient.TxnAsync(Request(batch), deadline: Deadline()).ResponseAsync.ConfigureAwait(false);
+                var fence = Volatile.Read(ref _fence);
+                var request = Request(batch);
+                if (fence is not null)
+                {
+                    request.Compare.Add(ToEtcd(fence));
+                }
+
+                var response = await _client.GetConnection().KVClient.TxnAsync(request, deadline: Deadline()).ResponseAsync.ConfigureAwait(false);
                 Committed?.Invoke(System.Diagnostics.Stopwatch.GetElapsedTime(started));
+                if (!response.Succeeded && fence is not null && (request.Compare.Count == 1 || !await HoldsAsync(fence).ConfigureAwait(false)))
+                {
+                    throw new LeadershipLostException(fence.Key);
+                }
+
                 foreach (var pending in batch)
                 {
                     pending.Done.SetResult(new TxnResult(response.Succeeded, response.Header.Revision));
@@ -236,6 +259,13 @@ public sealed class EtcdKeyValueStore : IKeyValueStore
                 }
             }
         }
+    }
+
+    /// <summary>Whether a compare on a key's mod revision holds now (the fence, after a conditional transaction failed).</summary>
+    private async Task<bool> HoldsAsync(Compare compare)
+    {
+        var response = await _client.GetConnection().KVClient.RangeAsync(new RangeRequest { Key = EtcdKey(compare.Key) }, deadline: Deadline()).ResponseAsync.ConfigureAwait(false);
+        return response.Kvs is [var kv] && kv.ModRevision == compare.Value;
     }
 
     /// <summary>The etcd transaction for a batch: one conditional transaction as it is, or unconditional ones merged (a key's last op wins).</summary>
@@ -273,8 +303,8 @@ public sealed class EtcdKeyValueStore : IKeyValueStore
 
     private RequestOp ToEtcd(TxnOp op) => op switch
     {
-        PutOp put => new RequestOp { RequestPut = new PutRequest { Key = Key(put.Key), Value = ByteString.CopyFrom(put.Value) } },
-        DeleteOp delete => new RequestOp { RequestDeleteRange = new DeleteRangeRequest { Key = Key(delete.Key) } },
+        PutOp put => new RequestOp { RequestPut = new PutRequest { Key = EtcdKey(put.Key), Value = ByteString.CopyFrom(put.Value) } },
+        DeleteOp delete => new RequestOp { RequestDeleteRange = new DeleteRangeRequest { Key = EtcdKey(delete.Key) } },
         _ => throw new ArgumentOutOfRangeException(nameof(op), op, "unknown op"),
     };
 
@@ -282,7 +312,7 @@ public sealed class EtcdKeyValueStore : IKeyValueStore
     {
         var etcd = new Etcdserverpb.Compare
         {
-            Key = Key(compare.Key),
+            Key = EtcdKey(compare.Key),
             Result = compare.Result switch
             {
                 CompareResult.Equal => Etcdserverpb.Compare.Types.CompareResult.Equal,
@@ -306,7 +336,7 @@ public sealed class EtcdKeyValueStore : IKeyValueStore
     private KeyValue FromEtcd(Mvccpb.KeyValue kv) =>
         new(Encoding.UTF8.GetString(kv.Key.Span)[_root.Length..], kv.Value.ToByteArray(), kv.CreateRevision, kv.ModRevision, kv.Version);
 
-    private ByteString Key(string key) => ByteString.CopyFromUtf8(_root + key);
+    internal ByteString EtcdKey(string key) => ByteString.CopyFromUtf8(_root + key);
 
     /// <summary>The end of a prefix's range: the prefix with its last byte that is not 0xff increased, as etcd's clients do.</summary>
     private static ByteString RangeEnd(ByteString prefix)
@@ -334,3 +364,7 @@ public sealed class EtcdKeyValueStore : IKeyValueStore
 
     private static DateTime Deadline() => DateTime.UtcNow + CallTimeout;
 }
+
+/// <summary>A write refused because this coordinator no longer leads (the leadership key is gone or another's).</summary>
+public sealed class LeadershipLostException(string key)
+    : Exception($"this coordinator no longer leads (the key {key} is gone or another coordinator's): the write was refused");

@@ -1,0 +1,187 @@
+using System.Diagnostics;
+using Etcdserverpb;
+using Google.Protobuf;
+using Grpc.Core;
+
+namespace EcsLite.Coordinator.Store;
+
+/// <summary>
+/// Which of the coordinators sharing one etcd store leads: the one holding the key
+/// <see cref="Key"/>, put under an etcd lease it keeps alive. The leader serves; the others wait to lead
+/// (active/standby, docs/high-availability.md). From the moment it leads, every write the store sends
+/// also compares that key's revision (the store's fence), so a leader that lost its lease (paused, cut
+/// off from etcd, revoked) can no longer write once another may have taken over; it stops acting
+/// itself before its lease can have expired in etcd (<see cref="Lost"/>).
+/// </summary>
+public sealed partial class EtcdLeadership : IAsyncDisposable
+{
+    /// <summary>Outside the cluster state's "/" prefix, as the IAM and secrets records are.</summary>
+    public const string Key = "coordinators/leader";
+
+    private readonly EtcdKeyValueStore _store;
+    private readonly long _lease;
+    private readonly TimeSpan _ttl;
+    private readonly ILogger _logger;
+    private readonly CancellationTokenSource _lost = new();
+    private readonly CancellationTokenSource _stop = new();
+    private Task _keepAlive = Task.CompletedTask;
+
+    private EtcdLeadership(EtcdKeyValueStore store, long lease, TimeSpan ttl, ILogger logger) => (_store, _lease, _ttl, _logger) = (store, lease, ttl, logger);
+
+    /// <summary>Cancelled once this coordinator may no longer count on leading (it must stop acting).</summary>
+    public CancellationToken Lost => _lost.Token;
+
+    /// <summary>The revision at which this coordinator took the lead.</summary>
+    public long Revision { get; private set; }
+
+    /// <summary>
+    /// Waits until this coordinator leads (another's lease ended, or nobody led), then fences the store's
+    /// writes with the leadership key. <paramref name="identity"/> is what the others log while they wait.
+    /// </summary>
+    public static async Task<EtcdLeadership> CampaignAsync(EtcdKeyValueStore store, string identity, TimeSpan ttl, ILogger logger, CancellationToken cancellationToken)
+    {
+        var connection = store.Connection;
+        var grant = await connection.LeaseClient.LeaseGrantAsync(new LeaseGrantRequest { TTL = (long)Math.Ceiling(ttl.TotalSeconds) }, cancellationToken: cancellationToken);
+        var leadership = new EtcdLeadership(store, grant.ID, TimeSpan.FromSeconds(grant.TTL), logger);
+        leadership._keepAlive = Task.Run(leadership.KeepAliveAsync, CancellationToken.None); // the lease lives while it waits too
+        try
+        {
+            using var campaigning = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, leadership.Lost);
+            cancellationToken = campaigning.Token;
+            var key = store.EtcdKey(Key);
+            while (true)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                var response = await connection.KVClient.TxnAsync(new TxnRequest
+                {
+                    Compare = { new Etcdserverpb.Compare { Key = key, Target = Etcdserverpb.Compare.Types.CompareTarget.Version, Result = Etcdserverpb.Compare.Types.CompareResult.Equal, Version = 0 } },
+                    Success = { new RequestOp { RequestPut = new PutRequest { Key = key, Value = ByteString.CopyFromUtf8(identity), Lease = grant.ID } } },
+                    Failure = { new RequestOp { RequestRange = new RangeRequest { Key = key } } },
+                }, cancellationToken: cancellationToken);
+                if (response.Succeeded)
+                {
+                    leadership.Revision = response.Header.Revision;
+                    store.Fence(new Compare(Key, CompareTarget.ModRevision, CompareResult.Equal, leadership.Revision));
+                    LogLeading(logger, leadership.Revision, grant.TTL);
+                    return leadership;
+                }
+
+                if (response.Responses[0].ResponseRange.Kvs is [var holder])
+                {
+                    LogWaiting(logger, holder.Value.ToStringUtf8());
+                    await WaitGoneAsync(connection, key, response.Header.Revision + 1, cancellationToken);
+                }
+            }
+        }
+        catch
+        {
+            await leadership.DisposeAsync();
+            throw;
+        }
+    }
+
+    /// <summary>Returns once <paramref name="key"/> is deleted (its holder resigned or its lease ended) at or after <paramref name="from"/>.</summary>
+    private static async Task WaitGoneAsync(dotnet_etcd.interfaces.IConnection connection, ByteString key, long from, CancellationToken cancellationToken)
+    {
+        using var call = connection.WatchClient.Watch(cancellationToken: cancellationToken);
+        await call.RequestStream.WriteAsync(new WatchRequest { CreateRequest = new WatchCreateRequest { Key = key, StartRevision = from } }, cancellationToken);
+        while (await call.ResponseStream.MoveNext(cancellationToken))
+        {
+            var response = call.ResponseStream.Current;
+            if (response.Canceled || response.CompactRevision > 0 || response.Events.Any(e => e.Type == Mvccpb.Event.Types.EventType.Delete))
+            {
+                return; // gone, or history lost: either way, try again
+            }
+        }
+    }
+
+    /// <summary>
+    /// Renews the lease every third of its time to live. A renewal counts from when it was asked for, so
+    /// etcd's own expiry is never earlier than this coordinator believes; it gives up a third of the time
+    /// to live before that, which is when it must have stopped acting.
+    /// </summary>
+    private async Task KeepAliveAsync()
+    {
+        var connection = _store.Connection;
+        var renewed = Stopwatch.GetTimestamp();
+        AsyncDuplexStreamingCall<LeaseKeepAliveRequest, LeaseKeepAliveResponse>? call = null;
+        try
+        {
+            while (!_stop.IsCancellationRequested)
+            {
+                var asked = Stopwatch.GetTimestamp();
+                try
+                {
+                    using var round = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
+                    round.CancelAfter(_ttl / 3);
+                    call ??= connection.LeaseClient.LeaseKeepAlive(cancellationToken: _stop.Token);
+                    await call.RequestStream.WriteAsync(new LeaseKeepAliveRequest { ID = _lease }, round.Token);
+                    if (!await call.ResponseStream.MoveNext(round.Token))
+                    {
+                        throw new IOException("etcd ended the keep-alive stream");
+                    }
+
+                    if (call.ResponseStream.Current.TTL <= 0)
+                    {
+                        Lose("its lease expired or was revoked in etcd");
+                        return;
+                    }
+
+                    renewed = asked;
+                }
+                catch (Exception e) when (!_stop.IsCancellationRequested)
+                {
+                    call?.Dispose();
+                    call = null;
+                    if (Stopwatch.GetElapsedTime(renewed) > _ttl * 2 / 3)
+                    {
+                        Lose($"its lease was not renewed for {Stopwatch.GetElapsedTime(renewed).TotalSeconds:0.0} s ({e.Message})");
+                        return;
+                    }
+                }
+
+                await Task.Delay(_ttl / 3, _stop.Token).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            }
+        }
+        finally
+        {
+            call?.Dispose();
+        }
+    }
+
+    private void Lose(string why)
+    {
+        LogLost(_logger, why);
+        _lost.Cancel();
+    }
+
+    /// <summary>Resigns: the lease is revoked, which deletes the key, so a waiting coordinator leads at once.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        _stop.Cancel();
+        await _keepAlive.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        try
+        {
+            await _store.Connection.LeaseClient.LeaseRevokeAsync(new LeaseRevokeRequest { ID = _lease }, deadline: DateTime.UtcNow.AddSeconds(5));
+        }
+        catch (RpcException e)
+        {
+            LogResignFailed(_logger, e.Status.Detail); // the lease then ends on its own
+        }
+
+        _stop.Dispose();
+        _lost.Dispose();
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Leading the coordinators of this store (from revision {Revision}; lease {Ttl} s)")]
+    private static partial void LogLeading(ILogger logger, long revision, long ttl);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Waiting to lead: {Holder} leads the coordinators of this store")]
+    private static partial void LogWaiting(ILogger logger, string holder);
+
+    [LoggerMessage(Level = LogLevel.Critical, Message = "Leadership lost: {Why}; this coordinator stops acting")]
+    private static partial void LogLost(ILogger logger, string why);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Could not resign the lead ({Detail}); another coordinator leads once the lease ends")]
+    private static partial void LogResignFailed(ILogger logger, string detail);
+}

@@ -1,0 +1,58 @@
+using EcsLite.Api.V1;
+using EcsLite.Coordinator.Store;
+using EcsLite.Testing;
+
+namespace EcsLite.Coordinator.Tests;
+
+/// <summary>
+/// The coordinator with its state in a real etcd (Store=etcd://...), a real agent and Docker: tasks run,
+/// the state is in etcd and not in the data directory, and a restarted coordinator serves it from etcd.
+/// </summary>
+public sealed class EtcdStoreEndToEndTests
+{
+    [Fact]
+    public async Task A_coordinator_on_etcd_runs_tasks_keeps_them_in_etcd_and_serves_them_again_after_a_restart()
+    {
+        await using var etcd = await EtcdCluster.StartAsync();
+        var location = etcd.Location("/e2e");
+        await using var cluster = await TestCluster.StartAsync(coordinatorArgs: ["--store", location]);
+        var coordinator = cluster.Coordinator;
+        Assert.Contains($"Cluster store: {location} (etcd)", coordinator.Output, StringComparison.Ordinal);
+
+        await coordinator.Ecs.RegisterTaskDefinitionAsync(new RegisterTaskDefinitionRequest
+        {
+            Family = "sleeper",
+            ContainerDefinitions = { new ContainerDefinition { Name = "app", Image = LocalImages.Busybox, Memory = 32, Command = { "sleep", "300" } } },
+        });
+        var run = await coordinator.Ecs.RunTaskAsync(new RunTaskRequest { TaskDefinition = "sleeper", Count = 2 });
+        Assert.Empty(run.Failures);
+        var arns = run.Tasks.Select(t => t.TaskArn).ToList();
+        await Eventually.HoldsAsync(async () => (await coordinator.Ecs.DescribeAllTasksAsync(arns)).All(t => t.LastStatus == "RUNNING"),
+            TimeSpan.FromSeconds(60), "both tasks RUNNING");
+
+        // The state is in etcd, under the root, and the data directory has no store of its own.
+        Assert.False(File.Exists(Path.Combine(coordinator.DataDir, SqliteKeyValueStore.FileName)));
+        await using (var store = EtcdKeyValueStore.Connect(location))
+        {
+            var tasks = (await store.RangeAsync("/tasks/default/", default)).Kvs;
+            Assert.Equal(arns.Select(a => a.Split('/')[^1]).Order(), tasks.Select(kv => kv.Key.Split('/')[^1]).Order());
+            Assert.Single((await store.RangeAsync("/container-instances/", default)).Kvs);
+        }
+
+        // Restarted, the coordinator loads the state from etcd: the same tasks, still RUNNING, on the same instance.
+        var startedAt = (await coordinator.Ecs.DescribeAllTasksAsync(arns)).Select(t => t.StartedAt).ToList();
+        var exit = await coordinator.StopAsync();
+        Assert.True(exit == 0, $"the coordinator exited with {exit}:\n{coordinator.Output}");
+        await coordinator.StartAgainAsync();
+        var after = await coordinator.Ecs.DescribeAllTasksAsync(arns);
+        Assert.All(after, t => Assert.Equal(("RUNNING", cluster.Agent.ContainerInstanceArn), (t.LastStatus, t.ContainerInstanceArn)));
+        Assert.Equal(startedAt, after.Select(t => t.StartedAt));
+
+        // And it goes on writing there: the agent rejoins, and a stop reaches it.
+        await Eventually.HoldsAsync(async () => (await coordinator.Ecs.DescribeContainerInstancesAsync(new DescribeContainerInstancesRequest
+            { ContainerInstances = { cluster.Agent.ContainerInstanceArn } })).ContainerInstances[0].AgentConnected, TimeSpan.FromSeconds(40), "the agent rejoined");
+        await coordinator.Ecs.StopTaskAsync(new StopTaskRequest { Task = arns[0], Reason = "done" });
+        await Eventually.HoldsAsync(async () => (await coordinator.Ecs.DescribeAllTasksAsync([arns[0]]))[0].LastStatus == "STOPPED",
+            TimeSpan.FromSeconds(60), "the stopped task STOPPED");
+    }
+}

@@ -1,0 +1,73 @@
+using EcsLite.Api.V1;
+using EcsLite.Testing;
+using Xunit.Abstractions;
+
+namespace EcsLite.Coordinator.Tests;
+
+/// <summary>
+/// Two real coordinators on one real etcd store (active/standby), a real agent given both, real Docker:
+/// the second waits to lead, and takes over when the leader is killed, with every task still running.
+/// </summary>
+public sealed class HighAvailabilityTests(ITestOutputHelper output)
+{
+    [Fact]
+    public async Task When_the_leader_is_killed_the_standby_leads_within_seconds_and_the_agent_and_its_tasks_carry_on()
+    {
+        await LocalImages.EnsureAsync();
+        await using var etcd = await EtcdCluster.StartAsync();
+        var store = etcd.Location("/ha");
+        await using var first = await CoordinatorProcess.StartAsync(null, "--store", store);
+
+        // The standby shares the cluster CA and the key that encrypts secrets (copied, as docs/high-availability.md
+        // says), and the administrator's credentials file (the key itself is in the store).
+        await using var second = CoordinatorProcess.Create();
+        Directory.CreateDirectory(Path.Combine(second.DataDir, "tls"));
+        foreach (var file in new[] { "tls/ca.crt", "tls/ca.key", "secrets.key", "admin-credentials" })
+        {
+            File.Copy(Path.Combine(first.DataDir, file), Path.Combine(second.DataDir, file));
+        }
+
+        second.Launch("--store", store);
+        await second.WaitForOutputAsync("Waiting to lead", TimeSpan.FromSeconds(30));
+
+        var agent = AgentProcess.Start([first.Address, second.Address], first.JoinToken, null, new Dictionary<string, string> { ["ECS_CONTAINER_STOP_TIMEOUT"] = "2s" }, null);
+        try
+        {
+            await agent.WaitJoinedAsync();
+            await first.Ecs.RegisterTaskDefinitionAsync(new RegisterTaskDefinitionRequest
+            {
+                Family = "sleeper",
+                ContainerDefinitions = { new ContainerDefinition { Name = "app", Image = LocalImages.Busybox, Memory = 32, Command = { "sleep", "300" } } },
+            });
+            var arns = (await first.Ecs.RunTaskAsync(new RunTaskRequest { TaskDefinition = "sleeper", Count = 2 })).Tasks.Select(t => t.TaskArn).ToList();
+            await Eventually.HoldsAsync(async () => (await first.Ecs.DescribeAllTasksAsync(arns)).All(t => t.LastStatus == "RUNNING"), TimeSpan.FromSeconds(60), "both tasks RUNNING");
+            var containers = (await first.Ecs.DescribeAllTasksAsync(arns)).Select(t => t.Containers[0].RuntimeId).ToList();
+
+            // The leader dies: its lease (3 s) ends, and the standby leads.
+            var killed = System.Diagnostics.Stopwatch.StartNew();
+            await first.KillAsync();
+            await second.WaitForOutputAsync("Leading the coordinators", TimeSpan.FromSeconds(15));
+            var leading = killed.Elapsed;
+            await second.WaitServingAsync(TimeSpan.FromSeconds(15));
+            output.WriteLine($"the standby led {leading.TotalSeconds:0.00} s and served {killed.Elapsed.TotalSeconds:0.00} s after the leader was killed");
+            Assert.True(leading < TimeSpan.FromSeconds(5), $"the standby led {leading.TotalSeconds:0.0} s after the leader was killed");
+
+            // The agent finds it; its tasks were never restarted; and the new leader places new ones.
+            await Eventually.HoldsAsync(async () => (await second.Ecs.DescribeContainerInstancesAsync(new DescribeContainerInstancesRequest
+                { ContainerInstances = { agent.ContainerInstanceArn } })).ContainerInstances[0].AgentConnected, TimeSpan.FromSeconds(40), "the agent connected to the new leader");
+            var after = await second.Ecs.DescribeAllTasksAsync(arns);
+            Assert.All(after, t => Assert.Equal("RUNNING", t.LastStatus));
+            Assert.Equal(containers, after.Select(t => t.Containers[0].RuntimeId));
+            var more = (await second.Ecs.RunTaskAsync(new RunTaskRequest { TaskDefinition = "sleeper" })).Tasks.Single().TaskArn;
+            await Eventually.HoldsAsync(async () => (await second.Ecs.DescribeAllTasksAsync([more]))[0].LastStatus == "RUNNING", TimeSpan.FromSeconds(60), "a task placed by the new leader RUNNING");
+        }
+        finally
+        {
+            await agent.DisposeAsync();
+            if (agent.ContainerInstanceArn is { } instance)
+            {
+                await ProcessRunner.RemoveContainersAsync([instance]);
+            }
+        }
+    }
+}
