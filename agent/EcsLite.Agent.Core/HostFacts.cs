@@ -189,6 +189,13 @@ public static class Backoff
     public static readonly TimeSpan Initial = TimeSpan.FromMilliseconds(250);
     public static readonly TimeSpan Cap = TimeSpan.FromSeconds(30);
 
+    /// <summary>
+    /// The delay before reconnect attempt <paramref name="attempt"/> (0-based) when the attempts go to
+    /// <paramref name="coordinators"/> coordinators in turn: it grows once per round of them, so after one
+    /// dies the next is tried as soon as the last was.
+    /// </summary>
+    public static TimeSpan Delay(int attempt, double random01, int coordinators) => Delay(attempt / Math.Max(1, coordinators), random01);
+
     /// <summary>The delay before reconnect attempt <paramref name="attempt"/> (0-based); <paramref name="random01"/> in [0, 1).</summary>
     public static TimeSpan Delay(int attempt, double random01)
     {

@@ -150,7 +150,8 @@ public sealed partial class CoordinatorConnection(
                 index++;
             }
 
-            var delay = Backoff.Delay(attempt++, Random.Shared.NextDouble());
+            // A standby leads within seconds of the leader's death: it must not find its agents in a long wait.
+            var delay = Backoff.Delay(attempt++, Random.Shared.NextDouble(), coordinators.Count);
             LogReconnecting(logger, delay.TotalMilliseconds);
             try
             {

@@ -35,9 +35,10 @@ public sealed partial class CoordinatorOptions
 
     /// <summary>
     /// For an etcd store: the time to live of the leader's etcd lease. A leader that dies is followed by
-    /// another after at most this long; one cut off from etcd stops acting after two thirds of it.
+    /// another after at most this long; one cut off from etcd stops acting half a second before it ends.
+    /// Long enough to ride out etcd electing a new raft leader (a member killed: one or two seconds).
     /// </summary>
-    public TimeSpan LeaderLeaseTtl { get; set; } = TimeSpan.FromSeconds(3);
+    public TimeSpan LeaderLeaseTtl { get; set; } = TimeSpan.FromSeconds(4);
 
     /// <summary>For an etcd store: the CA that signed etcd's certificates (PEM); when set, the connection is TLS.</summary>
     public string StoreCaFile { get; set; } = "";

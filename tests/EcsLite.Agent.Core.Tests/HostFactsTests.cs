@@ -58,6 +58,13 @@ public class HostFactsTests
     }
 
     [Fact]
+    public void With_several_coordinators_the_backoff_grows_once_per_round_of_them()
+    {
+        Assert.Equal([250, 250, 250, 500, 500, 500, 1000], Enumerable.Range(0, 7).Select(a => Math.Round(Backoff.Delay(a, 0.999999, coordinators: 3).TotalMilliseconds)));
+        Assert.Equal(Backoff.Delay(4, 0.5), Backoff.Delay(4, 0.5, coordinators: 1));
+    }
+
+    [Fact]
     public void Backoff_grows_exponentially_with_jitter_and_is_capped()
     {
         Assert.InRange(Backoff.Delay(0, 0.0).TotalMilliseconds, 125, 125);

@@ -55,4 +55,48 @@ public sealed class EtcdStoreEndToEndTests
         await Eventually.HoldsAsync(async () => (await coordinator.Ecs.DescribeAllTasksAsync([arns[0]]))[0].LastStatus == "STOPPED",
             TimeSpan.FromSeconds(60), "the stopped task STOPPED");
     }
+
+    [Fact]
+    public async Task With_one_etcd_member_of_three_killed_the_coordinator_goes_on_leading_writing_and_reading()
+    {
+        await using var etcd = await EtcdCluster.StartAsync(members: 3);
+        await using var coordinator = await CoordinatorProcess.StartAsync(null, "--store", etcd.Location("/one-down"));
+        await Register(coordinator, "before");
+
+        // Whichever member it was (etcd's raft leader, or the one holding the lease's keep-alive stream).
+        await etcd.KillAsync(0);
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        var written = 0;
+        while (watch.Elapsed < TimeSpan.FromSeconds(8))
+        {
+            await Register(coordinator, $"during-{written++}");
+            await Task.Delay(100); // past the lease's time to live (4 s) twice over, in about 70 writes
+        }
+
+        var families = (await coordinator.Ecs.ListTaskDefinitionFamiliesAsync(new ListTaskDefinitionFamiliesRequest { MaxResults = 100 })).Families;
+        Assert.Equal(written + 1, families.Count);
+        Assert.DoesNotContain("Leadership lost", coordinator.Output, StringComparison.Ordinal);
+        Assert.DoesNotContain("failed to commit", coordinator.Output, StringComparison.Ordinal);
+
+        // Back, it catches up; the coordinator never noticed.
+        await etcd.RestartAsync(0);
+        await Register(coordinator, "after");
+        Assert.Equal(1, coordinator.Output.Split("Leading the coordinators").Length - 1);
+    }
+
+    private static async Task Register(CoordinatorProcess coordinator, string family)
+    {
+        try
+        {
+            await coordinator.Ecs.RegisterTaskDefinitionAsync(new RegisterTaskDefinitionRequest
+            {
+                Family = family,
+                ContainerDefinitions = { new ContainerDefinition { Name = "app", Image = LocalImages.Busybox, Memory = 16 } },
+            });
+        }
+        catch (Grpc.Core.RpcException e)
+        {
+            throw new Xunit.Sdk.XunitException($"registering {family}: {e.Status}\n{coordinator.Output}");
+        }
+    }
 }

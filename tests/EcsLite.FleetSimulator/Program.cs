@@ -5,7 +5,9 @@ using EcsLite.Testing;
 // The scale run: a real coordinator process and N simulated agents on this machine.
 //   dotnet run -c Release --project tests/EcsLite.FleetSimulator -- [--agents 1000] [--tasks 100000]
 //     [--callers 16] [--per-call 10] [--service-tasks 30000] [--services 30] [--kill 100]
-//     [--grace-seconds 2] [--idle-seconds 30] [--json FILE] [--coordinator-log FILE]
+//     [--grace-seconds 2] [--idle-seconds 30] [--json FILE] [--coordinator-log FILE] [--etcd MEMBERS]
+// --etcd: the coordinator keeps its state in an etcd cluster of that many members started here (Debian's
+// etcd-server) instead of its embedded store.
 // Scenarios, in order: idle, runtask (then DescribeTasks baselines), restart, failover. Prints a table and writes it as JSON.
 if (args.FirstOrDefault() == DescribeReader.Command)
 {
@@ -23,8 +25,10 @@ var grace = TimeSpan.FromSeconds(Option("--grace-seconds", 2));
 var idle = TimeSpan.FromSeconds(Option("--idle-seconds", 30));
 var json = Array.IndexOf(args, "--json") is var j and >= 0 && j + 1 < args.Length ? args[j + 1] : null;
 
-await using var coordinator = await CoordinatorProcess.StartAsync(null, $"--LostInstanceGrace={grace:c}");
-Console.WriteLine($"coordinator {coordinator.Address} (pid {coordinator.ProcessId}); starting {agents} simulated agents");
+var etcdMembers = Option("--etcd", 0);
+await using var etcd = etcdMembers > 0 ? await EtcdCluster.StartAsync(etcdMembers) : null;
+await using var coordinator = await CoordinatorProcess.StartAsync(null, [$"--LostInstanceGrace={grace:c}", .. etcd is null ? Array.Empty<string>() : ["--store", etcd.Location("/scale")]]);
+Console.WriteLine($"coordinator {coordinator.Address} (pid {coordinator.ProcessId}, store {(etcd is null ? "embedded" : etcd.Location("/scale"))}); starting {agents} simulated agents");
 await using var fleet = await Fleet.StartAsync(new Uri(coordinator.Address), coordinator.JoinToken, agents);
 var run = new ScaleRun(coordinator, fleet);
 await run.RegisterAsync(memoryMiB: 16);

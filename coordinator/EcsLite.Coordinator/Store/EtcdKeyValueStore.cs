@@ -239,7 +239,7 @@ public sealed class EtcdKeyValueStore : IKeyValueStore
                     request.Compare.Add(ToEtcd(fence));
                 }
 
-                var response = await _client.GetConnection().KVClient.TxnAsync(request, deadline: Deadline()).ResponseAsync.ConfigureAwait(false);
+                var response = await SendAsync(request, retry: batch[0].Txn.Compares.Count == 0).ConfigureAwait(false);
                 Committed?.Invoke(System.Diagnostics.Stopwatch.GetElapsedTime(started));
                 if (!response.Succeeded && fence is not null && (request.Compare.Count == 1 || !await HoldsAsync(fence).ConfigureAwait(false)))
                 {
@@ -257,6 +257,27 @@ public sealed class EtcdKeyValueStore : IKeyValueStore
                 {
                     pending.Done.SetException(e);
                 }
+            }
+        }
+    }
+
+    /// <summary>
+    /// Sends a transaction. One of writes only is sent again when the member it went to failed (killed, or
+    /// its connection reset) for up to <see cref="CallTimeout"/>: sending it twice leaves the same keys with
+    /// the same values, and its fence still holds. One with compares is not: a second answer could be wrong.
+    /// </summary>
+    private async Task<TxnResponse> SendAsync(TxnRequest request, bool retry)
+    {
+        var deadline = Deadline();
+        while (true)
+        {
+            try
+            {
+                return await _client.GetConnection().KVClient.TxnAsync(request, deadline: deadline).ResponseAsync.ConfigureAwait(false);
+            }
+            catch (RpcException e) when (retry && e.StatusCode is StatusCode.Unavailable or StatusCode.Internal or StatusCode.Unknown && DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(50).ConfigureAwait(false);
             }
         }
     }

@@ -26,6 +26,9 @@ public sealed partial class EtcdLeadership : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private Task _keepAlive = Task.CompletedTask;
 
+    /// <summary>How long before its lease could end in etcd a leader that could not renew it gives up.</summary>
+    private static readonly TimeSpan Margin = TimeSpan.FromMilliseconds(500);
+
     private EtcdLeadership(EtcdKeyValueStore store, long lease, TimeSpan ttl, ILogger logger) => (_store, _lease, _ttl, _logger) = (store, lease, ttl, logger);
 
     /// <summary>Cancelled once this coordinator may no longer count on leading (it must stop acting).</summary>
@@ -96,9 +99,11 @@ public sealed partial class EtcdLeadership : IAsyncDisposable
     }
 
     /// <summary>
-    /// Renews the lease every third of its time to live. A renewal counts from when it was asked for, so
-    /// etcd's own expiry is never earlier than this coordinator believes; it gives up a third of the time
-    /// to live before that, which is when it must have stopped acting.
+    /// Renews the lease every sixth of its time to live, and at once again after a failed renewal (the
+    /// member it spoke to may be gone: the channel tries another; etcd may be electing a new raft leader,
+    /// which takes a second or two). A renewal counts from when it was asked for, so etcd's own expiry is
+    /// never earlier than this coordinator believes (a new raft leader extends leases, never shortens them);
+    /// it gives up <see cref="Margin"/> before that, and must have stopped acting by then.
     /// </summary>
     private async Task KeepAliveAsync()
     {
@@ -113,7 +118,7 @@ public sealed partial class EtcdLeadership : IAsyncDisposable
                 try
                 {
                     using var round = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
-                    round.CancelAfter(_ttl / 3);
+                    round.CancelAfter(_ttl / 6);
                     call ??= connection.LeaseClient.LeaseKeepAlive(cancellationToken: _stop.Token);
                     await call.RequestStream.WriteAsync(new LeaseKeepAliveRequest { ID = _lease }, round.Token);
                     if (!await call.ResponseStream.MoveNext(round.Token))
@@ -133,14 +138,17 @@ public sealed partial class EtcdLeadership : IAsyncDisposable
                 {
                     call?.Dispose();
                     call = null;
-                    if (Stopwatch.GetElapsedTime(renewed) > _ttl * 2 / 3)
+                    if (Stopwatch.GetElapsedTime(renewed) > _ttl - Margin)
                     {
                         Lose($"its lease was not renewed for {Stopwatch.GetElapsedTime(renewed).TotalSeconds:0.0} s ({e.Message})");
                         return;
                     }
+
+                    await Task.Delay(TimeSpan.FromMilliseconds(50), _stop.Token).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+                    continue;
                 }
 
-                await Task.Delay(_ttl / 3, _stop.Token).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+                await Task.Delay(_ttl / 6, _stop.Token).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
             }
         }
         finally
