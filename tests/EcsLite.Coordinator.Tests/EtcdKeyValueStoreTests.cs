@@ -111,6 +111,29 @@ public sealed class EtcdKeyValueStoreTests(EtcdFixture etcd) : KeyValueStoreConf
         Assert.True(history[1].Revision < next.Revision && next.Revision < history[2].Revision, $"{string.Join(", ", history)}; the second led from {next.Revision}");
     }
 
+    [Fact]
+    public async Task Over_TLS_the_store_trusts_only_etcd_of_its_CA_and_presents_its_client_certificate()
+    {
+        await using var secure = await EtcdCluster.StartAsync(tls: true);
+        var (ca, certificate, key) = secure.Tls!.Value;
+        await using (var store = EtcdKeyValueStore.Connect(secure.Location("/tls"), ca, certificate, key))
+        {
+            await store.TxnAsync(Txn.Unconditional([new PutOp("/a", B("1"))]), default);
+            Assert.Equal("1", Encoding.UTF8.GetString((await store.RangeAsync("/a", default)).Kvs.Single().Value));
+        }
+
+        // Without a client certificate etcd refuses the connection; trusting another CA, the store refuses etcd.
+        await using (var anonymous = EtcdKeyValueStore.Connect(secure.Location("/tls"), ca))
+        {
+            await Assert.ThrowsAnyAsync<Exception>(() => anonymous.RangeAsync("/", default));
+        }
+
+        await using var other = await EtcdCluster.StartAsync(tls: true);
+        await using var mistrusting = EtcdKeyValueStore.Connect(secure.Location("/tls"), other.Tls!.Value.CaFile, other.Tls!.Value.CertificateFile, other.Tls!.Value.KeyFile);
+        var refused = await Assert.ThrowsAsync<Grpc.Core.RpcException>(() => mistrusting.RangeAsync("/", default));
+        Assert.Contains("SSL", refused.Status.DebugException?.ToString() ?? refused.Status.Detail, StringComparison.OrdinalIgnoreCase);
+    }
+
     [Theory]
     [InlineData("etcd://127.0.0.1:2379", "127.0.0.1:2379", "")]
     [InlineData("etcd://10.0.0.1:2379,10.0.0.2:2379, etcd-3.lan:2379/ecslite/", "10.0.0.1:2379,10.0.0.2:2379,etcd-3.lan:2379", "/ecslite")]

@@ -1,3 +1,7 @@
+using System.Net;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+
 namespace EcsLite.Testing;
 
 /// <summary>
@@ -22,7 +26,11 @@ public sealed class EtcdCluster : IAsyncDisposable
 
     public IReadOnlyList<TestProcess?> Processes => [.. _members.Select(m => m.Process)];
 
-    public static async Task<EtcdCluster> StartAsync(int members = 1)
+    /// <summary>With TLS: the CA of etcd's certificates, and a client certificate and key it accepts (PEM files).</summary>
+    public (string CaFile, string CertificateFile, string KeyFile)? Tls { get; private set; }
+
+    /// <param name="tls">Serve clients over TLS only, and accept only client certificates of its own CA (etcd's --client-cert-auth).</param>
+    public static async Task<EtcdCluster> StartAsync(int members = 1, bool tls = false)
     {
         if (!File.Exists(Binary))
         {
@@ -32,6 +40,11 @@ public sealed class EtcdCluster : IAsyncDisposable
         var directory = CoordinatorProcess.TempDirectory("ecslite-etcd");
         var list = Enumerable.Range(0, members).Select(i => new Member($"m{i}", CoordinatorProcess.FreePort(), CoordinatorProcess.FreePort())).ToList();
         var cluster = new EtcdCluster(list, directory);
+        if (tls)
+        {
+            cluster.Tls = MakeCertificates(directory);
+        }
+
         try
         {
             foreach (var member in list)
@@ -73,15 +86,52 @@ public sealed class EtcdCluster : IAsyncDisposable
     private void Start(Member member)
     {
         var peers = string.Join(",", _members.Select(m => $"{m.Name}=http://127.0.0.1:{m.PeerPort}"));
+        var scheme = Tls is null ? "http" : "https";
+        string[] tls = Tls is { } files
+            ? ["--cert-file", Path.Combine(_directory, "server.crt"), "--key-file", Path.Combine(_directory, "server.key"), "--trusted-ca-file", files.CaFile, "--client-cert-auth"]
+            : [];
         member.Process = TestProcess.Start(
         [
-            Binary, "--name", member.Name, "--data-dir", Path.Combine(_directory, member.Name),
-            "--listen-client-urls", $"http://127.0.0.1:{member.ClientPort}", "--advertise-client-urls", $"http://127.0.0.1:{member.ClientPort}",
+            Binary, "--name", member.Name, "--data-dir", Path.Combine(_directory, member.Name), .. tls,
+            "--listen-client-urls", $"{scheme}://127.0.0.1:{member.ClientPort}", "--advertise-client-urls", $"{scheme}://127.0.0.1:{member.ClientPort}",
             "--listen-peer-urls", $"http://127.0.0.1:{member.PeerPort}", "--initial-advertise-peer-urls", $"http://127.0.0.1:{member.PeerPort}",
             "--initial-cluster", peers, "--initial-cluster-token", Path.GetFileName(_directory), "--initial-cluster-state", "new",
             "--max-txn-ops", "10000", "--max-request-bytes", $"{10 * 1024 * 1024}",
             "--auto-compaction-mode", "revision", "--auto-compaction-retention", "100000",
         ]);
+    }
+
+    /// <summary>A CA, etcd's server certificate for 127.0.0.1 and a client certificate, as PEM files in <paramref name="directory"/>.</summary>
+    private static (string CaFile, string CertificateFile, string KeyFile) MakeCertificates(string directory)
+    {
+        using var caKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var caRequest = new CertificateRequest("CN=etcd test CA", caKey, HashAlgorithmName.SHA256);
+        caRequest.CertificateExtensions.Add(new X509BasicConstraintsExtension(true, false, 0, true));
+        caRequest.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.KeyCertSign | X509KeyUsageFlags.CrlSign, true));
+        using var ca = caRequest.CreateSelfSigned(DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow.AddDays(1));
+
+        string Issue(string name, string purpose, bool server)
+        {
+            using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+            var request = new CertificateRequest($"CN={name}", key, HashAlgorithmName.SHA256);
+            request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid(purpose)], false));
+            if (server)
+            {
+                var names = new SubjectAlternativeNameBuilder();
+                names.AddIpAddress(IPAddress.Loopback);
+                request.CertificateExtensions.Add(names.Build());
+            }
+
+            using var issued = request.Create(ca, DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow.AddDays(1), RandomNumberGenerator.GetBytes(16));
+            File.WriteAllText(Path.Combine(directory, $"{name}.crt"), issued.ExportCertificatePem());
+            File.WriteAllText(Path.Combine(directory, $"{name}.key"), key.ExportPkcs8PrivateKeyPem());
+            return Path.Combine(directory, name);
+        }
+
+        File.WriteAllText(Path.Combine(directory, "ca.crt"), ca.ExportCertificatePem());
+        Issue("server", "1.3.6.1.5.5.7.3.1", server: true);
+        var client = Issue("client", "1.3.6.1.5.5.7.3.2", server: false);
+        return (Path.Combine(directory, "ca.crt"), client + ".crt", client + ".key");
     }
 
     public async ValueTask DisposeAsync()

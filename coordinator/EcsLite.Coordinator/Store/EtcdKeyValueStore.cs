@@ -102,9 +102,11 @@ public sealed class EtcdKeyValueStore : IKeyValueStore
 
     private static void Trust(SslClientAuthenticationOptions ssl, string caFile, string certificateFile, string keyFile)
     {
-        var ca = X509Certificate2.CreateFromPemFile(caFile);
+        var cas = new X509Certificate2Collection();
+        cas.ImportFromPemFile(caFile); // one CA, or a bundle
         ssl.ApplicationProtocols = [SslApplicationProtocol.Http2];
-        ssl.CertificateChainPolicy = new X509ChainPolicy { TrustMode = X509ChainTrustMode.CustomRootTrust, CustomTrustStore = { ca }, RevocationMode = X509RevocationMode.NoCheck };
+        ssl.CertificateChainPolicy = new X509ChainPolicy { TrustMode = X509ChainTrustMode.CustomRootTrust, RevocationMode = X509RevocationMode.NoCheck };
+        ssl.CertificateChainPolicy.CustomTrustStore.AddRange(cas);
         if (certificateFile.Length > 0)
         {
             using var pem = X509Certificate2.CreateFromPemFile(certificateFile, keyFile);
