@@ -136,12 +136,13 @@ public sealed class HighAvailabilityStormTests(ITestOutputHelper output)
         }
         finally
         {
+            var instances = agents.Select(a => a.ContainerInstanceArn).OfType<string>().ToList(); // read from the agents' data, gone once disposed
             foreach (var agent in agents)
             {
                 await agent.DisposeAsync();
             }
 
-            await ProcessRunner.RemoveContainersAsync(agents.Select(a => a.ContainerInstanceArn).OfType<string>());
+            await ProcessRunner.RemoveContainersAsync(instances);
         }
     }
 

@@ -65,8 +65,9 @@ public sealed class HighAvailabilityTests(ITestOutputHelper output)
         }
         finally
         {
+            var instance = agent.ContainerInstanceArn; // read from the agent's data, gone once disposed
             await agent.DisposeAsync();
-            if (agent.ContainerInstanceArn is { } instance)
+            if (instance is not null)
             {
                 await ProcessRunner.RemoveContainersAsync([instance]);
             }
