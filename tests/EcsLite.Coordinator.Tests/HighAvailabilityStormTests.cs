@@ -23,19 +23,8 @@ public sealed class HighAvailabilityStormTests(ITestOutputHelper output)
         await using var etcd = await EtcdCluster.StartAsync(members: 3);
         var store = etcd.Location("/storm");
         await using var first = await CoordinatorProcess.StartAsync(null, "--store", store);
-        await using var second = CoordinatorProcess.Create();
-        await using var third = CoordinatorProcess.Create();
-        foreach (var standby in new[] { second, third })
-        {
-            Directory.CreateDirectory(Path.Combine(standby.DataDir, "tls"));
-            foreach (var file in new[] { "tls/ca.crt", "tls/ca.key", "secrets.key", "admin-credentials" })
-            {
-                File.Copy(Path.Combine(first.DataDir, file), Path.Combine(standby.DataDir, file));
-            }
-
-            standby.Launch("--store", store);
-            await standby.WaitForOutputAsync("Waiting to lead", TimeSpan.FromSeconds(30));
-        }
+        await using var second = await CoordinatorProcess.StartStandbyAsync(first, "--store", store);
+        await using var third = await CoordinatorProcess.StartStandbyAsync(first, "--store", store);
 
         CoordinatorProcess[] coordinators = [first, second, third];
         var agents = Enumerable.Range(0, 3).Select(_ => AgentProcess.Start([.. coordinators.Select(c => c.Address)], first.JoinToken, null,

@@ -18,17 +18,7 @@ public sealed class HighAvailabilityTests(ITestOutputHelper output)
         var store = etcd.Location("/ha");
         await using var first = await CoordinatorProcess.StartAsync(null, "--store", store);
 
-        // The standby shares the cluster CA and the key that encrypts secrets (copied, as docs/high-availability.md
-        // says), and the administrator's credentials file (the key itself is in the store).
-        await using var second = CoordinatorProcess.Create();
-        Directory.CreateDirectory(Path.Combine(second.DataDir, "tls"));
-        foreach (var file in new[] { "tls/ca.crt", "tls/ca.key", "secrets.key", "admin-credentials" })
-        {
-            File.Copy(Path.Combine(first.DataDir, file), Path.Combine(second.DataDir, file));
-        }
-
-        second.Launch("--store", store);
-        await second.WaitForOutputAsync("Waiting to lead", TimeSpan.FromSeconds(30));
+        await using var second = await CoordinatorProcess.StartStandbyAsync(first, "--store", store);
 
         var agent = AgentProcess.Start([first.Address, second.Address], first.JoinToken, null, new Dictionary<string, string> { ["ECS_CONTAINER_STOP_TIMEOUT"] = "2s" }, null);
         try

@@ -197,6 +197,25 @@ public sealed class CoordinatorProcess : IAsyncDisposable
         return new CoordinatorProcess(dataDir ?? TempDirectory("ecslite-coordinator"), port, $"127.0.0.1:{port}", $"https://127.0.0.1:{port}", null);
     }
 
+    /// <summary>
+    /// A standby for <paramref name="leader"/>'s etcd store, started and waiting to lead. It shares the cluster
+    /// CA and the key that encrypts secrets (copied, as docs/high-availability.md says), and the administrator's
+    /// credentials file (the key itself is in the store).
+    /// </summary>
+    public static async Task<CoordinatorProcess> StartStandbyAsync(CoordinatorProcess leader, params string[] extraArgs)
+    {
+        var standby = Create();
+        Directory.CreateDirectory(Path.Combine(standby.DataDir, "tls"));
+        foreach (var file in new[] { "tls/ca.crt", "tls/ca.key", "secrets.key", "admin-credentials" })
+        {
+            File.Copy(Path.Combine(leader.DataDir, file), Path.Combine(standby.DataDir, file));
+        }
+
+        standby.Launch(extraArgs);
+        await standby.WaitForOutputAsync("Waiting to lead", TimeSpan.FromSeconds(30));
+        return standby;
+    }
+
     /// <summary>Starts the process (again) on the same store; without arguments, with those it was last started with.</summary>
     public async Task StartAgainAsync(params string[] extraArgs)
     {

@@ -43,7 +43,6 @@ public sealed record CoordinatorState(
     /// <summary>Schedules by name (only the default schedule group exists).</summary>
     public ImmutableSortedDictionary<string, StoredSchedule> Schedules { get; init; } = ImmutableSortedDictionary.Create<string, StoredSchedule>(StringComparer.Ordinal, ByReference);
 
-
     /// <summary>Services are keyed by cluster and name: the same name may exist in two clusters.</summary>
     public static string ServiceKey(string cluster, string serviceName) => $"{cluster}/{serviceName}";
 

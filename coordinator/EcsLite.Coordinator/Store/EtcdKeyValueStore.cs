@@ -35,7 +35,7 @@ public sealed class EtcdKeyValueStore : IKeyValueStore
 
     private EtcdKeyValueStore(EtcdClient client, string root)
     {
-        (_client, _root) = (client, root);
+        (_client, _root, Connection) = (client, root, client.GetConnection());
         _writer = Task.Run(WriteLoopAsync);
     }
 
@@ -43,7 +43,7 @@ public sealed class EtcdKeyValueStore : IKeyValueStore
     public string Description { get; private init; } = "";
 
     /// <summary>etcd's own API, for what only etcd has (leases, for leadership).</summary>
-    internal dotnet_etcd.interfaces.IConnection Connection => _client.GetConnection();
+    internal dotnet_etcd.interfaces.IConnection Connection { get; }
 
     /// <summary>
     /// From now on every transaction also requires <paramref name="fence"/> (the leadership key still this
@@ -123,7 +123,7 @@ public sealed class EtcdKeyValueStore : IKeyValueStore
         long revision = 0;
         while (true)
         {
-            var response = await _client.GetConnection().KVClient.RangeAsync(
+            var response = await Connection.KVClient.RangeAsync(
                 new RangeRequest { Key = key, RangeEnd = end, Limit = RangePage, Revision = revision },
                 deadline: Deadline(), cancellationToken: cancellationToken);
             revision = response.Header.Revision;
@@ -159,7 +159,7 @@ public sealed class EtcdKeyValueStore : IKeyValueStore
     public async IAsyncEnumerable<WatchResponse> WatchAsync(string prefix, long fromRevision, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         var key = EtcdKey(prefix);
-        using var call = _client.GetConnection().WatchClient.Watch(cancellationToken: cancellationToken);
+        using var call = Connection.WatchClient.Watch(cancellationToken: cancellationToken);
         await call.RequestStream.WriteAsync(new WatchRequest
         {
             CreateRequest = new WatchCreateRequest { Key = key, RangeEnd = RangeEnd(key), StartRevision = Math.Max(1, fromRevision) },
@@ -193,7 +193,7 @@ public sealed class EtcdKeyValueStore : IKeyValueStore
     /// store's root): watching from before it is then refused with <see cref="CompactedException"/>.
     /// </summary>
     public async Task CompactAsync(long revision, CancellationToken cancellationToken) =>
-        await _client.GetConnection().KVClient.CompactAsync(new CompactionRequest { Revision = revision, Physical = true }, deadline: Deadline(), cancellationToken: cancellationToken);
+        await Connection.KVClient.CompactAsync(new CompactionRequest { Revision = revision, Physical = true }, deadline: Deadline(), cancellationToken: cancellationToken);
 
     public async ValueTask DisposeAsync()
     {
@@ -275,7 +275,7 @@ public sealed class EtcdKeyValueStore : IKeyValueStore
         {
             try
             {
-                return await _client.GetConnection().KVClient.TxnAsync(request, deadline: deadline).ResponseAsync.ConfigureAwait(false);
+                return await Connection.KVClient.TxnAsync(request, deadline: deadline).ResponseAsync.ConfigureAwait(false);
             }
             catch (RpcException e) when (retry && e.StatusCode is StatusCode.Unavailable or StatusCode.Internal or StatusCode.Unknown && DateTime.UtcNow < deadline)
             {
@@ -287,7 +287,7 @@ public sealed class EtcdKeyValueStore : IKeyValueStore
     /// <summary>Whether a compare on a key's mod revision holds now (the fence, after a conditional transaction failed).</summary>
     private async Task<bool> HoldsAsync(Compare compare)
     {
-        var response = await _client.GetConnection().KVClient.RangeAsync(new RangeRequest { Key = EtcdKey(compare.Key) }, deadline: Deadline()).ResponseAsync.ConfigureAwait(false);
+        var response = await Connection.KVClient.RangeAsync(new RangeRequest { Key = EtcdKey(compare.Key) }, deadline: Deadline()).ResponseAsync.ConfigureAwait(false);
         return response.Kvs is [var kv] && kv.ModRevision == compare.Value;
     }
 
