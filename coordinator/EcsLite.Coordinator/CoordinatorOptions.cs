@@ -40,6 +40,34 @@ public sealed partial class CoordinatorOptions
     /// </summary>
     public TimeSpan LeaderLeaseTtl { get; set; } = TimeSpan.FromSeconds(4);
 
+    /// <summary>
+    /// For an etcd store: host:port where the other coordinators reach this one (they forward changes to the
+    /// leader). Default: the Listen address, or this host's name when Listen is a wildcard (0.0.0.0, [::]).
+    /// The server certificate must name the host (TlsSubjectAlternativeNames).
+    /// </summary>
+    public string AdvertiseAddress { get; set; } = "";
+
+    /// <summary>The URL another coordinator calls this one at (<see cref="AdvertiseAddress"/>); empty on a unix socket.</summary>
+    public string AdvertisedUrl()
+    {
+        var scheme = InsecureTestMode ? "http" : "https";
+        if (AdvertiseAddress.Length > 0)
+        {
+            return $"{scheme}://{AdvertiseAddress.Trim()}";
+        }
+
+        var (endpoint, _) = ParseListen();
+        if (endpoint is null)
+        {
+            return "";
+        }
+
+        var host = endpoint.Address.Equals(IPAddress.Any) || endpoint.Address.Equals(IPAddress.IPv6Any) ? Dns.GetHostName()
+            : endpoint.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? $"[{endpoint.Address}]"
+            : endpoint.Address.ToString();
+        return $"{scheme}://{host}:{endpoint.Port}";
+    }
+
     /// <summary>For an etcd store: the CA that signed etcd's certificates (PEM); when set, the connection is TLS.</summary>
     public string StoreCaFile { get; set; } = "";
 
@@ -154,6 +182,12 @@ public sealed partial class CoordinatorOptions
             if ((options.TlsCertificateFile.Length == 0) != (options.TlsKeyFile.Length == 0))
             {
                 failures.Add("TlsCertificateFile and TlsKeyFile are set together (the operator's server certificate and its key)");
+            }
+
+            if (options.AdvertiseAddress.Length > 0 && !(Uri.TryCreate($"https://{options.AdvertiseAddress}", UriKind.Absolute, out var advertised)
+                && advertised.PathAndQuery == "/" && !advertised.IsDefaultPort && options.AdvertiseAddress.Length <= 255))
+            {
+                failures.Add($"AdvertiseAddress '{options.AdvertiseAddress}' is not host:port");
             }
 
             if (options.TlsSubjectAlternativeNames.Length > 1024)

@@ -196,6 +196,9 @@ builder.Services.AddSingleton<IKeyValueStore>(_ => options.Store.Length == 0
     ? SqliteKeyValueStore.Open(options.DataDir, watchBuffer: options.EventStreamBuffer)
     : EtcdKeyValueStore.Connect(options.Store, options.StoreCaFile, options.StoreCertificateFile, options.StoreKeyFile));
 builder.Services.AddSingleton<ClusterStateMachine>();
+builder.Services.AddSingleton<CoordinatorRole>();
+builder.Services.AddSingleton<StoreFollower>();
+builder.Services.AddSingleton<LeaderForwarder>();
 builder.Services.AddSingleton<AgentSessions>();
 builder.Services.AddSingleton<TaskDispatcher>();
 builder.Services.AddHostedService<HeartbeatMonitor>();
@@ -220,6 +223,7 @@ builder.Services.AddGrpc(grpc =>
     // string within its limit); then whether the caller may do it; then the handler.
     grpc.Interceptors.Add<ApiMetricsInterceptor>(); // counts every call, refusals too
     grpc.Interceptors.Add<CallAuthenticator>();
+    grpc.Interceptors.Add<LeaderForwarder>(); // a follower's changes go to the leader, which validates and authorizes them
     grpc.Interceptors.Add<EcsErrorInterceptor>();
     grpc.Interceptors.Add<CallAuthorizer>();
     grpc.MaxReceiveMessageSize = Limits.MaxRequestBytes;
@@ -256,33 +260,25 @@ app.MapGrpcHealthChecksService();
 var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("EcsLite.Coordinator");
 var store = app.Services.GetRequiredService<IKeyValueStore>();
 Startup.LogStore(logger, store switch { SqliteKeyValueStore sqlite => $"{sqlite.Path} (SQLite, WAL, synchronous=FULL)", EtcdKeyValueStore etcd => $"{etcd.Description} (etcd)", _ => options.DataDir });
-EtcdLeadership? leadership = null;
+var role = app.Services.GetRequiredService<CoordinatorRole>();
+Task<EtcdLeadership?> leading = Task.FromResult<EtcdLeadership?>(null);
 try
 {
     if (store is EtcdKeyValueStore etcd)
     {
-        // Coordinators sharing an etcd store: only the leader loads and serves; the others wait here.
-        leadership = await CampaignAsync(etcd, options, app.Services.GetService<ISystemdNotifier>(), logger);
-        if (leadership is null)
-        {
-            Startup.LogStopped(logger);
-            return 0;
-        }
-
-        leadership.Lost.Register(() =>
-        {
-            Environment.ExitCode = 75; // EX_TEMPFAIL: systemd starts it again, and it waits to lead
-            app.Lifetime.StopApplication();
-        });
+        // Coordinators sharing an etcd store: each follows (answers reads, forwards changes) until it leads.
+        var following = CancellationTokenSource.CreateLinkedTokenSource(app.Lifetime.ApplicationStopping);
+        var follower = await app.Services.GetRequiredService<StoreFollower>().StartAsync(following.Token);
+        await app.StartAsync();
+        Serving();
+        leading = LeadAsync(etcd, follower, following);
     }
-
-    await app.Services.GetRequiredService<ClusterStateMachine>().LoadAsync(app.Lifetime.ApplicationStopping);
-    await app.Services.GetRequiredService<SecretStore>().LoadAsync(app.Lifetime.ApplicationStopping); // before any agent is sent a task
-    app.Services.GetRequiredService<TaskDispatcher>(); // from now on every committed task change reaches its agent
-    await app.Services.GetRequiredService<IamStore>().LoadAsync(app.Lifetime.ApplicationStopping);
-    await app.Services.GetRequiredService<SecretStore>().FinishRotationAsync(app.Lifetime.ApplicationStopping);
-    await app.StartAsync();
-    File.SetUnixFileMode(options.AdminSocket, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+    else
+    {
+        await LoadAsLeaderAsync();
+        await app.StartAsync();
+        Serving();
+    }
 }
 catch (OperationCanceledException) when (app.Lifetime.ApplicationStopping.IsCancellationRequested)
 {
@@ -291,49 +287,88 @@ catch (OperationCanceledException) when (app.Lifetime.ApplicationStopping.IsCanc
     return 0;
 }
 
-Startup.LogListening(logger, options.Listen, typeof(CoordinatorOptions).Assembly.GetName().Version?.ToString(3) ?? "?",
-    options.InsecureTestMode ? "HTTP/2 cleartext, NO AUTHENTICATION (InsecureTestMode, for benchmarks)" : $"TLS, cluster CA SHA-256 {certificates.AnchorSha256}");
-Startup.LogAdminSocket(logger, options.AdminSocket);
 await app.WaitForShutdownAsync();
 Startup.LogStopped(logger);
-if (leadership is not null)
+if (await leading is { } leadership)
 {
-    await leadership.DisposeAsync(); // resigns (the writes are done): a waiting coordinator leads at once
+    await leadership.DisposeAsync(); // resigns, the writes done: a following coordinator leads at once
 }
 
 await app.DisposeAsync();
 
 return Environment.ExitCode;
 
-/// <summary>
-/// Waits to lead the coordinators of an etcd store; null when stopped (SIGTERM, SIGINT) while waiting. Under
-/// systemd a waiting coordinator is a started service (READY, its status saying it waits) whose watchdog is
-/// fed while its campaign works; the host takes both over once it leads.
-/// </summary>
-static async Task<EtcdLeadership?> CampaignAsync(EtcdKeyValueStore store, CoordinatorOptions options, ISystemdNotifier? systemd, ILogger logger)
+// The state, the secrets and the users as the store's one writer; from then on every committed task change reaches its agent.
+async Task LoadAsLeaderAsync()
 {
-    // The host handles signals only once started; until then they end the wait here.
-    using var stopping = new CancellationTokenSource();
-    using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context => { context.Cancel = true; stopping.Cancel(); });
-    using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, context => { context.Cancel = true; stopping.Cancel(); });
-    var campaign = EtcdLeadership.CampaignAsync(store, $"{Environment.MachineName} ({options.Listen}, pid {Environment.ProcessId})", options.LeaderLeaseTtl, logger, stopping.Token);
-    if (systemd is { IsEnabled: true })
+    await app.Services.GetRequiredService<ClusterStateMachine>().LoadAsync(app.Lifetime.ApplicationStopping);
+    await app.Services.GetRequiredService<SecretStore>().LoadAsync(app.Lifetime.ApplicationStopping); // before any agent is sent a task
+    app.Services.GetRequiredService<TaskDispatcher>();
+    await app.Services.GetRequiredService<IamStore>().LoadAsync(app.Lifetime.ApplicationStopping);
+    await app.Services.GetRequiredService<SecretStore>().FinishRotationAsync(app.Lifetime.ApplicationStopping);
+    role.Lead();
+}
+
+void Serving()
+{
+    File.SetUnixFileMode(options.AdminSocket, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+    Startup.LogListening(logger, options.Listen, typeof(CoordinatorOptions).Assembly.GetName().Version?.ToString(3) ?? "?",
+        options.InsecureTestMode ? "HTTP/2 cleartext, NO AUTHENTICATION (InsecureTestMode, for benchmarks)" : $"TLS, cluster CA SHA-256 {certificates.AnchorSha256}");
+    Startup.LogAdminSocket(logger, options.AdminSocket);
+}
+
+// Campaigns until this coordinator leads (again after a failure: etcd may have lost its quorum), then stops
+// following, loads the state as its writer and leads. On losing the lead it stops (exit 75: systemd starts it
+// again, and it follows). Returns the lead once it leads (null if stopped first), for resigning after the writes.
+async Task<EtcdLeadership?> LeadAsync(EtcdKeyValueStore etcd, Task follower, CancellationTokenSource following)
+{
+    var self = new LeaderRecord($"{Environment.MachineName} ({options.Listen}, pid {Environment.ProcessId})", options.AdvertisedUrl());
+    var stopping = app.Lifetime.ApplicationStopping;
+    EtcdLeadership? leadership = null;
+    while (leadership is null && !stopping.IsCancellationRequested)
     {
-        systemd.Notify(new ServiceState("READY=1\nSTATUS=waiting to lead the coordinators of this store"));
-        while (await Task.WhenAny(campaign, Task.Delay(TimeSpan.FromSeconds(5))) != campaign)
+        try
         {
-            systemd.Notify(new ServiceState("WATCHDOG=1"));
+            leadership = await EtcdLeadership.CampaignAsync(etcd, self, options.LeaderLeaseTtl, role.Follow, logger, stopping);
+        }
+        catch (Exception e) when (!stopping.IsCancellationRequested)
+        {
+            Startup.LogCampaignFailed(logger, e.Message);
+            role.Follow(null);
+            await Task.Delay(TimeSpan.FromSeconds(1), stopping).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        }
+        catch (OperationCanceledException)
+        {
         }
     }
 
-    try
-    {
-        return await campaign;
-    }
-    catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+    if (leadership is null)
     {
         return null;
     }
+
+    leadership.Lost.Register(() =>
+    {
+        Environment.ExitCode = 75; // EX_TEMPFAIL: systemd starts it again, and it follows
+        app.Lifetime.StopApplication();
+    });
+    try
+    {
+        following.Cancel();
+        await follower;
+        await LoadAsLeaderAsync();
+    }
+    catch (Exception e) when (!stopping.IsCancellationRequested)
+    {
+        Startup.LogLeadFailed(logger, e);
+        Environment.ExitCode = 75;
+        app.Lifetime.StopApplication();
+    }
+    catch (OperationCanceledException)
+    {
+    }
+
+    return leadership;
 }
 
 static string? ConfigFile(string[] args)
@@ -374,4 +409,10 @@ internal static partial class Startup
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Stopped; all acknowledged writes are in the cluster store")]
     public static partial void LogStopped(ILogger logger);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Cannot campaign to lead ({Reason}); following, and trying again in a second")]
+    public static partial void LogCampaignFailed(ILogger logger, string reason);
+
+    [LoggerMessage(Level = LogLevel.Critical, Message = "Won the lead but could not load the state as its writer; stopping")]
+    public static partial void LogLeadFailed(ILogger logger, Exception exception);
 }

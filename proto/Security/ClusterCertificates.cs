@@ -133,6 +133,26 @@ public sealed class ClusterCertificates
         return Sign(Ca, issued, now, ClientLifetime, [], new Uri(containerInstanceArn), serverAuth: false);
     }
 
+    /// <summary>The URI name of a coordinator's client certificate: the coordinators of one store share the CA.</summary>
+    public const string CoordinatorUri = "urn:ecslite:coordinator";
+
+    /// <summary>
+    /// A client certificate for this coordinator to call another (a follower forwarding a change to the leader),
+    /// with a key of its own, kept in memory only: only a holder of the CA's key can make one.
+    /// </summary>
+    public X509Certificate2 IssueCoordinator(DateTimeOffset now)
+    {
+        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        using var issued = Issue(Ca, "CN=EcsLite coordinator", key, now, ClientLifetime, [], new Uri(CoordinatorUri), serverAuth: false);
+        using var withKey = issued.CopyWithPrivateKey(key);
+        // Through PKCS#12, so that TLS can use the key (an ephemeral key cannot sign a handshake everywhere).
+        return X509CertificateLoader.LoadPkcs12(withKey.Export(X509ContentType.Pkcs12), null);
+    }
+
+    /// <summary>Whether a client certificate is a coordinator's of this cluster (issued by its CA, naming <see cref="CoordinatorUri"/>).</summary>
+    public bool IssuedCoordinator(X509Certificate2 certificate) =>
+        IssuedClient(certificate) && certificate.Extensions.OfType<X509SubjectAlternativeNameExtension>().SelectMany(e => Uris(e.RawData)).Contains(CoordinatorUri);
+
     /// <summary>The container instance a client certificate speaks for (its URI name), or null.</summary>
     public static string? InstanceOf(X509Certificate2 certificate) =>
         certificate.Extensions.OfType<X509SubjectAlternativeNameExtension>().SelectMany(e => Uris(e.RawData))

@@ -1,3 +1,4 @@
+using EcsLite.Coordinator.State;
 using System.Text;
 using EcsLite.Coordinator.Store;
 using EcsLite.Testing;
@@ -79,11 +80,13 @@ public sealed class EtcdKeyValueStoreTests(EtcdFixture etcd) : KeyValueStoreConf
         await using var second = EtcdKeyValueStore.Connect(etcd.Cluster.Location(_root));
         var start = (await first.RangeAsync("/", default)).Revision;
         var ttl = TimeSpan.FromSeconds(3);
-        await using var leader = await EtcdLeadership.CampaignAsync(first, "first", ttl, NullLogger.Instance, default);
-        var waiting = EtcdLeadership.CampaignAsync(second, "second", ttl, NullLogger.Instance, default);
+        LeaderRecord? seen = null;
+        await using var leader = await EtcdLeadership.CampaignAsync(first, new LeaderRecord("first", "https://127.0.0.1:1"), ttl, _ => { }, NullLogger.Instance, default);
+        var waiting = EtcdLeadership.CampaignAsync(second, new LeaderRecord("second", "https://127.0.0.1:2"), ttl, l => seen = l, NullLogger.Instance, default);
         await first.TxnAsync(Txn.Unconditional([new PutOp("/w/first-1", B("1"))]), default);
         await Task.Delay(TimeSpan.FromSeconds(4)); // longer than the lease: kept alive, the first still leads
         Assert.False(waiting.IsCompleted);
+        Assert.Equal(new LeaderRecord("first", "https://127.0.0.1:1"), seen); // the one waiting knows where to forward changes
         await first.TxnAsync(Txn.Unconditional([new PutOp("/w/first-2", B("1"))]), default);
 
         // Its lease is revoked (as etcd does when it was cut off for longer than the time to live): it is
@@ -91,7 +94,7 @@ public sealed class EtcdKeyValueStoreTests(EtcdFixture etcd) : KeyValueStoreConf
         var lease = (await first.Connection.KVClient.RangeAsync(new Etcdserverpb.RangeRequest { Key = first.EtcdKey(EtcdLeadership.Key) })).Kvs[0].Lease;
         await first.Connection.LeaseClient.LeaseRevokeAsync(new Etcdserverpb.LeaseRevokeRequest { ID = lease });
         await Assert.ThrowsAsync<LeadershipLostException>(() => first.TxnAsync(Txn.Unconditional([new PutOp("/w/first-3", B("1"))]), default));
-        await Eventually.HoldsAsync(() => leader.Lost.IsCancellationRequested, TimeSpan.FromSeconds(5), "the first told it lost the lead");
+        await Eventually.HoldsAsync(() => (bool)leader.Lost.IsCancellationRequested, TimeSpan.FromSeconds(5), "the first told it lost the lead");
         await using var next = await waiting.WaitAsync(TimeSpan.FromSeconds(10));
         await second.TxnAsync(Txn.Unconditional([new PutOp("/w/second-1", B("1"))]), default);
         await Assert.ThrowsAsync<LeadershipLostException>(() => first.TxnAsync(Txn.Unconditional([new PutOp("/w/first-4", B("1"))]), default));

@@ -1,12 +1,14 @@
 using EcsLite.Api.V1;
+using Grpc.Core;
+using Grpc.Net.Client;
 using EcsLite.Testing;
 using Xunit.Abstractions;
 
 namespace EcsLite.Coordinator.Tests;
 
 /// <summary>
-/// Two real coordinators on one real etcd store (active/standby), a real agent given both, real Docker:
-/// the second waits to lead, and takes over when the leader is killed, with every task still running.
+/// Real coordinators on one real etcd store, a real agent given all of them, real Docker: the others follow
+/// the leader (answer reads, forward changes), and one takes over when the leader is killed or cut off.
 /// </summary>
 public sealed class HighAvailabilityTests(ITestOutputHelper output)
 {
@@ -56,6 +58,90 @@ public sealed class HighAvailabilityTests(ITestOutputHelper output)
         finally
         {
             var instance = agent.ContainerInstanceArn; // read from the agent's data, gone once disposed
+            await agent.DisposeAsync();
+            if (instance is not null)
+            {
+                await ProcessRunner.RemoveContainersAsync([instance]);
+            }
+        }
+    }
+
+    [Fact]
+    public async Task A_follower_answers_reads_from_the_store_and_forwards_changes_to_the_leader_as_the_caller()
+    {
+        await LocalImages.EnsureAsync();
+        await using var etcd = await EtcdCluster.StartAsync();
+        var store = etcd.Location("/follow");
+        await using var leader = await CoordinatorProcess.StartAsync(null, "--store", store);
+        await using var follower = await CoordinatorProcess.StartStandbyAsync(leader, "--store", store);
+        var agent = AgentProcess.Start([follower.Address, leader.Address], leader.JoinToken, null, new Dictionary<string, string> { ["ECS_CONTAINER_STOP_TIMEOUT"] = "2s" }, null);
+        try
+        {
+            // The agent is told by the follower to go to the leader (it tries the next address).
+            await agent.WaitJoinedAsync();
+
+            // Changes through the follower: made by the leader, for the caller (its policies), answered as the leader answers.
+            var definition = (await follower.Ecs.RegisterTaskDefinitionAsync(new RegisterTaskDefinitionRequest
+            {
+                Family = "followed",
+                ContainerDefinitions = { new ContainerDefinition { Name = "app", Image = LocalImages.Busybox, Memory = 32, Command = { "sleep", "300" } } },
+            })).TaskDefinition;
+            Assert.Equal(1, definition.Revision);
+            var arn = (await follower.Ecs.RunTaskAsync(new RunTaskRequest { TaskDefinition = "followed" })).Tasks.Single().TaskArn;
+            var invalid = await Assert.ThrowsAsync<RpcException>(() => follower.Ecs.RunTaskAsync(new RunTaskRequest { TaskDefinition = "followed", Count = 11 }).ResponseAsync);
+            Assert.Equal(StatusCode.InvalidArgument, invalid.StatusCode);
+            Assert.Contains("count", invalid.Status.Detail, StringComparison.OrdinalIgnoreCase);
+            Assert.Equal("InvalidParameterException", invalid.Trailers.GetValue("ecs-error-type"));
+
+            // Reads on the follower: the state as the leader wrote it, agent connection and all.
+            await Eventually.HoldsAsync(async () => (await follower.Ecs.DescribeAllTasksAsync([arn]))[0].LastStatus == "RUNNING", TimeSpan.FromSeconds(60), "the task RUNNING, read on the follower");
+            var instance = (await follower.Ecs.DescribeContainerInstancesAsync(new DescribeContainerInstancesRequest { ContainerInstances = { agent.ContainerInstanceArn } })).ContainerInstances.Single();
+            Assert.True(instance.AgentConnected);
+            Assert.Equal(1, instance.RunningTasksCount);
+            Assert.Equal(definition.TaskDefinitionArn, (await follower.Ecs.DescribeTaskDefinitionAsync(new DescribeTaskDefinitionRequest { TaskDefinition = "followed" })).TaskDefinition.TaskDefinitionArn);
+
+            // A user of the leader's making is known to the follower, and held to its policy there: allowed to
+            // describe, not to run (the leader checks the forwarded change, as that user).
+            var iam = new Iam.IamClient(leader.Channel);
+            await iam.CreateUserAsync(new CreateUserRequest { UserName = "reader" });
+            await iam.PutUserPolicyAsync(new PutUserPolicyRequest
+            {
+                UserName = "reader", PolicyName = "read",
+                PolicyDocument = """{ "Version": "2012-10-17", "Statement": [{ "Effect": "Allow", "Action": ["ecs:Describe*", "ecs:List*"], "Resource": "*" }] }""",
+            });
+            var key = (await iam.CreateAccessKeyAsync(new CreateAccessKeyRequest { UserName = "reader" })).AccessKey;
+            using var readerChannel = follower.NewChannel((key.AccessKeyId, key.SecretAccessKey));
+            var reader = new Ecs.EcsClient(readerChannel);
+            await Eventually.HoldsAsync(async () =>
+            {
+                try
+                {
+                    return (await reader.DescribeTasksAsync(new DescribeTasksRequest { Tasks = { arn } })).Tasks.Count == 1;
+                }
+                catch (RpcException e) when (e.StatusCode == StatusCode.Unauthenticated)
+                {
+                    return false; // the follower has not seen the new key yet
+                }
+            }, TimeSpan.FromSeconds(10), "the new user's key works on the follower");
+            var denied = await Assert.ThrowsAsync<RpcException>(() => reader.RunTaskAsync(new RunTaskRequest { TaskDefinition = "followed" }).ResponseAsync);
+            Assert.Equal(StatusCode.PermissionDenied, denied.StatusCode);
+            Assert.Contains("reader", denied.Status.Detail, StringComparison.Ordinal);
+
+            // Nobody but a coordinator may claim to forward a call: the header from an API caller (no
+            // coordinator certificate) is refused, whatever principal it names.
+            using var forger = GrpcChannel.ForAddress(leader.Address, new GrpcChannelOptions { HttpHandler = CoordinatorProcess.TrustingHandler(leader.CaFile) });
+            var forged = await Assert.ThrowsAsync<RpcException>(() => new Ecs.EcsClient(forger).CreateClusterAsync(new CreateClusterRequest { ClusterName = "forged" },
+                new Metadata { { "ecslite-forwarded-for", "arn:aws:iam::000000000000:root" } }).ResponseAsync);
+            Assert.Equal(StatusCode.Unauthenticated, forged.StatusCode);
+            Assert.DoesNotContain("forged", (await leader.Ecs.ListClustersAsync(new ListClustersRequest())).ClusterArns.Select(a => a.Split('/')[^1]));
+
+            // The follower was never the agent's coordinator, and wrote nothing itself.
+            Assert.DoesNotContain("Agent connected", follower.Output, StringComparison.Ordinal);
+            Assert.Contains("Agent connected", leader.Output, StringComparison.Ordinal);
+        }
+        finally
+        {
+            var instance = agent.ContainerInstanceArn;
             await agent.DisposeAsync();
             if (instance is not null)
             {

@@ -21,7 +21,7 @@ namespace EcsLite.Coordinator.Agents;
 /// handshake); a deregistered instance's certificate is refused.
 /// </summary>
 public sealed partial class AgentChannelService(
-    ClusterStateMachine state, AgentSessions sessions, TaskDispatcher dispatcher, TimeProvider time, IHostApplicationLifetime lifetime,
+    ClusterStateMachine state, CoordinatorRole role, AgentSessions sessions, TaskDispatcher dispatcher, TimeProvider time, IHostApplicationLifetime lifetime,
     ClusterCertificates certificates, AuditLog audit, IOptions<CoordinatorOptions> options, ILogger<AgentChannelService> logger) : AgentChannel.AgentChannelBase
 {
     private static readonly TimeSpan HelloTimeout = TimeSpan.FromSeconds(10);
@@ -43,6 +43,13 @@ public sealed partial class AgentChannelService(
 
     public override async Task Connect(IAsyncStreamReader<AgentMessage> requestStream, IServerStreamWriter<CoordinatorMessage> responseStream, ServerCallContext context)
     {
+        if (!role.IsLeader)
+        {
+            // Agents are the leader's: it tells them what to run. An agent given every coordinator tries the next.
+            throw new RpcException(new Status(StatusCode.Unavailable,
+                $"This coordinator follows {role.Leader?.Name ?? "the leader (none is elected now)"}: agents connect to the leader."));
+        }
+
         var certified = CertifiedInstance(context);
         var hello = await ReadHelloAsync(requestStream, context.CancellationToken);
         if (certified is not null && hello.ContainerInstanceArn != certified)

@@ -9,11 +9,12 @@ namespace EcsLite.Coordinator.Agents;
 /// even while its stream stays open (a stalled agent or a half-open connection).
 /// </summary>
 public sealed partial class HeartbeatMonitor(
-    AgentSessions sessions, ClusterStateMachine state, TimeProvider time,
+    CoordinatorRole role, AgentSessions sessions, ClusterStateMachine state, TimeProvider time,
     IOptions<CoordinatorOptions> options, ILogger<HeartbeatMonitor> logger) : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        await role.Leading.WaitAsync(stoppingToken); // the leader's work only
         var interval = options.Value.HeartbeatInterval;
         var limit = interval * options.Value.MissedHeartbeats;
         using var timer = new PeriodicTimer(interval / 4, time);

@@ -30,6 +30,7 @@ public sealed partial class AwsJsonApi
     private readonly Dictionary<string, Operation> _operations = new(StringComparer.Ordinal);
     private readonly Dictionary<string, StreamOperation> _streams = new(StringComparer.Ordinal);
     private readonly IamStore _iam;
+    private readonly LeaderForwarder _forwarder;
     private readonly EcsErrorInterceptor _errors;
     private readonly CallAuthorizer _authorizer;
     private readonly TimeProvider _time;
@@ -43,10 +44,11 @@ public sealed partial class AwsJsonApi
     /// <summary>A server-streaming RPC: each message it writes goes to the caller as a server-sent event.</summary>
     private sealed record StreamOperation(string Method, MessageDescriptor Request, ServerStreamingServerMethod<IMessage, IMessage> Handler);
 
-    public AwsJsonApi(IServiceProvider services, IamStore iam, EcsErrorInterceptor errors, CallAuthorizer authorizer, TimeProvider time, IOptions<CoordinatorOptions> options, Observability.CoordinatorMetrics metrics, ILogger<AwsJsonApi> logger)
+    public AwsJsonApi(IServiceProvider services, IamStore iam, LeaderForwarder forwarder, EcsErrorInterceptor errors, CallAuthorizer authorizer, TimeProvider time, IOptions<CoordinatorOptions> options, Observability.CoordinatorMetrics metrics, ILogger<AwsJsonApi> logger)
     {
         _metrics = metrics;
         _iam = iam;
+        _forwarder = forwarder;
         _errors = errors;
         _authorizer = authorizer;
         _time = time;
@@ -117,8 +119,8 @@ public sealed partial class AwsJsonApi
             EcsService.SetEmptyLists(context, emptyLists);
 
             // The same chain as gRPC's: validation and ECS errors, then the policy check and audit, then the handler.
-            var response = await _errors.UnaryServerHandler<IMessage, IMessage>(request, context,
-                (r, c) => _authorizer.UnaryServerHandler<IMessage, IMessage>(r, c, (r2, c2) => operation.Handler(r2, c2)));
+            var response = await _forwarder.UnaryServerHandler<IMessage, IMessage>(request, context, (r0, c0) => _errors.UnaryServerHandler<IMessage, IMessage>(r0, c0,
+                (r, c) => _authorizer.UnaryServerHandler<IMessage, IMessage>(r, c, (r2, c2) => operation.Handler(r2, c2))));
             http.Response.StatusCode = 200;
             http.Response.ContentType = ContentType;
             await http.Response.Body.WriteAsync(AwsJson.Write(response), http.RequestAborted);
@@ -170,8 +172,8 @@ public sealed partial class AwsJsonApi
             var context = new JsonCallContext(operation.Method, http);
             CallAuthenticator.Admit(context, caller);
             var writer = new EventStreamWriter(http, () => started = true);
-            await _errors.ServerStreamingServerHandler<IMessage, IMessage>(request, writer, context,
-                (r, w, c) => _authorizer.ServerStreamingServerHandler<IMessage, IMessage>(r, w, c, operation.Handler));
+            await _forwarder.ServerStreamingServerHandler<IMessage, IMessage>(request, writer, context, (r0, w0, c0) => _errors.ServerStreamingServerHandler<IMessage, IMessage>(r0, w0, c0,
+                (r, w, c) => _authorizer.ServerStreamingServerHandler<IMessage, IMessage>(r, w, c, operation.Handler)));
         }
         catch (Exception e) when (e is EcsException or RpcException && !http.RequestAborted.IsCancellationRequested)
         {

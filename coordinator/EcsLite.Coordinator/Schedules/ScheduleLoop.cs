@@ -11,12 +11,13 @@ namespace EcsLite.Coordinator.Schedules;
 /// again only when the schedules change (a pass, or a schedule created, updated or deleted). The tasks
 /// a pass starts reach their agents as every task change does. A failing pass is retried with a growing delay.
 /// </summary>
-public sealed partial class ScheduleLoop(ClusterStateMachine state, TimeProvider time, ILogger<ScheduleLoop> logger) : BackgroundService
+public sealed partial class ScheduleLoop(CoordinatorRole role, ClusterStateMachine state, TimeProvider time, ILogger<ScheduleLoop> logger) : BackgroundService
 {
     private static readonly TimeSpan Idle = TimeSpan.FromMinutes(1);
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        await role.Leading.WaitAsync(stoppingToken); // the leader's work only
         var failures = 0;
         ImmutableSortedDictionary<string, StoredSchedule>? seen = null;
         DateTimeOffset? due = null;

@@ -29,14 +29,19 @@ public sealed partial class SecretStore(IKeyValueStore store, IOptions<Coordinat
 
     public SecretState.Opener Open => (value, context) => keyring.Open(value, context);
 
-    /// <summary>Loads the records and forgets secrets whose scheduled deletion has come.</summary>
-    public async Task LoadAsync(CancellationToken cancellationToken)
+    /// <summary>Loads the records and forgets secrets whose scheduled deletion has come (the leader; a follower only reads).</summary>
+    public async Task LoadAsync(CancellationToken cancellationToken, bool following = false)
     {
         var parameters = await store.RangeAsync(ParameterPrefix, cancellationToken);
         var secrets = await store.RangeAsync(SecretPrefix, cancellationToken);
         _state = SecretState.Load(
             parameters.Kvs.Select(kv => StoredParameter.Parser.ParseFrom(kv.Value)),
             secrets.Kvs.Select(kv => StoredSecret.Parser.ParseFrom(kv.Value)));
+        if (following)
+        {
+            return;
+        }
+
         await ChangeAsync<int>(s => (s, [], 0), cancellationToken); // a write of nothing: the purge alone
     }
 

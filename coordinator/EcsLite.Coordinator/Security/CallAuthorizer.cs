@@ -11,6 +11,7 @@ using Google.Protobuf;
 using Grpc.Core;
 using Grpc.Core.Interceptors;
 using Microsoft.AspNetCore.Connections.Features;
+using EcsLite.Security;
 using Microsoft.Extensions.Options;
 
 namespace EcsLite.Coordinator.Security;
@@ -21,7 +22,7 @@ namespace EcsLite.Coordinator.Security;
 /// A caller without a valid key gets Unauthenticated before anything else reads the request. (Agents
 /// are known by their client certificates instead, and a joining host by its join token.)
 /// </summary>
-public sealed class CallAuthenticator(IamStore iam, AuditLog audit, IOptions<CoordinatorOptions> options) : Interceptor
+public sealed class CallAuthenticator(IamStore iam, AuditLog audit, ClusterCertificates certificates, IOptions<CoordinatorOptions> options) : Interceptor
 {
     private const string CallerKey = "ecslite-caller";
 
@@ -75,7 +76,30 @@ public sealed class CallAuthenticator(IamStore iam, AuditLog audit, IOptions<Coo
             return Principal.Root(iam.Arns);
         }
 
+        if (context.RequestHeaders.GetValue(LeaderForwarder.ForwardedFor) is { } forwarded)
+        {
+            return Forwarded(context, forwarded);
+        }
+
         return Authenticate(context.RequestHeaders.GetValue("authorization"));
+    }
+
+    /// <summary>
+    /// A call another coordinator of this store authenticated and forwarded (it follows, this one leads): made
+    /// for the principal it names, which must still exist here; believed only from a coordinator's certificate.
+    /// </summary>
+    private Principal Forwarded(ServerCallContext context, string arn)
+    {
+        var certificate = context.GetHttpContext().Connection.ClientCertificate;
+        if (certificate is null || !certificates.IssuedCoordinator(certificate))
+        {
+            throw new EcsException(IamErrorType.UnrecognizedClientException, $"Only a coordinator of this cluster may forward a call ({LeaderForwarder.ForwardedFor}).");
+        }
+
+        var root = Principal.Root(iam.Arns);
+        return arn == root.Arn ? root
+            : iam.State.Principals.GetValueOrDefault(arn[(arn.LastIndexOf('/') + 1)..]) is { } user && user.Arn == arn ? user
+            : throw new EcsException(IamErrorType.UnrecognizedClientException, "The security token included in the request is invalid.");
     }
 
     /// <summary>

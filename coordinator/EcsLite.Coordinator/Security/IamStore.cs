@@ -35,13 +35,19 @@ public sealed partial class IamStore(IKeyValueStore store, IOptions<CoordinatorO
 
     /// <summary>
     /// Loads the users; at the first start makes the administrator (policy AdministratorAccess) with one
-    /// key, written to DATA_DIR/admin-credentials (0600) in the AWS shared-credentials format.
+    /// key, written to DATA_DIR/admin-credentials (0600) in the AWS shared-credentials format. A coordinator
+    /// that follows the leader only reads (<paramref name="following"/>), again whenever the store's change.
     /// </summary>
-    public async Task LoadAsync(CancellationToken cancellationToken)
+    public async Task LoadAsync(CancellationToken cancellationToken, bool following = false)
     {
         var range = await store.RangeAsync(Prefix, cancellationToken);
         _state = IamState.Load(range.Kvs.Select(kv => StoredUser.Parser.ParseFrom(kv.Value)));
         _tokens = JoinTokenState.Load((await store.RangeAsync(ActivationPrefix, cancellationToken)).Kvs.Select(kv => StoredActivation.Parser.ParseFrom(kv.Value)));
+        if (following)
+        {
+            return;
+        }
+
         if (_state.Users.TryGetValue(IamState.AdminUser, out var admin))
         {
             // A key made before SigV4 has only its hash; the administrator's file still holds its secret.

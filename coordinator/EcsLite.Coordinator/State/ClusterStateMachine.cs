@@ -29,6 +29,7 @@ public sealed partial class ClusterStateMachine(
     private Task _lastCommit = Task.CompletedTask;
     private long _lastSequence;
     private Published _published = new(CoordinatorState.Empty, 0);
+    private bool _writes; // only once loaded as the store's one writer (command thread)
     private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     /// <summary>The newest durable state; cheap, lock-free, never changes under the reader.</summary>
@@ -50,28 +51,27 @@ public sealed partial class ClusterStateMachine(
     /// <summary>Called after each commit that placed tasks or failed to: the new tasks and the failures (for the metrics).</summary>
     public Action<IReadOnlyList<StoredTask>, IReadOnlyList<(string Cluster, string Reason)>>? Placed { get; set; }
 
-    /// <summary>Rebuilds the state from the store and creates the default cluster on first start.</summary>
+    /// <summary>
+    /// Rebuilds the state from the store, as the one coordinator that writes it (the embedded store's, or the
+    /// leader of an etcd store's), and creates the default cluster on first start. The agent connections a
+    /// leader before it stored are deleted: until an agent connects to this one it counts as disconnected.
+    /// </summary>
     public async Task LoadAsync(CancellationToken cancellationToken)
     {
         var watch = Stopwatch.StartNew();
-        var range = await store.RangeAsync(StateKeys.Root, cancellationToken);
-        var read = watch.ElapsedMilliseconds;
-        var allocated = GC.GetTotalAllocatedBytes();
-        CoordinatorState state;
-        long parsed;
-        using (LoadingRegion.Begin(range.Kvs.Sum(kv => (long)kv.Value.Length)))
+        var (state, revision, read, parsed, allocated, connections) = await ReadAsync(cancellationToken);
+        if (connections.Count > 0)
         {
-            // Parsing is much of a big store's load (100,000 tasks): spread it over the cores.
-            var records = new StateChange[range.Kvs.Count];
-            Parallel.For(0, records.Length, i => records[i] = StateKeys.FromRecord(range.Kvs[i]));
-            parsed = watch.ElapsedMilliseconds;
-            state = CoordinatorState.Load(records);
+            await store.TxnAsync(Txn.Unconditional([.. connections.Select(key => new DeleteOp(key))]), cancellationToken);
         }
 
-        allocated = GC.GetTotalAllocatedBytes() - allocated;
-        // No command runs before the load: the services that send them start after it.
-        _pending = state;
-        Volatile.Write(ref _published, new Published(state, _lastSequence));
+        // On the command thread: a coordinator that followed may still be running commands that change nothing.
+        await PostAsync(() =>
+        {
+            _writes = true;
+            _pending = state;
+            Volatile.Write(ref _published, new Published(state, ++_lastSequence));
+        });
 
         if (!state.Clusters.ContainsKey(ClusterCommands.DefaultCluster))
         {
@@ -81,7 +81,93 @@ public sealed partial class ClusterStateMachine(
 
         Loaded = true;
         var revisions = state.Families.Values.Sum(f => f.Revisions.Count);
-        LogLoaded(logger, range.Revision, state.Clusters.Count, revisions, state.Tasks.Count, watch.ElapsedMilliseconds, read, parsed - read, allocated >> 20);
+        LogLoaded(logger, revision, state.Clusters.Count, revisions, state.Tasks.Count, watch.ElapsedMilliseconds, read, parsed - read, allocated >> 20);
+    }
+
+    /// <summary>
+    /// Loads the state as a coordinator that follows the leader of an etcd store and writes nothing; returns the
+    /// store revision it is at. <see cref="ApplyWatchedAsync"/> then keeps it current from the store's watch.
+    /// </summary>
+    public async Task<long> LoadFollowingAsync(CancellationToken cancellationToken)
+    {
+        var (state, revision, _, _, _, _) = await ReadAsync(cancellationToken, keepConnections: true);
+        await PostAsync(() =>
+        {
+            _pending = state;
+            Publish(state, ++_lastSequence);
+        });
+        Loaded = true;
+        return revision;
+    }
+
+    /// <summary>A following coordinator's step: a revision's changes, as the leader wrote them, applied and published.</summary>
+    public Task ApplyWatchedAsync(WatchResponse response) => PostAsync(() =>
+    {
+        var next = _pending;
+        var now = time.GetUtcNow();
+        foreach (var change in response.Events)
+        {
+            var applied = change.Type == WatchEventType.Put ? StateKeys.FromRecord(change.Kv) : StateKeys.FromDeletion(change.Kv.Key, _arns, now);
+            if (applied is TaskPut { Task.TaskDefinition: null } put && next.Revision(put.Task.Task.TaskDefinitionArn)?.TaskDefinition is { } registered)
+            {
+                applied = new TaskPut(put.Task.With(put.Task.Task, registered)); // stored without its registered definition
+            }
+
+            if (applied is not null)
+            {
+                next = next.Apply([applied]);
+            }
+        }
+
+        _pending = next;
+        Publish(next, ++_lastSequence);
+    });
+
+    private async Task<(CoordinatorState State, long Revision, long ReadMs, long ParsedMs, long Allocated, List<string> Connections)> ReadAsync(
+        CancellationToken cancellationToken, bool keepConnections = false)
+    {
+        var watch = Stopwatch.StartNew();
+        var range = await store.RangeAsync(StateKeys.Root, cancellationToken);
+        var read = watch.ElapsedMilliseconds;
+        var allocated = GC.GetTotalAllocatedBytes();
+        var kvs = range.Kvs;
+        var connections = new List<string>();
+        if (!keepConnections)
+        {
+            connections = [.. kvs.Where(kv => kv.Key.StartsWith(StateKeys.AgentConnections, StringComparison.Ordinal)).Select(kv => kv.Key)];
+            kvs = connections.Count == 0 ? kvs : [.. kvs.Where(kv => !kv.Key.StartsWith(StateKeys.AgentConnections, StringComparison.Ordinal))];
+        }
+
+        CoordinatorState state;
+        long parsed;
+        using (LoadingRegion.Begin(kvs.Sum(kv => (long)kv.Value.Length)))
+        {
+            // Parsing is much of a big store's load (100,000 tasks): spread it over the cores.
+            var records = new StateChange[kvs.Count];
+            Parallel.For(0, records.Length, i => records[i] = StateKeys.FromRecord(kvs[i]));
+            parsed = watch.ElapsedMilliseconds;
+            state = CoordinatorState.Load(records);
+        }
+
+        return (state, range.Revision, read, parsed, GC.GetTotalAllocatedBytes() - allocated, connections);
+    }
+
+    private Task PostAsync(Action action)
+    {
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _commands.Add(() =>
+        {
+            try
+            {
+                action();
+                done.SetResult();
+            }
+            catch (Exception e)
+            {
+                done.SetException(e);
+            }
+        }, CancellationToken.None);
+        return done.Task;
     }
 
     /// <summary>Runs a command; its changes are durable and visible to readers before this returns.</summary>
@@ -157,9 +243,15 @@ public sealed partial class ClusterStateMachine(
         var before = _pending;
         var forAgents = TaskCommands.ForAgents(before, mutation.Changes);
         var next = mutation.After ?? before.Apply(mutation.Changes);
+        var ops = mutation.Changes.Select(c => StateKeys.ToOp(c, before, next, context.Now)).OfType<TxnOp>().ToList();
+        if (ops.Count > 0 && !_writes)
+        {
+            // Changes reach a following coordinator's state only from the store (forwarded changes are the leader's).
+            throw new EcsException(EcsErrorType.ServerException, "This coordinator follows the leader and changes nothing itself.");
+        }
+
         _pending = next;
         var sequence = mutation.Changes.Count == 0 ? _lastSequence : ++_lastSequence;
-        var ops = mutation.Changes.Select(c => StateKeys.ToOp(c, before, next, context.Now)).OfType<TxnOp>().ToList();
         if (ops.Count > 0)
         {
             _lastCommit = store.TxnAsync(Txn.Unconditional(ops), CancellationToken.None);

@@ -12,7 +12,7 @@ namespace EcsLite.Coordinator.State;
 /// tasks it placed or stopped (<see cref="ClusterStateMachine.TasksForAgents"/>). A failing pass is retried with a growing delay.
 /// </summary>
 public sealed partial class ServiceSchedulerLoop(
-    ClusterStateMachine state, TimeProvider time, Observability.CoordinatorMetrics metrics,
+    CoordinatorRole role, ClusterStateMachine state, TimeProvider time, Observability.CoordinatorMetrics metrics,
     IOptions<CoordinatorOptions> options, ILogger<ServiceSchedulerLoop> logger) : BackgroundService
 {
     private static readonly TimeSpan Idle = TimeSpan.FromSeconds(5);
@@ -20,6 +20,7 @@ public sealed partial class ServiceSchedulerLoop(
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        await role.Leading.WaitAsync(stoppingToken); // the leader's work only
         // Agents not seen since this start get the time to reconnect (their backoff is capped at 30 s) on top of the grace.
         var settings = new ServiceSchedulerSettings(options.Value.LostInstanceGrace, time.GetUtcNow() + TimeSpan.FromSeconds(30));
         var failures = 0;

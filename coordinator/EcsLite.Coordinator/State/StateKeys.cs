@@ -17,7 +17,9 @@ namespace EcsLite.Coordinator.State;
 ///   /tasks/CLUSTER/ID                   StoredTask
 ///   /services/CLUSTER/NAME              StoredService
 ///   /schedules/GROUP/NAME               StoredSchedule (its fires are recorded in the same write as the tasks they start)
-/// Agent connections are not stored: after a restart every agent counts as disconnected until it reconnects.
+///   /agent-connections/CLUSTER/ID       "ARN SINCE" while the instance's agent is connected to the leader
+/// Agent connections are stored for the coordinators that follow the leader (their reads say which agents are
+/// connected); a leader that loads the state deletes them: until it reconnects, every agent counts as disconnected.
 /// </summary>
 public static class StateKeys
 {
@@ -29,6 +31,7 @@ public static class StateKeys
     private const string Tasks = "/tasks/";
     private const string Services = "/services/";
     private const string Schedules = "/schedules/default/";
+    public const string AgentConnections = "/agent-connections/";
 
     /// <summary>
     /// The store write for a change, or null for a change that lives in memory only. <paramref name="state"/>
@@ -39,7 +42,9 @@ public static class StateKeys
     public static TxnOp? ToOp(StateChange change, CoordinatorState before, CoordinatorState state, DateTimeOffset now) => change switch
     {
         ContainerInstancePut put => new PutOp($"{ContainerInstances}{put.Instance.Cluster}/{put.Instance.ContainerInstance.ContainerInstanceArn.Split('/')[^1]}", put.Instance.ToByteArray()),
-        AgentConnectionChanged => null,
+        AgentConnectionChanged { Connected: true } connected => new PutOp(ConnectionKey(connected.ContainerInstanceArn),
+            System.Text.Encoding.UTF8.GetBytes($"{connected.ContainerInstanceArn} {connected.At.ToUnixTimeMilliseconds()}")),
+        AgentConnectionChanged disconnected => new DeleteOp(ConnectionKey(disconnected.ContainerInstanceArn)),
         TaskPut put => new PutOp(
             $"{Tasks}{put.Task.Cluster}/{put.Task.Task.TaskArn.Split('/')[^1]}",
             (state.RunsRegistered(put.Task) ? put.Task.With(put.Task.Task, null) : put.Task).ToByteArray()),
@@ -97,8 +102,41 @@ public static class StateKeys
             return new SchedulePut(StoredSchedule.Parser.ParseFrom(kv.Value));
         }
 
+        if (kv.Key.StartsWith(AgentConnections, StringComparison.Ordinal))
+        {
+            var (arn, since) = System.Text.Encoding.UTF8.GetString(kv.Value).Split(' ') is [var a, var s] && long.TryParse(s, out var ms)
+                ? (a, DateTimeOffset.FromUnixTimeMilliseconds(ms))
+                : throw new InvalidDataException($"the agent connection record {kv.Key} is malformed");
+            return new AgentConnectionChanged(arn, true, since);
+        }
+
         throw new InvalidDataException($"the store holds a key this coordinator does not know: {kv.Key}");
     }
+
+    /// <summary>The change a deleted key is, for a coordinator following the store's watch; null for a key of no change.</summary>
+    public static StateChange? FromDeletion(string key, ArnFormat arns, DateTimeOffset at)
+    {
+        var parts = key.Split('/'); // "", kind, then the key's own parts
+        if (parts.Length != 4)
+        {
+            return null;
+        }
+
+        var (cluster, name) = (parts[2], parts[3]);
+        return $"/{parts[1]}/" switch
+        {
+            Tasks => new TaskRemoved(arns.Task(cluster, name), cluster),
+            Services => new ServiceRemoved(cluster, name),
+            ContainerInstances => new ContainerInstanceRemoved(arns.ContainerInstance(cluster, name), cluster),
+            AgentConnections => new AgentConnectionChanged(arns.ContainerInstance(cluster, name), false, at),
+            TaskDefinitions when int.TryParse(name, out var revision) => new TaskDefinitionRemoved(cluster, revision),
+            _ when key.StartsWith(Schedules, StringComparison.Ordinal) => new ScheduleRemoved(name),
+            _ => null,
+        };
+    }
+
+    private static string ConnectionKey(string containerInstanceArn) =>
+        $"{AgentConnections}{containerInstanceArn.Split('/')[^2]}/{containerInstanceArn.Split('/')[^1]}";
 
     /// <summary>
     /// The ECS events a store change is, if it is in <paramref name="cluster"/> (any cluster if null):

@@ -7,10 +7,11 @@ namespace EcsLite.Coordinator.State;
 /// Purges STOPPED tasks, INACTIVE services and deregistered container instances once they are older than
 /// StoppedTaskRetention, so the state and the store do not grow without bound.
 /// </summary>
-public sealed partial class StoppedTaskPurger(ClusterStateMachine state, TimeProvider time, IOptions<CoordinatorOptions> options, ILogger<StoppedTaskPurger> logger) : BackgroundService
+public sealed partial class StoppedTaskPurger(CoordinatorRole role, ClusterStateMachine state, TimeProvider time, IOptions<CoordinatorOptions> options, ILogger<StoppedTaskPurger> logger) : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        await role.Leading.WaitAsync(stoppingToken); // the leader's work only
         var retention = options.Value.StoppedTaskRetention;
         var every = TimeSpan.FromTicks(Math.Clamp(retention.Ticks / 4, TimeSpan.FromSeconds(1).Ticks, TimeSpan.FromMinutes(1).Ticks));
         using var timer = new PeriodicTimer(every, time);

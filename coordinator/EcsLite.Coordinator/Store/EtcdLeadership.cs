@@ -39,9 +39,12 @@ public sealed partial class EtcdLeadership : IAsyncDisposable
 
     /// <summary>
     /// Waits until this coordinator leads (another's lease ended, or nobody led), then fences the store's
-    /// writes with the leadership key. <paramref name="identity"/> is what the others log while they wait.
+    /// writes with the leadership key. <paramref name="self"/> is what the key holds while it leads (the others
+    /// log its name and forward changes to its address); <paramref name="leader"/> is told who leads while
+    /// this one waits (null while nobody does, and once this one has won).
     /// </summary>
-    public static async Task<EtcdLeadership> CampaignAsync(EtcdKeyValueStore store, string identity, TimeSpan ttl, ILogger logger, CancellationToken cancellationToken)
+    public static async Task<EtcdLeadership> CampaignAsync(EtcdKeyValueStore store, State.LeaderRecord self, TimeSpan ttl, Action<State.LeaderRecord?> leader,
+        ILogger logger, CancellationToken cancellationToken)
     {
         var connection = store.Connection;
         var grant = await connection.LeaseClient.LeaseGrantAsync(new LeaseGrantRequest { TTL = (long)Math.Ceiling(ttl.TotalSeconds) }, cancellationToken: cancellationToken);
@@ -58,11 +61,12 @@ public sealed partial class EtcdLeadership : IAsyncDisposable
                 var response = await connection.KVClient.TxnAsync(new TxnRequest
                 {
                     Compare = { new Etcdserverpb.Compare { Key = key, Target = Etcdserverpb.Compare.Types.CompareTarget.Version, Result = Etcdserverpb.Compare.Types.CompareResult.Equal, Version = 0 } },
-                    Success = { new RequestOp { RequestPut = new PutRequest { Key = key, Value = ByteString.CopyFromUtf8(identity), Lease = grant.ID } } },
+                    Success = { new RequestOp { RequestPut = new PutRequest { Key = key, Value = ByteString.CopyFromUtf8(self.Encode()), Lease = grant.ID } } },
                     Failure = { new RequestOp { RequestRange = new RangeRequest { Key = key } } },
                 }, cancellationToken: cancellationToken);
                 if (response.Succeeded)
                 {
+                    leader(null);
                     leadership.Revision = response.Header.Revision;
                     store.Fence(new Compare(Key, CompareTarget.ModRevision, CompareResult.Equal, leadership.Revision));
                     LogLeading(logger, leadership.Revision, grant.TTL);
@@ -71,8 +75,11 @@ public sealed partial class EtcdLeadership : IAsyncDisposable
 
                 if (response.Responses[0].ResponseRange.Kvs is [var holder])
                 {
-                    LogWaiting(logger, holder.Value.ToStringUtf8());
+                    var record = State.LeaderRecord.Parse(holder.Value.ToStringUtf8());
+                    LogWaiting(logger, record.Name);
+                    leader(record);
                     await WaitGoneAsync(connection, key, response.Header.Revision + 1, cancellationToken);
+                    leader(null);
                 }
             }
         }

@@ -1,0 +1,177 @@
+using System.Collections.Concurrent;
+using System.Net.Security;
+using System.Security.Cryptography.X509Certificates;
+using EcsLite.Api.V1;
+using EcsLite.Coordinator.Core;
+using EcsLite.Coordinator.Security;
+using EcsLite.Coordinator.State;
+using EcsLite.Security;
+using Google.Protobuf;
+using Google.Protobuf.Reflection;
+using Grpc.Core;
+using Grpc.Core.Interceptors;
+using Grpc.Net.Client;
+using Microsoft.Extensions.Options;
+
+namespace EcsLite.Coordinator.Api;
+
+/// <summary>
+/// On a coordinator that follows the leader of an etcd store: a call that changes something (or needs the
+/// agents' streams, which are the leader's) goes to the leader, as the caller this coordinator authenticated;
+/// reads of what the store holds are answered here. The leader checks the caller's policies itself, and
+/// takes the caller's name only from a coordinator: a client certificate of the cluster CA that names one
+/// (<see cref="ClusterCertificates.IssueCoordinator"/>). Its answer and its errors go back unchanged.
+/// </summary>
+public sealed class LeaderForwarder(CoordinatorRole role, ClusterCertificates certificates, IOptions<CoordinatorOptions> options) : Interceptor, IDisposable
+{
+    /// <summary>The caller a forwarded call is made for (a principal's ARN), believed only from a coordinator's certificate.</summary>
+    public const string ForwardedFor = "ecslite-forwarded-for";
+
+    /// <summary>How long a change waits for a leader (an election: a lease's time to live and a load).</summary>
+    private static readonly TimeSpan LeaderWait = TimeSpan.FromSeconds(10);
+
+    private static readonly Dictionary<string, MethodDescriptor> Methods = new FileDescriptor[]
+    {
+        EcsReflection.Descriptor, SchedulerReflection.Descriptor, IamReflection.Descriptor, SecretsReflection.Descriptor,
+        LogsReflection.Descriptor, EnrollmentReflection.Descriptor,
+    }.SelectMany(f => f.Services).SelectMany(s => s.Methods).ToDictionary(m => $"/{m.Service.FullName}/{m.Name}", StringComparer.Ordinal);
+
+    private readonly ConcurrentDictionary<string, GrpcChannel> _channels = new(StringComparer.Ordinal);
+    private readonly Lazy<X509Certificate2> _certificate = new(() => certificates.IssueCoordinator(DateTimeOffset.UtcNow));
+
+    /// <summary>
+    /// Whether a follower sends the call to the leader: every change; the agents' logs (the leader holds their
+    /// streams); secrets (their values are read where they are kept current for the agents). A read of the
+    /// cluster state, IAM, join tokens or schedules, and the event stream, are answered where they arrive.
+    /// </summary>
+    public static bool Forwarded(string method)
+    {
+        if (!Methods.TryGetValue(method, out var descriptor))
+        {
+            return false; // the agent channel, the event stream, health and reflection: answered here
+        }
+
+        var name = descriptor.Name;
+        return descriptor.Service.FullName switch
+        {
+            "ecslite.v1.TaskLogs" or "ecslite.v1.CloudWatchLogs" or "ecslite.v1.Secrets" => true,
+            "ecslite.v1.Enrollment" => name == "Enroll",
+            _ => !(name.StartsWith("Describe", StringComparison.Ordinal) || name.StartsWith("List", StringComparison.Ordinal) || name.StartsWith("Get", StringComparison.Ordinal)),
+        };
+    }
+
+    public override async Task<TResponse> UnaryServerHandler<TRequest, TResponse>(
+        TRequest request, ServerCallContext context, UnaryServerMethod<TRequest, TResponse> continuation)
+    {
+        if (role.IsLeader || !Forwarded(context.Method) || await LeaderAsync(context) is not { } leader)
+        {
+            return await continuation(request, context);
+        }
+
+        var (method, call) = Prepare<TRequest, TResponse>(leader, context);
+        try
+        {
+            return await call.AsyncUnaryCall(method, null, Options(context), request);
+        }
+        catch (RpcException e)
+        {
+            throw Relayed(e, leader);
+        }
+    }
+
+    public override async Task ServerStreamingServerHandler<TRequest, TResponse>(
+        TRequest request, IServerStreamWriter<TResponse> responseStream, ServerCallContext context, ServerStreamingServerMethod<TRequest, TResponse> continuation)
+    {
+        if (role.IsLeader || !Forwarded(context.Method) || await LeaderAsync(context) is not { } leader)
+        {
+            await continuation(request, responseStream, context);
+            return;
+        }
+
+        var (method, call) = Prepare<TRequest, TResponse>(leader, context);
+        try
+        {
+            using var streaming = call.AsyncServerStreamingCall(method, null, Options(context), request);
+            await foreach (var response in streaming.ResponseStream.ReadAllAsync(context.CancellationToken))
+            {
+                await responseStream.WriteAsync(response, context.CancellationToken);
+            }
+        }
+        catch (RpcException e)
+        {
+            throw Relayed(e, leader);
+        }
+    }
+
+    private async Task<LeaderRecord?> LeaderAsync(ServerCallContext context)
+    {
+        try
+        {
+            return await role.LeaderAsync(LeaderWait, context.CancellationToken);
+        }
+        catch (EcsException e)
+        {
+            throw EcsErrorInterceptor.ToRpc(e);
+        }
+    }
+
+    /// <summary>The call as the leader takes it: the same method and message, for the caller this coordinator authenticated.</summary>
+    private (Method<TRequest, TResponse> Method, CallInvoker Invoker) Prepare<TRequest, TResponse>(LeaderRecord leader, ServerCallContext context)
+        where TRequest : class where TResponse : class
+    {
+        var descriptor = Methods[context.Method];
+        var type = descriptor.IsServerStreaming ? MethodType.ServerStreaming : MethodType.Unary;
+        var method = new Method<TRequest, TResponse>(type, descriptor.Service.FullName, descriptor.Name,
+            Marshallers.Create<TRequest>(m => ((IMessage)m).ToByteArray(), bytes => (TRequest)descriptor.InputType.Parser.ParseFrom(bytes)),
+            Marshallers.Create<TResponse>(m => ((IMessage)m).ToByteArray(), bytes => (TResponse)descriptor.OutputType.Parser.ParseFrom(bytes)));
+        context.UserState[ForwardedTo] = leader.Name;
+        return (method, Channel(leader.Address).CreateCallInvoker());
+    }
+
+    /// <summary>Where a forwarded call went (the metrics and audit of this coordinator may say so).</summary>
+    public const string ForwardedTo = "ecslite-forwarded-to";
+
+    private static CallOptions Options(ServerCallContext context)
+    {
+        var headers = new Metadata();
+        if (CallAuthenticator.Caller(context) is { } caller)
+        {
+            headers.Add(ForwardedFor, caller.Arn);
+        }
+
+        return new CallOptions(headers, context.Deadline == DateTime.MaxValue ? null : context.Deadline, context.CancellationToken);
+    }
+
+    /// <summary>The leader's error as the caller's; a leader that cannot be reached is named.</summary>
+    private static RpcException Relayed(RpcException e, LeaderRecord leader) => e.StatusCode == StatusCode.Unavailable && !e.Trailers.Any(t => t.Key == "ecs-error-type")
+        ? EcsErrorInterceptor.ToRpc(new EcsException(EcsErrorType.ServerException,
+            $"This coordinator follows {leader.Name}, which leads but does not answer ({e.Status.Detail}); try again once another leads."))
+        : new RpcException(e.Status, e.Trailers);
+
+    private GrpcChannel Channel(string address) => _channels.GetOrAdd(address, a => GrpcChannel.ForAddress(a, new GrpcChannelOptions
+    {
+        MaxReceiveMessageSize = Core.Validation.Limits.MaxRequestBytes * 4,
+        MaxSendMessageSize = null,
+        HttpHandler = new SocketsHttpHandler
+        {
+            EnableMultipleHttp2Connections = true,
+            ConnectTimeout = TimeSpan.FromSeconds(3),
+            SslOptions = options.Value.InsecureTestMode ? new SslClientAuthenticationOptions() : new SslClientAuthenticationOptions
+            {
+                ClientCertificates = [_certificate.Value],
+                // The leader's certificate must chain to this cluster's server anchor (the coordinators share the CA).
+                RemoteCertificateValidationCallback = (_, certificate, _, errors) => certificate is not null
+                    && (errors & ~SslPolicyErrors.RemoteCertificateChainErrors) == SslPolicyErrors.None
+                    && ClusterCertificates.ChainsTo(X509CertificateLoader.LoadCertificate(certificate.GetRawCertData()), certificates.ServerAnchor, ClusterCertificates.ServerAuth),
+            },
+        },
+    }));
+
+    public void Dispose()
+    {
+        foreach (var channel in _channels.Values)
+        {
+            channel.Dispose();
+        }
+    }
+}
