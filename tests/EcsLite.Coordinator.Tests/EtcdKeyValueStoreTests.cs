@@ -115,6 +115,23 @@ public sealed class EtcdKeyValueStoreTests(EtcdFixture etcd) : KeyValueStoreConf
     }
 
     [Fact]
+    public async Task A_leader_whose_etcd_loses_its_quorum_stops_acting_within_its_lease()
+    {
+        await using var cluster = await EtcdCluster.StartAsync(members: 3);
+        await using var store = EtcdKeyValueStore.Connect(cluster.Location("/quorum"));
+        var ttl = TimeSpan.FromSeconds(3);
+        await using var leader = await EtcdLeadership.CampaignAsync(store, new LeaderRecord("only", ""), ttl, _ => { }, NullLogger.Instance, default);
+        await cluster.KillAsync(1);
+        await cluster.KillAsync(2);
+        var lost = System.Diagnostics.Stopwatch.StartNew();
+        await Eventually.HoldsAsync(() => (bool)leader.Lost.IsCancellationRequested, ttl + TimeSpan.FromSeconds(5), "the leader told it lost the lead");
+        // etcd's raft leader goes on renewing leases until it sees its quorum gone (an election timeout, 1 s), and
+        // each renewal extends the lease in etcd too; after the last one the leader has its lease less half a second.
+        Assert.True(lost.Elapsed < ttl + TimeSpan.FromSeconds(2), $"it stopped acting {lost.Elapsed.TotalSeconds:0.0} s after the quorum was lost");
+        await Assert.ThrowsAnyAsync<Exception>(() => store.TxnAsync(Txn.Unconditional([new PutOp("/late", B("1"))]), default));
+    }
+
+    [Fact]
     public async Task Over_TLS_the_store_trusts_only_etcd_of_its_CA_and_presents_its_client_certificate()
     {
         await using var secure = await EtcdCluster.StartAsync(tls: true);

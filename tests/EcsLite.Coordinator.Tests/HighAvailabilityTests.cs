@@ -149,4 +149,68 @@ public sealed class HighAvailabilityTests(ITestOutputHelper output)
             }
         }
     }
+
+    [Fact]
+    public async Task With_two_etcd_members_of_three_lost_changes_are_refused_clearly_reads_and_tasks_go_on_and_a_member_back_lets_changes_resume()
+    {
+        await LocalImages.EnsureAsync();
+        await using var etcd = await EtcdCluster.StartAsync(members: 3);
+        var store = etcd.Location("/quorum");
+        await using var first = await CoordinatorProcess.StartAsync(null, "--store", store);
+        await using var second = await CoordinatorProcess.StartStandbyAsync(first, "--store", store);
+        var agent = AgentProcess.Start([first.Address, second.Address], first.JoinToken, null, new Dictionary<string, string> { ["ECS_CONTAINER_STOP_TIMEOUT"] = "2s" }, null);
+        try
+        {
+            await agent.WaitJoinedAsync();
+            await first.Ecs.RegisterTaskDefinitionAsync(new RegisterTaskDefinitionRequest
+            {
+                Family = "quorum",
+                ContainerDefinitions = { new ContainerDefinition { Name = "app", Image = LocalImages.Busybox, Memory = 32, Command = { "sleep", "300" } } },
+            });
+            var arn = (await first.Ecs.RunTaskAsync(new RunTaskRequest { TaskDefinition = "quorum" })).Tasks.Single().TaskArn;
+            await Eventually.HoldsAsync(async () => (await second.Ecs.DescribeAllTasksAsync([arn]))[0].LastStatus == "RUNNING", TimeSpan.FromSeconds(60), "the task RUNNING");
+            var container = (await second.Ecs.DescribeAllTasksAsync([arn]))[0].Containers[0].RuntimeId;
+
+            // Two members gone: etcd has no quorum. The leader cannot renew its lease and stops acting (it exits,
+            // for systemd to start again); the follower goes on answering reads, and refuses changes in plain words.
+            await etcd.KillAsync(1);
+            await etcd.KillAsync(2);
+            await first.WaitForOutputAsync("Leadership lost", TimeSpan.FromSeconds(15));
+            var refused = await Assert.ThrowsAsync<RpcException>(() => second.Ecs.RegisterTaskDefinitionAsync(new RegisterTaskDefinitionRequest
+            {
+                Family = "quorum",
+                ContainerDefinitions = { new ContainerDefinition { Name = "app", Image = LocalImages.Busybox, Memory = 32 } },
+            }, deadline: DateTime.UtcNow.AddSeconds(30)).ResponseAsync);
+            output.WriteLine(refused.Status.Detail);
+            Assert.Equal("ServerException", refused.Trailers.GetValue("ecs-error-type"));
+            Assert.Contains("lead", refused.Status.Detail, StringComparison.Ordinal);
+            var read = (await second.Ecs.DescribeAllTasksAsync([arn])).Single();
+            Assert.Equal(("RUNNING", container), (read.LastStatus, read.Containers[0].RuntimeId));
+            var (_, running) = await ProcessRunner.RunAsync("docker", ["inspect", "--format", "{{.State.Running}}", container]);
+            Assert.Equal("true", running.Trim()); // the agent keeps its containers while it has no coordinator
+
+            // A member back: etcd has its quorum again; the follower leads, and changes go through.
+            await etcd.RestartAsync(1);
+            await second.WaitForOutputAsync("Leading the coordinators", TimeSpan.FromSeconds(30));
+            await second.WaitServingAsync(TimeSpan.FromSeconds(30));
+            var registered = await second.Ecs.RegisterTaskDefinitionAsync(new RegisterTaskDefinitionRequest
+            {
+                Family = "quorum",
+                ContainerDefinitions = { new ContainerDefinition { Name = "app", Image = LocalImages.Busybox, Memory = 32 } },
+            });
+            Assert.Equal(2, registered.TaskDefinition.Revision);
+            await Eventually.HoldsAsync(async () => (await second.Ecs.DescribeContainerInstancesAsync(new DescribeContainerInstancesRequest
+                { ContainerInstances = { agent.ContainerInstanceArn } })).ContainerInstances[0].AgentConnected, TimeSpan.FromSeconds(40), "the agent connected to the new leader");
+            Assert.Equal(container, (await second.Ecs.DescribeAllTasksAsync([arn]))[0].Containers[0].RuntimeId);
+        }
+        finally
+        {
+            var instance = agent.ContainerInstanceArn;
+            await agent.DisposeAsync();
+            if (instance is not null)
+            {
+                await ProcessRunner.RemoveContainersAsync([instance]);
+            }
+        }
+    }
 }

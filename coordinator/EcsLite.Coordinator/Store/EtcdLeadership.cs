@@ -124,11 +124,13 @@ public sealed partial class EtcdLeadership : IAsyncDisposable
                 var asked = Stopwatch.GetTimestamp();
                 try
                 {
-                    using var round = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
-                    round.CancelAfter(_ttl / 6);
+                    // A round's time is kept here, not by the call's cancellation: a fresh stream to an etcd member without
+                    // quorum waits for etcd's answer without heeding it (seen with etcd 3.4: renewals stopped for good).
+                    var round = Stopwatch.GetTimestamp();
+                    TimeSpan Left() => _ttl / 6 - Stopwatch.GetElapsedTime(round);
                     call ??= connection.LeaseClient.LeaseKeepAlive(cancellationToken: _stop.Token);
-                    await call.RequestStream.WriteAsync(new LeaseKeepAliveRequest { ID = _lease }, round.Token);
-                    if (!await call.ResponseStream.MoveNext(round.Token))
+                    await call.RequestStream.WriteAsync(new LeaseKeepAliveRequest { ID = _lease }).WaitAsync(Left(), _stop.Token);
+                    if (!await call.ResponseStream.MoveNext(CancellationToken.None).WaitAsync(Left(), _stop.Token))
                     {
                         throw new IOException("etcd ended the keep-alive stream");
                     }
