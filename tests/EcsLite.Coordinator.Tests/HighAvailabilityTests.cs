@@ -88,6 +88,11 @@ public sealed class HighAvailabilityTests(ITestOutputHelper output)
             })).TaskDefinition;
             Assert.Equal(1, definition.Revision);
             var arn = (await follower.Ecs.RunTaskAsync(new RunTaskRequest { TaskDefinition = "followed" })).Tasks.Single().TaskArn;
+
+            // Read-your-writes: answered once the follower's own reads show the change.
+            Assert.Equal(definition.TaskDefinitionArn, (await follower.Ecs.DescribeTaskDefinitionAsync(new DescribeTaskDefinitionRequest { TaskDefinition = "followed" })).TaskDefinition.TaskDefinitionArn);
+            Assert.Equal(arn, (await follower.Ecs.DescribeAllTasksAsync([arn])).Single().TaskArn);
+
             var invalid = await Assert.ThrowsAsync<RpcException>(() => follower.Ecs.RunTaskAsync(new RunTaskRequest { TaskDefinition = "followed", Count = 11 }).ResponseAsync);
             Assert.Equal(StatusCode.InvalidArgument, invalid.StatusCode);
             Assert.Contains("count", invalid.Status.Detail, StringComparison.OrdinalIgnoreCase);
@@ -98,7 +103,6 @@ public sealed class HighAvailabilityTests(ITestOutputHelper output)
             var instance = (await follower.Ecs.DescribeContainerInstancesAsync(new DescribeContainerInstancesRequest { ContainerInstances = { agent.ContainerInstanceArn } })).ContainerInstances.Single();
             Assert.True(instance.AgentConnected);
             Assert.Equal(1, instance.RunningTasksCount);
-            Assert.Equal(definition.TaskDefinitionArn, (await follower.Ecs.DescribeTaskDefinitionAsync(new DescribeTaskDefinitionRequest { TaskDefinition = "followed" })).TaskDefinition.TaskDefinitionArn);
 
             // A user of the leader's making is known to the follower, and held to its policy there: allowed to
             // describe, not to run (the leader checks the forwarded change, as that user).

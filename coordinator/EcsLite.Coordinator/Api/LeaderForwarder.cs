@@ -22,10 +22,19 @@ namespace EcsLite.Coordinator.Api;
 /// takes the caller's name only from a coordinator: a client certificate of the cluster CA that names one
 /// (<see cref="ClusterCertificates.IssueCoordinator"/>). Its answer and its errors go back unchanged.
 /// </summary>
-public sealed class LeaderForwarder(CoordinatorRole role, ClusterCertificates certificates, IOptions<CoordinatorOptions> options) : Interceptor, IDisposable
+public sealed class LeaderForwarder(CoordinatorRole role, ClusterStateMachine state, ClusterCertificates certificates, IOptions<CoordinatorOptions> options) : Interceptor, IDisposable
 {
     /// <summary>The caller a forwarded call is made for (a principal's ARN), believed only from a coordinator's certificate.</summary>
     public const string ForwardedFor = "ecslite-forwarded-for";
+
+    /// <summary>Sent by a follower with every call it forwards: the leader answers with <see cref="RevisionTrailer"/>.</summary>
+    public const string ForwardedBy = "ecslite-forwarded-by";
+
+    /// <summary>The store revision the leader's state held when it answered: the follower answers once its own reads hold it.</summary>
+    public const string RevisionTrailer = "ecslite-revision";
+
+    /// <summary>How long a follower waits for its reads to show a forwarded change before answering anyway.</summary>
+    private static readonly TimeSpan CatchUpWait = TimeSpan.FromSeconds(5);
 
     /// <summary>How long a change waits for a leader (an election: a lease's time to live and a load).</summary>
     private static readonly TimeSpan LeaderWait = TimeSpan.FromSeconds(10);
@@ -65,13 +74,27 @@ public sealed class LeaderForwarder(CoordinatorRole role, ClusterCertificates ce
     {
         if (role.IsLeader || !Forwarded(context.Method) || await LeaderAsync(context) is not { } leader)
         {
-            return await continuation(request, context);
+            var answer = await continuation(request, context);
+            if (role.IsLeader && context.RequestHeaders.GetValue(ForwardedBy) is not null)
+            {
+                context.ResponseTrailers.Add(RevisionTrailer, state.Revision.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            }
+
+            return answer;
         }
 
-        var (method, call) = Prepare<TRequest, TResponse>(leader, context);
+        var (method, invoker) = Prepare<TRequest, TResponse>(leader, context);
         try
         {
-            return await call.AsyncUnaryCall(method, null, Options(context), request);
+            // Read-your-writes through a follower: what the caller changed is in what it reads here next.
+            using var call = invoker.AsyncUnaryCall(method, null, Options(context), request);
+            var response = await call.ResponseAsync;
+            if (long.TryParse(call.GetTrailers().GetValue(RevisionTrailer), out var revision))
+            {
+                await state.WaitForRevisionAsync(revision, CatchUpWait, context.CancellationToken);
+            }
+
+            return response;
         }
         catch (RpcException e)
         {
@@ -131,9 +154,9 @@ public sealed class LeaderForwarder(CoordinatorRole role, ClusterCertificates ce
     /// <summary>Where a forwarded call went (the metrics and audit of this coordinator may say so).</summary>
     public const string ForwardedTo = "ecslite-forwarded-to";
 
-    private static CallOptions Options(ServerCallContext context)
+    private CallOptions Options(ServerCallContext context)
     {
-        var headers = new Metadata();
+        var headers = new Metadata { { ForwardedBy, options.Value.AdvertisedUrl() } };
         if (CallAuthenticator.Caller(context) is { } caller)
         {
             headers.Add(ForwardedFor, caller.Arn);
@@ -150,7 +173,7 @@ public sealed class LeaderForwarder(CoordinatorRole role, ClusterCertificates ce
 
     private GrpcChannel Channel(string address) => _channels.GetOrAdd(address, a => GrpcChannel.ForAddress(a, new GrpcChannelOptions
     {
-        MaxReceiveMessageSize = Core.Validation.Limits.MaxRequestBytes * 4,
+        MaxReceiveMessageSize = Agents.AgentChannelService.MaxMessageBytes,
         MaxSendMessageSize = null,
         HttpHandler = new SocketsHttpHandler
         {

@@ -26,14 +26,38 @@ public sealed partial class ClusterStateMachine(
     private readonly BlockingCollection<Action> _commands = StartCommandThread();
     private readonly ArnFormat _arns = new(options.Value.Region, options.Value.AccountId);
     private CoordinatorState _pending = CoordinatorState.Empty;
-    private Task _lastCommit = Task.CompletedTask;
+    private Task<TxnResult> _lastCommit = Task.FromResult(new TxnResult(true, 0));
     private long _lastSequence;
-    private Published _published = new(CoordinatorState.Empty, 0);
+    private Published _published = new(CoordinatorState.Empty, 0, 0);
     private bool _writes; // only once loaded as the store's one writer (command thread)
     private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     /// <summary>The newest durable state; cheap, lock-free, never changes under the reader.</summary>
     public CoordinatorState Current => Volatile.Read(ref _published).State;
+
+    /// <summary>The store revision <see cref="Current"/> holds every write of (at least).</summary>
+    public long Revision => Volatile.Read(ref _published).Revision;
+
+    /// <summary>
+    /// Waits (at most <paramref name="timeout"/>) until the published state holds the store's <paramref name="revision"/>:
+    /// a following coordinator answers a change the leader made once its own reads show it.
+    /// </summary>
+    public async Task WaitForRevisionAsync(long revision, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (true)
+        {
+            var changed = Changed;
+            var left = deadline - DateTime.UtcNow;
+            if (Revision >= revision || left <= TimeSpan.Zero)
+            {
+                return;
+            }
+
+            await changed.WaitAsync(left, cancellationToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            cancellationToken.ThrowIfCancellationRequested();
+        }
+    }
 
     public ArnFormat Arns => _arns;
 
@@ -70,7 +94,7 @@ public sealed partial class ClusterStateMachine(
         {
             _writes = true;
             _pending = state;
-            Volatile.Write(ref _published, new Published(state, ++_lastSequence));
+            Volatile.Write(ref _published, new Published(state, ++_lastSequence, revision));
         });
 
         if (!state.Clusters.ContainsKey(ClusterCommands.DefaultCluster))
@@ -94,7 +118,7 @@ public sealed partial class ClusterStateMachine(
         await PostAsync(() =>
         {
             _pending = state;
-            Publish(state, ++_lastSequence);
+            Publish(state, ++_lastSequence, revision);
         });
         Loaded = true;
         return revision;
@@ -120,7 +144,7 @@ public sealed partial class ClusterStateMachine(
         }
 
         _pending = next;
-        Publish(next, ++_lastSequence);
+        Publish(next, ++_lastSequence, response.Revision);
     });
 
     private async Task<(CoordinatorState State, long Revision, long ReadMs, long ParsedMs, long Allocated, List<string> Connections)> ReadAsync(
@@ -191,7 +215,7 @@ public sealed partial class ClusterStateMachine(
     /// </summary>
     public async Task<(T Result, Task Committed)> RunAsync<T>(Func<CoordinatorState, CommandContext, Mutation<T>> command)
     {
-        var applied = new TaskCompletionSource<(Task Commit, CoordinatorState Next, long Sequence, List<string> ForAgents, Placements Placements, T Result)>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var applied = new TaskCompletionSource<(Task<TxnResult> Commit, CoordinatorState Next, long Sequence, List<string> ForAgents, Placements Placements, T Result)>(TaskCreationOptions.RunContinuationsAsynchronously);
         _commands.Add(() =>
         {
             try
@@ -207,7 +231,7 @@ public sealed partial class ClusterStateMachine(
         return (result, CommitAsync(commit, next, sequence, forAgents, placements));
     }
 
-    private async Task CommitAsync(Task commit, CoordinatorState next, long sequence, List<string> forAgents, Placements placements)
+    private async Task CommitAsync(Task<TxnResult> commit, CoordinatorState next, long sequence, List<string> forAgents, Placements placements)
     {
         try
         {
@@ -223,7 +247,7 @@ public sealed partial class ClusterStateMachine(
             throw new EcsException(EcsErrorType.ServerException, "The cluster store could not save the change; the coordinator is restarting.");
         }
 
-        Publish(next, sequence);
+        Publish(next, sequence, commit.Result.Revision);
         if (forAgents.Count > 0)
         {
             TasksForAgents?.Invoke(forAgents);
@@ -236,7 +260,7 @@ public sealed partial class ClusterStateMachine(
     }
 
     /// <summary>On the command thread: the command against the newest state, its write queued to the store.</summary>
-    private (Task Commit, CoordinatorState Next, long Sequence, List<string> ForAgents, Placements Placements, T Result) Run<T>(Func<CoordinatorState, CommandContext, Mutation<T>> command)
+    private (Task<TxnResult> Commit, CoordinatorState Next, long Sequence, List<string> ForAgents, Placements Placements, T Result) Run<T>(Func<CoordinatorState, CommandContext, Mutation<T>> command)
     {
         var context = new CommandContext(time.GetUtcNow(), _arns);
         var mutation = command(_pending, context);
@@ -276,7 +300,7 @@ public sealed partial class ClusterStateMachine(
         return commands;
     }
 
-    private void Publish(CoordinatorState state, long sequence)
+    private void Publish(CoordinatorState state, long sequence, long revision)
     {
         while (true)
         {
@@ -286,7 +310,7 @@ public sealed partial class ClusterStateMachine(
                 return;
             }
 
-            if (Interlocked.CompareExchange(ref _published, new Published(state, sequence), current) == current)
+            if (Interlocked.CompareExchange(ref _published, new Published(state, sequence, Math.Max(revision, current.Revision)), current) == current)
             {
                 Interlocked.Exchange(ref _changed, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
                 return;
@@ -294,7 +318,7 @@ public sealed partial class ClusterStateMachine(
         }
     }
 
-    private sealed record Published(CoordinatorState State, long Sequence);
+    private sealed record Published(CoordinatorState State, long Sequence, long Revision);
 
     private sealed record Placements(List<StoredTask> Tasks, List<(string Cluster, string Reason)> Failures);
 
