@@ -199,6 +199,7 @@ builder.Services.AddSingleton<ClusterStateMachine>();
 builder.Services.AddSingleton<CoordinatorRole>();
 builder.Services.AddSingleton<StoreFollower>();
 builder.Services.AddSingleton<LeaderForwarder>();
+builder.Services.AddSingleton<AgentRelay>();
 builder.Services.AddSingleton<AgentSessions>();
 builder.Services.AddSingleton<TaskDispatcher>();
 builder.Services.AddHostedService<HeartbeatMonitor>();

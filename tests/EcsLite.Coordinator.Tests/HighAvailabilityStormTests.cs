@@ -27,7 +27,8 @@ public sealed class HighAvailabilityStormTests(ITestOutputHelper output)
         await using var third = await CoordinatorProcess.StartStandbyAsync(first, "--store", store);
 
         CoordinatorProcess[] coordinators = [first, second, third];
-        var agents = Enumerable.Range(0, 3).Select(_ => AgentProcess.Start([.. coordinators.Select(c => c.Address)], first.JoinToken, null,
+        // Each agent is given all three, starting with a different one: two of them are relayed by a follower.
+        var agents = Enumerable.Range(0, 3).Select(i => AgentProcess.Start([.. coordinators.Skip(i).Concat(coordinators.Take(i)).Select(c => c.Address)], first.JoinToken, null,
             new Dictionary<string, string> { ["ECS_CONTAINER_STOP_TIMEOUT"] = "2s" }, null)).ToList();
         try
         {

@@ -22,7 +22,8 @@ public sealed class HighAvailabilityTests(ITestOutputHelper output)
 
         await using var second = await CoordinatorProcess.StartStandbyAsync(first, "--store", store);
 
-        var agent = AgentProcess.Start([first.Address, second.Address], first.JoinToken, null, new Dictionary<string, string> { ["ECS_CONTAINER_STOP_TIMEOUT"] = "2s" }, null);
+        // The follower first: the agent's stream is relayed to the leader until the leader dies.
+        var agent = AgentProcess.Start([second.Address, first.Address], first.JoinToken, null, new Dictionary<string, string> { ["ECS_CONTAINER_STOP_TIMEOUT"] = "2s" }, null);
         try
         {
             await agent.WaitJoinedAsync();
@@ -46,9 +47,11 @@ public sealed class HighAvailabilityTests(ITestOutputHelper output)
             // is 5 s (docs/benchmarks.md has the figures); this bound leaves room for a loaded machine.
             Assert.True(leading < TimeSpan.FromSeconds(7), $"the standby led {leading.TotalSeconds:0.0} s after the leader was killed");
 
-            // The agent finds it; its tasks were never restarted; and the new leader places new ones.
-            await Eventually.HoldsAsync(async () => (await second.Ecs.DescribeContainerInstancesAsync(new DescribeContainerInstancesRequest
-                { ContainerInstances = { agent.ContainerInstanceArn } })).ContainerInstances[0].AgentConnected, TimeSpan.FromSeconds(40), "the agent connected to the new leader");
+            // The agent finds it (its relay through the follower ended with the old leader); its tasks were never
+            // restarted; and the new leader places new ones.
+            await second.WaitForOutputAsync("Agent connected", TimeSpan.FromSeconds(40));
+            Assert.True((await second.Ecs.DescribeContainerInstancesAsync(new DescribeContainerInstancesRequest
+                { ContainerInstances = { agent.ContainerInstanceArn } })).ContainerInstances[0].AgentConnected);
             var after = await second.Ecs.DescribeAllTasksAsync(arns);
             Assert.All(after, t => Assert.Equal("RUNNING", t.LastStatus));
             Assert.Equal(containers, after.Select(t => t.Containers[0].RuntimeId));
@@ -77,8 +80,9 @@ public sealed class HighAvailabilityTests(ITestOutputHelper output)
         var agent = AgentProcess.Start([follower.Address, leader.Address], leader.JoinToken, null, new Dictionary<string, string> { ["ECS_CONTAINER_STOP_TIMEOUT"] = "2s" }, null);
         try
         {
-            // The agent is told by the follower to go to the leader (it tries the next address).
+            // The agent joins and connects through the follower, which relays its stream to the leader.
             await agent.WaitJoinedAsync();
+            await follower.WaitForOutputAsync("Relaying the agent", TimeSpan.FromSeconds(10));
 
             // Changes through the follower: made by the leader, for the caller (its policies), answered as the leader answers.
             var definition = (await follower.Ecs.RegisterTaskDefinitionAsync(new RegisterTaskDefinitionRequest
@@ -139,7 +143,16 @@ public sealed class HighAvailabilityTests(ITestOutputHelper output)
             Assert.Equal(StatusCode.Unauthenticated, forged.StatusCode);
             Assert.DoesNotContain("forged", (await leader.Ecs.ListClustersAsync(new ListClustersRequest())).ClusterArns.Select(a => a.Split('/')[^1]));
 
-            // The follower was never the agent's coordinator, and wrote nothing itself.
+            // Nor may anyone but a coordinator relay an agent: a host's own certificate, naming another's, is refused.
+            var host = await leader.EnrollAsync("forger");
+            using (var forgedRelay = new AgentChannel.AgentChannelClient(host.Channel).Connect(new Metadata { { "ecslite-agent-certificate", Convert.ToBase64String(host.Certificate.RawData) } }))
+            {
+                await forgedRelay.RequestStream.WriteAsync(new AgentMessage { Hello = new AgentHello { Hostname = "forger" } });
+                var relayRefused = await Assert.ThrowsAsync<RpcException>(() => forgedRelay.ResponseStream.MoveNext());
+                Assert.Equal(StatusCode.PermissionDenied, relayRefused.StatusCode);
+            }
+
+            // The agent's protocol ran on the leader, through the follower.
             Assert.DoesNotContain("Agent connected", follower.Output, StringComparison.Ordinal);
             Assert.Contains("Agent connected", leader.Output, StringComparison.Ordinal);
         }

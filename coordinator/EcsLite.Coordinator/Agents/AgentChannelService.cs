@@ -21,7 +21,7 @@ namespace EcsLite.Coordinator.Agents;
 /// handshake); a deregistered instance's certificate is refused.
 /// </summary>
 public sealed partial class AgentChannelService(
-    ClusterStateMachine state, CoordinatorRole role, AgentSessions sessions, TaskDispatcher dispatcher, TimeProvider time, IHostApplicationLifetime lifetime,
+    ClusterStateMachine state, CoordinatorRole role, AgentRelay relay, AgentSessions sessions, TaskDispatcher dispatcher, TimeProvider time, IHostApplicationLifetime lifetime,
     ClusterCertificates certificates, AuditLog audit, IOptions<CoordinatorOptions> options, ILogger<AgentChannelService> logger) : AgentChannel.AgentChannelBase
 {
     private static readonly TimeSpan HelloTimeout = TimeSpan.FromSeconds(10);
@@ -45,9 +45,9 @@ public sealed partial class AgentChannelService(
     {
         if (!role.IsLeader)
         {
-            // Agents are the leader's: it tells them what to run. An agent given every coordinator tries the next.
-            throw new RpcException(new Status(StatusCode.Unavailable,
-                $"This coordinator follows {role.Leader?.Name ?? "the leader (none is elected now)"}: agents connect to the leader."));
+            // The leader runs every agent's protocol; a follower passes the stream on.
+            await relay.RelayAsync(requestStream, responseStream, context);
+            return;
         }
 
         var certified = CertifiedInstance(context);
@@ -135,6 +135,10 @@ public sealed partial class AgentChannelService(
     private string? CertifiedInstance(ServerCallContext context)
     {
         var certificate = context.GetHttpContext().Connection.ClientCertificate;
+        if (certificate is not null && context.RequestHeaders.GetValue(AgentRelay.AgentCertificateHeader) is { } relayed)
+        {
+            certificate = RelayedCertificate(certificate, relayed, context);
+        }
         if (certificate is null)
         {
             if (options.Value.InsecureTestMode)
@@ -157,6 +161,31 @@ public sealed partial class AgentChannelService(
         }
 
         return arn;
+    }
+
+    /// <summary>The certificate of an agent a following coordinator relays: believed only from a coordinator, and only if the CA issued it.</summary>
+    private System.Security.Cryptography.X509Certificates.X509Certificate2 RelayedCertificate(
+        System.Security.Cryptography.X509Certificates.X509Certificate2 relay, string relayed, ServerCallContext context)
+    {
+        if (!certificates.IssuedCoordinator(relay))
+        {
+            audit.Other(ClusterCertificates.InstanceOf(relay) ?? "anonymous", "ecslite:AgentConnect", null, context.Peer, "PermissionDenied");
+            throw new RpcException(new Status(StatusCode.PermissionDenied, $"Only a coordinator of this cluster may relay an agent ({AgentRelay.AgentCertificateHeader})."));
+        }
+
+        try
+        {
+            var agent = System.Security.Cryptography.X509Certificates.X509CertificateLoader.LoadCertificate(Convert.FromBase64String(relayed));
+            if (certificates.IssuedClient(agent))
+            {
+                return agent;
+            }
+        }
+        catch (Exception e) when (e is FormatException or System.Security.Cryptography.CryptographicException)
+        {
+        }
+
+        throw new RpcException(new Status(StatusCode.PermissionDenied, "The relayed agent's certificate is not one of this cluster's."));
     }
 
     /// <summary>Applies an agent's reports in the order they came, as many at once as have queued up.</summary>

@@ -148,7 +148,7 @@ public sealed class LeaderForwarder(CoordinatorRole role, ClusterStateMachine st
             Marshallers.Create<TRequest>(m => ((IMessage)m).ToByteArray(), bytes => (TRequest)descriptor.InputType.Parser.ParseFrom(bytes)),
             Marshallers.Create<TResponse>(m => ((IMessage)m).ToByteArray(), bytes => (TResponse)descriptor.OutputType.Parser.ParseFrom(bytes)));
         context.UserState[ForwardedTo] = leader.Name;
-        return (method, Channel(leader.Address).CreateCallInvoker());
+        return (method, ChannelTo(leader.Address).CreateCallInvoker());
     }
 
     /// <summary>Where a forwarded call went (the metrics and audit of this coordinator may say so).</summary>
@@ -171,7 +171,8 @@ public sealed class LeaderForwarder(CoordinatorRole role, ClusterStateMachine st
             $"This coordinator follows {leader.Name}, which leads but does not answer ({e.Status.Detail}); try again once another leads."))
         : new RpcException(e.Status, e.Trailers);
 
-    private GrpcChannel Channel(string address) => _channels.GetOrAdd(address, a => GrpcChannel.ForAddress(a, new GrpcChannelOptions
+    /// <summary>A channel to another coordinator, presenting this one's coordinator certificate.</summary>
+    public GrpcChannel ChannelTo(string address) => _channels.GetOrAdd(address, a => GrpcChannel.ForAddress(a, new GrpcChannelOptions
     {
         MaxReceiveMessageSize = Agents.AgentChannelService.MaxMessageBytes,
         MaxSendMessageSize = null,
@@ -179,6 +180,10 @@ public sealed class LeaderForwarder(CoordinatorRole role, ClusterStateMachine st
         {
             EnableMultipleHttp2Connections = true,
             ConnectTimeout = TimeSpan.FromSeconds(3),
+            // Relayed agents' streams last: pings find a leader whose host died without closing them.
+            KeepAlivePingDelay = TimeSpan.FromSeconds(15),
+            KeepAlivePingTimeout = TimeSpan.FromSeconds(20),
+            KeepAlivePingPolicy = HttpKeepAlivePingPolicy.Always,
             SslOptions = options.Value.InsecureTestMode ? new SslClientAuthenticationOptions() : new SslClientAuthenticationOptions
             {
                 ClientCertificates = [_certificate.Value],

@@ -20,6 +20,9 @@ public sealed class CoordinatorRole
 
     public bool IsLeader => _leading.Task.IsCompleted;
 
+    /// <summary>Completes at the next change of leader (or of this coordinator's role).</summary>
+    public Task Changed => Volatile.Read(ref _changed).Task;
+
     /// <summary>The leader as the store names it, while this coordinator follows; null while nobody leads.</summary>
     public LeaderRecord? Leader => Volatile.Read(ref _leader);
 
@@ -44,7 +47,7 @@ public sealed class CoordinatorRole
         var deadline = DateTime.UtcNow + wait;
         while (true)
         {
-            var changed = Volatile.Read(ref _changed).Task;
+            var changed = Changed;
             if (IsLeader)
             {
                 return null;
