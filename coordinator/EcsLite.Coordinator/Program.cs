@@ -224,7 +224,11 @@ builder.Services.AddGrpc(grpc =>
     // string within its limit); then whether the caller may do it; then the handler.
     grpc.Interceptors.Add<ApiMetricsInterceptor>(); // counts every call, refusals too
     grpc.Interceptors.Add<CallAuthenticator>();
-    grpc.Interceptors.Add<LeaderForwarder>(); // a follower's changes go to the leader, which validates and authorizes them
+    if (options.Store.Length > 0)
+    {
+        grpc.Interceptors.Add<LeaderForwarder>(); // a follower's changes go to the leader, which validates and authorizes them
+    }
+
     grpc.Interceptors.Add<EcsErrorInterceptor>();
     grpc.Interceptors.Add<CallAuthorizer>();
     grpc.MaxReceiveMessageSize = Limits.MaxRequestBytes;
@@ -286,6 +290,12 @@ catch (OperationCanceledException) when (app.Lifetime.ApplicationStopping.IsCanc
     // Stopped (SIGTERM) while still starting: a clean exit, not a crash.
     Startup.LogStopped(logger);
     return 0;
+}
+catch (Grpc.Core.RpcException e) when (store is EtcdKeyValueStore etcd)
+{
+    // etcd unreachable, refusing us, or without quorum: one clear line (systemd tries again), not a stack.
+    Startup.LogStoreUnreachable(logger, etcd.Description, e.Status.StatusCode, e.Status.Detail);
+    return 1;
 }
 
 await app.WaitForShutdownAsync();
@@ -410,6 +420,9 @@ internal static partial class Startup
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Stopped; all acknowledged writes are in the cluster store")]
     public static partial void LogStopped(ILogger logger);
+
+    [LoggerMessage(Level = LogLevel.Critical, Message = "Cannot read the cluster store {Store}: {Code}, {Detail}")]
+    public static partial void LogStoreUnreachable(ILogger logger, string store, Grpc.Core.StatusCode code, string detail);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Cannot campaign to lead ({Reason}); following, and trying again in a second")]
     public static partial void LogCampaignFailed(ILogger logger, string reason);

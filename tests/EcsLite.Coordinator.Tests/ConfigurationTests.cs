@@ -32,6 +32,18 @@ public class ConfigurationTests
     }
 
     [Fact]
+    public async Task An_etcd_store_that_cannot_be_reached_stops_the_start_with_one_clear_line()
+    {
+        var closed = CoordinatorProcess.FreePort(); // nothing listens there
+        var directory = CoordinatorProcess.TempDirectory("ecslite-config");
+        var (code, output) = await ProcessRunner.RunAsync("dotnet", [RepoPaths.CoordinatorDll, "--store", $"etcd://127.0.0.1:{closed}/x", "--data-dir", directory,
+            "--listen", $"127.0.0.1:{CoordinatorProcess.FreePort()}", "--admin-socket", Path.Combine(directory, "admin.sock")], timeoutSeconds: 120);
+        Assert.Equal(1, code);
+        Assert.Contains($"Cannot read the cluster store etcd://127.0.0.1:{closed}/x: Unavailable", output, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", output, StringComparison.Ordinal); // no stack trace
+    }
+
+    [Fact]
     public async Task Region_and_account_from_a_config_file_appear_in_ARNs()
     {
         var directory = CoordinatorProcess.TempDirectory("ecslite-config");

@@ -135,6 +135,24 @@ public sealed class HighAvailabilityTests(ITestOutputHelper output)
             Assert.Equal(StatusCode.PermissionDenied, denied.StatusCode);
             Assert.Contains("reader", denied.Status.Detail, StringComparison.Ordinal);
 
+            // The AWS JSON API (SigV4) and the admin socket (the account's root) through the follower, too.
+            using (var http = new HttpClient(CoordinatorProcess.TrustingHandler(follower.CaFile)))
+            {
+                var json = await new AwsJsonClient(http, new Uri(follower.Address), follower.AdminKey)
+                    .PostAsync("AmazonEC2ContainerServiceV20141113.CreateCluster", """{"clusterName": "by-json"}""");
+                Assert.Equal(System.Net.HttpStatusCode.OK, json.StatusCode);
+                var deniedJson = await new AwsJsonClient(http, new Uri(follower.Address), (key.AccessKeyId, key.SecretAccessKey))
+                    .PostAsync("AmazonEC2ContainerServiceV20141113.CreateCluster", """{"clusterName": "by-reader"}""");
+                Assert.Contains("AccessDeniedException", await deniedJson.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+            }
+
+            var (exit, cli) = await follower.RunCliAsync("user", "create", "by-socket");
+            Assert.True(exit == 0, cli);
+            Assert.Equal("by-socket", (await iam.GetUserAsync(new GetUserRequest { UserName = "by-socket" })).User.UserName);
+            var clusters = (await leader.Ecs.ListClustersAsync(new ListClustersRequest())).ClusterArns.Select(a => a.Split('/')[^1]).ToList();
+            Assert.Contains("by-json", clusters);
+            Assert.DoesNotContain("by-reader", clusters);
+
             // Nobody but a coordinator may claim to forward a call: the header from an API caller (no
             // coordinator certificate) is refused, whatever principal it names.
             using var forger = GrpcChannel.ForAddress(leader.Address, new GrpcChannelOptions { HttpHandler = CoordinatorProcess.TrustingHandler(leader.CaFile) });
@@ -147,9 +165,13 @@ public sealed class HighAvailabilityTests(ITestOutputHelper output)
             var host = await leader.EnrollAsync("forger");
             using (var forgedRelay = new AgentChannel.AgentChannelClient(host.Channel).Connect(new Metadata { { "ecslite-agent-certificate", Convert.ToBase64String(host.Certificate.RawData) } }))
             {
-                await forgedRelay.RequestStream.WriteAsync(new AgentMessage { Hello = new AgentHello { Hostname = "forger" } });
-                var relayRefused = await Assert.ThrowsAsync<RpcException>(() => forgedRelay.ResponseStream.MoveNext());
+                var relayRefused = await Assert.ThrowsAsync<RpcException>(async () =>
+                {
+                    await forgedRelay.RequestStream.WriteAsync(new AgentMessage { Hello = new AgentHello { Hostname = "forger" } });
+                    await forgedRelay.ResponseStream.MoveNext();
+                });
                 Assert.Equal(StatusCode.PermissionDenied, relayRefused.StatusCode);
+                Assert.Contains("Only a coordinator", relayRefused.Status.Detail, StringComparison.Ordinal);
             }
 
             // The agent's protocol ran on the leader, through the follower.
