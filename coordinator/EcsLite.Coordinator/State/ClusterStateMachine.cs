@@ -267,7 +267,7 @@ public sealed partial class ClusterStateMachine(
         var before = _pending;
         var forAgents = TaskCommands.ForAgents(before, mutation.Changes);
         var next = mutation.After ?? before.Apply(mutation.Changes);
-        var ops = mutation.Changes.Select(c => StateKeys.ToOp(c, before, next, context.Now)).OfType<TxnOp>().ToList();
+        var ops = mutation.Changes.SelectMany(c => StateKeys.ToOps(c, before, next, context.Now)).ToList();
         if (ops.Count > 0 && !_writes)
         {
             // Changes reach a following coordinator's state only from the store (forwarded changes are the leader's).

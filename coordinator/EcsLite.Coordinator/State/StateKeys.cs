@@ -17,7 +17,7 @@ namespace EcsLite.Coordinator.State;
 ///   /tasks/CLUSTER/ID                   StoredTask
 ///   /services/CLUSTER/NAME              StoredService
 ///   /schedules/GROUP/NAME               StoredSchedule (its fires are recorded in the same write as the tasks they start)
-///   /agent-connections/CLUSTER/ID       "ARN SINCE" while the instance's agent is connected to the leader
+///   /agent-connections/CLUSTER/ID       "ARN SINCE-MS CONNECTED(1|0)": whether the instance's agent is connected to the leader
 /// Agent connections are stored for the coordinators that follow the leader (their reads say which agents are
 /// connected); a leader that loads the state deletes them: until it reconnects, every agent counts as disconnected.
 /// </summary>
@@ -33,18 +33,24 @@ public static class StateKeys
     private const string Schedules = "/schedules/default/";
     public const string AgentConnections = "/agent-connections/";
 
+    /// <summary>The store writes for a change: a removed instance's connection record goes with it.</summary>
+    public static IEnumerable<TxnOp> ToOps(StateChange change, CoordinatorState before, CoordinatorState state, DateTimeOffset now) => change switch
+    {
+        ContainerInstanceRemoved removed => [ToOp(change, before, state, now)!, new DeleteOp(ConnectionKey(removed.ContainerInstanceArn))],
+        _ => ToOp(change, before, state, now) is { } op ? [op] : [],
+    };
+
     /// <summary>
     /// The store write for a change, or null for a change that lives in memory only. <paramref name="state"/>
     /// is the state after the change: a task that runs its registered task definition is stored without
     /// a copy of it (most of a task's record otherwise), and loading finds it by the task's taskDefinitionArn.
     /// A service is stored with the actions the change made (from <paramref name="before"/>), for the event stream.
     /// </summary>
-    public static TxnOp? ToOp(StateChange change, CoordinatorState before, CoordinatorState state, DateTimeOffset now) => change switch
+    private static TxnOp? ToOp(StateChange change, CoordinatorState before, CoordinatorState state, DateTimeOffset now) => change switch
     {
         ContainerInstancePut put => new PutOp($"{ContainerInstances}{put.Instance.Cluster}/{put.Instance.ContainerInstance.ContainerInstanceArn.Split('/')[^1]}", put.Instance.ToByteArray()),
-        AgentConnectionChanged { Connected: true } connected => new PutOp(ConnectionKey(connected.ContainerInstanceArn),
-            System.Text.Encoding.UTF8.GetBytes($"{connected.ContainerInstanceArn} {connected.At.ToUnixTimeMilliseconds()}")),
-        AgentConnectionChanged disconnected => new DeleteOp(ConnectionKey(disconnected.ContainerInstanceArn)),
+        AgentConnectionChanged changed => new PutOp(ConnectionKey(changed.ContainerInstanceArn),
+            System.Text.Encoding.UTF8.GetBytes($"{changed.ContainerInstanceArn} {changed.At.ToUnixTimeMilliseconds()} {(changed.Connected ? 1 : 0)}")),
         TaskPut put => new PutOp(
             $"{Tasks}{put.Task.Cluster}/{put.Task.Task.TaskArn.Split('/')[^1]}",
             (state.RunsRegistered(put.Task) ? put.Task.With(put.Task.Task, null) : put.Task).ToByteArray()),
@@ -104,10 +110,9 @@ public static class StateKeys
 
         if (kv.Key.StartsWith(AgentConnections, StringComparison.Ordinal))
         {
-            var (arn, since) = System.Text.Encoding.UTF8.GetString(kv.Value).Split(' ') is [var a, var s] && long.TryParse(s, out var ms)
-                ? (a, DateTimeOffset.FromUnixTimeMilliseconds(ms))
+            return System.Text.Encoding.UTF8.GetString(kv.Value).Split(' ') is [var arn, var since, var connected] && long.TryParse(since, out var ms)
+                ? new AgentConnectionChanged(arn, connected == "1", DateTimeOffset.FromUnixTimeMilliseconds(ms))
                 : throw new InvalidDataException($"the agent connection record {kv.Key} is malformed");
-            return new AgentConnectionChanged(arn, true, since);
         }
 
         throw new InvalidDataException($"the store holds a key this coordinator does not know: {kv.Key}");
