@@ -147,12 +147,8 @@ public sealed class LeaderForwarder(CoordinatorRole role, ClusterStateMachine st
         var method = new Method<TRequest, TResponse>(type, descriptor.Service.FullName, descriptor.Name,
             Marshallers.Create<TRequest>(m => ((IMessage)m).ToByteArray(), bytes => (TRequest)descriptor.InputType.Parser.ParseFrom(bytes)),
             Marshallers.Create<TResponse>(m => ((IMessage)m).ToByteArray(), bytes => (TResponse)descriptor.OutputType.Parser.ParseFrom(bytes)));
-        context.UserState[ForwardedTo] = leader.Name;
         return (method, ChannelTo(leader.Address).CreateCallInvoker());
     }
-
-    /// <summary>Where a forwarded call went (the metrics and audit of this coordinator may say so).</summary>
-    public const string ForwardedTo = "ecslite-forwarded-to";
 
     private CallOptions Options(ServerCallContext context)
     {

@@ -176,15 +176,21 @@ public sealed partial class ClusterStateMachine(
         return (state, range.Revision, read, parsed, GC.GetTotalAllocatedBytes() - allocated, connections);
     }
 
-    private Task PostAsync(Action action)
+    private Task PostAsync(Action action) => PostAsync(() =>
     {
-        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        action();
+        return true;
+    });
+
+    /// <summary>Runs <paramref name="action"/> on the command thread, after every command queued before it.</summary>
+    private Task<T> PostAsync<T>(Func<T> action)
+    {
+        var done = new TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously);
         _commands.Add(() =>
         {
             try
             {
-                action();
-                done.SetResult();
+                done.SetResult(action());
             }
             catch (Exception e)
             {
@@ -215,19 +221,7 @@ public sealed partial class ClusterStateMachine(
     /// </summary>
     public async Task<(T Result, Task Committed)> RunAsync<T>(Func<CoordinatorState, CommandContext, Mutation<T>> command)
     {
-        var applied = new TaskCompletionSource<(Task<TxnResult> Commit, CoordinatorState Next, long Sequence, List<string> ForAgents, Placements Placements, T Result)>(TaskCreationOptions.RunContinuationsAsynchronously);
-        _commands.Add(() =>
-        {
-            try
-            {
-                applied.SetResult(Run(command));
-            }
-            catch (Exception e)
-            {
-                applied.SetException(e);
-            }
-        }, CancellationToken.None);
-        var (commit, next, sequence, forAgents, placements, result) = await applied.Task;
+        var (commit, next, sequence, forAgents, placements, result) = await PostAsync(() => Run(command));
         return (result, CommitAsync(commit, next, sequence, forAgents, placements));
     }
 
