@@ -400,11 +400,17 @@ static string? ConfigFile(string[] args)
     return null;
 }
 
-/// <summary>SERVING once the cluster state has been loaded from the store.</summary>
-internal sealed class StoreHealthCheck(ClusterStateMachine state) : IHealthCheck
+/// <summary>
+/// SERVING once the cluster state has been loaded from the store and a coordinator leads (this one, or the
+/// one a follower forwards changes to): the whole API is answered. A follower that knows no leader (an
+/// election, etcd without quorum) still answers reads, but is NOT_SERVING until changes can be made again.
+/// </summary>
+internal sealed class StoreHealthCheck(ClusterStateMachine state, CoordinatorRole role) : IHealthCheck
 {
     public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>
-        Task.FromResult(state.Loaded ? HealthCheckResult.Healthy() : HealthCheckResult.Unhealthy("loading the cluster state"));
+        Task.FromResult(!state.Loaded ? HealthCheckResult.Unhealthy("loading the cluster state")
+            : role.IsLeader || role.Leader is not null ? HealthCheckResult.Healthy()
+            : HealthCheckResult.Unhealthy("no coordinator leads: reads only"));
 }
 
 internal static partial class Startup
