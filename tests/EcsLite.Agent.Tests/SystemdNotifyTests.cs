@@ -101,7 +101,8 @@ public sealed partial class SystemdNotifyTests : IDisposable
         await Eventually.HoldsAsync(() => notify.Watchdogs.Count(at => at > sent) >= 3, TimeSpan.FromSeconds(10), "pings again after the loop moved on");
 
         var longest = NotifySocket.Gaps([.. notify.Watchdogs.Where(at => at > sent.AddSeconds(-1))]).Max();
-        Assert.True(longest > TimeSpan.FromSeconds(3), $"the longest gap between pings around the stuck message was {longest.TotalSeconds:F1} s; the loop was stuck for about 5 s");
+        Assert.True(longest > TimeSpan.FromSeconds(3), $"the longest gap between pings around the stuck message was {longest.TotalSeconds:F1} s; the loop was stuck for about 5 s\n"
+            + $"pings: {string.Join(", ", notify.Watchdogs.Select(at => at.ToString("HH:mm:ss.fff", System.Globalization.CultureInfo.InvariantCulture)))}; RunTask sent {sent:HH:mm:ss.fff}\nagent output:\n{agent.Output}");
     }
 
     [Fact]
