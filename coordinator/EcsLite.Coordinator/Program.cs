@@ -202,6 +202,7 @@ builder.Services.AddSingleton<LeaderForwarder>();
 builder.Services.AddSingleton<AgentRelay>();
 builder.Services.AddSingleton<AgentSessions>();
 builder.Services.AddSingleton<TaskDispatcher>();
+builder.Services.AddSingleton<AgentReports>();
 builder.Services.AddHostedService<HeartbeatMonitor>();
 builder.Services.AddHostedService<StoppedTaskPurger>();
 builder.Services.AddHostedService<ServiceSchedulerLoop>();

@@ -59,6 +59,8 @@ internal static class SchedulePassBenchmark
             var passes = new List<double>();
             var applies = new List<double>();
             var total = Stopwatch.StartNew();
+            var allocated = GC.GetAllocatedBytesForCurrentThread();
+            var collections = GC.CollectionCount(0);
             SchedulePass pass;
             do
             {
@@ -74,7 +76,8 @@ internal static class SchedulePassBenchmark
 
             var tasks = state.Tasks.Count - initial.Tasks.Count;
             Console.WriteLine($"round {round + 1}: {tasks:N0} tasks in {passes.Count} passes, {total.Elapsed.TotalMilliseconds:N0} ms: " +
-                $"passes {passes.Sum():N0} ms ({string.Join(", ", passes.Select(p => p.ToString("N0")))}), applying {applies.Sum():N0} ms");
+                $"passes {passes.Sum():N0} ms ({string.Join(", ", passes.Select(p => p.ToString("N0")))}), applying {applies.Sum():N0} ms; " +
+                $"{(GC.GetAllocatedBytesForCurrentThread() - allocated) / 1048576.0:N0} MiB allocated, {GC.CollectionCount(0) - collections} collections");
             if (tasks != schedules)
             {
                 Console.Error.WriteLine($"expected {schedules} tasks");

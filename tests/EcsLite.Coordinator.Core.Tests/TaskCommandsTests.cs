@@ -160,6 +160,26 @@ public class TaskCommandsTests
     }
 
     [Fact]
+    public void Reports_of_many_instances_go_as_one_command_each_instance_speaking_only_for_its_own_tasks()
+    {
+        var (state, response) = RunTask(Cluster(), new RunTaskRequest { TaskDefinition = "web", Count = 4 });
+        var byInstance = response.Tasks.GroupBy(t => t.ContainerInstanceArn).ToDictionary(g => g.Key, g => g.Select(t => t.TaskArn).ToList());
+        Assert.Equal(2, byInstance.Count);
+        var (a, b) = (byInstance.Keys.First(), byInstance.Keys.Last());
+        TaskStateChange Report(string arn, string status) => new() { TaskArn = arn, LastStatus = status, DesiredStatus = "RUNNING" };
+
+        var (next, changed) = Run(state, s => TaskCommands.ReportMany(s,
+        [
+            (a, [Report(byInstance[a][0], "PENDING"), Report(byInstance[a][0], "RUNNING"), Report(byInstance[a][1], "RUNNING")]),
+            (b, [Report(byInstance[b][0], "RUNNING"), Report(byInstance[a][1], "STOPPED")]), // not b's task: ignored
+        ], Context()));
+
+        Assert.Equal(3, changed); // each task changed is written once, as its last report left it
+        Assert.Equal(["RUNNING", "RUNNING"], byInstance[a].Select(arn => next.Tasks[arn].Task.LastStatus));
+        Assert.Equal(["RUNNING", "PROVISIONING"], byInstance[b].Select(arn => next.Tasks[arn].Task.LastStatus));
+    }
+
+    [Fact]
     public void Reports_move_the_task_forward_only_and_StopTask_says_who_stopped_it()
     {
         var (state, response) = RunTask(Cluster(), new RunTaskRequest { TaskDefinition = "web" });

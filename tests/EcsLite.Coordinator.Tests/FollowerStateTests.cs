@@ -85,7 +85,7 @@ public sealed class FollowerStateTests
         Assert.Equal(StateText.Describe(leader.Current), StateText.Describe(follower.Current));
     }
 
-    private static ClusterStateMachine Machine(IKeyValueStore store, TimeProvider time) =>
+    internal static ClusterStateMachine Machine(IKeyValueStore store, TimeProvider time) =>
         new(store, time, Options.Create(new CoordinatorOptions()), new Lifetime(), NullLogger<ClusterStateMachine>.Instance);
 
     private sealed class WholeMilliseconds : TimeProvider

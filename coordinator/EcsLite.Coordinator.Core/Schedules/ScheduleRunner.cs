@@ -44,6 +44,7 @@ public static class ScheduleRunner
         var attempts = 0; // fires and retries: what a pass is bounded by
         var pool = new CandidatePool();
         var alike = new List<Pending>();
+        var expressions = new Dictionary<string, ScheduleExpression>(StringComparer.Ordinal); // schedules often share one
         foreach (var stored in state.Schedules.Values)
         {
             if (stored.Schedule.State != "ENABLED")
@@ -70,7 +71,11 @@ public static class ScheduleRunner
                 attempts++;
             }
 
-            var expression = ScheduleExpression.Parse(next.Schedule.ScheduleExpression);
+            if (!expressions.TryGetValue(next.Schedule.ScheduleExpression, out var expression))
+            {
+                expressions[next.Schedule.ScheduleExpression] = expression = ScheduleExpression.Parse(next.Schedule.ScheduleExpression);
+            }
+
             while (next.Schedule.NextInvocation is { } slotTime && FireAt(next.Schedule, slotTime.ToDateTimeOffset()) <= now && runs < MaxFiresPerSchedule)
             {
                 var slot = slotTime.ToDateTimeOffset();
@@ -108,7 +113,7 @@ public static class ScheduleRunner
 
     /// <summary>The pass's changes, and the state after them: the tasks are in <paramref name="placed"/> already, the schedules are not.</summary>
     private static Mutation<SchedulePass> Done(CoordinatorState placed, List<StateChange> changes, SchedulePass pass) =>
-        new(changes, pass) { After = placed.Apply(changes.Where(c => c is SchedulePut or ScheduleRemoved)) };
+        new(changes, pass) { After = placed.ApplySchedules(changes) };
 
     /// <summary>The RunTask a fire makes: the target's parameters, startedBy ecslite-scheduler/NAME, group schedule:NAME unless given.</summary>
     public static RunTaskRequest RunTaskRequest(string scheduleName, Target target, int count)

@@ -103,6 +103,28 @@ public sealed record CoordinatorState(
     public CoordinatorState Apply(IEnumerable<StateChange> changes) => changes.Aggregate(this, (state, change) => state.Apply(change));
 
     /// <summary>
+    /// The schedule changes among <paramref name="changes"/> (a schedule pass's thousand), as <see cref="Apply(StateChange)"/>
+    /// of each would, in one update of the schedules rather than a persistent update each.
+    /// </summary>
+    public CoordinatorState ApplySchedules(IEnumerable<StateChange> changes)
+    {
+        var schedules = Schedules.ToBuilder();
+        foreach (var change in changes)
+        {
+            if (change is SchedulePut put)
+            {
+                schedules[put.Schedule.Schedule.Name] = put.Schedule;
+            }
+            else if (change is ScheduleRemoved removed)
+            {
+                schedules.Remove(removed.Name);
+            }
+        }
+
+        return this with { Schedules = schedules.ToImmutable() };
+    }
+
+    /// <summary>
     /// The state the stored records make, as <see cref="Apply(StateChange)"/> of each would, but with
     /// tasks (most of a big store) and their indexes built in bulk rather than one persistent update each.
     /// A task record without its task definition runs its registered revision (see <see cref="RunsRegistered"/>).

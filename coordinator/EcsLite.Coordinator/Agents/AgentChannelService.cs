@@ -21,7 +21,7 @@ namespace EcsLite.Coordinator.Agents;
 /// handshake); a deregistered instance's certificate is refused.
 /// </summary>
 public sealed partial class AgentChannelService(
-    ClusterStateMachine state, CoordinatorRole role, AgentRelay relay, AgentSessions sessions, TaskDispatcher dispatcher, TimeProvider time, IHostApplicationLifetime lifetime,
+    ClusterStateMachine state, CoordinatorRole role, AgentRelay relay, AgentSessions sessions, TaskDispatcher dispatcher, AgentReports agentReports, TimeProvider time, IHostApplicationLifetime lifetime,
     ClusterCertificates certificates, AuditLog audit, IOptions<CoordinatorOptions> options, ILogger<AgentChannelService> logger) : AgentChannel.AgentChannelBase
 {
     private static readonly TimeSpan HelloTimeout = TimeSpan.FromSeconds(10);
@@ -40,6 +40,8 @@ public sealed partial class AgentChannelService(
 
     /// <summary>At most this many reports go into one command.</summary>
     private const int ReportBatch = 500;
+
+    private static readonly WriteOptions Buffered = new(WriteFlags.BufferHint);
 
     public override async Task Connect(IAsyncStreamReader<AgentMessage> requestStream, IServerStreamWriter<CoordinatorMessage> responseStream, ServerCallContext context)
     {
@@ -188,7 +190,7 @@ public sealed partial class AgentChannelService(
         throw new RpcException(new Status(StatusCode.PermissionDenied, "The relayed agent's certificate is not one of this cluster's."));
     }
 
-    /// <summary>Applies an agent's reports in the order they came, as many at once as have queued up.</summary>
+    /// <summary>Applies an agent's reports in the order they came, as many at once as have queued up (with other agents' reports, see <see cref="AgentReports"/>).</summary>
     private async Task ApplyReportsAsync(string containerInstanceArn, ChannelReader<TaskStateChange> reports)
     {
         var batch = new List<TaskStateChange>();
@@ -202,7 +204,7 @@ public sealed partial class AgentChannelService(
 
             try
             {
-                await state.ApplyAsync((s, c) => TaskCommands.ReportAll(s, containerInstanceArn, batch, c), CancellationToken.None);
+                await agentReports.ApplyAsync(containerInstanceArn, batch);
             }
             catch (EcsException e)
             {
@@ -277,9 +279,20 @@ public sealed partial class AgentChannelService(
     {
         try
         {
-            await foreach (var message in session.Outbox.ReadAllAsync(session.Closed))
+            var outbox = session.Outbox;
+            while (await outbox.WaitToReadAsync(session.Closed))
             {
-                await responseStream.WriteAsync(message, session.Closed);
+                while (outbox.TryRead(out var message))
+                {
+                    if (message.DesiredTasks is { } set)
+                    {
+                        DesiredSets.TakeQueued(set, outbox);
+                    }
+
+                    // Flushed once nothing more is queued: the messages of a burst share TLS records and writes.
+                    responseStream.WriteOptions = outbox.TryPeek(out _) ? Buffered : null;
+                    await responseStream.WriteAsync(message, session.Closed);
+                }
             }
         }
         catch (Exception e) when (e is OperationCanceledException or IOException or InvalidOperationException)

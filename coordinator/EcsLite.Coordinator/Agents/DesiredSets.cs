@@ -1,3 +1,4 @@
+using System.Threading.Channels;
 using EcsLite.Api.V1;
 
 namespace EcsLite.Coordinator.Agents;
@@ -50,5 +51,24 @@ public static class DesiredSets
         }
 
         return (parts, undeliverable);
+    }
+
+    /// <summary>
+    /// Adds to the partial set <paramref name="set"/> the partial sets queued right behind it, as far as
+    /// they fit in one message, and takes them off the queue: the sets of a burst of commits (a schedule's
+    /// slot) reach an agent as one, which it answers with one burst of reports. The tasks stay in order,
+    /// and the set takes the last one's sequence, so the agent's acknowledgement covers them all.
+    /// </summary>
+    public static void TakeQueued(DesiredTaskSet set, ChannelReader<CoordinatorMessage> queued, int chunkBytes = AgentChannelService.DesiredChunkBytes)
+    {
+        var size = set.CalculateSize();
+        while (!set.Full && queued.TryPeek(out var next) && next.DesiredTasks is { Full: false } following
+            && following.CalculateSize() is var more && size + more <= chunkBytes)
+        {
+            queued.TryRead(out _);
+            set.Tasks.Add(following.Tasks);
+            set.Sequence = following.Sequence;
+            size += more;
+        }
     }
 }

@@ -35,22 +35,7 @@ public sealed partial class ScheduleLoop(CoordinatorRole role, ClusterStateMachi
 
                 if (state.Loaded && due <= time.GetUtcNow())
                 {
-                    // Passes follow each other while slots are left, each queued as soon as the one before
-                    // has run (not once it is on disk): the store commits one while the next computes.
-                    var committing = new List<Task>();
-                    SchedulePass pass;
-                    do
-                    {
-                        (pass, var committed) = await state.RunAsync((s, c) => ScheduleRunner.Run(s, c, Random.Shared, () => Guid.NewGuid().ToString("N")));
-                        committing.Add(committed);
-                        if (pass.Fired > 0)
-                        {
-                            LogFired(logger, pass.Fired);
-                        }
-                    }
-                    while (pass.More && !stoppingToken.IsCancellationRequested);
-
-                    await Task.WhenAll(committing);
+                    await RunPassesAsync(stoppingToken);
                     failures = 0;
                     continue; // the passes changed the schedules: when the next is due is worked out again
                 }
@@ -72,6 +57,51 @@ public sealed partial class ScheduleLoop(CoordinatorRole role, ClusterStateMachi
             }
 
             await Task.WhenAny(changed, Task.Delay(wait, time, stoppingToken)).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// Passes follow each other while slots are left, each queued as soon as the one before has run (not
+    /// once it is on disk: the store commits one while the next computes), and the next queued before this
+    /// loop looks at the one before: the command thread goes from pass to pass without waiting for this
+    /// loop's turn on a busy thread pool. The pass queued after the last finds nothing left (or what fell
+    /// due meanwhile). Done once every pass is durable.
+    /// </summary>
+    private async Task RunPassesAsync(CancellationToken stoppingToken)
+    {
+        var committing = new List<Task>();
+        var queued = RunPassAsync();
+        try
+        {
+            SchedulePass pass;
+            do
+            {
+                var running = queued;
+                queued = RunPassAsync();
+                (pass, var committed) = await running;
+                committing.Add(committed);
+                LogPass(pass);
+            }
+            while (pass.More && !stoppingToken.IsCancellationRequested);
+        }
+        finally
+        {
+            var (last, committed) = await queued;
+            committing.Add(committed);
+            LogPass(last);
+        }
+
+        await Task.WhenAll(committing);
+    }
+
+    private Task<(SchedulePass Result, Task Committed)> RunPassAsync() =>
+        state.RunAsync((s, c) => ScheduleRunner.Run(s, c, Random.Shared, () => Guid.NewGuid().ToString("N")));
+
+    private void LogPass(SchedulePass pass)
+    {
+        if (pass.Fired > 0)
+        {
+            LogFired(logger, pass.Fired);
         }
     }
 
