@@ -37,33 +37,41 @@ public sealed class EtcdCluster : IAsyncDisposable
             throw new InvalidOperationException($"{Binary} is missing: install Debian's etcd-server (.ci/run does)");
         }
 
-        var directory = CoordinatorProcess.TempDirectory("ecslite-etcd");
-        var list = Enumerable.Range(0, members).Select(i => new Member($"m{i}", CoordinatorProcess.FreePort(), CoordinatorProcess.FreePort())).ToList();
-        var cluster = new EtcdCluster(list, directory);
-        if (tls)
+        for (var attempt = 1; ; attempt++)
         {
-            cluster.Tls = MakeCertificates(directory);
-        }
-
-        try
-        {
-            foreach (var member in list)
+            var directory = CoordinatorProcess.TempDirectory("ecslite-etcd");
+            var list = Enumerable.Range(0, members).Select(i => new Member($"m{i}", CoordinatorProcess.FreePort(), CoordinatorProcess.FreePort())).ToList();
+            var cluster = new EtcdCluster(list, directory);
+            if (tls)
             {
-                cluster.Start(member);
+                cluster.Tls = MakeCertificates(directory);
             }
 
-            foreach (var member in list)
+            try
             {
-                await member.Process!.WaitForOutputAsync("ready to serve client requests", TimeSpan.FromSeconds(30));
+                foreach (var member in list)
+                {
+                    cluster.Start(member);
+                }
+
+                foreach (var member in list)
+                {
+                    await member.Process!.WaitForOutputAsync("ready to serve client requests", TimeSpan.FromSeconds(30));
+                }
+
+                return cluster;
+            }
+            catch (InvalidOperationException) when (attempt < 3 && list.Any(m => m.Process?.Output.Contains("address already in use", StringComparison.Ordinal) == true))
+            {
+                // A port chosen free was taken before etcd bound it (by another test's outgoing connection): other ports.
+                await cluster.DisposeAsync();
+            }
+            catch
+            {
+                await cluster.DisposeAsync();
+                throw;
             }
         }
-        catch
-        {
-            await cluster.DisposeAsync();
-            throw;
-        }
-
-        return cluster;
     }
 
     /// <summary>Kills member <paramref name="index"/> (SIGKILL); <see cref="RestartAsync"/> brings it back on its data.</summary>

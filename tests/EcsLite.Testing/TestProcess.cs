@@ -57,12 +57,23 @@ public sealed partial class TestProcess : IAsyncDisposable
         return started;
     }
 
-    /// <summary>Waits until the output contains <paramref name="text"/>.</summary>
+    /// <summary>Waits until the output contains <paramref name="text"/>; fails at once if the process ends without it.</summary>
     public async Task WaitForOutputAsync(string text, TimeSpan timeout)
     {
         var deadline = DateTime.UtcNow + timeout;
         while (!Output.Contains(text, StringComparison.Ordinal))
         {
+            if (_process.HasExited)
+            {
+                _process.WaitForExit(); // and for the last of its output
+                if (Output.Contains(text, StringComparison.Ordinal))
+                {
+                    return;
+                }
+
+                throw new InvalidOperationException($"the process exited ({_process.ExitCode}) before '{text}' appeared; its output:\n{Output}");
+            }
+
             if (DateTime.UtcNow > deadline)
             {
                 throw new TimeoutException($"'{text}' did not appear within {timeout}; output so far:\n{Output}");
