@@ -8,7 +8,7 @@ namespace EcsLite.Agent.Tests;
 /// <summary>
 /// The agent as hosts run it: the NativeAOT executable (packaging/build-agent.sh, which test.sh runs
 /// first), against the real coordinator and the real Docker engine: it joins with a token, runs a
-/// task, reports it, stops it and cleans up, and rejoins as the same instance after a restart.
+/// task, reports it, gives back its start-up memory, stops the task and cleans up, and rejoins as the same instance after a restart.
 /// </summary>
 public sealed class NativeAgentTests
 {
@@ -36,6 +36,12 @@ public sealed class NativeAgentTests
         var container = Assert.Single(running.Containers);
         var (_, state) = await ProcessRunner.RunAsync("docker", ["inspect", "--format", "{{.State.Running}}", container.RuntimeId]);
         Assert.Equal("true", state.Trim());
+
+        // Once joining has settled, the agent gives back the memory start-up grew into.
+        await agent.Process.WaitForOutputAsync("Start-up memory given back", TimeSpan.FromSeconds(30));
+        var released = System.Text.RegularExpressions.Regex.Match(agent.Output, @"Start-up memory given back: VmRSS (\d+) kB, now (\d+) kB");
+        Assert.True(released.Success, agent.Output);
+        Assert.True(long.Parse(released.Groups[2].Value) < long.Parse(released.Groups[1].Value), released.Value);
 
         // Restarted, it comes back as the same instance and adopts its running container.
         await agent.Process.StopAsync(TimeSpan.FromSeconds(10));
