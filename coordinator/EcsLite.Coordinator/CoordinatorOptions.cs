@@ -76,6 +76,12 @@ public sealed partial class CoordinatorOptions
 
     public string StoreKeyFile { get; set; } = "";
 
+    /// <summary>
+    /// For an etcd store: the token the coordinators' shared CA and secret keys are sealed with in the store.
+    /// The first coordinator makes one (DATA_DIR/server-token) unless given; the others are given it.
+    /// </summary>
+    public string ServerToken { get; set; } = "";
+
     /// <summary>Names and addresses the server certificate names besides the host's own (comma-separated), e.g. a DNS name agents use.</summary>
     public string TlsSubjectAlternativeNames { get; set; } = "";
 

@@ -26,6 +26,8 @@ const string Usage = """
       --data-dir DIR       where the cluster store lives                       (DataDir, default /var/lib/ecslite/coordinator as root)
       --store etcd://H:P,H:P[/ROOT]  keep the cluster state in etcd instead    (Store, default: the embedded store in DataDir)
       StoreCaFile, StoreCertificateFile, StoreKeyFile  TLS to etcd: its CA, a client certificate and key (config/env only)
+      ServerToken          with etcd: the token the coordinators' shared CA and keys are sealed with (config/env only;
+                           the first coordinator makes DATA_DIR/server-token, give the others its content)
       --admin-socket PATH  unix socket answering as the account's root, 0600  (AdminSocket, default /run/ecslite/coordinator.sock as root)
       TlsSubjectAlternativeNames  extra names for the server certificate, comma-separated (config/env only)
       TlsCertificateFile, TlsKeyFile  your own server certificate (PEM, chain after the leaf) and key (config/env only)
@@ -126,7 +128,29 @@ catch (Exception e) when (e is InvalidOperationException or IOException or Unaut
     return 2;
 }
 
+// Coordinators sharing an etcd store share its CA and secret keys through it, sealed with the server token.
+EtcdKeyValueStore? etcdStore = null;
+SharedKeys? sharedKeys = null;
+if (options.Store.Length > 0)
+{
+    etcdStore = EtcdKeyValueStore.Connect(options.Store, options.StoreCaFile, options.StoreCertificateFile, options.StoreKeyFile);
+    try
+    {
+        sharedKeys = await SharedKeys.TakeAsync(etcdStore, options.DataDir, options.ServerToken, CancellationToken.None);
+    }
+    catch (SharedKeysException e)
+    {
+        Console.Error.WriteLine($"ecslite-coordinator: {e.Message}");
+        return 2;
+    }
+    catch (Grpc.Core.RpcException e)
+    {
+        return StoreUnreadable(e);
+    }
+}
+
 ClusterCertificates certificates;
+SecretKeyring keyring;
 try
 {
     var (listenOn, _) = options.ParseListen();
@@ -138,6 +162,31 @@ catch (Exception e) when (e is IOException or UnauthorizedAccessException or Sys
 {
     Console.Error.WriteLine($"ecslite-coordinator: cannot load or make the TLS certificates: {e.Message}");
     return 2;
+}
+
+try
+{
+    keyring = SecretKeyring.LoadOrCreate(Path.Combine(options.DataDir, "secrets.key"));
+    if (sharedKeys is not null)
+    {
+        await sharedKeys.SealFirstAsync(CancellationToken.None);
+    }
+}
+catch (Grpc.Core.RpcException e)
+{
+    return StoreUnreadable(e);
+}
+catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException or SharedKeysException)
+{
+    Console.Error.WriteLine($"ecslite-coordinator: {e.Message}");
+    return 2;
+}
+
+// etcd unreachable, refusing us, or without quorum at start: one clear line (systemd tries again), not a stack.
+int StoreUnreadable(Grpc.Core.RpcException e)
+{
+    Console.Error.WriteLine($"ecslite-coordinator: Cannot read the cluster store {etcdStore!.Description}: {e.Status.StatusCode}, {e.Status.Detail}");
+    return 1;
 }
 
 builder.Services.AddSingleton(certificates);
@@ -192,9 +241,7 @@ builder.WebHost.ConfigureKestrel(kestrel =>
 });
 
 builder.Services.AddSingleton(TimeProvider.System);
-builder.Services.AddSingleton<IKeyValueStore>(_ => options.Store.Length == 0
-    ? SqliteKeyValueStore.Open(options.DataDir, watchBuffer: options.EventStreamBuffer)
-    : EtcdKeyValueStore.Connect(options.Store, options.StoreCaFile, options.StoreCertificateFile, options.StoreKeyFile));
+builder.Services.AddSingleton<IKeyValueStore>(_ => (IKeyValueStore?)etcdStore ?? SqliteKeyValueStore.Open(options.DataDir, watchBuffer: options.EventStreamBuffer));
 builder.Services.AddSingleton<ClusterStateMachine>();
 builder.Services.AddSingleton<CoordinatorRole>();
 builder.Services.AddSingleton<StoreFollower>();
@@ -209,7 +256,12 @@ builder.Services.AddHostedService<ServiceSchedulerLoop>();
 builder.Services.AddHostedService<ScheduleLoop>();
 builder.Services.AddHostedService<SystemdWatchdog>();
 builder.Services.AddSingleton<IamStore>();
-builder.Services.AddSingleton(_ => SecretKeyring.LoadOrCreate(Path.Combine(options.DataDir, "secrets.key")));
+builder.Services.AddSingleton(keyring);
+if (sharedKeys is not null)
+{
+    builder.Services.AddSingleton(sharedKeys);
+}
+
 builder.Services.AddSingleton<SecretStore>();
 builder.Services.AddSingleton<AuditLog>();
 builder.Services.AddSingleton<CallAuthorizer>(); // also asked by the Scheduler service (a schedule's RunTask)
@@ -274,6 +326,12 @@ try
     {
         // Coordinators sharing an etcd store: each follows (answers reads, forwards changes) until it leads.
         var following = CancellationTokenSource.CreateLinkedTokenSource(app.Lifetime.ApplicationStopping);
+        if (sharedKeys!.TokenMade)
+        {
+            Startup.LogServerTokenMade(logger, sharedKeys.TokenPath);
+        }
+
+        _ = sharedKeys.FollowAsync(keyring, () => role.IsLeader, app.Lifetime.ApplicationStopping);
         var follower = await app.Services.GetRequiredService<StoreFollower>().StartAsync(following.Token);
         await app.StartAsync();
         Serving();
@@ -427,6 +485,9 @@ internal static partial class Startup
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Stopped; all acknowledged writes are in the cluster store")]
     public static partial void LogStopped(ILogger logger);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "This store's coordinators share the cluster CA and secret keys through it, sealed with the server token in {Path}: start the others with it as ServerToken")]
+    public static partial void LogServerTokenMade(ILogger logger, string path);
 
     [LoggerMessage(Level = LogLevel.Critical, Message = "Cannot read the cluster store {Store}: {Code}, {Detail}")]
     public static partial void LogStoreUnreachable(ILogger logger, string store, Grpc.Core.StatusCode code, string detail);

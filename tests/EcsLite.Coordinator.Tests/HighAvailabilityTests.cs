@@ -146,6 +146,22 @@ public sealed class HighAvailabilityTests(ITestOutputHelper output)
                 Assert.Contains("AccessDeniedException", await deniedJson.Content.ReadAsStringAsync(), StringComparison.Ordinal);
             }
 
+            // The leader rotates the secret store's key: the follower takes the new keyring from the store (no
+            // copy, no restart) and still opens the access keys' secrets, now sealed under it.
+            var keyBefore = File.ReadAllText(Path.Combine(follower.DataDir, "secrets.key"));
+            var (rotated, rotation) = await leader.RunCliAsync("secrets", "rotate-key");
+            Assert.True(rotated == 0, rotation);
+            await Eventually.HoldsAsync(() => Task.FromResult(File.ReadAllText(Path.Combine(follower.DataDir, "secrets.key")) == File.ReadAllText(Path.Combine(leader.DataDir, "secrets.key"))),
+                TimeSpan.FromSeconds(10), "the follower's keyring the leader's rotated one");
+            Assert.NotEqual(keyBefore, File.ReadAllText(Path.Combine(follower.DataDir, "secrets.key")));
+            await Eventually.HoldsAsync(async () =>
+            {
+                using var http = new HttpClient(CoordinatorProcess.TrustingHandler(follower.CaFile));
+                var signed = await new AwsJsonClient(http, new Uri(follower.Address), follower.AdminKey)
+                    .PostAsync("AmazonEC2ContainerServiceV20141113.ListClusters", "{}");
+                return signed.StatusCode == System.Net.HttpStatusCode.OK;
+            }, TimeSpan.FromSeconds(10), "a SigV4 call on the follower after the rotation");
+
             var (exit, cli) = await follower.RunCliAsync("user", "create", "by-socket");
             Assert.True(exit == 0, cli);
             Assert.Equal("by-socket", (await iam.GetUserAsync(new GetUserRequest { UserName = "by-socket" })).User.UserName);
@@ -187,6 +203,61 @@ public sealed class HighAvailabilityTests(ITestOutputHelper output)
                 await ProcessRunner.RemoveContainersAsync([instance]);
             }
         }
+    }
+
+    [Fact]
+    public async Task Coordinators_of_a_store_share_its_CA_and_keys_sealed_with_the_server_token_and_refuse_to_start_without_it()
+    {
+        await using var etcd = await EtcdCluster.StartAsync();
+        var store = etcd.Location("/shared");
+        await using var first = await CoordinatorProcess.StartAsync(null, "--store", store);
+        Assert.Contains("sealed with the server token in", first.Output, StringComparison.Ordinal);
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(Path.Combine(first.DataDir, "server-token")));
+
+        // The store holds the CA's key and the keyring only sealed.
+        await using (var raw = Store.EtcdKeyValueStore.Connect(store))
+        {
+            var record = (await raw.RangeAsync(Security.SharedKeys.Key, default)).Kvs.Single().Value;
+            var caKey = File.ReadAllText(Path.Combine(first.DataDir, "tls", "ca.key")).Split('\n')[1];
+            var secretKey = File.ReadAllLines(Path.Combine(first.DataDir, "secrets.key")).Single(l => l.StartsWith('k')).Split(' ')[1];
+            Assert.DoesNotContain(caKey, System.Text.Encoding.Latin1.GetString(record), StringComparison.Ordinal);
+            Assert.DoesNotContain(secretKey, System.Text.Encoding.Latin1.GetString(record), StringComparison.Ordinal);
+        }
+
+        // Without the token, or with another, a second coordinator says so and does not start.
+        foreach (var (args, says) in new[]
+        {
+            (new[] { "--store", store }, "give this one the first coordinator's token"),
+            (new[] { "--store", store, "--ServerToken=ecslite-server-not-the-one" }, "ServerToken does not open the keys"),
+        })
+        {
+            await using var refused = CoordinatorProcess.Create();
+            refused.Launch(args);
+            Assert.Equal(2, await refused.WaitForExitAsync(TimeSpan.FromSeconds(60)));
+            Assert.Contains(says, refused.Output, StringComparison.Ordinal);
+            Assert.False(File.Exists(Path.Combine(refused.DataDir, "tls", "ca.key")));
+        }
+
+        // A data directory with a CA of its own is not silently given another.
+        await using (var ownCa = CoordinatorProcess.Create())
+        {
+            EcsLite.Security.ClusterCertificates.LoadOrCreate(Path.Combine(ownCa.DataDir, "tls"), ["localhost"], DateTimeOffset.UtcNow);
+            var before = File.ReadAllText(ownCa.CaFile);
+            ownCa.Launch("--store", store, $"--ServerToken={first.ServerToken}");
+            Assert.Equal(2, await ownCa.WaitForExitAsync(TimeSpan.FromSeconds(60)));
+            Assert.Contains("is another CA than the one this store's coordinators share", ownCa.Output, StringComparison.Ordinal);
+            Assert.Equal(before, File.ReadAllText(ownCa.CaFile));
+        }
+
+        // With the token: the same CA and keyring, nothing copied by hand; it serves TLS from the shared CA.
+        await using var second = await CoordinatorProcess.StartStandbyAsync(first, "--store", store);
+        foreach (var file in new[] { "tls/ca.crt", "tls/ca.key", "secrets.key", "server-token" })
+        {
+            Assert.Equal(File.ReadAllText(Path.Combine(first.DataDir, file)), File.ReadAllText(Path.Combine(second.DataDir, file)));
+        }
+
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(Path.Combine(second.DataDir, "tls", "ca.key")));
+        Assert.NotEmpty((await second.Ecs.ListClustersAsync(new ListClustersRequest())).ClusterArns);
     }
 
     [Fact]

@@ -198,23 +198,22 @@ public sealed class CoordinatorProcess : IAsyncDisposable
     }
 
     /// <summary>
-    /// A standby for <paramref name="leader"/>'s etcd store, started and waiting to lead. It shares the cluster
-    /// CA and the key that encrypts secrets (copied, as docs/high-availability.md says), and the administrator's
-    /// credentials file (the key itself is in the store).
+    /// A standby for <paramref name="leader"/>'s etcd store, started and waiting to lead. It takes the cluster
+    /// CA and the key that encrypts secrets from the store with the leader's server token (as
+    /// docs/high-availability.md says), and is given a copy of the administrator's credentials file (the
+    /// key itself is in the store).
     /// </summary>
     public static async Task<CoordinatorProcess> StartStandbyAsync(CoordinatorProcess leader, params string[] extraArgs)
     {
         var standby = Create();
-        Directory.CreateDirectory(Path.Combine(standby.DataDir, "tls"));
-        foreach (var file in new[] { "tls/ca.crt", "tls/ca.key", "secrets.key", "admin-credentials" })
-        {
-            File.Copy(Path.Combine(leader.DataDir, file), Path.Combine(standby.DataDir, file));
-        }
-
-        standby.Launch(extraArgs);
+        File.Copy(Path.Combine(leader.DataDir, "admin-credentials"), Path.Combine(standby.DataDir, "admin-credentials"));
+        standby.Launch([.. extraArgs, $"--ServerToken={leader.ServerToken}"]);
         await standby.WaitForOutputAsync("Waiting to lead", TimeSpan.FromSeconds(30));
         return standby;
     }
+
+    /// <summary>The token the coordinators of an etcd store seal their shared CA and keys with (the first one made it).</summary>
+    public string ServerToken => File.ReadAllText(Path.Combine(DataDir, "server-token")).Trim();
 
     /// <summary>Starts the process (again) on the same store; without arguments, with those it was last started with.</summary>
     public async Task StartAgainAsync(params string[] extraArgs)
@@ -322,6 +321,8 @@ public sealed class CoordinatorProcess : IAsyncDisposable
     public Task KillAsync() => _process?.KillAsync() ?? Task.CompletedTask;
 
     public Task WaitForOutputAsync(string text, TimeSpan timeout) => _process!.WaitForOutputAsync(text, timeout);
+
+    public Task<int> WaitForExitAsync(TimeSpan timeout) => _process!.WaitForExitAsync(timeout);
 
     /// <summary>SIGTERM, then wait for a graceful exit; returns the exit code.</summary>
     public Task<int> StopAsync(TimeSpan? timeout = null) => _process?.StopAsync(timeout) ?? Task.FromResult(0);

@@ -40,6 +40,14 @@ public sealed class SecretKeyring
             return created;
         }
 
+        return new SecretKeyring(path, Read(path));
+    }
+
+    /// <summary>Reads the file again: another coordinator of the store rotated the keyring they share (<see cref="EcsLite.Coordinator.Security.SharedKeys"/>).</summary>
+    public void Reload() => _keys = Read(_path);
+
+    private static List<(string Id, byte[] Key)> Read(string path)
+    {
         var keys = File.ReadAllLines(path)
             .Where(line => line.Length > 0 && !line.StartsWith('#'))
             .Select((line, number) =>
@@ -57,7 +65,7 @@ public sealed class SecretKeyring
                 return key is { Length: 32 } ? (parts[0], key) : throw new InvalidDataException($"{path}: key {number + 1} is not \"ID BASE64\" of a 32-byte key.");
             })
             .ToList();
-        return keys.Count > 0 ? new SecretKeyring(path, keys) : throw new InvalidDataException($"{path} holds no key.");
+        return keys.Count > 0 ? keys : throw new InvalidDataException($"{path} holds no key.");
     }
 
     public EncryptedValue Seal(ReadOnlySpan<byte> plaintext, string context)

@@ -14,7 +14,8 @@ namespace EcsLite.Coordinator.Secrets;
 /// and secrets/secrets/NAME (outside the cluster state's "/" prefix, so no event or task record holds
 /// them). Values are sealed with <see cref="SecretKeyring"/>; plaintext exists only inside a call.
 /// </summary>
-public sealed partial class SecretStore(IKeyValueStore store, IOptions<CoordinatorOptions> options, SecretKeyring keyring, IamStore iam, TimeProvider time, ILogger<SecretStore> logger)
+public sealed partial class SecretStore(IKeyValueStore store, IOptions<CoordinatorOptions> options, SecretKeyring keyring, IamStore iam, TimeProvider time, ILogger<SecretStore> logger,
+    SharedKeys? shared = null)
 {
     private const string ParameterPrefix = "secrets/parameters/";
     private const string SecretPrefix = "secrets/secrets/";
@@ -70,6 +71,7 @@ public sealed partial class SecretStore(IKeyValueStore store, IOptions<Coordinat
             if (rotate)
             {
                 keyring.Rotate();
+                await SealSharedAsync(); // the other coordinators have the new key before anything is sealed under it
             }
 
             var (next, parameters, secrets) = _state.Reseal(keyring.IsStale, Open, Seal);
@@ -77,8 +79,11 @@ public sealed partial class SecretStore(IKeyValueStore store, IOptions<Coordinat
             _state = next;
             var keys = await iam.ResealAsync(CancellationToken.None);
             keyring.Retire(); // only now: nothing is sealed under the old key any more
+            await SealSharedAsync();
             return parameters.Count + secrets.Sum(s => s.Versions.Count) + keys;
         }, cancellationToken);
+
+    private Task SealSharedAsync() => shared?.SealAsync(CancellationToken.None) ?? Task.CompletedTask;
 
     /// <summary>A command on the current state; secrets whose scheduled deletion has come are forgotten first, in a write of their own.</summary>
     public Task<T> ChangeAsync<T>(Func<SecretState, (SecretState State, IReadOnlyList<TxnOp> Ops, T Result)> command, CancellationToken cancellationToken) =>
