@@ -57,6 +57,7 @@ public sealed class SharedKeysTests
         Assert.ThrowsAny<CryptographicException>(() => SharedKeys.Open(fewerRounds, "the-token"));
 
         Assert.ThrowsAny<CryptographicException>(() => SharedKeys.Open(new SealedSharedKeys { Iterations = 1000 }, "the-token"));
+        Assert.ThrowsAny<CryptographicException>(() => SharedKeys.Open(new SealedSharedKeys { Iterations = 1000, Nonce = ByteString.CopyFrom(1, 2, 3), Ciphertext = sealedKeys.Ciphertext }, "the-token"));
         Assert.ThrowsAny<CryptographicException>(() => SharedKeys.Open(new SealedSharedKeys { Iterations = int.MaxValue, Ciphertext = sealedKeys.Ciphertext }, "the-token"));
     }
 }

@@ -69,7 +69,7 @@ public sealed class SharedKeys
     public static SharedKeyFiles Open(SealedSharedKeys sealedKeys, string token)
     {
         var ciphertext = sealedKeys.Ciphertext.Span;
-        if (ciphertext.Length < AesGcm.TagByteSizes.MaxSize || sealedKeys.Iterations is < 1 or > 10_000_000)
+        if (ciphertext.Length < AesGcm.TagByteSizes.MaxSize || sealedKeys.Nonce.Length != AesGcm.NonceByteSizes.MaxSize || sealedKeys.Iterations is < 1 or > 10_000_000)
         {
             throw new CryptographicException("the shared keys' record is malformed");
         }
