@@ -176,7 +176,7 @@ public sealed partial class AgentService : IHostedService, IAgentRuntime
     /// <summary>
     /// Joining (a key, enrolment, the first TLS handshakes, the hello, the first desired set) leaves
     /// garbage and heap the idle agent never needs again, and the GC keeps the pages it grew into.
-    /// One compacting collection once that is over gives them back to the host: about 3.5 MB of the
+    /// One compacting collection once that is over gives them back to the host: about 4 MB of the
     /// idle NativeAOT agent's 34 MB (docs/benchmarks.md), for a few milliseconds once.
     /// </summary>
     private async Task ReleaseStartupMemoryAsync(CancellationToken stopping)
