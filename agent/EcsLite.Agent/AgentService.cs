@@ -190,29 +190,9 @@ public sealed partial class AgentService : IHostedService, IAgentRuntime
             return;
         }
 
-        var before = ResidentKilobytes();
+        var before = Environment.WorkingSet; // VmRSS, on Linux
         GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
-        LogStartupMemoryReleased(_logger, before, ResidentKilobytes());
-    }
-
-    /// <summary>This process's resident memory (VmRSS, kB), or -1 where /proc does not say.</summary>
-    internal static long ResidentKilobytes()
-    {
-        try
-        {
-            foreach (var line in File.ReadLines("/proc/self/status"))
-            {
-                if (line.StartsWith("VmRSS:", StringComparison.Ordinal))
-                {
-                    return long.Parse(line.AsSpan(6).Trim().TrimEnd("kB").Trim(), System.Globalization.CultureInfo.InvariantCulture);
-                }
-            }
-        }
-        catch (IOException)
-        {
-        }
-
-        return -1;
+        LogStartupMemoryReleased(_logger, before / 1024, Environment.WorkingSet / 1024);
     }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Start-up memory given back: VmRSS {BeforeKb} kB, now {AfterKb} kB")]

@@ -40,7 +40,6 @@ public sealed class AgentReportsTests
             tasks.AddRange((await machine.ApplyAsync((s, c) => TaskCommands.Run(s, new RunTaskRequest { Cluster = "edge", TaskDefinition = "job", Count = 10 }, c, new Random(call), () => $"t{++ids:D4}"), default)).Tasks);
         }
 
-
         Assert.Equal(agents, tasks.Select(t => t.ContainerInstanceArn).Distinct().Count());
 
         var reports = new AgentReports(machine);
