@@ -115,20 +115,88 @@ public sealed class EtcdKeyValueStoreTests(EtcdFixture etcd) : KeyValueStoreConf
     }
 
     [Fact]
-    public async Task A_leader_whose_etcd_loses_its_quorum_stops_acting_within_its_lease()
+    public async Task A_leader_whose_etcd_loses_its_quorum_holds_still_within_its_lease_and_gives_up_after_a_second_one()
     {
         await using var cluster = await EtcdCluster.StartAsync(members: 3);
         await using var store = EtcdKeyValueStore.Connect(cluster.Location("/quorum"));
         var ttl = TimeSpan.FromSeconds(3);
-        await using var leader = await EtcdLeadership.CampaignAsync(store, new LeaderRecord("only", ""), ttl, _ => { }, NullLogger.Instance, default);
+        var holds = new HoldLog();
+        await using var leader = await EtcdLeadership.CampaignAsync(store, new LeaderRecord("only", ""), ttl, _ => { }, NullLogger.Instance, default, holds.Add);
         await cluster.KillAsync(1);
         await cluster.KillAsync(2);
         var lost = System.Diagnostics.Stopwatch.StartNew();
-        await Eventually.HoldsAsync(() => (bool)leader.Lost.IsCancellationRequested, ttl + TimeSpan.FromSeconds(5), "the leader told it lost the lead");
+        await Eventually.HoldsAsync(() => holds.Held, ttl + TimeSpan.FromSeconds(5), "the leader told to hold still");
         // etcd's raft leader goes on renewing leases until it sees its quorum gone (an election timeout, 1 s), and
         // each renewal extends the lease in etcd too; after the last one the leader has its lease less half a second.
-        Assert.True(lost.Elapsed < ttl + TimeSpan.FromSeconds(2), $"it stopped acting {lost.Elapsed.TotalSeconds:0.0} s after the quorum was lost");
+        Assert.True(lost.Elapsed < ttl + TimeSpan.FromSeconds(2), $"it held still {lost.Elapsed.TotalSeconds:0.0} s after the quorum was lost");
+        Assert.False(leader.Lost.IsCancellationRequested);
+
+        // No answer for a second time to live: cut off, as far as it can tell; it gives up the lead, still holding.
+        await Eventually.HoldsAsync(() => (bool)leader.Lost.IsCancellationRequested, 2 * ttl + TimeSpan.FromSeconds(5), "the leader told it lost the lead");
+        Assert.True(lost.Elapsed < 2 * ttl + TimeSpan.FromSeconds(2), $"it gave up {lost.Elapsed.TotalSeconds:0.0} s after the quorum was lost");
+        Assert.Equal([true], holds.Changes);
         await Assert.ThrowsAnyAsync<Exception>(() => store.TxnAsync(Txn.Unconditional([new PutOp("/late", B("1"))]), default));
+    }
+
+    [Fact]
+    public async Task A_leader_holding_still_acts_again_when_etcd_renews_its_lease_and_its_fence_still_holds()
+    {
+        await using var cluster = await EtcdCluster.StartAsync(members: 3);
+        await using var store = EtcdKeyValueStore.Connect(cluster.Location("/held"));
+        var ttl = TimeSpan.FromSeconds(6);
+        var holds = new HoldLog();
+        await using var leader = await EtcdLeadership.CampaignAsync(store, new LeaderRecord("only", ""), ttl, _ => { }, NullLogger.Instance, default, holds.Add);
+        await store.TxnAsync(Txn.Unconditional([new PutOp("/w/before", B("1"))]), default);
+
+        // No quorum for longer than the lease (an etcd election that drags on); then a member is back.
+        await cluster.KillAsync(1);
+        await cluster.KillAsync(2);
+        await Eventually.HoldsAsync(() => holds.Held, ttl + TimeSpan.FromSeconds(5), "the leader told to hold still");
+        await cluster.RestartAsync(1);
+
+        // The new raft leader kept the lease (etcd extends every lease when its leader changes), so nobody else can
+        // have led: the leader acts again, and its fenced writes go through.
+        await Eventually.HoldsAsync(() => !holds.Held, ttl, "the leader told to act again");
+        Assert.Equal([true, false], holds.Changes);
+        Assert.False(leader.Lost.IsCancellationRequested);
+        await store.TxnAsync(Txn.Unconditional([new PutOp("/w/after", B("1"))]), default);
+        Assert.Equal(["/w/after", "/w/before"], (await store.RangeAsync("/w/", default)).Kvs.Select(kv => kv.Key).Order());
+    }
+
+    /// <summary>What a leadership told its coordinator about holding still, in order.</summary>
+    private sealed class HoldLog
+    {
+        private readonly List<bool> _changes = [];
+
+        public void Add(bool hold)
+        {
+            lock (_changes)
+            {
+                _changes.Add(hold);
+            }
+        }
+
+        public bool Held
+        {
+            get
+            {
+                lock (_changes)
+                {
+                    return _changes is [.., true];
+                }
+            }
+        }
+
+        public List<bool> Changes
+        {
+            get
+            {
+                lock (_changes)
+                {
+                    return [.. _changes];
+                }
+            }
+        }
     }
 
     [Fact]

@@ -85,8 +85,28 @@ public sealed class FollowerStateTests
         Assert.Equal(StateText.Describe(leader.Current), StateText.Describe(follower.Current));
     }
 
-    internal static ClusterStateMachine Machine(IKeyValueStore store, TimeProvider time) =>
-        new(store, time, Options.Create(new CoordinatorOptions()), new Lifetime(), NullLogger<ClusterStateMachine>.Instance);
+    [Fact]
+    public async Task A_leader_holding_still_runs_no_command_until_it_acts_again()
+    {
+        await using var store = SqliteKeyValueStore.Open(CoordinatorProcess.TempDirectory("ecslite-hold"));
+        var role = new CoordinatorRole();
+        var leader = Machine(store, TimeProvider.System, role);
+        await leader.LoadAsync(default);
+
+        role.Hold(); // its lease in doubt
+        var creating = leader.ApplyAsync((s, c) => ClusterCommands.Create(s, new CreateClusterRequest { ClusterName = "held" }, c), default);
+        await Task.Delay(500);
+        Assert.False(creating.IsCompleted);
+        Assert.DoesNotContain("held", leader.Current.Clusters.Keys);
+        Assert.Empty((await store.RangeAsync("/clusters/held", default)).Kvs);
+
+        role.Resume(); // etcd renewed it
+        await creating.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Contains("held", leader.Current.Clusters.Keys);
+    }
+
+    internal static ClusterStateMachine Machine(IKeyValueStore store, TimeProvider time, CoordinatorRole? role = null) =>
+        new(store, time, Options.Create(new CoordinatorOptions()), role ?? new CoordinatorRole(), new Lifetime(), NullLogger<ClusterStateMachine>.Instance);
 
     private sealed class WholeMilliseconds : TimeProvider
     {

@@ -85,6 +85,31 @@ public sealed class EtcdCluster : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// The index of the member that is etcd's raft leader now (asked through etcd's JSON gateway, plain HTTP
+    /// clusters only): killing it is the hard case, as the others must elect a new one first.
+    /// </summary>
+    public async Task<int> RaftLeaderAsync()
+    {
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
+        for (var i = 0; i < _members.Count; i++)
+        {
+            if (_members[i].Process is null)
+            {
+                continue;
+            }
+
+            using var response = await http.PostAsync($"http://127.0.0.1:{_members[i].ClientPort}/v3/maintenance/status", new StringContent("{}"));
+            using var status = System.Text.Json.JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+            if (status.RootElement.GetProperty("leader").GetString() == status.RootElement.GetProperty("header").GetProperty("member_id").GetString())
+            {
+                return i;
+            }
+        }
+
+        throw new InvalidOperationException("no member of the etcd cluster says it leads");
+    }
+
     public async Task RestartAsync(int index)
     {
         Start(_members[index]);

@@ -289,6 +289,11 @@ public sealed partial class AgentChannelService(
                         DesiredSets.TakeQueued(set, outbox);
                     }
 
+                    if (role.Acting is { IsCompleted: false } acting)
+                    {
+                        await acting.WaitAsync(session.Closed); // the lead is in doubt: agents are told nothing until etcd answers
+                    }
+
                     // Flushed once nothing more is queued: the messages of a burst share TLS records and writes.
                     responseStream.WriteOptions = outbox.TryPeek(out _) ? Buffered : null;
                     await responseStream.WriteAsync(message, session.Closed);

@@ -18,7 +18,7 @@ namespace EcsLite.Coordinator.State;
 /// durable: a state is published once its write has committed, and a caller is answered only after that.
 /// </summary>
 public sealed partial class ClusterStateMachine(
-    IKeyValueStore store, TimeProvider time, IOptions<CoordinatorOptions> options,
+    IKeyValueStore store, TimeProvider time, IOptions<CoordinatorOptions> options, CoordinatorRole role,
     IHostApplicationLifetime lifetime, ILogger<ClusterStateMachine> logger)
 {
     // Callers queue commands and wait without holding a thread: with 16 RunTask callers and 1,000 agents
@@ -256,6 +256,11 @@ public sealed partial class ClusterStateMachine(
     /// <summary>On the command thread: the command against the newest state, its write queued to the store.</summary>
     private (Task<TxnResult> Commit, CoordinatorState Next, long Sequence, List<string> ForAgents, Placements Placements, T Result) Run<T>(Func<CoordinatorState, CommandContext, Mutation<T>> command)
     {
+        if (role.Acting is { IsCompleted: false } acting)
+        {
+            acting.Wait(lifetime.ApplicationStopping); // the lead is in doubt: nothing is decided until etcd answers
+        }
+
         var context = new CommandContext(time.GetUtcNow(), _arns);
         var mutation = command(_pending, context);
         var before = _pending;

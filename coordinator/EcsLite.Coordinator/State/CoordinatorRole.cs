@@ -14,6 +14,7 @@ public sealed class CoordinatorRole
     private readonly TaskCompletionSource _leading = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private LeaderRecord? _leader;
+    private TaskCompletionSource _acting = Acts();
 
     /// <summary>Completes once this coordinator leads (and has loaded the state as leader).</summary>
     public Task Leading => _leading.Task;
@@ -25,6 +26,30 @@ public sealed class CoordinatorRole
 
     /// <summary>The leader as the store names it, while this coordinator follows; null while nobody leads.</summary>
     public LeaderRecord? Leader => Volatile.Read(ref _leader);
+
+    /// <summary>
+    /// Complete unless the leader holds still: its lease is in doubt (etcd could not renew it in time, as during
+    /// an etcd election), so until etcd answers it runs no command and sends agents nothing. The command thread
+    /// and each agent's stream wait on it; a coordinator that follows never holds.
+    /// </summary>
+    public Task Acting => Volatile.Read(ref _acting).Task;
+
+    public void Hold()
+    {
+        if (Volatile.Read(ref _acting).Task.IsCompleted)
+        {
+            Volatile.Write(ref _acting, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
+        }
+    }
+
+    public void Resume() => Volatile.Read(ref _acting).TrySetResult();
+
+    private static TaskCompletionSource Acts()
+    {
+        var acting = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        acting.SetResult();
+        return acting;
+    }
 
     public void Lead()
     {

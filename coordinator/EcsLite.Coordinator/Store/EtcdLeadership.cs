@@ -11,7 +11,9 @@ namespace EcsLite.Coordinator.Store;
 /// (active/standby, docs/high-availability.md). From the moment it leads, every write the store sends
 /// also compares that key's revision (the store's fence), so a leader that lost its lease (paused, cut
 /// off from etcd, revoked) can no longer write once another may have taken over; it stops acting
-/// itself before its lease can have expired in etcd (<see cref="Lost"/>).
+/// itself before its lease can have expired in etcd: it holds still while the lease is in doubt, acts again
+/// if etcd then renews it (an etcd election, which may take seconds, ends the doubt that way), and gives up
+/// the lead (<see cref="Lost"/>) when etcd says the lease ended or the doubt lasts a second time to live.
 /// </summary>
 public sealed partial class EtcdLeadership : IAsyncDisposable
 {
@@ -22,14 +24,16 @@ public sealed partial class EtcdLeadership : IAsyncDisposable
     private readonly long _lease;
     private readonly TimeSpan _ttl;
     private readonly ILogger _logger;
+    private readonly Action<bool> _holding;
     private readonly CancellationTokenSource _lost = new();
     private readonly CancellationTokenSource _stop = new();
     private Task _keepAlive = Task.CompletedTask;
 
-    /// <summary>How long before its lease could end in etcd a leader that could not renew it gives up.</summary>
+    /// <summary>How long before its lease could end in etcd a leader that could not renew it holds still.</summary>
     private static readonly TimeSpan Margin = TimeSpan.FromMilliseconds(500);
 
-    private EtcdLeadership(EtcdKeyValueStore store, long lease, TimeSpan ttl, ILogger logger) => (_store, _lease, _ttl, _logger) = (store, lease, ttl, logger);
+    private EtcdLeadership(EtcdKeyValueStore store, long lease, TimeSpan ttl, Action<bool> holding, ILogger logger) =>
+        (_store, _lease, _ttl, _holding, _logger) = (store, lease, ttl, holding, logger);
 
     /// <summary>Cancelled once this coordinator may no longer count on leading (it must stop acting).</summary>
     public CancellationToken Lost => _lost.Token;
@@ -41,14 +45,15 @@ public sealed partial class EtcdLeadership : IAsyncDisposable
     /// Waits until this coordinator leads (another's lease ended, or nobody led), then fences the store's
     /// writes with the leadership key. <paramref name="self"/> is what the key holds while it leads (the others
     /// log its name and forward changes to its address); <paramref name="leader"/> is told who leads while
-    /// this one waits (null while nobody does, and once this one has won).
+    /// this one waits (null while nobody does, and once this one has won). <paramref name="holding"/> is told when
+    /// the leader must hold still (true: its lease is in doubt) and when it may act again (false).
     /// </summary>
     public static async Task<EtcdLeadership> CampaignAsync(EtcdKeyValueStore store, State.LeaderRecord self, TimeSpan ttl, Action<State.LeaderRecord?> leader,
-        ILogger logger, CancellationToken cancellationToken)
+        ILogger logger, CancellationToken cancellationToken, Action<bool>? holding = null)
     {
         var connection = store.Connection;
         var grant = await connection.LeaseClient.LeaseGrantAsync(new LeaseGrantRequest { TTL = (long)Math.Ceiling(ttl.TotalSeconds) }, cancellationToken: cancellationToken);
-        var leadership = new EtcdLeadership(store, grant.ID, TimeSpan.FromSeconds(grant.TTL), logger);
+        var leadership = new EtcdLeadership(store, grant.ID, TimeSpan.FromSeconds(grant.TTL), holding ?? (_ => { }), logger);
         leadership._keepAlive = Task.Run(leadership.KeepAliveAsync, CancellationToken.None); // the lease lives while it waits too
         try
         {
@@ -108,14 +113,18 @@ public sealed partial class EtcdLeadership : IAsyncDisposable
     /// <summary>
     /// Renews the lease every sixth of its time to live, and at once again after a failed renewal (the
     /// member it spoke to may be gone: the channel tries another; etcd may be electing a new raft leader,
-    /// which takes a second or two). A renewal counts from when it was asked for, so etcd's own expiry is
-    /// never earlier than this coordinator believes (a new raft leader extends leases, never shortens them);
-    /// it gives up <see cref="Margin"/> before that, and must have stopped acting by then.
+    /// which takes one to a few seconds). A renewal counts from when it was asked for, so etcd's own expiry is
+    /// never earlier than this coordinator believes (a new raft leader extends leases, never shortens them).
+    /// <see cref="Margin"/> before that expiry the leader holds still; a renewal after that proves the lease,
+    /// and so the leadership key, lived through (nobody else can have led), and it acts again. It gives up
+    /// when etcd says the lease ended, or after a second time to live without an answer: cut off from etcd
+    /// rather than waiting out an election, its agents are better off with another coordinator.
     /// </summary>
     private async Task KeepAliveAsync()
     {
         var connection = _store.Connection;
         var renewed = Stopwatch.GetTimestamp();
+        var held = false;
         AsyncDuplexStreamingCall<LeaseKeepAliveRequest, LeaseKeepAliveResponse>? call = null;
         try
         {
@@ -141,16 +150,40 @@ public sealed partial class EtcdLeadership : IAsyncDisposable
                         return;
                     }
 
+                    if (held && Revision > 0)
+                    {
+                        if (!await StillHeldAsync())
+                        {
+                            Lose("the leadership key is no longer this coordinator's");
+                            return;
+                        }
+
+                        LogConfirmed(_logger, Stopwatch.GetElapsedTime(renewed).TotalSeconds);
+                        _holding(false);
+                    }
+
+                    held = false;
                     renewed = asked;
                 }
                 catch (Exception e) when (!_stop.IsCancellationRequested)
                 {
                     call?.Dispose();
                     call = null;
-                    if (Stopwatch.GetElapsedTime(renewed) > _ttl - Margin)
+                    var since = Stopwatch.GetElapsedTime(renewed);
+                    if (since > 2 * _ttl - Margin)
                     {
-                        Lose($"its lease was not renewed for {Stopwatch.GetElapsedTime(renewed).TotalSeconds:0.0} s ({e.Message})");
+                        Lose($"its lease was not renewed for {since.TotalSeconds:0.0} s ({e.Message})");
                         return;
+                    }
+
+                    if (!held && since > _ttl - Margin)
+                    {
+                        held = true;
+                        if (Revision > 0) // leading, not waiting to
+                        {
+                            LogInDoubt(_logger, since.TotalSeconds, e.Message);
+                            _holding(true);
+                        }
                     }
 
                     await Task.Delay(TimeSpan.FromMilliseconds(50), _stop.Token).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
@@ -164,6 +197,13 @@ public sealed partial class EtcdLeadership : IAsyncDisposable
         {
             call?.Dispose();
         }
+    }
+
+    /// <summary>Whether the leadership key is still the one this coordinator put (only a hand in etcd deletes it while the lease lives).</summary>
+    private async Task<bool> StillHeldAsync()
+    {
+        var key = await _store.Connection.KVClient.RangeAsync(new RangeRequest { Key = _store.EtcdKey(Key) }, deadline: DateTime.UtcNow.Add(_ttl / 6));
+        return key.Kvs is [var kv] && kv.Lease == _lease && kv.ModRevision == Revision;
     }
 
     private void Lose(string why)
@@ -195,6 +235,12 @@ public sealed partial class EtcdLeadership : IAsyncDisposable
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Waiting to lead: {Holder} leads the coordinators of this store")]
     private static partial void LogWaiting(ILogger logger, string holder);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Lead in doubt: the lease was not renewed for {Seconds:0.0} s ({Why}); holding still (no changes decided, nothing sent to agents) until etcd answers")]
+    private static partial void LogInDoubt(ILogger logger, double seconds, string why);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Lead confirmed: etcd renewed the lease {Seconds:0.0} s after the last renewal; acting again")]
+    private static partial void LogConfirmed(ILogger logger, double seconds);
 
     [LoggerMessage(Level = LogLevel.Critical, Message = "Leadership lost: {Why}; this coordinator stops acting")]
     private static partial void LogLost(ILogger logger, string why);
