@@ -35,10 +35,11 @@ public sealed partial class CoordinatorOptions
 
     /// <summary>
     /// For an etcd store: the time to live of the leader's etcd lease. A leader that dies is followed by
-    /// another after at most this long; one cut off from etcd stops acting half a second before it ends.
-    /// Long enough to ride out etcd electing a new raft leader (a member killed: one or two seconds).
+    /// another after at most this long. One that cannot renew it holds still half a second before it ends,
+    /// acts again once etcd renews it (etcd electing a new raft leader: one to three seconds) and gives up
+    /// the lead after a second time to live without an answer.
     /// </summary>
-    public TimeSpan LeaderLeaseTtl { get; set; } = TimeSpan.FromSeconds(4);
+    public TimeSpan LeaderLeaseTtl { get; set; } = TimeSpan.FromSeconds(3);
 
     /// <summary>
     /// For an etcd store: host:port where the other coordinators reach this one (they forward changes to the

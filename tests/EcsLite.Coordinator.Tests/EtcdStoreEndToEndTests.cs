@@ -73,7 +73,7 @@ public sealed class EtcdStoreEndToEndTests(ITestOutputHelper output)
         while (watch.Elapsed < TimeSpan.FromSeconds(8))
         {
             await Register(coordinator, $"during-{written++}");
-            await Task.Delay(100); // past the lease's time to live (4 s) twice over, in about 70 writes
+            await Task.Delay(100); // past the lease's time to live (3 s) twice over, in about 70 writes
         }
 
         var families = (await coordinator.Ecs.ListTaskDefinitionFamiliesAsync(new ListTaskDefinitionFamiliesRequest { MaxResults = 100 })).Families;
