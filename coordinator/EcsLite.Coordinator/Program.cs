@@ -388,8 +388,9 @@ void Serving()
 }
 
 // Campaigns until this coordinator leads (again after a failure: etcd may have lost its quorum), then stops
-// following, loads the state as its writer and leads. While its lease is in doubt it holds still (CoordinatorRole.Acting);
-// on losing the lead it stops (exit 75: systemd starts it again, and it follows). Returns the lead once it leads (null if stopped first), for resigning after the writes.
+// following, loads the state as its writer and leads. While its lease is in doubt it holds still
+// (CoordinatorRole.Acting); on losing the lead it stops (exit 75: systemd starts it again, and it follows).
+// Returns the lead once it leads (null if stopped first), for resigning after the writes.
 async Task<EtcdLeadership?> LeadAsync(EtcdKeyValueStore etcd, Task follower, CancellationTokenSource following)
 {
     var self = new LeaderRecord($"{Environment.MachineName} ({options.Listen}, pid {Environment.ProcessId})", options.AdvertisedUrl());
