@@ -109,7 +109,12 @@ public sealed class HighAvailabilityStormTests(ITestOutputHelper output)
             }
 
             var storms = (await leader.Ecs.ListTasksAsync(new ListTasksRequest { StartedBy = "storm", MaxResults = 100 })).TaskArns;
-            Assert.Equal(acknowledgedTasks.Order(), storms.Order());
+            var missing = acknowledgedTasks.Except(storms).ToList();
+            var described = missing.Count == 0 ? [] : await leader.Ecs.DescribeAllTasksAsync(missing);
+            Assert.True(missing.Count == 0 && storms.All(acknowledgedTasks.Contains),
+                $"acknowledged but not running: {string.Join("; ", described.Select(t => $"{t.TaskArn} {t.LastStatus}/{t.DesiredStatus} {t.StopCode} {t.StoppedReason} on {t.ContainerInstanceArn}"))}" +
+                $" ({missing.Count - described.Count} not found); running but not acknowledged: {string.Join(", ", storms.Except(acknowledgedTasks))}\n" +
+                string.Join("\n", coordinators.Select(c => c.Output)));
             Assert.Equal(Callers * CallsPerCaller, acknowledgedTasks.Distinct().Count());
             await Eventually.HoldsAsync(async () => (await leader.Ecs.DescribeAllTasksAsync(acknowledgedTasks)).All(t => t.LastStatus == "RUNNING"),
                 TimeSpan.FromSeconds(90), "every acknowledged task RUNNING");
