@@ -176,16 +176,7 @@ public sealed class EtcdKeyValueStoreTests(EtcdFixture etcd) : KeyValueStoreConf
             }
         }
 
-        public bool Held
-        {
-            get
-            {
-                lock (_changes)
-                {
-                    return _changes is [.., true];
-                }
-            }
-        }
+        public bool Held => Changes is [.., true];
 
         public List<bool> Changes
         {

@@ -150,7 +150,7 @@ public sealed partial class EtcdLeadership : IAsyncDisposable
                         return;
                     }
 
-                    if (held && Revision > 0)
+                    if (held)
                     {
                         if (!await StillHeldAsync())
                         {
@@ -158,11 +158,11 @@ public sealed partial class EtcdLeadership : IAsyncDisposable
                             return;
                         }
 
+                        held = false;
                         LogConfirmed(_logger, Stopwatch.GetElapsedTime(renewed).TotalSeconds);
                         _holding(false);
                     }
 
-                    held = false;
                     renewed = asked;
                 }
                 catch (Exception e) when (!_stop.IsCancellationRequested)
@@ -176,14 +176,11 @@ public sealed partial class EtcdLeadership : IAsyncDisposable
                         return;
                     }
 
-                    if (!held && since > _ttl - Margin)
+                    if (!held && Revision > 0 && since > _ttl - Margin) // leading, not waiting to
                     {
                         held = true;
-                        if (Revision > 0) // leading, not waiting to
-                        {
-                            LogInDoubt(_logger, since.TotalSeconds, e.Message);
-                            _holding(true);
-                        }
+                        LogInDoubt(_logger, since.TotalSeconds, e.Message);
+                        _holding(true);
                     }
 
                     await Task.Delay(TimeSpan.FromMilliseconds(50), _stop.Token).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
