@@ -200,7 +200,8 @@ public sealed partial class AgentService : IHostedService, IAgentRuntime
     /// Most of the code and constant data start-up ran (hosting, enrolment, the first handshake) is never
     /// run again, yet stays resident: the kernel keeps what a process has touched until memory runs short.
     /// Those pages are handed back now (MADV_PAGEOUT, Linux 5.4+); what the agent runs from then on comes
-    /// back from the file as it is touched. Pages another process maps too (libc) are left where they are.
+    /// back from the file as it is touched, a page at a time (MADV_RANDOM: no read-ahead around it). Pages
+    /// another process maps too (libc) are left where they are.
     /// </summary>
     private static unsafe void PageOutStartupCode()
     {
