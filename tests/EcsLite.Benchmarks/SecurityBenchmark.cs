@@ -66,12 +66,12 @@ internal static class SecurityBenchmark
         Directory.Delete(insecureDir, recursive: true);
 
         // Joining: a fresh coordinator each, so each fleet's joining is all its coordinator does.
-        var (secureJoin, secureCpu) = await JoinAsync(await CoordinatorProcess.StartAsync(), agents, secure: true);
-        var (plainJoin, plainCpu) = await JoinAsync(await StartInsecureAsync(), agents, secure: false);
+        var (secureJoin, secureCpu, secureRss) = await JoinAsync(await CoordinatorProcess.StartAsync(), agents, secure: true);
+        var (plainJoin, plainCpu, plainRss) = await JoinAsync(await StartInsecureAsync(), agents, secure: false);
         Report.Print(
         [
-            ($"{agents:N0} simulated agents joining over mutual TLS (token, enrollment, certificate)", $"{secureJoin.TotalSeconds:N1} s to all welcomed; coordinator CPU {secureCpu.TotalSeconds:N2} s", ""),
-            ($"{agents:N0} simulated agents joining in plaintext (InsecureTestMode)", $"{plainJoin.TotalSeconds:N1} s to all welcomed; coordinator CPU {plainCpu.TotalSeconds:N2} s", ""),
+            ($"{agents:N0} simulated agents joining over mutual TLS (token, enrollment, certificate)", $"{secureJoin.TotalSeconds:N1} s to all welcomed; coordinator CPU {secureCpu.TotalSeconds:N2} s; its VmRSS 10 s later {secureRss:N0} kB", ""),
+            ($"{agents:N0} simulated agents joining in plaintext (InsecureTestMode)", $"{plainJoin.TotalSeconds:N1} s to all welcomed; coordinator CPU {plainCpu.TotalSeconds:N2} s; its VmRSS 10 s later {plainRss:N0} kB", ""),
         ]);
         return 0;
     }
@@ -124,7 +124,7 @@ internal static class SecurityBenchmark
         return (rate, cpu.TotalMicroseconds / calls);
     }
 
-    private static async Task<(TimeSpan Elapsed, TimeSpan CoordinatorCpu)> JoinAsync(CoordinatorProcess coordinator, int agents, bool secure)
+    private static async Task<(TimeSpan Elapsed, TimeSpan CoordinatorCpu, long CoordinatorRssKiB)> JoinAsync(CoordinatorProcess coordinator, int agents, bool secure)
     {
         await using (coordinator)
         {
@@ -149,7 +149,8 @@ internal static class SecurityBenchmark
             }
             while (next is not null);
 
-            return instances == agents ? (elapsed, cpu) : throw new InvalidOperationException($"{instances} instances after {agents} agents joined");
+            await Task.Delay(TimeSpan.FromSeconds(10)); // the fleet idle and heartbeating
+            return instances == agents ? (elapsed, cpu, Report.RssKiB(coordinator.ProcessId)) : throw new InvalidOperationException($"{instances} instances after {agents} agents joined");
         }
     }
 }
