@@ -561,10 +561,10 @@ public static class TaskCommands
         var arn = stored.ContainerInstance.ContainerInstanceArn;
         var usage = state.UsageOf(arn);
         var connected = state.IsConnected(arn);
-        if (!CandidateCache.TryGetValue(stored, out var cached) || cached.Usage != usage || cached.Connected != connected)
+        var slot = CandidateCache.GetOrCreateValue(stored);
+        if (slot.Latest is not { } cached || cached.Usage != usage || cached.Connected != connected)
         {
-            cached = new CachedCandidate(usage, connected, NewCandidate(state, stored, usage, connected));
-            CandidateCache.AddOrUpdate(stored, cached);
+            slot.Latest = cached = new CachedCandidate(usage, connected, NewCandidate(state, stored, usage, connected));
         }
 
         return cached.Candidate;
@@ -584,11 +584,18 @@ public static class TaskCommands
         }
 
         var stored = state.ContainerInstances[candidate.Arn];
-        CandidateCache.AddOrUpdate(stored, new CachedCandidate(state.UsageOf(candidate.Arn), state.IsConnected(candidate.Arn), candidate));
+        CandidateCache.GetOrCreateValue(stored).Latest = new CachedCandidate(state.UsageOf(candidate.Arn), state.IsConnected(candidate.Arn), candidate);
         return candidate;
     }
 
-    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<StoredContainerInstance, CachedCandidate> CandidateCache = [];
+    // One slot per instance record, its candidate replaced in place: replacing the table's entry instead
+    // (10,000 times in a slot of schedules) filled the table with dead entries and made it copy itself.
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<StoredContainerInstance, CandidateSlot> CandidateCache = [];
+
+    private sealed class CandidateSlot
+    {
+        public volatile CachedCandidate? Latest;
+    }
 
     private sealed record CachedCandidate(InstanceUsage Usage, bool Connected, Candidate Candidate);
 
