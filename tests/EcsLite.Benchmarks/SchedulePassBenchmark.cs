@@ -14,7 +14,7 @@ namespace EcsLite.Benchmarks;
 /// The pure schedule passes of one slot, in process: N schedules of rate(1 minute) (one task each) over M
 /// instances in 3 zones, built with the real commands; the passes the coordinator runs at the slot, one
 /// after the other, each timed, with the state of one applied before the next. What the slot's last fire
-/// waits for, less the store and the agents. Usage: ... schedule-pass [--schedules 10000] [--agents 1000] [--rounds 5]
+/// waits for, less the store and the agents. Usage: ... schedule-pass [--schedules 10000] [--agents 1000] [--rounds 5] [--alloc-types]
 /// </summary>
 internal static class SchedulePassBenchmark
 {
@@ -25,6 +25,7 @@ internal static class SchedulePassBenchmark
         var schedules = Report.Option(args, "--schedules", 10_000);
         var agents = Report.Option(args, "--agents", 1000);
         var rounds = Report.Option(args, "--rounds", 5);
+        using var sampler = args.Contains("--alloc-types") ? new AllocationSampler() : null;
         var ids = 0;
         string NewId() => $"{++ids:D32}";
         var context = new CommandContext(Start, new ArnFormat());
@@ -78,6 +79,11 @@ internal static class SchedulePassBenchmark
             Console.WriteLine($"round {round + 1}: {tasks:N0} tasks in {passes.Count} passes, {total.Elapsed.TotalMilliseconds:N0} ms: " +
                 $"passes {passes.Sum():N0} ms ({string.Join(", ", passes.Select(p => p.ToString("N0")))}), applying {applies.Sum():N0} ms; " +
                 $"{(GC.GetAllocatedBytesForCurrentThread() - allocated) / 1048576.0:N0} MiB allocated, {GC.CollectionCount(0) - collections} collections");
+            if (sampler is not null)
+            {
+                Console.WriteLine(sampler.Top(25));
+            }
+
             if (tasks != schedules)
             {
                 Console.Error.WriteLine($"expected {schedules} tasks");

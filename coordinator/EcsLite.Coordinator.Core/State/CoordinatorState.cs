@@ -53,22 +53,7 @@ public sealed record CoordinatorState(
         TaskDefinitionPut put => WithFamily(put.Definition.TaskDefinition.Family, f => f.With(put.Definition)),
         TaskDefinitionRemoved removed => WithFamily(removed.Family, f => f.Without(removed.Revision)),
         ContainerInstancePut put => this with { ContainerInstances = ContainerInstances.SetItem(put.Instance.ContainerInstance.ContainerInstanceArn, put.Instance) },
-        TaskPut put => this with
-        {
-            Tasks = Tasks.SetItem(put.Task.Task.TaskArn, put.Task),
-            TasksByInstance = Index(put.Task.Task.ContainerInstanceArn, set => set.Add(put.Task.Task.TaskArn)),
-            Usage = Used(Tasks.GetValueOrDefault(put.Task.Task.TaskArn), put.Task),
-            TasksByService = ServiceIndex(put.Task, tasks => tasks.SetItem(put.Task.Task.TaskArn, put.Task)),
-        },
-        TaskRemoved removed => Tasks.TryGetValue(removed.TaskArn, out var gone)
-            ? this with
-            {
-                Tasks = Tasks.Remove(removed.TaskArn),
-                TasksByInstance = Index(gone.Task.ContainerInstanceArn, set => set.Remove(removed.TaskArn)),
-                Usage = Used(gone, null),
-                TasksByService = ServiceIndex(gone, tasks => tasks.Remove(removed.TaskArn)),
-            }
-            : this,
+        TaskPut or TaskRemoved => ApplyTasks([change]),
         ServicePut put => this with { Services = Services.SetItem(ServiceKey(put.Service.Cluster, put.Service.Service.ServiceName), put.Service) },
         ServiceRemoved removed => this with { Services = Services.Remove(ServiceKey(removed.Cluster, removed.ServiceName)) },
         ContainerInstanceRemoved removed => this with
@@ -100,7 +85,132 @@ public sealed record CoordinatorState(
         task.TaskDefinition is { } definition &&
         ReferenceEquals(definition, Families.GetValueOrDefault(definition.Family)?.Revisions.GetValueOrDefault(definition.Revision)?.TaskDefinition);
 
-    public CoordinatorState Apply(IEnumerable<StateChange> changes) => changes.Aggregate(this, (state, change) => state.Apply(change));
+    /// <summary>The changes in turn; each run of task changes in one update of the task maps (see <see cref="ApplyTasks"/>).</summary>
+    public CoordinatorState Apply(IEnumerable<StateChange> changes)
+    {
+        var state = this;
+        var tasks = new List<StateChange>();
+        foreach (var change in changes)
+        {
+            if (change is TaskPut or TaskRemoved)
+            {
+                tasks.Add(change);
+                continue;
+            }
+
+            if (tasks.Count > 0)
+            {
+                state = state.ApplyTasks(tasks);
+                tasks.Clear();
+            }
+
+            state = state.Apply(change);
+        }
+
+        return tasks.Count > 0 ? state.ApplyTasks(tasks) : state;
+    }
+
+    /// <summary>
+    /// Task puts and removals, in order, through builders of the task maps and their indexes: a RunTask's or
+    /// a schedule pass's thousand new tasks cost one copy of the paths they touch, not a persistent update each.
+    /// An index entry is only ever added by a put and taken away by a removal (a task never changes instance or group).
+    /// </summary>
+    private CoordinatorState ApplyTasks(List<StateChange> changes)
+    {
+        var tasks = Tasks.ToBuilder();
+        var byInstance = new Dictionary<string, ImmutableHashSet<string>.Builder>(StringComparer.Ordinal);
+        var byService = new Dictionary<string, ImmutableDictionary<string, StoredTask>.Builder>(StringComparer.Ordinal);
+        var usage = new Dictionary<string, InstanceUsage>(StringComparer.Ordinal);
+
+        ImmutableHashSet<string>.Builder OnInstance(StoredTask task)
+        {
+            var instance = task.Task.ContainerInstanceArn;
+            return byInstance.TryGetValue(instance, out var set)
+                ? set
+                : byInstance[instance] = (TasksByInstance.GetValueOrDefault(instance) ?? ImmutableHashSet.Create<string>(StringComparer.Ordinal)).ToBuilder();
+        }
+
+        ImmutableDictionary<string, StoredTask>.Builder? OfService(StoredTask task)
+        {
+            if (!task.Task.Group.StartsWith("service:", StringComparison.Ordinal))
+            {
+                return null;
+            }
+
+            var key = ServiceKey(task.Cluster, task.Task.Group["service:".Length..]);
+            return byService.TryGetValue(key, out var service)
+                ? service
+                : byService[key] = (TasksByService.GetValueOrDefault(key) ?? ImmutableDictionary.Create<string, StoredTask>(StringComparer.Ordinal)).ToBuilder();
+        }
+
+        void Use(StoredTask task, int sign)
+        {
+            var instance = task.Task.ContainerInstanceArn;
+            usage[instance] = (usage.TryGetValue(instance, out var held) ? held : UsageOf(instance)).With(task, sign);
+        }
+
+        static bool Holds(StoredTask? t) => t is not null && t.Task.LastStatus != TaskStatus.Stopped;
+        foreach (var change in changes)
+        {
+            var arn = change is TaskPut put ? put.Task.Task.TaskArn : ((TaskRemoved)change).TaskArn;
+            var before = tasks.GetValueOrDefault(arn);
+            var after = (change as TaskPut)?.Task;
+            if (after is not null)
+            {
+                tasks[arn] = after;
+                OnInstance(after).Add(arn);
+                OfService(after)?[arn] = after;
+            }
+            else if (before is not null)
+            {
+                tasks.Remove(arn);
+                OnInstance(before).Remove(arn);
+                OfService(before)?.Remove(arn);
+            }
+
+            if (Holds(before) && Holds(after) && before!.Task.ContainerInstanceArn == after!.Task.ContainerInstanceArn && before.Task.Group == after.Task.Group)
+            {
+                continue; // a status report: what the task holds is unchanged
+            }
+
+            if (Holds(before))
+            {
+                Use(before!, -1);
+            }
+
+            if (Holds(after))
+            {
+                Use(after!, 1);
+            }
+        }
+
+        return this with
+        {
+            Tasks = tasks.ToImmutable(),
+            TasksByInstance = Updated(TasksByInstance, byInstance.Select(i => (i.Key, i.Value.ToImmutable())), set => set.IsEmpty),
+            TasksByService = Updated(TasksByService, byService.Select(s => (s.Key, s.Value.ToImmutable())), tasks => tasks.IsEmpty),
+            Usage = Updated(Usage, usage.Select(u => (u.Key, u.Value)), used => used.Tasks == 0),
+        };
+    }
+
+    /// <summary>The map with the entries given set, or removed where <paramref name="empty"/>.</summary>
+    private static ImmutableDictionary<string, T> Updated<T>(ImmutableDictionary<string, T> map, IEnumerable<(string Key, T Value)> entries, Func<T, bool> empty)
+    {
+        var builder = map.ToBuilder();
+        foreach (var (key, value) in entries)
+        {
+            if (empty(value))
+            {
+                builder.Remove(key);
+            }
+            else
+            {
+                builder[key] = value;
+            }
+        }
+
+        return builder.ToImmutable();
+    }
 
     /// <summary>
     /// The schedule changes among <paramref name="changes"/> (a schedule pass's thousand), as <see cref="Apply(StateChange)"/>
@@ -231,51 +341,6 @@ public sealed record CoordinatorState(
 
     public TaskDefinitionFamily Family(string name) =>
         Families.TryGetValue(name, out var family) ? family : TaskDefinitionFamily.New(name);
-
-    private ImmutableDictionary<string, ImmutableHashSet<string>> Index(string instance, Func<ImmutableHashSet<string>, ImmutableHashSet<string>> change)
-    {
-        var next = change(TasksByInstance.GetValueOrDefault(instance) ?? ImmutableHashSet.Create<string>(StringComparer.Ordinal));
-        return next.IsEmpty ? TasksByInstance.Remove(instance) : TasksByInstance.SetItem(instance, next);
-    }
-
-    private ImmutableDictionary<string, ImmutableDictionary<string, StoredTask>> ServiceIndex(
-        StoredTask task, Func<ImmutableDictionary<string, StoredTask>, ImmutableDictionary<string, StoredTask>> change)
-    {
-        if (!task.Task.Group.StartsWith("service:", StringComparison.Ordinal))
-        {
-            return TasksByService;
-        }
-
-        var key = ServiceKey(task.Cluster, task.Task.Group["service:".Length..]);
-        var next = change(TasksByService.GetValueOrDefault(key) ?? ImmutableDictionary.Create<string, StoredTask>(StringComparer.Ordinal));
-        return next.IsEmpty ? TasksByService.Remove(key) : TasksByService.SetItem(key, next);
-    }
-
-    /// <summary>The usage after a task changed from <paramref name="before"/> to <paramref name="after"/> (null: none).</summary>
-    private ImmutableDictionary<string, InstanceUsage> Used(StoredTask? before, StoredTask? after)
-    {
-        static bool Holds(StoredTask? t) => t is not null && t.Task.LastStatus != TaskStatus.Stopped;
-        if (Holds(before) && Holds(after) && before!.Task.ContainerInstanceArn == after!.Task.ContainerInstanceArn && before.Task.Group == after.Task.Group)
-        {
-            return Usage; // a status report: what the task holds is unchanged
-        }
-
-        var usage = Usage;
-        if (Holds(before))
-        {
-            var arn = before!.Task.ContainerInstanceArn;
-            var next = UsageOf(arn).With(before, -1);
-            usage = next.Tasks > 0 ? usage.SetItem(arn, next) : usage.Remove(arn);
-        }
-
-        if (Holds(after))
-        {
-            var arn = after!.Task.ContainerInstanceArn;
-            usage = usage.SetItem(arn, (usage.GetValueOrDefault(arn) ?? InstanceUsage.None).With(after, 1));
-        }
-
-        return usage;
-    }
 
     private CoordinatorState WithFamily(string name, Func<TaskDefinitionFamily, TaskDefinitionFamily> change) =>
         this with { Families = Families.SetItem(name, change(Family(name))) };
