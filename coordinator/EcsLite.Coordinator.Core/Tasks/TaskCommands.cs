@@ -346,16 +346,22 @@ public static class TaskCommands
     /// backwards. A report about a task this coordinator does not know, or that lives on another
     /// instance, changes nothing (the agent stops such a task once the full desired set says so).
     /// </summary>
-    public static Mutation<bool> Report(CoordinatorState state, string containerInstanceArn, TaskStateChange report, CommandContext context)
+    public static Mutation<bool> Report(CoordinatorState state, string containerInstanceArn, TaskStateChange report, CommandContext context) =>
+        Reported(state.Tasks.GetValueOrDefault(report.TaskArn), containerInstanceArn, report, context) is { } next
+            ? new([new TaskPut(next)], true)
+            : new([], false);
+
+    /// <summary>The task as the report leaves it; null if the report changes nothing.</summary>
+    private static StoredTask? Reported(StoredTask? stored, string containerInstanceArn, TaskStateChange report, CommandContext context)
     {
-        if (!state.Tasks.TryGetValue(report.TaskArn, out var stored) || stored.Task.ContainerInstanceArn != containerInstanceArn)
+        if (stored is null || stored.Task.ContainerInstanceArn != containerInstanceArn)
         {
-            return new([], false);
+            return null;
         }
 
         if (TaskStatus.Rank(report.LastStatus) < TaskStatus.Rank(stored.Task.LastStatus) && stored.Task.LastStatus != TaskStatus.Provisioning)
         {
-            return new([], false);
+            return null;
         }
 
         var next = Changing(stored);
@@ -441,11 +447,11 @@ public static class TaskCommands
 
         if (next.Equals(stored))
         {
-            return new([], false);
+            return null;
         }
 
         task.Version++;
-        return new([new TaskPut(next)], true);
+        return next;
     }
 
     /// <summary>
@@ -463,21 +469,22 @@ public static class TaskCommands
     /// </summary>
     public static Mutation<int> ReportMany(CoordinatorState state, IEnumerable<(string ContainerInstanceArn, IEnumerable<TaskStateChange> Reports)> instances, CommandContext context)
     {
+        // A task reported twice is read back from what the first report left; the state is updated once, at the end.
         var changed = new Dictionary<string, StoredTask>(StringComparer.Ordinal);
         foreach (var (containerInstanceArn, reports) in instances)
         {
             foreach (var report in reports)
             {
-                var mutation = Report(state, containerInstanceArn, report, context);
-                state = state.Apply(mutation.Changes);
-                foreach (var put in mutation.Changes.OfType<TaskPut>())
+                var stored = changed.GetValueOrDefault(report.TaskArn) ?? state.Tasks.GetValueOrDefault(report.TaskArn);
+                if (Reported(stored, containerInstanceArn, report, context) is { } next)
                 {
-                    changed[put.Task.Task.TaskArn] = put.Task;
+                    changed[report.TaskArn] = next;
                 }
             }
         }
 
-        return new([.. changed.Values.Select(t => new TaskPut(t))], changed.Count) { After = state };
+        List<StateChange> puts = [.. changed.Values.Select(t => new TaskPut(t))];
+        return new(puts, changed.Count) { After = state.Apply(puts) };
     }
 
     /// <summary>
