@@ -200,27 +200,34 @@ public static class TaskPlacement
 
         var spreads = strategies.Select(st => st.Type == "spread" ? new SpreadCounts(working, st.Field, inGroup) : null).ToArray();
 
+        bool Fits(int i) =>
+            fixedOk[i] && cpu[i] >= needs.Cpu && memory[i] >= needs.Memory && (!distinct || inGroup[i] == 0) && (!ports || PortsFree(working[i], needs));
+
+        // The instances a task fits on, in order: found once, then only the instance that took a task is
+        // looked at again (placing a task never makes room on another one).
+        var fitting = new List<int>(working.Length);
+        for (var i = 0; i < working.Length; i++)
+        {
+            if (Fits(i))
+            {
+                fitting.Add(i);
+            }
+        }
+
         var feasible = new List<int>(working.Length);
         var narrowed = new List<int>(working.Length);
         var placed = new List<string>();
         var failures = new List<Failure>();
         for (var task = 0; task < request.Count; task++)
         {
-            feasible.Clear();
-            for (var i = 0; i < working.Length; i++)
-            {
-                if (fixedOk[i] && cpu[i] >= needs.Cpu && memory[i] >= needs.Memory && (!distinct || inGroup[i] == 0) && (!ports || PortsFree(working[i], needs)))
-                {
-                    feasible.Add(i);
-                }
-            }
-
-            if (feasible.Count == 0)
+            if (fitting.Count == 0)
             {
                 failures.Add(Failure([.. working], request, constraints, task));
                 continue;
             }
 
+            feasible.Clear();
+            feasible.AddRange(fitting);
             for (var s = 0; s < strategies.Count && feasible.Count > 1; s++)
             {
                 Narrow(feasible, narrowed, strategies[s].Field.Equals("cpu", StringComparison.OrdinalIgnoreCase) ? cpu : memory, strategies[s], spreads[s], random);
@@ -237,6 +244,11 @@ public static class TaskPlacement
             working[chosen].Take(needs, request.Group);
             (cpu[chosen], memory[chosen], inGroup[chosen]) = (working[chosen].CpuLeft, working[chosen].MemoryLeft, inGroup[chosen] + 1);
             fixedOk[chosen] = FixedLack(working[chosen], request, constraints) is null;
+            if (!Fits(chosen))
+            {
+                fitting.RemoveAt(fitting.BinarySearch(chosen));
+            }
+
             foreach (var spread in spreads)
             {
                 spread?.Placed(chosen);
