@@ -152,9 +152,8 @@ public sealed record CoordinatorState(
         static bool Holds(StoredTask? t) => t is not null && t.Task.LastStatus != TaskStatus.Stopped;
         foreach (var change in changes)
         {
-            var arn = change is TaskPut put ? put.Task.Task.TaskArn : ((TaskRemoved)change).TaskArn;
+            var (arn, after) = change is TaskPut put ? (put.Task.Task.TaskArn, put.Task) : (((TaskRemoved)change).TaskArn, null);
             var before = tasks.GetValueOrDefault(arn);
-            var after = (change as TaskPut)?.Task;
             if (after is not null)
             {
                 tasks[arn] = after;
