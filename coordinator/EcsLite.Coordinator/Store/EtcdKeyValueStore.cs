@@ -28,6 +28,9 @@ public sealed class EtcdKeyValueStore : IKeyValueStore
     private const int RangePage = 1000;
     private static readonly TimeSpan CallTimeout = TimeSpan.FromSeconds(15);
 
+    /// <summary>How long a read refused as Unavailable is tried again (<see cref="ReadAsync"/>).</summary>
+    private static readonly TimeSpan ReadRetries = TimeSpan.FromSeconds(5);
+
     private readonly EtcdClient _client;
     private readonly string _root;
     private readonly Channel<Pending> _queue = Channel.CreateUnbounded<Pending>(new UnboundedChannelOptions { SingleReader = true });
@@ -123,9 +126,7 @@ public sealed class EtcdKeyValueStore : IKeyValueStore
         long revision = 0;
         while (true)
         {
-            var response = await Connection.KVClient.RangeAsync(
-                new RangeRequest { Key = key, RangeEnd = end, Limit = RangePage, Revision = revision },
-                deadline: Deadline(), cancellationToken: cancellationToken);
+            var response = await ReadAsync(new RangeRequest { Key = key, RangeEnd = end, Limit = RangePage, Revision = revision }, cancellationToken);
             revision = response.Header.Revision;
             kvs.AddRange(response.Kvs.Select(FromEtcd));
             if (!response.More || response.Kvs.Count == 0)
@@ -386,6 +387,26 @@ public sealed class EtcdKeyValueStore : IKeyValueStore
     }
 
     private static DateTime Deadline() => DateTime.UtcNow + CallTimeout;
+
+    /// <summary>
+    /// A read, tried again on a member that does not answer: right after a member comes back, the client may
+    /// still pick one that is down (a coordinator that has just won the lead would otherwise fail its load).
+    /// </summary>
+    private async Task<RangeResponse> ReadAsync(RangeRequest request, CancellationToken cancellationToken)
+    {
+        var giveUp = DateTime.UtcNow + ReadRetries;
+        while (true)
+        {
+            try
+            {
+                return await Connection.KVClient.RangeAsync(request, deadline: Deadline(), cancellationToken: cancellationToken);
+            }
+            catch (RpcException e) when (e.StatusCode == StatusCode.Unavailable && DateTime.UtcNow < giveUp)
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(250), cancellationToken);
+            }
+        }
+    }
 }
 
 /// <summary>A write refused because this coordinator no longer leads (the leadership key is gone or another's).</summary>
