@@ -246,8 +246,9 @@ builder.Services.AddSingleton<ClusterStateMachine>();
 builder.Services.AddSingleton<CoordinatorRole>();
 builder.Services.AddSingleton<StoreFollower>();
 builder.Services.AddSingleton<LeaderForwarder>();
-builder.Services.AddSingleton<AgentRelay>();
 builder.Services.AddSingleton<AgentSessions>();
+builder.Services.AddSingleton<AgentLedger>();
+builder.Services.AddSingleton<AgentLogs>();
 builder.Services.AddSingleton<TaskDispatcher>();
 builder.Services.AddSingleton<AgentReports>();
 builder.Services.AddHostedService<HeartbeatMonitor>();
@@ -285,7 +286,8 @@ builder.Services.AddGrpc(grpc =>
     grpc.Interceptors.Add<EcsErrorInterceptor>();
     grpc.Interceptors.Add<CallAuthorizer>();
     grpc.MaxReceiveMessageSize = Limits.MaxRequestBytes;
-}).AddServiceOptions<AgentChannelService>(channel => channel.MaxReceiveMessageSize = AgentChannelService.MaxMessageBytes);
+}).AddServiceOptions<AgentChannelService>(channel => channel.MaxReceiveMessageSize = AgentChannelService.MaxMessageBytes)
+    .AddServiceOptions<AgentPeersService>(peers => peers.MaxReceiveMessageSize = AgentChannelService.MaxMessageBytes); // a hello, passed on
 
 // Every service is bound with strict request marshallers (malformed bytes are InvalidArgument), in
 // place of grpc-dotnet's default binder.
@@ -299,6 +301,7 @@ builder.Services.AddGrpcHealthChecks()
 var app = builder.Build();
 app.MapGrpcService<EcsService>();
 app.MapGrpcService<AgentChannelService>();
+app.MapGrpcService<AgentPeersService>();
 app.MapGrpcService<TaskLogsService>();
 app.MapGrpcService<IamService>();
 app.MapGrpcService<ActivationsService>();
@@ -333,6 +336,7 @@ try
 
         _ = sharedKeys.FollowAsync(keyring, () => role.IsLeader, app.Lifetime.ApplicationStopping);
         var follower = await app.Services.GetRequiredService<StoreFollower>().StartAsync(following.Token);
+        app.Services.GetRequiredService<TaskDispatcher>(); // the agents connected here hear of their tasks from the watch
         await app.StartAsync();
         Serving();
         leading = LeadAsync(etcd, follower, following);
@@ -371,12 +375,20 @@ return Environment.ExitCode;
 // The state, the secrets and the users as the store's one writer; from then on every committed task change reaches its agent.
 async Task LoadAsLeaderAsync()
 {
-    await app.Services.GetRequiredService<ClusterStateMachine>().LoadAsync(app.Lifetime.ApplicationStopping);
+    var machine = app.Services.GetRequiredService<ClusterStateMachine>();
+    await machine.LoadAsync(app.Lifetime.ApplicationStopping, keepConnections: store is EtcdKeyValueStore);
     await app.Services.GetRequiredService<SecretStore>().LoadAsync(app.Lifetime.ApplicationStopping); // before any agent is sent a task
     app.Services.GetRequiredService<TaskDispatcher>();
     await app.Services.GetRequiredService<IamStore>().LoadAsync(app.Lifetime.ApplicationStopping);
     await app.Services.GetRequiredService<SecretStore>().FinishRotationAsync(app.Lifetime.ApplicationStopping);
     role.Lead();
+
+    // Agents held here while following were told what the watch had applied: the loaded state is the word now.
+    var dispatcher = app.Services.GetRequiredService<TaskDispatcher>();
+    foreach (var session in app.Services.GetRequiredService<AgentSessions>().All)
+    {
+        dispatcher.Send(session, EcsLite.Coordinator.Core.Tasks.TaskCommands.DesiredFor(machine.Current, session.ContainerInstanceArn), full: true);
+    }
 }
 
 void Serving()

@@ -60,6 +60,30 @@ public class ContainerInstanceCommandsTests
         Assert.Equal(2, bigger.Result.ContainerInstance.Version);
     }
 
+    [Fact]
+    public void Only_the_coordinator_holding_an_agents_stream_can_end_its_connection()
+    {
+        const string First = "https://10.0.0.1:7430", Second = "https://10.0.0.2:7430";
+        var (state, arn) = Joined(WithCluster(), Hello(), "abc");
+        (state, _) = Run(state, s => ContainerInstanceCommands.Join(s, Hello(arn: arn), Context(), "unused", First));
+        Assert.Equal(First, state.Connections[arn].Holder);
+
+        // The agent moved to the second coordinator; the first's late word of the old stream's end changes nothing.
+        (state, _) = Run(state, s => ContainerInstanceCommands.Join(s, Hello(arn: arn), Context(), "unused", Second));
+        Assert.Empty(ContainerInstanceCommands.Disconnected(state, arn, Context(), First).Changes);
+        Assert.True(state.IsConnected(arn));
+
+        (state, var ended) = Run(state, s => ContainerInstanceCommands.Disconnected(s, arn, Context(), Second));
+        Assert.True(ended);
+        Assert.False(state.IsConnected(arn));
+
+        // Heartbeats heard again through a coordinator: connected, held there; an instance not known is not made up.
+        (state, _) = Run(state, s => ContainerInstanceCommands.Reconnected(s, arn, Context(), First));
+        Assert.Equal(new AgentConnection(true, Now, First), state.Connections[arn]);
+        var unknown = arn.Replace("/abc", "/gone", StringComparison.Ordinal);
+        Assert.Empty(ContainerInstanceCommands.Reconnected(state, unknown, Context(), First).Changes);
+    }
+
     [Theory]
     [InlineData("garbage", "InvalidParameterException")]
     [InlineData("arn:aws:ecs:local:000000000000:container-instance/default/unknown", "ClientException")]

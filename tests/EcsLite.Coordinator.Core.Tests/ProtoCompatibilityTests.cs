@@ -17,7 +17,7 @@ public class ProtoCompatibilityTests
 {
     private static readonly string Compatibility = Path.Combine(AppContext.BaseDirectory, "Compatibility");
 
-    private static readonly FileDescriptor[] Files = [EcsReflection.Descriptor, AgentReflection.Descriptor, LogsReflection.Descriptor, IamReflection.Descriptor, EnrollmentReflection.Descriptor, SchedulerReflection.Descriptor, EventsReflection.Descriptor, SecretsReflection.Descriptor, StoreReflection.Descriptor];
+    private static readonly FileDescriptor[] Files = [EcsReflection.Descriptor, AgentReflection.Descriptor, LogsReflection.Descriptor, IamReflection.Descriptor, EnrollmentReflection.Descriptor, SchedulerReflection.Descriptor, EventsReflection.Descriptor, SecretsReflection.Descriptor, PeersReflection.Descriptor, StoreReflection.Descriptor];
 
     /// <summary>Every field of every message: "package.Message.field = number label type".</summary>
     private static IEnumerable<string> Fields() =>

@@ -42,12 +42,20 @@ public sealed class FollowerStateTests
             }
         });
 
+        // What the leader tells its agents after each commit, a follower tells its own after each watched revision.
+        var leaderTold = new List<string>();
+        var followerTold = new List<string>();
+        leader.TasksForAgents = arns => { lock (leaderTold) { leaderTold.AddRange(arns); } };
+        follower.TasksForAgents = followerTold.AddRange; // on its command thread only
+
         var ids = 0;
         string NewId() => $"id{++ids:D4}";
         var hello = new AgentHello { Cluster = "edge", Hostname = "pi-1", VersionInfo = new VersionInfo { AgentVersion = "0.1.0" } };
         hello.RegisteredResources.Add(new Resource { Name = "CPU", Type = "INTEGER", IntegerValue = 4096 });
         hello.RegisteredResources.Add(new Resource { Name = "MEMORY", Type = "INTEGER", IntegerValue = 4096 });
-        var instance = (await leader.ApplyAsync((s, c) => ContainerInstanceCommands.Join(s, hello, c, NewId()), default)).ContainerInstance.ContainerInstanceArn;
+        var instance = (await leader.ApplyAsync((s, c) => ContainerInstanceCommands.Join(s, hello, c, NewId(), "https://follower:7430"), default)).ContainerInstance.ContainerInstanceArn;
+        await follower.WaitForRevisionAsync(leader.Revision, TimeSpan.FromSeconds(10), default);
+        Assert.Equal(leader.Current.Connections[instance], follower.Current.Connections[instance]); // held by the follower, as stored
         foreach (var family in new[] { "web", "job", "gone" })
         {
             await leader.ApplyAsync((s, c) => TaskDefinitionCommands.Register(s, new RegisterTaskDefinitionRequest
@@ -83,6 +91,9 @@ public sealed class FollowerStateTests
         Assert.Equal(3, leader.Current.Families.Values.Sum(f => f.Revisions.Count) + 1); // "gone" is gone
         Assert.DoesNotContain(tasks[0].TaskArn, leader.Current.Tasks.Keys); // purged
         Assert.Equal(StateText.Describe(leader.Current), StateText.Describe(follower.Current));
+        Assert.Equal(new AgentConnection(false, follower.Current.Connections[instance].Since, "https://follower:7430"), follower.Current.Connections[instance]);
+        Assert.Equal(7, leaderTold.Count); // 3 + 1 run, 1 stopped, 2 placed for the service
+        Assert.Equal(leaderTold, followerTold);
     }
 
     [Fact]

@@ -27,7 +27,7 @@ public sealed class HighAvailabilityStormTests(ITestOutputHelper output)
         await using var third = await CoordinatorProcess.StartStandbyAsync(first, "--store", store);
 
         CoordinatorProcess[] coordinators = [first, second, third];
-        // Each agent is given all three, starting with a different one: two of them are relayed by a follower.
+        // Each agent is given all three, starting with a different one: two of them are served by a follower.
         var agents = Enumerable.Range(0, 3).Select(i => AgentProcess.Start([.. coordinators.Skip(i).Concat(coordinators.Take(i)).Select(c => c.Address)], first.JoinToken, null,
             new Dictionary<string, string> { ["ECS_CONTAINER_STOP_TIMEOUT"] = "2s" }, null)).ToList();
         try
@@ -119,9 +119,12 @@ public sealed class HighAvailabilityStormTests(ITestOutputHelper output)
             await Eventually.HoldsAsync(async () => (await leader.Ecs.DescribeAllTasksAsync(acknowledgedTasks)).All(t => t.LastStatus == "RUNNING"),
                 TimeSpan.FromSeconds(90), "every acknowledged task RUNNING");
 
-            // Agents found the new leader; the service is 6 again, the same 6; no container ran twice or was restarted.
+            // The killed leader's agent connected again elsewhere; the followers' agents stayed where they were, on
+            // one stream all along. The service is 6 again, the same 6; no container ran twice or was restarted.
             await Eventually.HoldsAsync(async () => (await leader.Ecs.DescribeContainerInstancesAsync(new DescribeContainerInstancesRequest
-                { ContainerInstances = { agents.Select(a => a.ContainerInstanceArn) } })).ContainerInstances.All(i => i.AgentConnected), TimeSpan.FromSeconds(40), "every agent connected to the new leader");
+                { ContainerInstances = { agents.Select(a => a.ContainerInstanceArn) } })).ContainerInstances.All(i => i.AgentConnected), TimeSpan.FromSeconds(40), "every agent connected");
+            Assert.True(Joins(agents[0]) >= 2, agents[0].Output);
+            Assert.All(agents.Skip(1), a => Assert.True(Joins(a) == 1, a.Output));
             Assert.Equal(serviceTasks, await EventuallyServiceRunningAsync(leader, TimeSpan.FromSeconds(30)));
             var containers = await ContainersAsync(agents);
             Assert.All(containers, c => Assert.Single(c.Value));
@@ -140,6 +143,8 @@ public sealed class HighAvailabilityStormTests(ITestOutputHelper output)
             await ProcessRunner.RemoveContainersAsync(instances);
         }
     }
+
+    private static int Joins(AgentProcess agent) => System.Text.RegularExpressions.Regex.Matches(agent.Output, "Joined ").Count;
 
     /// <summary>A call to whichever coordinator answers: the same call (same client token) again on the next when one does not.</summary>
     private static async Task<T> AnyAsync<T>(CoordinatorProcess[] coordinators, Func<Ecs.EcsClient, Task<T>> call)

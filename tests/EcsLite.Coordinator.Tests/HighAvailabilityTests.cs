@@ -8,7 +8,8 @@ namespace EcsLite.Coordinator.Tests;
 
 /// <summary>
 /// Real coordinators on one real etcd store, a real agent given all of them, real Docker: the others follow
-/// the leader (answer reads, forward changes), and one takes over when the leader is killed or cut off.
+/// the leader (answer reads, forward changes, serve the agents connected to them), and one takes over when
+/// the leader is killed or cut off.
 /// </summary>
 public sealed class HighAvailabilityTests(ITestOutputHelper output)
 {
@@ -22,7 +23,7 @@ public sealed class HighAvailabilityTests(ITestOutputHelper output)
 
         await using var second = await CoordinatorProcess.StartStandbyAsync(first, "--store", store);
 
-        // The follower first: the agent's stream is relayed to the leader until the leader dies.
+        // The follower first: it serves the agent, and goes on serving it when the leader dies.
         var agent = AgentProcess.Start([second.Address, first.Address], first.JoinToken, null, new Dictionary<string, string> { ["ECS_CONTAINER_STOP_TIMEOUT"] = "2s" }, null);
         try
         {
@@ -30,11 +31,25 @@ public sealed class HighAvailabilityTests(ITestOutputHelper output)
             await first.Ecs.RegisterTaskDefinitionAsync(new RegisterTaskDefinitionRequest
             {
                 Family = "sleeper",
-                ContainerDefinitions = { new ContainerDefinition { Name = "app", Image = LocalImages.Busybox, Memory = 32, Command = { "sleep", "300" } } },
+                ContainerDefinitions = { new ContainerDefinition { Name = "app", Image = LocalImages.Busybox, Memory = 32, Command = { "sh", "-c", "echo said on the host of a follower; sleep 300" } } },
             });
             var arns = (await first.Ecs.RunTaskAsync(new RunTaskRequest { TaskDefinition = "sleeper", Count = 2 })).Tasks.Select(t => t.TaskArn).ToList();
             await Eventually.HoldsAsync(async () => (await first.Ecs.DescribeAllTasksAsync(arns)).All(t => t.LastStatus == "RUNNING"), TimeSpan.FromSeconds(60), "both tasks RUNNING");
             var containers = (await first.Ecs.DescribeAllTasksAsync(arns)).Select(t => t.Containers[0].RuntimeId).ToList();
+            Assert.Contains("Agent connected", second.Output, StringComparison.Ordinal);
+            Assert.DoesNotContain("Agent connected", first.Output, StringComparison.Ordinal);
+
+            // The leader reads a task's logs through the follower that holds its agent.
+            using (var logs = new TaskLogs.TaskLogsClient(first.Channel).GetTaskLogs(new GetTaskLogsRequest { Task = arns[0] }))
+            {
+                var lines = new List<string>();
+                await foreach (var response in logs.ResponseStream.ReadAllAsync())
+                {
+                    lines.AddRange(response.Events.Select(e => e.Message));
+                }
+
+                Assert.Contains("said on the host of a follower", lines);
+            }
 
             // The leader dies: its lease (3 s) ends, and the standby leads.
             var killed = System.Diagnostics.Stopwatch.StartNew();
@@ -47,9 +62,10 @@ public sealed class HighAvailabilityTests(ITestOutputHelper output)
             // leaves 1.5 s for a loaded machine (docs/benchmarks.md has the figures).
             Assert.True(leading < TimeSpan.FromSeconds(5), $"the standby led {leading.TotalSeconds:0.0} s after the leader was killed");
 
-            // The agent finds it (its relay through the follower ended with the old leader); its tasks were never
-            // restarted; and the new leader places new ones.
-            await second.WaitForOutputAsync("Agent connected", TimeSpan.FromSeconds(40));
+            // The agent stayed where it was, connected all along (one join, no stream ended); its tasks were
+            // never restarted; and the new leader places new ones, which reach it as before.
+            Assert.Single(System.Text.RegularExpressions.Regex.Matches(agent.Output, "Joined "));
+            Assert.DoesNotContain("The stream to", agent.Output, StringComparison.Ordinal);
             Assert.True((await second.Ecs.DescribeContainerInstancesAsync(new DescribeContainerInstancesRequest
                 { ContainerInstances = { agent.ContainerInstanceArn } })).ContainerInstances[0].AgentConnected);
             var after = await second.Ecs.DescribeAllTasksAsync(arns);
@@ -80,9 +96,9 @@ public sealed class HighAvailabilityTests(ITestOutputHelper output)
         var agent = AgentProcess.Start([follower.Address, leader.Address], leader.JoinToken, null, new Dictionary<string, string> { ["ECS_CONTAINER_STOP_TIMEOUT"] = "2s" }, null);
         try
         {
-            // The agent joins and connects through the follower, which relays its stream to the leader.
+            // The agent joins and connects to the follower, which serves it; the leader applies what it reports.
             await agent.WaitJoinedAsync();
-            await follower.WaitForOutputAsync("Relaying the agent", TimeSpan.FromSeconds(10));
+            await follower.WaitForOutputAsync("Agent connected", TimeSpan.FromSeconds(10));
 
             // Changes through the follower: made by the leader, for the caller (its policies), answered as the leader answers.
             var definition = (await follower.Ecs.RegisterTaskDefinitionAsync(new RegisterTaskDefinitionRequest
@@ -177,22 +193,26 @@ public sealed class HighAvailabilityTests(ITestOutputHelper output)
             Assert.Equal(StatusCode.Unauthenticated, forged.StatusCode);
             Assert.DoesNotContain("forged", (await leader.Ecs.ListClustersAsync(new ListClustersRequest())).ClusterArns.Select(a => a.Split('/')[^1]));
 
-            // Nor may anyone but a coordinator relay an agent: a host's own certificate, naming another's, is refused.
+            // Nor may anyone but a coordinator speak for the agents it holds: a host's own certificate is refused.
             var host = await leader.EnrollAsync("forger");
-            using (var forgedRelay = new AgentChannel.AgentChannelClient(host.Channel).Connect(new Metadata { { "ecslite-agent-certificate", Convert.ToBase64String(host.Certificate.RawData) } }))
-            {
-                var relayRefused = await Assert.ThrowsAsync<RpcException>(async () =>
-                {
-                    await forgedRelay.RequestStream.WriteAsync(new AgentMessage { Hello = new AgentHello { Hostname = "forger" } });
-                    await forgedRelay.ResponseStream.MoveNext();
-                });
-                Assert.Equal(StatusCode.PermissionDenied, relayRefused.StatusCode);
-                Assert.Contains("Only a coordinator", relayRefused.Status.Detail, StringComparison.Ordinal);
-            }
+            var forgedJoin = await Assert.ThrowsAsync<RpcException>(() => new AgentPeers.AgentPeersClient(host.Channel)
+                .JoinAsync(new PeerJoinRequest { Holder = follower.Address, Hello = new AgentHello { Hostname = "forger" } }).ResponseAsync);
+            Assert.Equal(StatusCode.Unauthenticated, forgedJoin.StatusCode);
+            Assert.Contains("Only a coordinator", forgedJoin.Status.Detail, StringComparison.Ordinal);
 
-            // The agent's protocol ran on the leader, through the follower.
-            Assert.DoesNotContain("Agent connected", follower.Output, StringComparison.Ordinal);
-            Assert.Contains("Agent connected", leader.Output, StringComparison.Ordinal);
+            // The agent's protocol ran on the follower; the leader heard through it that the agent is alive (it
+            // never marked it disconnected, well past the heartbeats it would miss) and, when the agent stops,
+            // that its stream ended (killed: the kernel closes its connection).
+            Assert.Contains("Agent connected", follower.Output, StringComparison.Ordinal);
+            Assert.DoesNotContain("Agent connected", leader.Output, StringComparison.Ordinal);
+            Assert.DoesNotContain("marked disconnected", leader.Output, StringComparison.Ordinal);
+            Assert.True((await leader.Ecs.DescribeContainerInstancesAsync(new DescribeContainerInstancesRequest { ContainerInstances = { agent.ContainerInstanceArn } })).ContainerInstances[0].AgentConnected);
+            var stopped = System.Diagnostics.Stopwatch.StartNew();
+            await agent.Process.KillAsync();
+            await Eventually.HoldsAsync(async () => !(await leader.Ecs.DescribeContainerInstancesAsync(new DescribeContainerInstancesRequest
+                { ContainerInstances = { agent.ContainerInstanceArn } })).ContainerInstances[0].AgentConnected, TimeSpan.FromSeconds(10), "the stopped agent disconnected, read on the leader");
+            output.WriteLine($"the leader read the agent disconnected {stopped.Elapsed.TotalSeconds:0.00} s after it was stopped");
+            Assert.DoesNotContain("marked disconnected", leader.Output, StringComparison.Ordinal); // told, not found out
         }
         finally
         {

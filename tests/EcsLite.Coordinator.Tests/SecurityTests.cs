@@ -55,6 +55,7 @@ public sealed class SecurityTests
         Assert.Contains("/ecslite.v1.Scheduler/CreateSchedule", guarded);
         Assert.Contains("/ecslite.v1.Events/WatchEvents", guarded);
         Assert.Contains("/ecslite.v1.AgentChannel/Connect", guarded);
+        Assert.Contains("/ecslite.v1.AgentPeers/Join", guarded);
         (string Name, (string, string)? Key, string Error)[] callers =
         [
             ("no credentials", null, "MissingAuthenticationTokenException"),
@@ -69,7 +70,12 @@ public sealed class SecurityTests
                 // An empty message is a valid request of every method (all fields are optional on the wire).
                 var (status, message) = await RawGrpc.CallAsync(coordinator.Address, method, [], key);
                 Assert.True(status == (int)StatusCode.Unauthenticated, $"{method} with {name}: status {status} '{message}'");
-                Assert.StartsWith(method.Contains("AgentChannel", StringComparison.Ordinal) ? "The agent channel takes a client certificate" : error, message, StringComparison.Ordinal);
+                Assert.StartsWith(method.Split('/')[1] switch
+                {
+                    "ecslite.v1.AgentChannel" => "The agent channel takes a client certificate",
+                    "ecslite.v1.AgentPeers" => "Only a coordinator of this cluster",
+                    _ => error,
+                }, message, StringComparison.Ordinal);
             }
         }
 

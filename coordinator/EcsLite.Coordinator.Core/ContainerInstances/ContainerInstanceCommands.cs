@@ -27,7 +27,8 @@ public static partial class ContainerInstanceCommands
     /// updated with what the host offers now. Either way the agent counts as connected from now.
     /// </summary>
     /// <param name="newId">The id for a new instance, chosen by the caller (this core has no randomness).</param>
-    public static Mutation<StoredContainerInstance> Join(CoordinatorState state, AgentHello hello, CommandContext context, string newId)
+    /// <param name="holder">The coordinator the agent's stream is connected to.</param>
+    public static Mutation<StoredContainerInstance> Join(CoordinatorState state, AgentHello hello, CommandContext context, string newId, string holder = "")
     {
         var cluster = ClusterCommands.Active(state, hello.Cluster, "hello.cluster");
         ValidateHello(hello);
@@ -58,7 +59,7 @@ public static partial class ContainerInstanceCommands
             changes.Add(new ContainerInstancePut(stored));
         }
 
-        changes.Add(new AgentConnectionChanged(instance.ContainerInstanceArn, true, context.Now));
+        changes.Add(new AgentConnectionChanged(instance.ContainerInstanceArn, true, context.Now, holder));
         return new(changes, stored);
     }
 
@@ -82,17 +83,21 @@ public static partial class ContainerInstanceCommands
         return new([new ContainerInstancePut(stored)], stored);
     }
 
-    /// <summary>The agent's stream ended or its heartbeats stopped.</summary>
-    public static Mutation<bool> Disconnected(CoordinatorState state, string containerInstanceArn, CommandContext context) =>
-        state.IsConnected(containerInstanceArn)
-            ? new([new AgentConnectionChanged(containerInstanceArn, false, context.Now)], true)
+    /// <summary>
+    /// The agent's stream ended or its heartbeats stopped, as <paramref name="holder"/> saw it (null: whichever
+    /// coordinator holds it). A coordinator that no longer holds the stream (the agent connected to another
+    /// since) changes nothing.
+    /// </summary>
+    public static Mutation<bool> Disconnected(CoordinatorState state, string containerInstanceArn, CommandContext context, string? holder = null) =>
+        state.Connections.GetValueOrDefault(containerInstanceArn) is { Connected: true } connection && (holder is null || connection.Holder == holder)
+            ? new([new AgentConnectionChanged(containerInstanceArn, false, context.Now, connection.Holder)], true)
             : new([], false);
 
-    /// <summary>Heartbeats resumed on a stream that had gone quiet.</summary>
-    public static Mutation<bool> Reconnected(CoordinatorState state, string containerInstanceArn, CommandContext context) =>
-        state.IsConnected(containerInstanceArn)
+    /// <summary>Heartbeats resumed on a stream that had gone quiet (held by <paramref name="holder"/>).</summary>
+    public static Mutation<bool> Reconnected(CoordinatorState state, string containerInstanceArn, CommandContext context, string holder = "") =>
+        state.IsConnected(containerInstanceArn) || !state.ContainerInstances.ContainsKey(containerInstanceArn)
             ? new([], false)
-            : new([new AgentConnectionChanged(containerInstanceArn, true, context.Now)], true);
+            : new([new AgentConnectionChanged(containerInstanceArn, true, context.Now, holder)], true);
 
     public static ListContainerInstancesResponse List(CoordinatorState state, ListContainerInstancesRequest request)
     {

@@ -63,7 +63,7 @@ public sealed record CoordinatorState(
         },
         SchedulePut put => this with { Schedules = Schedules.SetItem(put.Schedule.Schedule.Name, put.Schedule) },
         ScheduleRemoved removed => this with { Schedules = Schedules.Remove(removed.Name) },
-        AgentConnectionChanged changed => this with { Connections = Connections.SetItem(changed.ContainerInstanceArn, new AgentConnection(changed.Connected, changed.At)) },
+        AgentConnectionChanged changed => this with { Connections = Connections.SetItem(changed.ContainerInstanceArn, new AgentConnection(changed.Connected, changed.At, changed.Holder)) },
         _ => throw new ArgumentOutOfRangeException(nameof(change), change, "unknown state change"),
     };
 
@@ -422,13 +422,13 @@ public sealed record SchedulePut(StoredSchedule Schedule) : StateChange;
 public sealed record ScheduleRemoved(string Name) : StateChange;
 
 /// <summary>
-/// An agent connected or went away. Not stored: after a restart every agent counts as disconnected
-/// until it reconnects, which it does on its own.
+/// An agent connected or went away. <paramref name="Holder"/> is the coordinator that holds its stream
+/// (its advertised URL; empty with one coordinator's embedded store).
 /// </summary>
-public sealed record AgentConnectionChanged(string ContainerInstanceArn, bool Connected, DateTimeOffset At) : StateChange;
+public sealed record AgentConnectionChanged(string ContainerInstanceArn, bool Connected, DateTimeOffset At, string Holder = "") : StateChange;
 
-/// <summary>An agent's connection as this coordinator sees it, and since when.</summary>
-public sealed record AgentConnection(bool Connected, DateTimeOffset Since);
+/// <summary>An agent's connection, since when, and the coordinator that holds its stream.</summary>
+public sealed record AgentConnection(bool Connected, DateTimeOffset Since, string Holder = "");
 
 /// <summary>A command's outcome: the changes to make durable and the reply to send once they are.</summary>
 public sealed record Mutation<T>(IReadOnlyList<StateChange> Changes, T Result)

@@ -18,10 +18,12 @@ namespace EcsLite.Coordinator.Agents;
 /// The coordinator's end of each agent's stream: hello registers or rejoins the container instance,
 /// welcome and the full desired task set answer it, heartbeats keep it connected. An agent speaks for
 /// the one container instance its client certificate names (checked against the cluster CA in the TLS
-/// handshake); a deregistered instance's certificate is refused.
+/// handshake); a deregistered instance's certificate is refused. Any coordinator of an etcd store serves the
+/// agents connected to it: their desired sets from its own state, what changes the state through the leader
+/// (<see cref="AgentLedger"/>).
 /// </summary>
 public sealed partial class AgentChannelService(
-    ClusterStateMachine state, CoordinatorRole role, AgentRelay relay, AgentSessions sessions, TaskDispatcher dispatcher, AgentReports agentReports, TimeProvider time, IHostApplicationLifetime lifetime,
+    ClusterStateMachine state, CoordinatorRole role, AgentLedger ledger, AgentSessions sessions, TaskDispatcher dispatcher, TimeProvider time, IHostApplicationLifetime lifetime,
     ClusterCertificates certificates, AuditLog audit, IOptions<CoordinatorOptions> options, ILogger<AgentChannelService> logger) : AgentChannel.AgentChannelBase
 {
     private static readonly TimeSpan HelloTimeout = TimeSpan.FromSeconds(10);
@@ -45,13 +47,6 @@ public sealed partial class AgentChannelService(
 
     public override async Task Connect(IAsyncStreamReader<AgentMessage> requestStream, IServerStreamWriter<CoordinatorMessage> responseStream, ServerCallContext context)
     {
-        if (!role.IsLeader)
-        {
-            // The leader runs every agent's protocol; a follower passes the stream on.
-            await relay.RelayAsync(requestStream, responseStream, context);
-            return;
-        }
-
         var certified = CertifiedInstance(context);
         var hello = await ReadHelloAsync(requestStream, context.CancellationToken);
         if (certified is not null && hello.ContainerInstanceArn != certified)
@@ -66,10 +61,14 @@ public sealed partial class AgentChannelService(
             hello.ContainerInstanceArn = certified;
         }
 
-        var stored = await state.ApplyAsync((s, c) => ContainerInstanceCommands.Join(s, hello, c, Guid.NewGuid().ToString("N")), context.CancellationToken);
-        var arn = stored.ContainerInstance.ContainerInstanceArn;
+        // Applied by the leader (here, or forwarded there), with what the agent already runs.
+        var (arn, cluster) = await ledger.JoinAsync(hello, ledger.Self, context.CancellationToken);
 
         using var session = new AgentSession(arn, time.GetTimestamp(), context.CancellationToken);
+        session.Send(new CoordinatorMessage
+        {
+            Welcome = new Welcome { ContainerInstanceArn = arn, Cluster = cluster, HeartbeatInterval = Duration.FromTimeSpan(options.Value.HeartbeatInterval) },
+        });
         sessions.Replace(session)?.Close("replaced by a newer connection from the same container instance");
 
         // A stream lasts as long as its agent does: on shutdown end it, or stopping would wait for every agent.
@@ -77,21 +76,14 @@ public sealed partial class AgentChannelService(
         LogConnected(logger, arn, CallerText.Quote(hello.Hostname, 255), context.Peer);
         var writer = WriteAsync(session, responseStream);
 
-        session.Send(new CoordinatorMessage
-        {
-            Welcome = new Welcome { ContainerInstanceArn = arn, Cluster = stored.Cluster, HeartbeatInterval = Duration.FromTimeSpan(options.Value.HeartbeatInterval) },
-        });
-
-        // What the agent already runs, as it says, then everything wanted of it (after the reports, so
-        // tasks it finished while away count as finished).
-        await state.ApplyAsync((s, c) => TaskCommands.ReportAll(s, arn, hello.Tasks, c), context.CancellationToken);
-
+        // Everything wanted of it, from this coordinator's state (which holds the join); from now on each
+        // change to its tasks reaches it from here too (TaskDispatcher).
         dispatcher.Send(session, TaskCommands.DesiredFor(state.Current, arn), full: true);
 
         // Reports are applied in order, many to a command, by a loop of their own: the stream goes on being
         // read meanwhile, so heartbeats never wait behind a burst of reports for their writes.
         var reports = Channel.CreateBounded<TaskStateChange>(new BoundedChannelOptions(ReportBacklog) { SingleReader = true, SingleWriter = true });
-        var applying = ApplyReportsAsync(arn, reports.Reader);
+        var applying = ApplyReportsAsync(session, reports.Reader);
         try
         {
             while (await requestStream.MoveNext(session.Closed))
@@ -117,7 +109,14 @@ public sealed partial class AgentChannelService(
             session.Close("the stream ended");
             if (sessions.Remove(session))
             {
-                await state.ApplyAsync((s, c) => ContainerInstanceCommands.Disconnected(s, arn, c), CancellationToken.None);
+                try
+                {
+                    await ledger.DisconnectAsync(arn, ledger.Self, CancellationToken.None);
+                }
+                catch (RpcException e)
+                {
+                    LogDisconnectNotApplied(logger, arn, e.Status.Detail); // the leader's monitor finds the silence
+                }
             }
 
             LogDisconnected(logger, arn, session.CloseReason ?? "");
@@ -137,10 +136,6 @@ public sealed partial class AgentChannelService(
     private string? CertifiedInstance(ServerCallContext context)
     {
         var certificate = context.GetHttpContext().Connection.ClientCertificate;
-        if (certificate is not null && context.RequestHeaders.GetValue(AgentRelay.AgentCertificateHeader) is { } relayed)
-        {
-            certificate = RelayedCertificate(certificate, relayed, context);
-        }
         if (certificate is null)
         {
             if (options.Value.InsecureTestMode)
@@ -165,33 +160,8 @@ public sealed partial class AgentChannelService(
         return arn;
     }
 
-    /// <summary>The certificate of an agent a following coordinator relays: believed only from a coordinator, and only if the CA issued it.</summary>
-    private System.Security.Cryptography.X509Certificates.X509Certificate2 RelayedCertificate(
-        System.Security.Cryptography.X509Certificates.X509Certificate2 relay, string relayed, ServerCallContext context)
-    {
-        if (!certificates.IssuedCoordinator(relay))
-        {
-            audit.Other(ClusterCertificates.InstanceOf(relay) ?? "anonymous", "ecslite:AgentConnect", null, context.Peer, "PermissionDenied");
-            throw new RpcException(new Status(StatusCode.PermissionDenied, $"Only a coordinator of this cluster may relay an agent ({AgentRelay.AgentCertificateHeader})."));
-        }
-
-        try
-        {
-            var agent = System.Security.Cryptography.X509Certificates.X509CertificateLoader.LoadCertificate(Convert.FromBase64String(relayed));
-            if (certificates.IssuedClient(agent))
-            {
-                return agent;
-            }
-        }
-        catch (Exception e) when (e is FormatException or System.Security.Cryptography.CryptographicException)
-        {
-        }
-
-        throw new RpcException(new Status(StatusCode.PermissionDenied, "The relayed agent's certificate is not one of this cluster's."));
-    }
-
     /// <summary>Applies an agent's reports in the order they came, as many at once as have queued up (with other agents' reports, see <see cref="AgentReports"/>).</summary>
-    private async Task ApplyReportsAsync(string containerInstanceArn, ChannelReader<TaskStateChange> reports)
+    private async Task ApplyReportsAsync(AgentSession session, ChannelReader<TaskStateChange> reports)
     {
         var batch = new List<TaskStateChange>();
         while (await reports.WaitToReadAsync())
@@ -204,11 +174,15 @@ public sealed partial class AgentChannelService(
 
             try
             {
-                await agentReports.ApplyAsync(containerInstanceArn, batch);
+                await ledger.ReportAsync(session.ContainerInstanceArn, ledger.Self, batch);
             }
-            catch (EcsException e)
+            catch (Exception e) when (e is EcsException or RpcException)
             {
-                LogReportsRefused(logger, containerInstanceArn, e.Message); // the store failed: the coordinator is restarting
+                // The store failed (the coordinator is restarting), or the leader did not answer: the agent
+                // connects again and reports everything it knows.
+                var reason = e is RpcException r ? r.Status.Detail : e.Message;
+                LogReportsRefused(logger, session.ContainerInstanceArn, reason);
+                session.Close($"its reports were not applied: {reason}");
             }
         }
     }
@@ -221,10 +195,11 @@ public sealed partial class AgentChannelService(
                 // The usage it carries is not kept yet: nothing reads it until metrics exist.
                 session.Heartbeat(time.GetTimestamp());
 
-                // Heartbeats resumed after the monitor marked the instance disconnected (a stalled agent).
-                if (!state.Current.IsConnected(session.ContainerInstanceArn) && sessions.Find(session.ContainerInstanceArn) == session)
+                // Heartbeats resumed after the monitor marked the instance disconnected (a stalled agent); a
+                // follower says so with the next of its reports to the leader (HeartbeatMonitor).
+                if (role.IsLeader && !state.Current.IsConnected(session.ContainerInstanceArn) && sessions.Find(session.ContainerInstanceArn) == session)
                 {
-                    await state.ApplyAsync((s, c) => ContainerInstanceCommands.Reconnected(s, session.ContainerInstanceArn, c), session.Closed);
+                    await state.ApplyAsync((s, c) => ContainerInstanceCommands.Reconnected(s, session.ContainerInstanceArn, c, ledger.Self), session.Closed);
                     LogHeartbeatsResumed(logger, session.ContainerInstanceArn);
                 }
 
@@ -314,6 +289,9 @@ public sealed partial class AgentChannelService(
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Reports of {ContainerInstanceArn} were not applied: {Reason}")]
     private static partial void LogReportsRefused(ILogger logger, string containerInstanceArn, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "The end of {ContainerInstanceArn}'s stream was not applied: {Reason}")]
+    private static partial void LogDisconnectNotApplied(ILogger logger, string containerInstanceArn, string reason);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Renewed the client certificate of {ContainerInstanceArn}")]
     private static partial void LogRenewed(ILogger logger, string containerInstanceArn);

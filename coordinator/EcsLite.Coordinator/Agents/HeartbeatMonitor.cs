@@ -1,39 +1,85 @@
+using EcsLite.Api.V1;
+using EcsLite.Coordinator.Api;
 using EcsLite.Coordinator.Core.ContainerInstances;
 using EcsLite.Coordinator.State;
+using Grpc.Core;
 using Microsoft.Extensions.Options;
 
 namespace EcsLite.Coordinator.Agents;
 
 /// <summary>
-/// Marks an instance disconnected once its agent has missed the configured number of heartbeats,
-/// even while its stream stays open (a stalled agent or a half-open connection).
+/// On the leader: marks an instance disconnected once its agent has missed the configured number of
+/// heartbeats, even while its stream stays open (a stalled agent or a half-open connection). The leader
+/// hears the heartbeats of agents it holds itself; of agents another coordinator holds, from that
+/// coordinator, which tells it every heartbeat interval which of its agents send them. A coordinator that
+/// dies takes its word with it: its agents count as disconnected once the leader has missed it as long.
+/// A leader just elected counts every connected agent as heard of when it began to lead.
 /// </summary>
 public sealed partial class HeartbeatMonitor(
-    CoordinatorRole role, AgentSessions sessions, ClusterStateMachine state, TimeProvider time,
+    CoordinatorRole role, AgentSessions sessions, AgentLedger ledger, ClusterStateMachine state, LeaderForwarder forwarder, TimeProvider time,
     IOptions<CoordinatorOptions> options, ILogger<HeartbeatMonitor> logger) : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        await role.Leading.WaitAsync(stoppingToken); // the leader's work only
         var interval = options.Value.HeartbeatInterval;
         var limit = interval * options.Value.MissedHeartbeats;
         using var timer = new PeriodicTimer(interval / 4, time);
-        while (await timer.WaitForNextTickAsync(stoppingToken))
+        long? ledAt = null;
+        for (var tick = 0L; await timer.WaitForNextTickAsync(stoppingToken); tick++)
         {
-            var now = time.GetTimestamp();
-            foreach (var session in sessions.All)
+            if (role.IsLeader)
             {
-                if (time.GetElapsedTime(session.LastHeartbeat, now) <= limit || !state.Current.IsConnected(session.ContainerInstanceArn))
-                {
-                    continue;
-                }
-
-                LogMissed(logger, session.ContainerInstanceArn, options.Value.MissedHeartbeats);
-                await state.ApplyAsync((s, c) => ContainerInstanceCommands.Disconnected(s, session.ContainerInstanceArn, c), stoppingToken);
+                ledAt ??= time.GetTimestamp();
+                await MarkSilentAsync(ledAt.Value, limit, stoppingToken);
+            }
+            else if (tick % 4 == 0 && role.Leader is { Address.Length: > 0 } leader)
+            {
+                await TellLeaderAsync(leader, limit, stoppingToken);
             }
         }
     }
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Agent {ContainerInstanceArn} missed {Missed} heartbeats; marked disconnected")]
-    private static partial void LogMissed(ILogger logger, string containerInstanceArn, int missed);
+    private async Task MarkSilentAsync(long ledAt, TimeSpan limit, CancellationToken stoppingToken)
+    {
+        var now = time.GetTimestamp();
+        foreach (var (arn, connection) in state.Current.Connections)
+        {
+            var heard = connection.Holder == ledger.Self ? sessions.Find(arn)?.LastHeartbeat : ledger.LastAlive(arn);
+            if (!connection.Connected || time.GetElapsedTime(Math.Max(heard ?? ledAt, ledAt), now) <= limit)
+            {
+                continue;
+            }
+
+            var holder = connection.Holder == ledger.Self ? "" : $" (held by {connection.Holder})";
+            LogMissed(logger, arn, options.Value.MissedHeartbeats, holder);
+            await state.ApplyAsync((s, c) => ContainerInstanceCommands.Disconnected(s, arn, c, connection.Holder), stoppingToken);
+        }
+    }
+
+    /// <summary>A follower's word to the leader: the agents it holds whose heartbeats arrive.</summary>
+    private async Task TellLeaderAsync(LeaderRecord leader, TimeSpan limit, CancellationToken stoppingToken)
+    {
+        var now = time.GetTimestamp();
+        var alive = sessions.All.Where(s => time.GetElapsedTime(s.LastHeartbeat, now) <= limit).Select(s => s.ContainerInstanceArn).ToList();
+        if (alive.Count == 0)
+        {
+            return;
+        }
+
+        try
+        {
+            await new AgentPeers.AgentPeersClient(forwarder.ChannelTo(leader.Address))
+                .AliveAsync(new PeerAliveRequest { Holder = ledger.Self, ContainerInstanceArns = { alive } }, deadline: DateTime.UtcNow + limit, cancellationToken: stoppingToken);
+        }
+        catch (RpcException e) when (!stoppingToken.IsCancellationRequested)
+        {
+            LogLeaderNotTold(logger, leader.Name, e.Status.Detail); // again next interval
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Agent {ContainerInstanceArn} missed {Missed} heartbeats{Holder}; marked disconnected")]
+    private static partial void LogMissed(ILogger logger, string containerInstanceArn, int missed, string holder);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Could not tell the leader, {Leader}, which agents are here: {Reason}")]
+    private static partial void LogLeaderNotTold(ILogger logger, string leader, string reason);
 }

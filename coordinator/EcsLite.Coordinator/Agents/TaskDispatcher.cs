@@ -14,18 +14,22 @@ namespace EcsLite.Coordinator.Agents;
 /// agent that is not connected learns it from the full set on its next hello. A task too large to be
 /// sent at all is stopped, with the reason. A task to run goes with the values of its secrets, resolved
 /// for this message alone (or the reason they cannot be), so they reach only the agent that runs it.
+/// A coordinator that follows the leader of an etcd store tells its own agents, from the changes its
+/// watch of the store applies.
 /// </summary>
 public sealed class TaskDispatcher
 {
     private readonly AgentSessions sessions;
     private readonly ClusterStateMachine state;
     private readonly SecretStore secrets;
+    private readonly CoordinatorRole role;
 
-    public TaskDispatcher(AgentSessions sessions, ClusterStateMachine state, SecretStore secrets)
+    public TaskDispatcher(AgentSessions sessions, ClusterStateMachine state, SecretStore secrets, CoordinatorRole role)
     {
         this.sessions = sessions;
         this.state = state;
         this.secrets = secrets;
+        this.role = role;
         state.TasksForAgents = Send;
     }
 
@@ -63,7 +67,9 @@ public sealed class TaskDispatcher
             session.Send(new CoordinatorMessage { DesiredTasks = part });
         }
 
-        if (undeliverable.Count > 0)
+        // Only the leader writes: on a follower such a task stays PENDING (only a definition stored before
+        // sizes were limited can make one).
+        if (undeliverable.Count > 0 && role.IsLeader)
         {
             _ = state.ApplyAsync((s, c) => TaskCommands.Undeliverable(s, undeliverable.Select(t => t.TaskArn), AgentChannelService.DesiredChunkBytes, c), CancellationToken.None);
         }

@@ -12,7 +12,7 @@ namespace EcsLite.Coordinator.Api;
 /// coordinator knows; their lines are asked of each stream's agent over its channel (as GetTaskLogs
 /// does), within a bound, so a slow or absent agent costs a call at most that long.
 /// </summary>
-public sealed class CloudWatchLogsService(ClusterStateMachine state, AgentSessions sessions) : CloudWatchLogs.CloudWatchLogsBase
+public sealed class CloudWatchLogsService(ClusterStateMachine state, AgentLogs logs) : CloudWatchLogs.CloudWatchLogsBase
 {
     private static readonly TimeSpan AgentAnswer = TimeSpan.FromSeconds(10);
     private const int MaxEvents = 10_000;
@@ -82,24 +82,18 @@ public sealed class CloudWatchLogsService(ClusterStateMachine state, AgentSessio
     /// <summary>A stream's lines from its agent, oldest first, within [start, end] (epoch ms); not complete when the agent could not answer.</summary>
     private async Task<(List<LogEvent> Events, bool Complete)> ReadAsync(LogStreamRef stream, long? start, long? end, CancellationToken cancellationToken)
     {
-        if (sessions.Find(stream.ContainerInstanceArn) is not { } session)
-        {
-            return ([], false);
-        }
-
         var ask = new LogRequest { TaskArn = stream.TaskArn, ContainerName = stream.ContainerName };
         if (start is { } s)
         {
             ask.Since = Timestamp.FromDateTimeOffset(DateTimeOffset.FromUnixTimeMilliseconds(s));
         }
 
-        var (id, chunks) = session.RequestLogs(ask);
         var events = new List<LogEvent>();
         using var bounded = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         bounded.CancelAfter(AgentAnswer);
         try
         {
-            await foreach (var chunk in chunks.ReadAllAsync(bounded.Token))
+            await foreach (var chunk in logs.ReadAsync(stream.ContainerInstanceArn, ask, hereOnly: false, bounded.Token))
             {
                 if (chunk.Error.Length > 0)
                 {
@@ -122,10 +116,6 @@ public sealed class CloudWatchLogsService(ClusterStateMachine state, AgentSessio
         catch (IOException)
         {
             return (events, false);
-        }
-        finally
-        {
-            session.EndLogs(id);
         }
     }
 }

@@ -16,8 +16,7 @@ using Microsoft.Extensions.Options;
 namespace EcsLite.Coordinator.Api;
 
 /// <summary>
-/// On a coordinator that follows the leader of an etcd store: a call that changes something (or needs the
-/// agents' streams, which are the leader's) goes to the leader, as the caller this coordinator authenticated;
+/// On a coordinator that follows the leader of an etcd store: a call that changes something goes to the leader, as the caller this coordinator authenticated;
 /// reads of what the store holds are answered here. The leader checks the caller's policies itself, and
 /// takes the caller's name only from a coordinator: a client certificate of the cluster CA that names one
 /// (<see cref="ClusterCertificates.IssueCoordinator"/>). Its answer and its errors go back unchanged.
@@ -49,9 +48,9 @@ public sealed class LeaderForwarder(CoordinatorRole role, ClusterStateMachine st
     private readonly Lazy<X509Certificate2> _certificate = new(() => certificates.IssueCoordinator(DateTimeOffset.UtcNow));
 
     /// <summary>
-    /// Whether a follower sends the call to the leader: every change; the agents' logs (the leader holds their
-    /// streams); secrets (their values are read where they are kept current for the agents). A read of the
-    /// cluster state, IAM, join tokens or schedules, and the event stream, are answered where they arrive.
+    /// Whether a follower sends the call to the leader: every change; secrets (their values are read where they
+    /// are kept current for the agents). A read of the cluster state, IAM, join tokens or schedules, the event
+    /// stream, and the agents' logs (<see cref="Agents.AgentLogs"/>) are answered where they arrive.
     /// </summary>
     public static bool Forwarded(string method)
     {
@@ -63,7 +62,8 @@ public sealed class LeaderForwarder(CoordinatorRole role, ClusterStateMachine st
         var name = descriptor.Name;
         return descriptor.Service.FullName switch
         {
-            "ecslite.v1.TaskLogs" or "ecslite.v1.CloudWatchLogs" or "ecslite.v1.Secrets" => true,
+            "ecslite.v1.TaskLogs" or "ecslite.v1.CloudWatchLogs" => false,
+            "ecslite.v1.Secrets" => true,
             "ecslite.v1.Enrollment" => name == "Enroll",
             _ => !(name.StartsWith("Describe", StringComparison.Ordinal) || name.StartsWith("List", StringComparison.Ordinal) || name.StartsWith("Get", StringComparison.Ordinal)),
         };
@@ -176,7 +176,7 @@ public sealed class LeaderForwarder(CoordinatorRole role, ClusterStateMachine st
         {
             EnableMultipleHttp2Connections = true,
             ConnectTimeout = TimeSpan.FromSeconds(3),
-            // Relayed agents' streams last: pings find a leader whose host died without closing them.
+            // Log streams through another coordinator last: pings find one whose host died without closing them.
             KeepAlivePingDelay = TimeSpan.FromSeconds(15),
             KeepAlivePingTimeout = TimeSpan.FromSeconds(20),
             KeepAlivePingPolicy = HttpKeepAlivePingPolicy.Always,

@@ -10,9 +10,9 @@ namespace EcsLite.Coordinator.Api;
 
 /// <summary>
 /// GetTaskLogs: asks the agent of the task's instance over its own channel (so it works for hosts
-/// behind NAT) and streams its answer to the caller; the caller hanging up cancels it on the agent.
+/// behind NAT; <see cref="AgentLogs"/>) and streams its answer to the caller; the caller hanging up cancels it on the agent.
 /// </summary>
-public sealed class TaskLogsService(ClusterStateMachine state, AgentSessions sessions) : TaskLogs.TaskLogsBase
+public sealed class TaskLogsService(ClusterStateMachine state, AgentLogs logs) : TaskLogs.TaskLogsBase
 {
     public override async Task GetTaskLogs(GetTaskLogsRequest request, IServerStreamWriter<GetTaskLogsResponse> responseStream, ServerCallContext context)
     {
@@ -25,18 +25,15 @@ public sealed class TaskLogsService(ClusterStateMachine state, AgentSessions ses
             throw EcsException.InvalidParameter("tail", "must not be negative.");
         }
 
-        var session = sessions.Find(task.Task.ContainerInstanceArn)
-            ?? throw new RpcException(new Status(StatusCode.Unavailable, $"the agent of {task.Task.ContainerInstanceArn}, which has this task's logs, is not connected."));
         var ask = new LogRequest { TaskArn = task.Task.TaskArn, ContainerName = request.HasContainerName ? request.ContainerName : "", Follow = request.HasFollow && request.Follow, Since = request.Since };
         if (request.HasTail)
         {
             ask.Tail = request.Tail;
         }
 
-        var (id, chunks) = session.RequestLogs(ask);
         try
         {
-            await foreach (var chunk in chunks.ReadAllAsync(context.CancellationToken))
+            await foreach (var chunk in logs.ReadAsync(task.Task.ContainerInstanceArn, ask, hereOnly: false, context.CancellationToken))
             {
                 if (chunk.Error.Length > 0)
                 {
@@ -63,10 +60,6 @@ public sealed class TaskLogsService(ClusterStateMachine state, AgentSessions ses
         catch (IOException e)
         {
             throw new RpcException(new Status(StatusCode.Unavailable, e.Message));
-        }
-        finally
-        {
-            session.EndLogs(id);
         }
     }
 

@@ -77,13 +77,15 @@ public sealed partial class ClusterStateMachine(
 
     /// <summary>
     /// Rebuilds the state from the store, as the one coordinator that writes it (the embedded store's, or the
-    /// leader of an etcd store's), and creates the default cluster on first start. The agent connections a
-    /// leader before it stored are deleted: until an agent connects to this one it counts as disconnected.
+    /// leader of an etcd store's), and creates the default cluster on first start. With the embedded store the
+    /// agent connections stored before are deleted: until an agent connects again it counts as disconnected.
+    /// A leader of an etcd store keeps them (<paramref name="keepConnections"/>): other coordinators hold
+    /// agents, and they tell it which (<see cref="Agents.HeartbeatMonitor"/>).
     /// </summary>
-    public async Task LoadAsync(CancellationToken cancellationToken)
+    public async Task LoadAsync(CancellationToken cancellationToken, bool keepConnections = false)
     {
         var watch = Stopwatch.StartNew();
-        var (state, revision, read, parsed, allocated, connections) = await ReadAsync(cancellationToken);
+        var (state, revision, read, parsed, allocated, connections) = await ReadAsync(cancellationToken, keepConnections);
         if (connections.Count > 0)
         {
             await store.TxnAsync(Txn.Unconditional([.. connections.Select(key => new DeleteOp(key))]), cancellationToken);
@@ -124,10 +126,14 @@ public sealed partial class ClusterStateMachine(
         return revision;
     }
 
-    /// <summary>A following coordinator's step: a revision's changes, as the leader wrote them, applied and published.</summary>
+    /// <summary>
+    /// A following coordinator's step: a revision's changes, as the leader wrote them, applied and published,
+    /// and the tasks they change told to the agents connected here (<see cref="TasksForAgents"/>).
+    /// </summary>
     public Task ApplyWatchedAsync(WatchResponse response) => PostAsync(() =>
     {
         var next = _pending;
+        var forAgents = new List<string>();
         var now = time.GetUtcNow();
         foreach (var change in response.Events)
         {
@@ -139,12 +145,17 @@ public sealed partial class ClusterStateMachine(
 
             if (applied is not null)
             {
+                forAgents.AddRange(TaskCommands.ForAgents(next, [applied]));
                 next = next.Apply([applied]);
             }
         }
 
         _pending = next;
         Publish(next, ++_lastSequence, response.Revision);
+        if (forAgents.Count > 0)
+        {
+            TasksForAgents?.Invoke(forAgents);
+        }
     });
 
     private async Task<(CoordinatorState State, long Revision, long ReadMs, long ParsedMs, long Allocated, List<string> Connections)> ReadAsync(

@@ -17,9 +17,10 @@ namespace EcsLite.Coordinator.State;
 ///   /tasks/CLUSTER/ID                   StoredTask
 ///   /services/CLUSTER/NAME              StoredService
 ///   /schedules/GROUP/NAME               StoredSchedule (its fires are recorded in the same write as the tasks they start)
-///   /agent-connections/CLUSTER/ID       "ARN SINCE-MS CONNECTED(1|0)": whether the instance's agent is connected to the leader
-/// Agent connections are stored for the coordinators that follow the leader (their reads say which agents are
-/// connected); a leader that loads the state deletes them: until it reconnects, every agent counts as disconnected.
+///   /agent-connections/CLUSTER/ID       "ARN SINCE-MS CONNECTED(1|0) [HOLDER-URL]": whether the instance's agent is
+///                                       connected, and to which coordinator (the one that holds its stream)
+/// With the embedded store a coordinator that loads the state deletes the connections: until it reconnects, every
+/// agent counts as disconnected. A leader of an etcd store keeps them: the followers' agents stay connected to them.
 /// </summary>
 public static class StateKeys
 {
@@ -50,7 +51,7 @@ public static class StateKeys
     {
         ContainerInstancePut put => new PutOp($"{ContainerInstances}{put.Instance.Cluster}/{put.Instance.ContainerInstance.ContainerInstanceArn.Split('/')[^1]}", put.Instance.ToByteArray()),
         AgentConnectionChanged changed => new PutOp(ConnectionKey(changed.ContainerInstanceArn),
-            System.Text.Encoding.UTF8.GetBytes($"{changed.ContainerInstanceArn} {changed.At.ToUnixTimeMilliseconds()} {(changed.Connected ? 1 : 0)}")),
+            System.Text.Encoding.UTF8.GetBytes($"{changed.ContainerInstanceArn} {changed.At.ToUnixTimeMilliseconds()} {(changed.Connected ? 1 : 0)} {changed.Holder}".TrimEnd())),
         TaskPut put => new PutOp(
             $"{Tasks}{put.Task.Cluster}/{put.Task.Task.TaskArn.Split('/')[^1]}",
             (state.RunsRegistered(put.Task) ? put.Task.With(put.Task.Task, null) : put.Task).ToByteArray()),
@@ -110,8 +111,8 @@ public static class StateKeys
 
         if (kv.Key.StartsWith(AgentConnections, StringComparison.Ordinal))
         {
-            return System.Text.Encoding.UTF8.GetString(kv.Value).Split(' ') is [var arn, var since, var connected] && long.TryParse(since, out var ms)
-                ? new AgentConnectionChanged(arn, connected == "1", DateTimeOffset.FromUnixTimeMilliseconds(ms))
+            return System.Text.Encoding.UTF8.GetString(kv.Value).Split(' ') is [var arn, var since, var connected, .. var holder] && holder.Length <= 1 && long.TryParse(since, out var ms)
+                ? new AgentConnectionChanged(arn, connected == "1", DateTimeOffset.FromUnixTimeMilliseconds(ms), holder is [var by] ? by : "")
                 : throw new InvalidDataException($"the agent connection record {kv.Key} is malformed");
         }
 
