@@ -13,7 +13,8 @@ namespace EcsLite.Coordinator.Agents;
 /// hears the heartbeats of agents it holds itself; of agents another coordinator holds, from that
 /// coordinator, which tells it every heartbeat interval which of its agents send them. A coordinator that
 /// dies takes its word with it: its agents count as disconnected once the leader has missed it as long.
-/// A leader just elected counts every connected agent as heard of when it began to lead.
+/// A leader just elected counts every connected agent as heard of when it began to lead, and every agent
+/// counts as heard of when it connected.
 /// </summary>
 public sealed partial class HeartbeatMonitor(
     CoordinatorRole role, AgentSessions sessions, AgentLedger ledger, ClusterStateMachine state, LeaderForwarder forwarder, TimeProvider time,
@@ -41,11 +42,11 @@ public sealed partial class HeartbeatMonitor(
 
     private async Task MarkSilentAsync(long ledAt, TimeSpan limit, CancellationToken stoppingToken)
     {
-        var now = time.GetTimestamp();
+        var (now, wallNow) = (time.GetTimestamp(), time.GetUtcNow());
         foreach (var (arn, connection) in state.Current.Connections)
         {
             var heard = connection.Holder == ledger.Self ? sessions.Find(arn)?.LastHeartbeat : ledger.LastAlive(arn);
-            if (!connection.Connected || time.GetElapsedTime(Math.Max(heard ?? ledAt, ledAt), now) <= limit)
+            if (!connection.Connected || Silent(heard is { } at ? time.GetElapsedTime(at, now) : null, time.GetElapsedTime(ledAt, now), wallNow - connection.Since) <= limit)
             {
                 continue;
             }
@@ -55,6 +56,14 @@ public sealed partial class HeartbeatMonitor(
             await state.ApplyAsync((s, c) => ContainerInstanceCommands.Disconnected(s, arn, c, connection.Holder), stoppingToken);
         }
     }
+
+    /// <summary>
+    /// How long an agent has not been heard of: since its last heartbeat here or the last word of the coordinator
+    /// holding it (null: none yet), and at most since it connected (its session may not be registered yet) or
+    /// since this coordinator began to lead.
+    /// </summary>
+    public static TimeSpan Silent(TimeSpan? sinceHeard, TimeSpan sinceLeading, TimeSpan sinceConnected) =>
+        new[] { sinceHeard ?? TimeSpan.MaxValue, sinceLeading, sinceConnected }.Min();
 
     /// <summary>A follower's word to the leader: the agents it holds whose heartbeats arrive.</summary>
     private async Task TellLeaderAsync(LeaderRecord leader, TimeSpan limit, CancellationToken stoppingToken)
