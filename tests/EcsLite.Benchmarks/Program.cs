@@ -4,6 +4,7 @@ using EcsLite.Benchmarks;
 //   taskdefs      RegisterTaskDefinition rate, DescribeTaskDefinition latency, start-up with 10,000 revisions
 //   agent-idle    the real agent's VmRSS and CPU while idle and connected, per build
 //   agent-fleet   coordinator CPU and VmRSS with 1,000 simulated agents heartbeating
+//   agent-spread  two coordinators on etcd: 1,000 agents all on the leader, then spread over both
 //   agent-tasks   task start-up through the agent vs docker run; the agent's VmRSS with 20 tasks
 //   placement     placement decisions per second (BenchmarkDotNet) over 1,000 and 5,000 instances
 //   runtask       RunTask to RUNNING through the coordinator and agent vs docker run
@@ -16,6 +17,7 @@ return args.FirstOrDefault() switch
 {
     "agent-idle" => await AgentIdleBenchmark.RunAsync(args),
     "agent-fleet" => await AgentFleetBenchmark.RunAsync(args),
+    "agent-spread" => await AgentSpreadBenchmark.RunAsync(args),
     "agent-tasks" => await AgentTasksBenchmark.RunAsync(args),
     "placement" => PlacementBenchmark.Run(args),
     "runtask" => await RunTaskBenchmark.RunAsync(args),

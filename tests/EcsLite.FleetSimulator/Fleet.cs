@@ -12,10 +12,10 @@ public sealed class Fleet : IAsyncDisposable
 {
     private readonly string _root = Path.Combine(Path.GetTempPath(), $"ecslite-fleet-{Guid.NewGuid():N}");
 
-    private Fleet(Uri coordinator, string? joinToken, int count, int cpu, int memoryMiB, TimeSpan startDelay, TimeSpan? runFor)
+    private Fleet(Uri coordinator, string? joinToken, int count, int cpu, int memoryMiB, TimeSpan startDelay, TimeSpan? runFor, IReadOnlyList<Uri>? spreadOver)
     {
         Agents = [.. Enumerable.Range(0, count).Select(i => new SimulatedAgent(
-            coordinator, joinToken, Path.Combine(_root, $"agent-{i:D5}"), $"sim-{i:D5}", cpu, memoryMiB, startDelay, Started, runFor))];
+            spreadOver is { Count: > 0 } ? spreadOver[i % spreadOver.Count] : coordinator, joinToken, Path.Combine(_root, $"agent-{i:D5}"), $"sim-{i:D5}", cpu, memoryMiB, startDelay, Started, runFor))];
     }
 
     public IReadOnlyList<SimulatedAgent> Agents { get; }
@@ -28,9 +28,11 @@ public sealed class Fleet : IAsyncDisposable
 
     /// <summary>Starts the agents in a ramp (50 per 100 ms, as hosts booting would) and waits until every one is welcomed.</summary>
     /// <param name="runFor">Tasks end on their own (their essential container exits) this long after RUNNING; else they run until stopped.</param>
-    public static async Task<Fleet> StartAsync(Uri coordinator, string? joinToken, int count, int cpu = 4096, int memoryMiB = 8192, TimeSpan startDelay = default, TimeSpan? runFor = null)
+    /// <param name="spreadOver">Coordinators of one store to connect the agents to in turn (the first agent to the first), instead of <paramref name="coordinator"/>.</param>
+    public static async Task<Fleet> StartAsync(Uri coordinator, string? joinToken, int count, int cpu = 4096, int memoryMiB = 8192, TimeSpan startDelay = default, TimeSpan? runFor = null,
+        IReadOnlyList<Uri>? spreadOver = null)
     {
-        var fleet = new Fleet(coordinator, joinToken, count, cpu, memoryMiB, startDelay, runFor);
+        var fleet = new Fleet(coordinator, joinToken, count, cpu, memoryMiB, startDelay, runFor, spreadOver);
         var joining = new List<Task>();
         for (var i = 0; i < count; i++)
         {
