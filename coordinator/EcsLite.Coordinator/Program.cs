@@ -375,8 +375,7 @@ return Environment.ExitCode;
 // The state, the secrets and the users as the store's one writer; from then on every committed task change reaches its agent.
 async Task LoadAsLeaderAsync()
 {
-    var machine = app.Services.GetRequiredService<ClusterStateMachine>();
-    await machine.LoadAsync(app.Lifetime.ApplicationStopping, keepConnections: store is EtcdKeyValueStore);
+    await app.Services.GetRequiredService<ClusterStateMachine>().LoadAsync(app.Lifetime.ApplicationStopping, keepConnections: store is EtcdKeyValueStore);
     await app.Services.GetRequiredService<SecretStore>().LoadAsync(app.Lifetime.ApplicationStopping); // before any agent is sent a task
     app.Services.GetRequiredService<TaskDispatcher>();
     await app.Services.GetRequiredService<IamStore>().LoadAsync(app.Lifetime.ApplicationStopping);
@@ -384,11 +383,7 @@ async Task LoadAsLeaderAsync()
     role.Lead();
 
     // Agents held here while following were told what the watch had applied: the loaded state is the word now.
-    var dispatcher = app.Services.GetRequiredService<TaskDispatcher>();
-    foreach (var session in app.Services.GetRequiredService<AgentSessions>().All)
-    {
-        dispatcher.Send(session, EcsLite.Coordinator.Core.Tasks.TaskCommands.DesiredFor(machine.Current, session.ContainerInstanceArn), full: true);
-    }
+    app.Services.GetRequiredService<TaskDispatcher>().SendFullSets();
 }
 
 void Serving()

@@ -19,11 +19,6 @@ namespace EcsLite.Coordinator.Agents;
 public sealed class AgentLedger(
     ClusterStateMachine state, CoordinatorRole role, AgentSessions sessions, AgentReports reports, LeaderForwarder forwarder, TimeProvider time, IOptions<CoordinatorOptions> options)
 {
-    /// <summary>How long a follower waits for its state to show what the leader applied for it.</summary>
-    private static readonly TimeSpan CatchUpWait = TimeSpan.FromSeconds(5);
-
-    private static readonly TimeSpan LeaderWait = TimeSpan.FromSeconds(10);
-
     /// <summary>How long a follower goes on asking for a leader that does not answer: its lease's end, an election, a load.</summary>
     private static readonly TimeSpan ElectionWait = TimeSpan.FromSeconds(15);
 
@@ -36,10 +31,9 @@ public sealed class AgentLedger(
     /// <summary>An agent's hello: the instance joins (or rejoins), held by <paramref name="holder"/>, with the tasks the hello reports.</summary>
     public async Task<(string ContainerInstanceArn, string Cluster)> JoinAsync(AgentHello hello, string holder, CancellationToken cancellationToken)
     {
-        PeerJoinResponse? joined = null;
-        if (await OnLeaderAsync(async leader => joined = await leader.JoinAsync(new PeerJoinRequest { Holder = holder, Hello = hello }, cancellationToken: cancellationToken), cancellationToken))
+        if (await OnLeaderAsync(leader => leader.JoinAsync(new PeerJoinRequest { Holder = holder, Hello = hello }, cancellationToken: cancellationToken), cancellationToken) is { } joined)
         {
-            await state.WaitForRevisionAsync(joined!.Revision, CatchUpWait, cancellationToken);
+            await state.WaitForRevisionAsync(joined.Revision, LeaderForwarder.CatchUpWait, cancellationToken);
             return (joined.ContainerInstanceArn, joined.Cluster);
         }
 
@@ -59,7 +53,7 @@ public sealed class AgentLedger(
     public async Task ReportAsync(string containerInstanceArn, string holder, IReadOnlyList<TaskStateChange> changes)
     {
         var request = new PeerReportRequest { Holder = holder, ContainerInstanceArn = containerInstanceArn, Reports = { changes } };
-        if (await OnLeaderAsync(async leader => await leader.ReportAsync(request), CancellationToken.None))
+        if (await OnLeaderAsync(leader => leader.ReportAsync(request), CancellationToken.None) is not null)
         {
             return;
         }
@@ -71,7 +65,7 @@ public sealed class AgentLedger(
     public async Task DisconnectAsync(string containerInstanceArn, string holder, CancellationToken cancellationToken)
     {
         var request = new PeerAgentRequest { Holder = holder, ContainerInstanceArn = containerInstanceArn };
-        if (await OnLeaderAsync(async leader => await leader.DisconnectAsync(request, cancellationToken: cancellationToken), cancellationToken))
+        if (await OnLeaderAsync(leader => leader.DisconnectAsync(request, cancellationToken: cancellationToken), cancellationToken) is not null)
         {
             return;
         }
@@ -106,12 +100,13 @@ public sealed class AgentLedger(
     public long? LastAlive(string containerInstanceArn) => _alive.TryGetValue(containerInstanceArn, out var at) ? at : null;
 
     /// <summary>
-    /// Makes a call on the leader's <see cref="AgentPeers"/>, and returns false at once when this coordinator
-    /// leads (the caller applies it here). A leader that does not answer (it died, and its lease has yet to
+    /// Makes a call on the leader's <see cref="AgentPeers"/> and returns its answer, or null at once when this
+    /// coordinator leads (the caller applies it here). A leader that does not answer (it died, and its lease has yet to
     /// end; it no longer leads) is asked again, or whichever leads next, for as long as an election takes:
     /// the agents a follower holds ride out a change of leader on their streams.
     /// </summary>
-    private async Task<bool> OnLeaderAsync(Func<AgentPeers.AgentPeersClient, Task> call, CancellationToken cancellationToken)
+    private async Task<T?> OnLeaderAsync<T>(Func<AgentPeers.AgentPeersClient, AsyncUnaryCall<T>> call, CancellationToken cancellationToken)
+        where T : class
     {
         var giveUp = DateTime.UtcNow + ElectionWait;
         while (true)
@@ -119,7 +114,7 @@ public sealed class AgentLedger(
             LeaderRecord? leader;
             try
             {
-                leader = await role.LeaderAsync(LeaderWait, cancellationToken);
+                leader = await role.LeaderAsync(LeaderForwarder.LeaderWait, cancellationToken);
             }
             catch (EcsException e)
             {
@@ -128,13 +123,12 @@ public sealed class AgentLedger(
 
             if (leader is null)
             {
-                return false;
+                return null;
             }
 
             try
             {
-                await call(new AgentPeers.AgentPeersClient(forwarder.ChannelTo(leader.Address)));
-                return true;
+                return await call(new AgentPeers.AgentPeersClient(forwarder.ChannelTo(leader.Address)));
             }
             catch (RpcException e) when (e.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded && DateTime.UtcNow < giveUp && !cancellationToken.IsCancellationRequested)
             {

@@ -63,7 +63,7 @@ public sealed partial class HeartbeatMonitor(
     /// since this coordinator began to lead.
     /// </summary>
     public static TimeSpan Silent(TimeSpan? sinceHeard, TimeSpan sinceLeading, TimeSpan sinceConnected) =>
-        new[] { sinceHeard ?? TimeSpan.MaxValue, sinceLeading, sinceConnected }.Min();
+        TimeSpan.FromTicks(Math.Min(Math.Min(sinceHeard?.Ticks ?? long.MaxValue, sinceLeading.Ticks), sinceConnected.Ticks));
 
     /// <summary>A follower's word to the leader: the agents it holds whose heartbeats arrive.</summary>
     private async Task TellLeaderAsync(LeaderRecord leader, TimeSpan limit, CancellationToken stoppingToken)

@@ -58,6 +58,16 @@ public sealed class TaskDispatcher
         }
     }
 
+    /// <summary>Sends every agent connected here its full desired set, as the published state has it.</summary>
+    public void SendFullSets()
+    {
+        var current = state.Current;
+        foreach (var session in sessions.All)
+        {
+            Send(session, TaskCommands.DesiredFor(current, session.ContainerInstanceArn), full: true);
+        }
+    }
+
     /// <summary>Sends a desired set to one agent, in parts that fit its stream.</summary>
     public void Send(AgentSession session, IEnumerable<DesiredTask> tasks, bool full)
     {

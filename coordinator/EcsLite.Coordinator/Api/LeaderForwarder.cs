@@ -16,8 +16,8 @@ using Microsoft.Extensions.Options;
 namespace EcsLite.Coordinator.Api;
 
 /// <summary>
-/// On a coordinator that follows the leader of an etcd store: a call that changes something goes to the leader, as the caller this coordinator authenticated;
-/// reads of what the store holds are answered here. The leader checks the caller's policies itself, and
+/// On a coordinator that follows the leader of an etcd store: a call that changes something goes to the leader,
+/// as the caller this coordinator authenticated; reads of what the store holds are answered here. The leader checks the caller's policies itself, and
 /// takes the caller's name only from a coordinator: a client certificate of the cluster CA that names one
 /// (<see cref="ClusterCertificates.IssueCoordinator"/>). Its answer and its errors go back unchanged.
 /// </summary>
@@ -33,10 +33,10 @@ public sealed class LeaderForwarder(CoordinatorRole role, ClusterStateMachine st
     public const string RevisionTrailer = "ecslite-revision";
 
     /// <summary>How long a follower waits for its reads to show a forwarded change before answering anyway.</summary>
-    private static readonly TimeSpan CatchUpWait = TimeSpan.FromSeconds(5);
+    internal static readonly TimeSpan CatchUpWait = TimeSpan.FromSeconds(5);
 
     /// <summary>How long a change waits for a leader (an election: a lease's time to live and a load).</summary>
-    private static readonly TimeSpan LeaderWait = TimeSpan.FromSeconds(10);
+    internal static readonly TimeSpan LeaderWait = TimeSpan.FromSeconds(10);
 
     private static readonly Dictionary<string, MethodDescriptor> Methods = new FileDescriptor[]
     {

@@ -145,7 +145,11 @@ public sealed partial class ClusterStateMachine(
 
             if (applied is not null)
             {
-                forAgents.AddRange(TaskCommands.ForAgents(next, [applied]));
+                if (applied is TaskPut)
+                {
+                    forAgents.AddRange(TaskCommands.ForAgents(next, [applied]));
+                }
+
                 next = next.Apply([applied]);
             }
         }
