@@ -20,6 +20,20 @@ try {
     if (m.text().includes('ERR_NETWORK_CHANGED')) seen.networkChanged++;
     else consoleErrors.push(m.text());
   });
+  // The test's own calls from the page ride the same changes out: a fetch that failed at the network
+  // (TypeError, no response) is sent again. RunTask carries a clientToken, so a repeat starts nothing twice.
+  await page.addInitScript(() => {
+    window.fetchAgain = async (...args) => {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          return await fetch(...args);
+        } catch (e) {
+          if (attempt >= 4 || !(e instanceof TypeError)) throw e;
+          await new Promise((r) => setTimeout(r, 500));
+        }
+      }
+    };
+  });
   const open = async (attempt = 0) => {
     try {
       await page.goto(`${base}/dashboard/`);
@@ -36,9 +50,9 @@ try {
   await page.screenshot({ path: `${shots}/1-sign-in.png` });
   seen.unauthenticated = await page.evaluate(async () => {
     const json = { 'content-type': 'application/x-amz-json-1.1' };
-    const api = await fetch('/', { method: 'POST', headers: { ...json, 'x-amz-target': 'AmazonEC2ContainerServiceV20141113.ListClusters' }, body: '{}' });
-    const stream = await fetch('/stream', { method: 'POST', headers: { ...json, 'x-amz-target': 'ecslite.v1.Events.WatchEvents' }, body: '{}' });
-    const metrics = await fetch('/metrics');
+    const api = await fetchAgain('/', { method: 'POST', headers: { ...json, 'x-amz-target': 'AmazonEC2ContainerServiceV20141113.ListClusters' }, body: '{}' });
+    const stream = await fetchAgain('/stream', { method: 'POST', headers: { ...json, 'x-amz-target': 'ecslite.v1.Events.WatchEvents' }, body: '{}' });
+    const metrics = await fetchAgain('/metrics');
     return { api: api.status, apiError: (await api.json()).__type, stream: stream.status, streamError: (await stream.json()).__type, metrics: metrics.status };
   });
   seen.dashboardHiddenBeforeSignIn = await page.locator('#dashboard').isHidden();
@@ -83,10 +97,10 @@ try {
   const started = Date.now();
   const arn = await page.evaluate(async ([id, key]) => {
     const { signedHeaders } = await import('/dashboard/sigv4.js');
-    const body = JSON.stringify({ taskDefinition: 'talker' });
+    const body = JSON.stringify({ taskDefinition: 'talker', clientToken: crypto.randomUUID() });
     const region = document.querySelector('meta[name="ecslite-region"]').content;
     const headers = await signedHeaders({ accessKeyId: id, secret: key, region, service: 'ecs', path: '/', target: 'AmazonEC2ContainerServiceV20141113.RunTask', body });
-    return (await (await fetch('/', { method: 'POST', headers, body })).json()).tasks[0].taskArn;
+    return (await (await fetchAgain('/', { method: 'POST', headers, body })).json()).tasks[0].taskArn;
   }, [keyId, secret]);
   await page.locator(`#tasks tr[data-task="${arn}"]`).waitFor({ timeout: 10000 });
   seen.liveTask = { arn, appearedAfterMs: Date.now() - started };

@@ -17,10 +17,19 @@ class ApiError extends Error {
   constructor(type, message) { super(`${type}: ${message}`); this.type = type; }
 }
 
+/** Every call the page makes only reads, so one the network dropped (no response: a TypeError) is sent again. */
 async function call(service, action, body = {}) {
   const text = JSON.stringify(body);
-  const headers = await signedHeaders({ ...credentials, region, service, path: '/', target: `${targets[service]}.${action}`, body: text });
-  const response = await fetch('/', { method: 'POST', headers, body: text });
+  let response;
+  for (let attempt = 0; !response; attempt++) {
+    const headers = await signedHeaders({ ...credentials, region, service, path: '/', target: `${targets[service]}.${action}`, body: text });
+    try {
+      response = await fetch('/', { method: 'POST', headers, body: text });
+    } catch (e) {
+      if (attempt >= 3 || !(e instanceof TypeError)) throw e;
+      await new Promise((done) => setTimeout(done, 500 * 2 ** attempt));
+    }
+  }
   const json = await response.json();
   if (!response.ok) throw new ApiError(json.__type, json.message);
   return json;
