@@ -61,6 +61,44 @@ public sealed class NativeAgentTests
         }
     }
 
+    /// <summary>
+    /// The managed functions the settled agent runs are laid out side by side (the agent's IlcOrderFile), so
+    /// that what stays resident after start-up's pages are handed back is a few folios rather than most of
+    /// the executable (docs/benchmarks.md). The list comes from a profile (packaging/profile-agent.py): this
+    /// fails when code changes have left it naming functions the build no longer has, or when the build
+    /// stopped applying it.
+    /// </summary>
+    [Fact]
+    public async Task The_functions_the_settled_agent_runs_are_laid_out_together()
+    {
+        const string list = "hot-methods.txt";
+        var symbols = RepoPaths.NativeAgent + ".dbg";
+        Assert.True(File.Exists(symbols), $"{symbols} is missing: run packaging/build-agent.sh (test.sh does)");
+        var listed = File.ReadLines(Path.Combine(RepoPaths.Root, "agent", "EcsLite.Agent", list)).Where(l => l.Length > 0).ToList();
+        var (code, output) = await ProcessRunner.RunAsync("nm", ["--defined-only", symbols], timeoutSeconds: 120);
+        Assert.True(code == 0, output);
+        var functions = new Dictionary<string, ulong>(StringComparer.Ordinal);
+        foreach (var line in output.Split('\n'))
+        {
+            var parts = line.Split(' ', 3);
+            if (parts.Length == 3 && parts[1] is "t" or "T")
+            {
+                functions.TryAdd(parts[2], Convert.ToUInt64(parts[0], 16));
+            }
+        }
+
+        var placed = listed.Where(functions.ContainsKey).Select(n => functions[n]).ToHashSet();
+        Assert.True(placed.Count >= listed.Count * 9 / 10,
+            $"{list}: only {placed.Count} of its {listed.Count} functions are in the build; run packaging/profile-agent.py again");
+
+        // Together: from the first of them to the 99th in a hundred lie hardly any functions the list does
+        // not name (ILC places a handful, such as some stubs, where it always does).
+        var sorted = placed.Order().ToList();
+        var (first, last) = (sorted[0], sorted[sorted.Count * 99 / 100]);
+        var between = functions.Values.Distinct().Count(a => a > first && a < last && !placed.Contains(a));
+        Assert.True(between < placed.Count / 20, $"{list}: {between} other functions lie among its {placed.Count}");
+    }
+
     internal static async Task<EcsLite.Api.V1.Task> DescribedAsync(CoordinatorProcess coordinator, string arn, string status, TimeSpan? timeout = null)
     {
         EcsLite.Api.V1.Task? found = null;
