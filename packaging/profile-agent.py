@@ -107,14 +107,9 @@ def traced(agent, benchmark):
 
 
 def after_page_out(events, page_out):
-    """Probe index -> (first, last) hit time in seconds after the agent's page-out."""
+    """Probe index -> its last hit, in seconds after the agent's page-out, of each function hit after it."""
     start = next(t for t, i in events if i == page_out)
-    times = {}
-    for t, i in events:
-        if t > start:
-            first, _ = times.get(i, (t - start, 0))
-            times[i] = (first, t - start)
-    return times
+    return {i: t - start for t, i in events if t > start}  # events are in time order: the last hit stays
 
 
 def main():
@@ -143,7 +138,7 @@ def main():
             f.write('')  # truncating removes them all
         shutil.rmtree(work)
 
-    steady = {i for i, (_, last) in idle.items() if last > SETTLED}
+    steady = {i for i, last in idle.items() if last > SETTLED}
     groups = [steady, set(idle) - steady, set(tasks) - set(idle)]
     names = [found[i][1] for group in groups for i in sorted(group)]
     with open(os.path.join(ROOT, 'agent', 'EcsLite.Agent', 'hot-methods.txt'), 'w') as f:

@@ -20,9 +20,9 @@ class ApiError extends Error {
 /** Every call the page makes only reads, so one the network dropped (no response: a TypeError) is sent again. */
 async function call(service, action, body = {}) {
   const text = JSON.stringify(body);
+  const headers = await signedHeaders({ ...credentials, region, service, path: '/', target: `${targets[service]}.${action}`, body: text });
   let response;
   for (let attempt = 0; !response; attempt++) {
-    const headers = await signedHeaders({ ...credentials, region, service, path: '/', target: `${targets[service]}.${action}`, body: text });
     try {
       response = await fetch('/', { method: 'POST', headers, body: text });
     } catch (e) {
