@@ -11,7 +11,8 @@ namespace EcsLite.Benchmarks;
 /// (1) RunTask to RUNNING through a real agent, the two clusters' rounds interleaved; (2) DescribeTasks
 /// throughput, concurrent callers, alternating phases; (3) 1,000 simulated agents joining: over mutual
 /// TLS with a token (enrolling) against plaintext, time to all welcomed and the coordinator's CPU.
-/// Usage: ... security [--rounds 30] [--callers 8] [--seconds 5] [--agents 1000] [--agent PATH or "PATH ENV=VALUE ..."]
+/// Usage: ... security [--rounds 30] [--callers 8] [--channels N: the callers share N connections; one each by default]
+///                      [--seconds 5] [--agents 1000] [--agent PATH or "PATH ENV=VALUE ..."]
 /// </summary>
 internal static class SecurityBenchmark
 {
@@ -19,6 +20,7 @@ internal static class SecurityBenchmark
     {
         var rounds = Report.Option(args, "--rounds", 30);
         var callers = Report.Option(args, "--callers", 8);
+        var channelCount = Report.Option(args, "--channels", callers);
         var phase = TimeSpan.FromSeconds(Report.Option(args, "--seconds", 5));
         var agents = Report.Option(args, "--agents", 1000);
         var build = Report.Options(args, "--agent").FirstOrDefault() ?? RepoPaths.AgentDll;
@@ -46,8 +48,8 @@ internal static class SecurityBenchmark
             var insecureRate = new List<(double Rate, double Cpu)>();
             for (var i = 0; i < 3; i++)
             {
-                secureRate.Add(await DescribeRateAsync(secure, callers, phase));
-                insecureRate.Add(await DescribeRateAsync(insecure, callers, phase));
+                secureRate.Add(await DescribeRateAsync(secure, callers, channelCount, phase));
+                insecureRate.Add(await DescribeRateAsync(insecure, callers, channelCount, phase));
             }
 
             Report.Print(
@@ -90,19 +92,19 @@ internal static class SecurityBenchmark
     private static string Percent(double value, double baseline) => $"{100 * (value - baseline) / baseline:+0.0;-0.0}%";
 
     /// <summary>Calls per second, and the coordinator's CPU time per call (µs): the callers share the machine, so their own TLS work weighs on the rate.</summary>
-    private static async Task<(double Rate, double CpuMicroseconds)> DescribeRateAsync(CoordinatorProcess coordinator, int callers, TimeSpan phase)
+    private static async Task<(double Rate, double CpuMicroseconds)> DescribeRateAsync(CoordinatorProcess coordinator, int callers, int channelCount, TimeSpan phase)
     {
         var arns = (await coordinator.Ecs.ListTasksAsync(new ListTasksRequest { DesiredStatus = "STOPPED", MaxResults = 10 })).TaskArns;
         var request = new DescribeTasksRequest { Tasks = { arns } };
-        var channels = Enumerable.Range(0, callers).Select(_ => coordinator.NewChannel()).ToList();
+        var channels = Enumerable.Range(0, channelCount).Select(_ => coordinator.NewChannel()).ToList();
         var calls = 0L;
         var connected = 0;
         var start = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var watch = new Stopwatch();
         var cpuBefore = TimeSpan.Zero;
-        await Task.WhenAll(channels.Select(async channel =>
+        await Task.WhenAll(Enumerable.Range(0, callers).Select(async caller =>
         {
-            var ecs = new Ecs.EcsClient(channel);
+            var ecs = new Ecs.EcsClient(channels[caller % channelCount]);
             await ecs.DescribeTasksAsync(request); // the connection (and its handshake) before the clock counts
             if (Interlocked.Increment(ref connected) == callers)
             {
