@@ -141,7 +141,9 @@ public sealed class EtcdCluster : IAsyncDisposable
         var caRequest = new CertificateRequest("CN=etcd test CA", caKey, HashAlgorithmName.SHA256);
         caRequest.CertificateExtensions.Add(new X509BasicConstraintsExtension(true, false, 0, true));
         caRequest.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.KeyCertSign | X509KeyUsageFlags.CrlSign, true));
-        using var ca = caRequest.CreateSelfSigned(DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow.AddDays(1));
+        // One clock reading for every certificate: a leaf made a second after its CA would outlive it, which Create refuses.
+        var (notBefore, notAfter) = (DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow.AddDays(1));
+        using var ca = caRequest.CreateSelfSigned(notBefore, notAfter);
 
         string Issue(string name, string purpose, bool server)
         {
@@ -155,7 +157,7 @@ public sealed class EtcdCluster : IAsyncDisposable
                 request.CertificateExtensions.Add(names.Build());
             }
 
-            using var issued = request.Create(ca, DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow.AddDays(1), RandomNumberGenerator.GetBytes(16));
+            using var issued = request.Create(ca, notBefore, notAfter, RandomNumberGenerator.GetBytes(16));
             File.WriteAllText(Path.Combine(directory, $"{name}.crt"), issued.ExportCertificatePem());
             File.WriteAllText(Path.Combine(directory, $"{name}.key"), key.ExportPkcs8PrivateKeyPem());
             return Path.Combine(directory, name);
