@@ -38,12 +38,12 @@ internal static class ScheduleBenchmark
 
         // The schedules, created by 16 callers, all within one minute (so their first slots are all the same
         // one, and it is measured: the first fires run the passes' code cold); all share the slots of whole minutes.
-        if (60 - DateTimeOffset.UtcNow.Second < 20)
+        if (DateTimeOffset.UtcNow.Second is var second and > 40)
         {
-            await Task.Delay(TimeSpan.FromSeconds(61 - DateTimeOffset.UtcNow.Second));
+            await Task.Delay(TimeSpan.FromSeconds(61 - second));
         }
 
-        var firstSlot = NextMinute(DateTimeOffset.UtcNow);
+        var boundary = MinuteOf(DateTimeOffset.UtcNow).AddMinutes(1);
         var scheduler = new Scheduler.SchedulerClient(coordinator.Channel);
         var created = Stopwatch.StartNew();
         var next = -1;
@@ -62,8 +62,7 @@ internal static class ScheduleBenchmark
 
         // Measured over whole minutes from the schedules' first slot, for the same window as the baseline.
         var (wallAtStart, ticksAtStart) = (DateTimeOffset.UtcNow, Stopwatch.GetTimestamp());
-        var boundary = firstSlot;
-        if (NextMinute(wallAtStart) != firstSlot)
+        if (wallAtStart >= boundary)
         {
             throw new InvalidOperationException($"creating {schedules:N0} schedules took past their first slot ({createTime.TotalSeconds:N1} s)");
         }
@@ -77,7 +76,7 @@ internal static class ScheduleBenchmark
         var lateness = fleet.RunningAt.Values
             .Select(ticks => wallAtStart + Stopwatch.GetElapsedTime(ticksAtStart, ticks))
             .Where(at => at >= boundary && at < boundary + window)
-            .Select(at => (at - new DateTimeOffset(at.UtcTicks / TimeSpan.TicksPerMinute * TimeSpan.TicksPerMinute, TimeSpan.Zero)).TotalMilliseconds)
+            .Select(at => (at - MinuteOf(at)).TotalMilliseconds)
             .Order().ToList();
         var expected = schedules * minutes;
 
@@ -112,6 +111,7 @@ internal static class ScheduleBenchmark
         return lateness.Count == expected ? 0 : 1;
     }
 
-    private static DateTimeOffset NextMinute(DateTimeOffset at) =>
-        new DateTimeOffset(at.UtcTicks / TimeSpan.TicksPerMinute * TimeSpan.TicksPerMinute, TimeSpan.Zero).AddMinutes(1);
+    /// <summary>The whole minute <paramref name="at"/> falls in.</summary>
+    private static DateTimeOffset MinuteOf(DateTimeOffset at) =>
+        new(at.UtcTicks / TimeSpan.TicksPerMinute * TimeSpan.TicksPerMinute, TimeSpan.Zero);
 }

@@ -142,7 +142,8 @@ public sealed class EtcdCluster : IAsyncDisposable
         caRequest.CertificateExtensions.Add(new X509BasicConstraintsExtension(true, false, 0, true));
         caRequest.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.KeyCertSign | X509KeyUsageFlags.CrlSign, true));
         // One clock reading for every certificate: a leaf made a second after its CA would outlive it, which Create refuses.
-        var (notBefore, notAfter) = (DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow.AddDays(1));
+        var now = DateTimeOffset.UtcNow;
+        var (notBefore, notAfter) = (now.AddMinutes(-5), now.AddDays(1));
         using var ca = caRequest.CreateSelfSigned(notBefore, notAfter);
 
         string Issue(string name, string purpose, bool server)
