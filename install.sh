@@ -185,11 +185,8 @@ if [ ${#debs[@]} -eq 0 ]; then
     say "building ecslite-$name for $rid"
     if [ "$name" = agent ]; then
       build=(dotnet publish "$here/agent/EcsLite.Agent/EcsLite.Agent.csproj" -c Release -r "$rid" -nologo -v quiet -o "$stage/agent")
-      if [ "$native" = yes ]; then
-        build+=(-p:PublishAot=true -p:StripSymbols=true)
-      else
-        build+=(--self-contained true -p:PublishTrimmed=true -p:TrimMode=partial)
-      fi
+      # NativeAOT is the project's own setting; without clang, a trimmed self-contained JIT build
+      [ "$native" = yes ] || build+=(-p:PublishAot=false --self-contained true -p:PublishTrimmed=true -p:TrimMode=partial)
     else
       build=(dotnet publish "$here/coordinator/EcsLite.Coordinator/EcsLite.Coordinator.csproj" -c Release -r "$rid"
         --self-contained false -p:PublishReadyToRun=true -nologo -v quiet -o "$stage/coordinator")

@@ -27,6 +27,6 @@ for tool in "${tools[@]}"; do
 done
 out="artifacts/agent/linux-$arch"
 dotnet publish agent/EcsLite.Agent -c Release -r "linux-$arch" -nologo -v quiet \
-  -p:PublishAot=true -p:StripSymbols=true "${cross[@]}" -o "$out"
+  "${cross[@]}" -o "$out"
 rm -f "$out"/*.pdb
 echo "$out/ecslite-agent"
