@@ -4,7 +4,7 @@ using Xunit.Abstractions;
 namespace EcsLite.Coordinator.Tests;
 
 /// <summary>
-/// Started as systemd starts it, the coordinator serves in about a second, not tens of seconds; run with
+/// Started as systemd starts it, the coordinator serves within seconds, not tens of seconds; run with
 /// nothing else of this suite running (a collection of its own, not run in parallel), as a start-up time
 /// is meaningless on a machine that other tests saturate. How fast it starts is measured by the foundation
 /// benchmark on the shipped build (docs/benchmarks.md); this test guards against the file watcher's return.
@@ -17,8 +17,8 @@ public sealed class StartupTests(ITestOutputHelper output)
     public async Task Started_from_the_root_directory_the_coordinator_watches_no_files_and_serves_in_seconds_not_tens()
     {
         // systemd starts a unit without WorkingDirectory= in /: the configuration's file watcher then
-        // walked the whole file system (82,555 inotify watches, 10 to 18 s to serve). The bound is 3 s: this
-        // JIT build serves in about 1 s here (the shipped ReadyToRun build sooner), and CI machines are noisy.
+        // walked the whole file system (82,555 inotify watches, 10 to 18 s to serve). The bound is 3 s: with
+        // TLS, the JIT build and the shipped one both serve in about 1 s here, and CI machines are noisy.
         await using var coordinator = await CoordinatorProcess.StartAsync();
         coordinator.WorkingDirectory = "/";
         var best = TimeSpan.MaxValue;
