@@ -59,10 +59,10 @@ internal static class TaskDefinitionBenchmark
         await coordinator.StopAsync();
         await coordinator.StartAgainAsync();
         var full = coordinator.LastStartToServing;
-        var loadMs = Regex.Matches(coordinator.Output, @"revisions, in (\d+) ms").Last().Groups[1].Value;
+        var load = Regex.Matches(coordinator.Output, @"Cluster state loaded: [^\n]*?, in (\d+) ms \(read (\d+) ms, parse (\d+) ms").Last().Groups;
         await using var empty = await CoordinatorProcess.StartAsync();
         results.Add(("start to SERVING, empty store (baseline)", $"{empty.LastStartToServing.TotalMilliseconds:N0} ms", ""));
-        results.Add(($"start to SERVING, {registered:N0} revisions stored", $"{full.TotalMilliseconds:N0} ms (state loaded in {loadMs} ms)", "< 1,000 ms"));
+        results.Add(($"start to SERVING, {registered:N0} revisions stored", $"{full.TotalMilliseconds:N0} ms (state loaded in {load[1].Value} ms: read {load[2].Value} ms, parse {load[3].Value} ms)", "< 1,000 ms"));
         results.Add(("coordinator VmRSS after restart", $"{Report.RssKiB(coordinator.ProcessId):N0} kB", ""));
 
         Report.Print(results);
