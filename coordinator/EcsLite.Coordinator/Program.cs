@@ -10,6 +10,8 @@ using EcsLite.Coordinator.Core.Validation;
 using EcsLite.Coordinator.Security;
 using EcsLite.Coordinator.Store;
 using EcsLite.Security;
+using System.Net.Security;
+using System.Security.Cryptography.X509Certificates;
 using Microsoft.AspNetCore.Server.Kestrel.Https;
 using Grpc.AspNetCore.Server.Model;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -149,38 +151,14 @@ if (options.Store.Length > 0)
     }
 }
 
-ClusterCertificates certificates;
-SecretKeyring keyring;
-try
-{
-    var (listenOn, _) = options.ParseListen();
-    var extraNames = options.TlsSubjectAlternativeNames.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
-    certificates = ClusterCertificates.LoadOrCreate(Path.Combine(options.DataDir, "tls"), ClusterCertificates.HostNames(listenOn, extraNames),
-        DateTimeOffset.UtcNow, options.TlsCertificateFile, options.TlsKeyFile);
-}
-catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException)
-{
-    Console.Error.WriteLine($"ecslite-coordinator: cannot load or make the TLS certificates: {e.Message}");
-    return 2;
-}
+Task loaded = Task.CompletedTask; // the state, as the leader's (with the embedded store, Kestrel listens while it loads)
 
-try
-{
-    keyring = SecretKeyring.LoadOrCreate(Path.Combine(options.DataDir, "secrets.key"));
-    if (sharedKeys is not null)
-    {
-        await sharedKeys.SealFirstAsync(CancellationToken.None);
-    }
-}
-catch (Grpc.Core.RpcException e)
-{
-    return StoreUnreadable(e);
-}
-catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException or SharedKeysException)
-{
-    Console.Error.WriteLine($"ecslite-coordinator: {e.Message}");
-    return 2;
-}
+// The cluster's certificates and keys load while the host is built and its services mapped (Kestrel takes its TLS
+// settings at the first handshake): the first certificate chain a process builds loads the system's trust store,
+// about 100 ms of a start.
+ClusterCertificates certificates = null!;
+SecretKeyring keyring = null!;
+var keysLoading = Task.Run(LoadKeysAsync);
 
 // etcd unreachable, refusing us, or without quorum at start: one clear line (systemd tries again), not a stack.
 int StoreUnreadable(Grpc.Core.RpcException e)
@@ -189,7 +167,44 @@ int StoreUnreadable(Grpc.Core.RpcException e)
     return 1;
 }
 
-builder.Services.AddSingleton(certificates);
+// 0, or the exit code after saying why the certificates or keys cannot be had.
+async Task<int> LoadKeysAsync()
+{
+    try
+    {
+        var (listenOn, _) = options.ParseListen();
+        var extraNames = options.TlsSubjectAlternativeNames.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+        certificates = ClusterCertificates.LoadOrCreate(Path.Combine(options.DataDir, "tls"), ClusterCertificates.HostNames(listenOn, extraNames),
+            DateTimeOffset.UtcNow, options.TlsCertificateFile, options.TlsKeyFile);
+    }
+    catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException)
+    {
+        Console.Error.WriteLine($"ecslite-coordinator: cannot load or make the TLS certificates: {e.Message}");
+        return 2;
+    }
+
+    try
+    {
+        keyring = SecretKeyring.LoadOrCreate(Path.Combine(options.DataDir, "secrets.key"));
+        if (sharedKeys is not null)
+        {
+            await sharedKeys.SealFirstAsync(CancellationToken.None); // the CA's and the keyring's files, as just made
+        }
+
+        return 0;
+    }
+    catch (Grpc.Core.RpcException e)
+    {
+        return StoreUnreadable(e);
+    }
+    catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException or SharedKeysException)
+    {
+        Console.Error.WriteLine($"ecslite-coordinator: {e.Message}");
+        return 2;
+    }
+}
+
+builder.Services.AddSingleton(_ => certificates);
 builder.Services.AddSingleton<IOptions<CoordinatorOptions>>(Options.Create(options));
 builder.Services.AddSystemd();
 builder.Logging.AddSimpleConsole(o =>
@@ -197,6 +212,16 @@ builder.Logging.AddSimpleConsole(o =>
     o.SingleLine = true;
     o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ";
     o.UseUtcTimestamp = true;
+});
+// The server's TLS settings, made at the first handshake (the certificates may still be loading while the host is built).
+var serverTls = new Lazy<SslServerAuthenticationOptions>(() => new SslServerAuthenticationOptions
+{
+    ServerCertificateContext = SslStreamCertificateContext.Create(certificates.Server, certificates.ServerChain, offline: true),
+    ClientCertificateRequired = true, // asked for, not required (API callers have none; agents do)
+    RemoteCertificateValidationCallback = (_, certificate, _, _) => certificate is null || certificate is X509Certificate2 presented && certificates.IssuedClient(presented),
+    CertificateRevocationCheckMode = X509RevocationMode.NoCheck,
+    ApplicationProtocols = [SslApplicationProtocol.Http2, SslApplicationProtocol.Http11],
+    AllowRenegotiation = false, // HTTP/2 forbids it
 });
 builder.WebHost.ConfigureKestrel(kestrel =>
 {
@@ -217,13 +242,9 @@ builder.WebHost.ConfigureKestrel(kestrel =>
         {
             // gRPC over HTTP/2, and the AWS JSON API (POST /) over HTTP/1.1 for the AWS CLI and SDKs: ALPN picks.
             listen.Protocols = HttpProtocols.Http1AndHttp2;
-            listen.UseHttps(new HttpsConnectionAdapterOptions
+            listen.UseHttps(new TlsHandshakeCallbackOptions
             {
-                ServerCertificate = certificates.Server,
-                ServerCertificateChain = certificates.ServerChain,
-                ClientCertificateMode = ClientCertificateMode.AllowCertificate,
-                ClientCertificateValidation = (certificate, _, _) => certificates.IssuedClient(certificate),
-                CheckCertificateRevocation = false,
+                OnConnection = _ => ValueTask.FromResult(serverTls.Value),
                 HandshakeTimeout = TimeSpan.FromSeconds(10),
             });
         });
@@ -256,8 +277,9 @@ builder.Services.AddHostedService<StoppedTaskPurger>();
 builder.Services.AddHostedService<ServiceSchedulerLoop>();
 builder.Services.AddHostedService<ScheduleLoop>();
 builder.Services.AddHostedService<SystemdWatchdog>();
+builder.Services.AddHostedService(_ => new ServingGate(options.AdminSocket, () => loaded));
 builder.Services.AddSingleton<IamStore>();
-builder.Services.AddSingleton(keyring);
+builder.Services.AddSingleton(_ => keyring);
 if (sharedKeys is not null)
 {
     builder.Services.AddSingleton(sharedKeys);
@@ -299,29 +321,31 @@ builder.Services.AddGrpcHealthChecks()
     .AddCheck<StoreHealthCheck>("store");
 
 var app = builder.Build();
-app.MapGrpcService<EcsService>();
-app.MapGrpcService<AgentChannelService>();
-app.MapGrpcService<AgentPeersService>();
-app.MapGrpcService<TaskLogsService>();
-app.MapGrpcService<IamService>();
-app.MapGrpcService<ActivationsService>();
-app.MapGrpcService<SchedulerService>();
-app.MapGrpcService<SecretsService>();
-app.MapGrpcService<CloudWatchLogsService>();
-app.MapGrpcService<EventsService>();
-app.MapGrpcService<EnrollmentService>();
-app.MapGrpcReflectionService();
-app.MapPost("/", (HttpContext http, AwsJsonApi api) => api.HandleAsync(http));
-app.MapPost("/stream", (HttpContext http, AwsJsonApi api) => api.HandleStreamAsync(http));
-app.MapGet("/metrics", MetricsEndpoint.ServeAsync);
-app.MapGet("/", (HttpContext http) => http.Response.Redirect("/dashboard/"));
-app.MapGet("/dashboard/{file?}", (HttpContext http, DashboardFiles files, string? file) => files.ServeAsync(http, file));
-app.MapGrpcHealthChecksService();
+
+// Every request waits until the state is loaded: none is answered from a state half loaded.
+app.Use(async (context, next) =>
+{
+    if (!loaded.IsCompletedSuccessfully)
+    {
+        await loaded;
+    }
+
+    await next(context);
+});
 
 var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("EcsLite.Coordinator");
 var store = app.Services.GetRequiredService<IKeyValueStore>();
 Startup.LogStore(logger, store switch { SqliteKeyValueStore sqlite => $"{sqlite.Path} (SQLite, WAL, synchronous=FULL)", EtcdKeyValueStore etcd => $"{etcd.Description} (etcd)", _ => options.DataDir });
 var role = app.Services.GetRequiredService<CoordinatorRole>();
+
+// With the embedded store the state loads while the gRPC services are mapped and the keys load: it needs neither.
+var stateLoading = store is EtcdKeyValueStore ? null : Task.Run(LoadStateAsync);
+MapServices();
+if (await keysLoading is not 0 and var failed)
+{
+    return failed;
+}
+
 Task<EtcdLeadership?> leading = Task.FromResult<EtcdLeadership?>(null);
 try
 {
@@ -343,7 +367,9 @@ try
     }
     else
     {
-        await LoadAsLeaderAsync();
+        // Kestrel starts, and the first TLS handshakes run, while the state loads; requests wait for it (`loaded`),
+        // and so does the start's end (ServingGate).
+        loaded = Task.Run(() => LoadAsLeaderAsync(stateLoading));
         await app.StartAsync();
         Serving();
     }
@@ -372,10 +398,34 @@ await app.DisposeAsync();
 
 return Environment.ExitCode;
 
-// The state, the secrets and the users as the store's one writer; from then on every committed task change reaches its agent.
-async Task LoadAsLeaderAsync()
+// The gRPC services are bound (reflection over every method, about 100 ms).
+void MapServices()
 {
-    await app.Services.GetRequiredService<ClusterStateMachine>().LoadAsync(app.Lifetime.ApplicationStopping, keepConnections: store is EtcdKeyValueStore);
+    app.MapGrpcService<EcsService>();
+    app.MapGrpcService<AgentChannelService>();
+    app.MapGrpcService<AgentPeersService>();
+    app.MapGrpcService<TaskLogsService>();
+    app.MapGrpcService<IamService>();
+    app.MapGrpcService<ActivationsService>();
+    app.MapGrpcService<SchedulerService>();
+    app.MapGrpcService<SecretsService>();
+    app.MapGrpcService<CloudWatchLogsService>();
+    app.MapGrpcService<EventsService>();
+    app.MapGrpcService<EnrollmentService>();
+    app.MapGrpcReflectionService();
+    app.MapPost("/", (HttpContext http, AwsJsonApi api) => api.HandleAsync(http));
+    app.MapPost("/stream", (HttpContext http, AwsJsonApi api) => api.HandleStreamAsync(http));
+    app.MapGet("/metrics", MetricsEndpoint.ServeAsync);
+    app.MapGet("/", (HttpContext http) => http.Response.Redirect("/dashboard/"));
+    app.MapGet("/dashboard/{file?}", (HttpContext http, DashboardFiles files, string? file) => files.ServeAsync(http, file));
+    app.MapGrpcHealthChecksService();
+}
+
+// The state, the secrets and the users as the store's one writer; from then on every committed task change reaches its agent.
+// (The cluster state itself may be loading already: `state`.)
+async Task LoadAsLeaderAsync(Task? state = null)
+{
+    await (state ?? LoadStateAsync());
     await app.Services.GetRequiredService<SecretStore>().LoadAsync(app.Lifetime.ApplicationStopping); // before any agent is sent a task
     app.Services.GetRequiredService<TaskDispatcher>();
     await app.Services.GetRequiredService<IamStore>().LoadAsync(app.Lifetime.ApplicationStopping);
@@ -386,9 +436,11 @@ async Task LoadAsLeaderAsync()
     app.Services.GetRequiredService<TaskDispatcher>().SendFullSets();
 }
 
+Task LoadStateAsync() =>
+    app.Services.GetRequiredService<ClusterStateMachine>().LoadAsync(app.Lifetime.ApplicationStopping, keepConnections: store is EtcdKeyValueStore);
+
 void Serving()
 {
-    File.SetUnixFileMode(options.AdminSocket, UnixFileMode.UserRead | UnixFileMode.UserWrite);
     Startup.LogListening(logger, options.Listen, typeof(CoordinatorOptions).Assembly.GetName().Version?.ToString(3) ?? "?",
         options.InsecureTestMode ? "HTTP/2 cleartext, NO AUTHENTICATION (InsecureTestMode, for benchmarks)" : $"TLS, cluster CA SHA-256 {certificates.AnchorSha256}");
     Startup.LogAdminSocket(logger, options.AdminSocket);
@@ -479,6 +531,30 @@ internal sealed class StoreHealthCheck(ClusterStateMachine state, CoordinatorRol
         Task.FromResult(!state.Loaded ? HealthCheckResult.Unhealthy("loading the cluster state")
             : role.IsLeader || role.Leader is not null ? HealthCheckResult.Healthy()
             : HealthCheckResult.Unhealthy("no coordinator leads: reads only"));
+}
+
+/// <summary>
+/// The end of the host's start, once Kestrel listens: the admin socket made 0600 as soon as it exists (Kestrel makes it
+/// with the process's umask), then the start held until the state is loaded, so ApplicationStarted, and systemd's
+/// READY=1 with it, still mean that the API serves.
+/// </summary>
+internal sealed class ServingGate(string adminSocket, Func<Task> loaded) : IHostedLifecycleService
+{
+    public Task StartedAsync(CancellationToken cancellationToken)
+    {
+        File.SetUnixFileMode(adminSocket, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        return loaded();
+    }
+
+    public Task StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StoppingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StoppedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 }
 
 internal static partial class Startup

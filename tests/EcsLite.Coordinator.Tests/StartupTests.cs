@@ -1,10 +1,17 @@
+using System.Globalization;
+using EcsLite.Api.V1;
+using EcsLite.Coordinator.Core.State;
+using EcsLite.Coordinator.State;
+using EcsLite.Coordinator.Store;
+using EcsLite.Store.V1;
 using EcsLite.Testing;
 using Xunit.Abstractions;
 
 namespace EcsLite.Coordinator.Tests;
 
 /// <summary>
-/// Started as systemd starts it, the coordinator serves within seconds, not tens of seconds; run with
+/// Started as systemd starts it, the coordinator serves within seconds, not tens of seconds, and a call that
+/// comes while it loads its state waits for all of it; run with
 /// nothing else of this suite running (a collection of its own, not run in parallel), as a start-up time
 /// is meaningless on a machine that other tests saturate. How fast it starts is measured by the foundation
 /// benchmark on the shipped build (docs/benchmarks.md); this test guards against the file watcher's return.
@@ -36,6 +43,48 @@ public sealed class StartupTests(ITestOutputHelper output)
     }
 
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(3);
+
+    [Fact]
+    public async Task A_call_that_arrives_while_the_state_loads_waits_for_it_and_is_answered_from_all_of_it()
+    {
+        // The port opens while the state loads (the first TLS handshakes run meanwhile); a call must not see
+        // a state half loaded. A store of 50,000 revisions, written straight into it as the coordinator keeps
+        // them, takes about a second to load.
+        const int Revisions = 50_000;
+        await using var coordinator = await CoordinatorProcess.StartAsync();
+        var first = (await coordinator.Ecs.RegisterTaskDefinitionAsync(new RegisterTaskDefinitionRequest
+        {
+            Family = "loading",
+            ContainerDefinitions = { new ContainerDefinition { Name = "app", Image = "busybox", Memory = 64 } },
+        })).TaskDefinition;
+        await coordinator.StopAsync();
+        await using (var store = SqliteKeyValueStore.Open(coordinator.DataDir))
+        {
+            var ops = new List<TxnOp>();
+            for (var revision = 2; revision <= Revisions; revision++)
+            {
+                var definition = first.Clone();
+                definition.Revision = revision;
+                definition.TaskDefinitionArn = $"{first.TaskDefinitionArn[..first.TaskDefinitionArn.LastIndexOf(':')]}:{revision}";
+                ops.AddRange(StateKeys.ToOps(new TaskDefinitionPut(new StoredTaskDefinition { TaskDefinition = definition }), CoordinatorState.Empty, CoordinatorState.Empty, DateTimeOffset.UtcNow));
+            }
+
+            ops.AddRange(StateKeys.ToOps(new FamilyPut("loading", Revisions), CoordinatorState.Empty, CoordinatorState.Empty, DateTimeOffset.UtcNow));
+            await store.TxnAsync(Txn.Unconditional(ops), CancellationToken.None);
+        }
+
+        coordinator.Launch();
+        var accepting = await coordinator.WaitAcceptingAsync(TimeSpan.FromSeconds(30));
+        var described = await coordinator.Ecs.DescribeTaskDefinitionAsync(new DescribeTaskDefinitionRequest { TaskDefinition = $"loading:{Revisions}" });
+        var answered = DateTimeOffset.UtcNow;
+
+        var loadedLine = coordinator.Output.Split('\n').Single(line => line.Contains("Cluster state loaded", StringComparison.Ordinal));
+        var loaded = DateTimeOffset.Parse(loadedLine[..loadedLine.IndexOf(' ', StringComparison.Ordinal)], CultureInfo.InvariantCulture);
+        output.WriteLine($"port open {(loaded - accepting).TotalMilliseconds:F0} ms before the state was loaded; answered {(answered - loaded).TotalMilliseconds:F0} ms after; {loadedLine}");
+        Assert.True(accepting < loaded, $"the port opened only once the state was loaded: {loadedLine}");
+        Assert.Equal(Revisions, described.TaskDefinition.Revision);
+        Assert.Contains($"{Revisions} task definition revisions", loadedLine, StringComparison.Ordinal);
+    }
 
     private static int InotifyWatches(int pid) =>
         Directory.EnumerateFiles($"/proc/{pid}/fd").Where(fd => new FileInfo(fd).LinkTarget?.Contains("inotify", StringComparison.Ordinal) == true)

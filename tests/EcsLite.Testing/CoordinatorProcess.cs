@@ -358,6 +358,24 @@ public sealed class CoordinatorProcess : IAsyncDisposable
         return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
+    /// <summary>Waits until the port takes TCP connections (not until it serves); returns the moment it first did.</summary>
+    public async Task<DateTimeOffset> WaitAcceptingAsync(TimeSpan timeout)
+    {
+        var endpoint = new Uri(Address);
+        var deadline = DateTime.UtcNow + timeout;
+        while (!await AcceptsConnectionsAsync(endpoint.Host, endpoint.Port))
+        {
+            if (DateTime.UtcNow > deadline || _process is { HasExited: true })
+            {
+                throw new TimeoutException($"the coordinator's port took no connection within {timeout}:\n{Output}");
+            }
+
+            await Task.Delay(5);
+        }
+
+        return DateTimeOffset.UtcNow;
+    }
+
     private static async Task<bool> AcceptsConnectionsAsync(string host, int port)
     {
         try
