@@ -124,6 +124,26 @@ public sealed class HighAvailabilityTests(ITestOutputHelper output)
             Assert.True(instance.AgentConnected);
             Assert.Equal(1, instance.RunningTasksCount);
 
+            // A secret made on the leader just before its task: the follower sending the task reads it, though its
+            // secrets follow the store apart from its state (and may not have it yet).
+            var secrets = new EcsLite.Api.V1.Secrets.SecretsClient(leader.Channel);
+            var token = await secrets.CreateSecretAsync(new CreateSecretRequest { Name = "fresh", SecretString = "fresh-value" });
+            await follower.Ecs.RegisterTaskDefinitionAsync(new RegisterTaskDefinitionRequest
+            {
+                Family = "fresh-secret",
+                ContainerDefinitions = { new ContainerDefinition { Name = "app", Image = LocalImages.Busybox, Memory = 32, Command = { "sleep", "300" }, Secrets = { new Secret { Name = "TOKEN", ValueFrom = token.ARN } } } },
+            });
+            var fresh = (await follower.Ecs.RunTaskAsync(new RunTaskRequest { TaskDefinition = "fresh-secret" })).Tasks.Single().TaskArn;
+            await Eventually.HoldsAsync(async () => (await follower.Ecs.DescribeAllTasksAsync([fresh]))[0] is { LastStatus: "RUNNING" or "STOPPED" }, TimeSpan.FromSeconds(60), "the task with a fresh secret started or stopped");
+            var freshTask = (await follower.Ecs.DescribeAllTasksAsync([fresh]))[0];
+            Assert.True(freshTask.LastStatus == "RUNNING", $"{freshTask.LastStatus}: {freshTask.StoppedReason}");
+
+            // A task too large to send to the agent the follower holds: the follower has the leader stop it, with the reason.
+            await follower.Ecs.RegisterTaskDefinitionAsync(await SecretsEndToEndTests.TooLargeToSendAsync(secrets, "too-large"));
+            var tooLarge = (await follower.Ecs.RunTaskAsync(new RunTaskRequest { TaskDefinition = "too-large" })).Tasks.Single().TaskArn;
+            await Eventually.HoldsAsync(async () => (await follower.Ecs.DescribeAllTasksAsync([tooLarge]))[0].LastStatus == "STOPPED", TimeSpan.FromSeconds(30), "the task too large to send STOPPED");
+            SecretsEndToEndTests.AssertStoppedAsTooLarge((await leader.Ecs.DescribeAllTasksAsync([tooLarge]))[0]);
+
             // A user of the leader's making is known to the follower, and held to its policy there: allowed to
             // describe, not to run (the leader checks the forwarded change, as that user).
             var iam = new Iam.IamClient(leader.Channel);

@@ -150,6 +150,37 @@ public sealed class SecretsEndToEndTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_task_whose_secrets_make_it_too_large_to_send_to_its_agent_stops_with_the_reason()
+    {
+        await Coordinator.Ecs.RegisterTaskDefinitionAsync(await TooLargeToSendAsync(_secrets, "too-large"));
+        var stopped = await WaitForAsync(await RunAsync("too-large"), t => t.LastStatus == "STOPPED");
+        AssertStoppedAsTooLarge(stopped);
+    }
+
+    /// <summary>
+    /// A definition whose secrets' values (17 of 64,000 bytes, each within Secrets Manager's 64 KiB) make its task larger
+    /// than one message of an agent's stream (1 MiB): it can never be sent, so it must not stay PENDING.
+    /// </summary>
+    internal static async Task<RegisterTaskDefinitionRequest> TooLargeToSendAsync(SecretsApi.SecretsClient secrets, string family)
+    {
+        var container = new ContainerDefinition { Name = "app", Image = LocalImages.Busybox, Memory = 32, Command = { "sleep", "600" } };
+        for (var i = 0; i < 17; i++)
+        {
+            var secret = await secrets.CreateSecretAsync(new CreateSecretRequest { Name = Unique($"{family}-{i}"), SecretString = new string((char)('a' + i), 64_000) });
+            container.Secrets.Add(new Secret { Name = $"S{i}", ValueFrom = secret.ARN });
+        }
+
+        return new RegisterTaskDefinitionRequest { Family = family, ContainerDefinitions = { container } };
+    }
+
+    internal static void AssertStoppedAsTooLarge(EcsTask stopped)
+    {
+        Assert.Equal("TaskFailedToStart", stopped.StopCode);
+        Assert.Contains("larger than the 1048576 bytes its agent can be sent at once", stopped.StoppedReason, StringComparison.Ordinal);
+        Assert.Equal("", stopped.Containers.Single().RuntimeId); // never sent, so no container was made
+    }
+
+    [Fact]
     public async Task A_caller_without_permission_reads_no_value_and_cannot_start_a_task_that_would()
     {
         await _secrets.PutParameterAsync(new PutParameterRequest { Name = "/prod/key", Value = "prod-value", Type = "SecureString" });

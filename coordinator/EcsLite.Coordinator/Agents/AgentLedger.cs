@@ -75,6 +75,21 @@ public sealed class AgentLedger(
     }
 
     /// <summary>
+    /// Tasks that cannot be sent to their agents (one alone is larger than a message of the stream): stopped, with the
+    /// reason, by the leader (a follower holding the agent asks it), so none stays PENDING for ever.
+    /// </summary>
+    public async Task UndeliverableAsync(IReadOnlyList<string> taskArns, CancellationToken cancellationToken)
+    {
+        var request = new PeerUndeliverableRequest { Holder = Self, TaskArns = { taskArns } };
+        if (await OnLeaderAsync(leader => leader.UndeliverableAsync(request, cancellationToken: cancellationToken), cancellationToken) is not null)
+        {
+            return;
+        }
+
+        await state.ApplyAsync((s, c) => TaskCommands.Undeliverable(s, taskArns, AgentChannelService.DesiredChunkBytes, c), cancellationToken);
+    }
+
+    /// <summary>
     /// On the leader: the agents another coordinator holds whose heartbeats arrive there. One marked disconnected
     /// is connected again (its heartbeats resumed); one the state says another coordinator holds is not its to vouch for.
     /// </summary>

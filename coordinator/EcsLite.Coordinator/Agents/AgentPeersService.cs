@@ -11,7 +11,7 @@ namespace EcsLite.Coordinator.Agents;
 /// <summary>
 /// The coordinators' service to each other (never for other callers: only a client certificate the cluster
 /// CA issued to a coordinator is answered). The leader applies what the followers' agents change (joins,
-/// reports, ends, liveness); any coordinator reads logs from the agents it holds.
+/// reports, ends, liveness, tasks too large to send); any coordinator reads logs from the agents it holds.
 /// </summary>
 public sealed class AgentPeersService(
     CoordinatorRole role, AgentLedger ledger, AgentLogs logs, ClusterStateMachine state, ClusterCertificates certificates, AuditLog audit, IOptions<CoordinatorOptions> options)
@@ -42,6 +42,13 @@ public sealed class AgentPeersService(
     {
         Admit(context, leaderOnly: true);
         await ledger.AliveAsync(request.Holder, request.ContainerInstanceArns, context.CancellationToken);
+        return new PeerResponse { Revision = state.Revision };
+    }
+
+    public override async Task<PeerResponse> Undeliverable(PeerUndeliverableRequest request, ServerCallContext context)
+    {
+        Admit(context, leaderOnly: true);
+        await ledger.UndeliverableAsync(request.TaskArns, context.CancellationToken);
         return new PeerResponse { Revision = state.Revision };
     }
 

@@ -21,6 +21,8 @@ public sealed partial class SecretStore(IKeyValueStore store, IOptions<Coordinat
     private const string SecretPrefix = "secrets/secrets/";
     private readonly StoreWriter _writer = new(store);
     private volatile SecretState _state = SecretState.Empty;
+    private readonly Lock _loading = new();
+    private long _loadedRevision;
 
     public SecretState State => _state;
 
@@ -35,9 +37,19 @@ public sealed partial class SecretStore(IKeyValueStore store, IOptions<Coordinat
     {
         var parameters = await store.RangeAsync(ParameterPrefix, cancellationToken);
         var secrets = await store.RangeAsync(SecretPrefix, cancellationToken);
-        _state = SecretState.Load(
+        var loaded = SecretState.Load(
             parameters.Kvs.Select(kv => StoredParameter.Parser.ParseFrom(kv.Value)),
             secrets.Kvs.Select(kv => StoredSecret.Parser.ParseFrom(kv.Value)));
+        lock (_loading)
+        {
+            // Reads may overlap on a follower (its watch of the secrets, and a task's dispatch): never an older one last.
+            if (parameters.Revision >= _loadedRevision)
+            {
+                _loadedRevision = parameters.Revision;
+                _state = loaded;
+            }
+        }
+
         if (following)
         {
             return;
