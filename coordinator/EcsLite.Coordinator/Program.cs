@@ -213,16 +213,6 @@ builder.Logging.AddSimpleConsole(o =>
     o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ";
     o.UseUtcTimestamp = true;
 });
-// The server's TLS settings, made at the first handshake (the certificates may still be loading while the host is built).
-var serverTls = new Lazy<SslServerAuthenticationOptions>(() => new SslServerAuthenticationOptions
-{
-    ServerCertificateContext = SslStreamCertificateContext.Create(certificates.Server, certificates.ServerChain, offline: true),
-    ClientCertificateRequired = true, // asked for, not required (API callers have none; agents do)
-    RemoteCertificateValidationCallback = (_, certificate, _, _) => certificate is null || certificate is X509Certificate2 presented && certificates.IssuedClient(presented),
-    CertificateRevocationCheckMode = X509RevocationMode.NoCheck,
-    ApplicationProtocols = [SslApplicationProtocol.Http2, SslApplicationProtocol.Http11],
-    AllowRenegotiation = false, // HTTP/2 forbids it
-});
 builder.WebHost.ConfigureKestrel(kestrel =>
 {
     kestrel.AddServerHeader = false;
@@ -236,15 +226,25 @@ builder.WebHost.ConfigureKestrel(kestrel =>
     }
     else if (endpoint is not null)
     {
-        // TLS always: a plaintext connection fails the handshake. A client certificate is asked for but
+        // TLS always: a plaintext connection fails the handshake. The settings are made at the first handshake
+        // (the certificates may still be loading while the host is built). A client certificate is asked for but
         // not required (API callers have none; agents do), and taken only if the cluster CA issued it.
+        var tls = new Lazy<SslServerAuthenticationOptions>(() => new SslServerAuthenticationOptions
+        {
+            ServerCertificateContext = SslStreamCertificateContext.Create(certificates.Server, certificates.ServerChain, offline: true),
+            ClientCertificateRequired = true,
+            RemoteCertificateValidationCallback = (_, certificate, _, _) => certificate is null || certificate is X509Certificate2 presented && certificates.IssuedClient(presented),
+            CertificateRevocationCheckMode = X509RevocationMode.NoCheck,
+            ApplicationProtocols = [SslApplicationProtocol.Http2, SslApplicationProtocol.Http11],
+            AllowRenegotiation = false, // HTTP/2 forbids it
+        });
         kestrel.Listen(endpoint, listen =>
         {
             // gRPC over HTTP/2, and the AWS JSON API (POST /) over HTTP/1.1 for the AWS CLI and SDKs: ALPN picks.
             listen.Protocols = HttpProtocols.Http1AndHttp2;
             listen.UseHttps(new TlsHandshakeCallbackOptions
             {
-                OnConnection = _ => ValueTask.FromResult(serverTls.Value),
+                OnConnection = _ => ValueTask.FromResult(tls.Value),
                 HandshakeTimeout = TimeSpan.FromSeconds(10),
             });
         });

@@ -58,26 +58,15 @@ internal static class TaskDefinitionBenchmark
 
         // 4. Start to serving with everything stored, against an empty store (the baseline) in the same run:
         //    `restarts` restarts of each (one start alone moves by 100-200 ms on these machines), the median reported.
-        var full = new List<double>();
         var loads = new List<string>();
-        for (var i = 0; i < restarts; i++)
+        var full = await RestartsAsync(coordinator, () =>
         {
-            await coordinator.StopAsync();
-            await coordinator.StartAgainAsync();
-            full.Add(coordinator.LastStartToServing.TotalMilliseconds);
             var load = Regex.Matches(coordinator.Output, @"Cluster state loaded: [^\n]*?, in (\d+) ms \(read (\d+) ms, parse (\d+) ms").Last().Groups;
             loads.Add($"{load[1].Value} ms: read {load[2].Value}, parse {load[3].Value}");
-        }
-
+        });
         await using var empty = await CoordinatorProcess.StartAsync();
         var first = empty.LastStartToServing.TotalMilliseconds;
-        var emptyStarts = new List<double>();
-        for (var i = 0; i < restarts; i++)
-        {
-            await empty.StopAsync();
-            await empty.StartAgainAsync();
-            emptyStarts.Add(empty.LastStartToServing.TotalMilliseconds);
-        }
+        var emptyStarts = await RestartsAsync(empty, () => { });
 
         results.Add(("first start, empty store (makes the CA, keys and credentials)", $"{first:N0} ms", ""));
         results.Add(($"start to SERVING, empty store (baseline), median of {restarts} restarts", Starts(emptyStarts), ""));
@@ -86,6 +75,20 @@ internal static class TaskDefinitionBenchmark
 
         Report.Print(results);
         return 0;
+
+        async Task<List<double>> RestartsAsync(CoordinatorProcess process, Action afterEach)
+        {
+            var starts = new List<double>();
+            for (var i = 0; i < restarts; i++)
+            {
+                await process.StopAsync();
+                await process.StartAgainAsync();
+                starts.Add(process.LastStartToServing.TotalMilliseconds);
+                afterEach();
+            }
+
+            return starts;
+        }
 
         static string Starts(List<double> starts) =>
             $"{starts.Order().ElementAt(starts.Count / 2):N0} ms ({string.Join(", ", starts.Select(s => s.ToString("N0")))})";

@@ -11,9 +11,9 @@ namespace EcsLite.Coordinator.Tests;
 
 /// <summary>
 /// Started as systemd starts it, the coordinator serves within seconds, not tens of seconds, and a call that
-/// comes while it loads its state waits for all of it; run with
-/// nothing else of this suite running (a collection of its own, not run in parallel), as a start-up time
-/// is meaningless on a machine that other tests saturate. How fast it starts is measured by the foundation
+/// comes while it loads its state waits for all of it; run with nothing else of this suite running (a
+/// collection of its own, not run in parallel), as a start-up time is meaningless on a machine that other
+/// tests saturate. How fast it starts is measured by the foundation
 /// benchmark on the shipped build (docs/benchmarks.md); this test guards against the file watcher's return.
 /// </summary>
 [Collection(nameof(StartupTests))]

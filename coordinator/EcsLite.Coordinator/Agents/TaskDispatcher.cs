@@ -36,7 +36,7 @@ public sealed partial class TaskDispatcher
         this.role = role;
         this.ledger = ledger;
         this.logger = logger;
-        state.TasksForAgents = Send;
+        state.TasksForAgents = taskArns => SendChanged(taskArns, secretsRead: false);
     }
 
     private DesiredTask WithSecrets(DesiredTask task)
@@ -50,8 +50,6 @@ public sealed partial class TaskDispatcher
         // A copy that shares the definition (never changed in the state): the values are in this message only.
         return new DesiredTask { TaskArn = task.TaskArn, DesiredStatus = task.DesiredStatus, TaskDefinition = task.TaskDefinition, Secrets = { values }, SecretsError = error ?? "" };
     }
-
-    private void Send(IReadOnlyList<string> taskArns) => SendChanged(taskArns, secretsRead: false);
 
     private void SendChanged(IReadOnlyList<string> taskArns, bool secretsRead)
     {
