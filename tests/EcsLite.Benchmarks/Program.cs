@@ -13,6 +13,7 @@ using EcsLite.Benchmarks;
 //   security      RunTask, DescribeTasks and 1,000 agents joining, with security on and off (InsecureTestMode)
 //   schedules     10,000 rate(1 minute) schedules over 1,000 simulated hosts: slot to fire and to RUNNING, coordinator CPU
 //   json-api      DescribeTasks and RunTask through the JSON API (SigV4) against the same calls over gRPC
+//   tls-floor     what TLS costs with no EcsLite code on the path: sockets vs SslStream, empty Kestrel h2c vs TLS
 return args.FirstOrDefault() switch
 {
     "agent-idle" => await AgentIdleBenchmark.RunAsync(args),
@@ -28,12 +29,14 @@ return args.FirstOrDefault() switch
     "schedule-pass" => SchedulePassBenchmark.Run(args),
     "json-api" => await JsonApiBenchmark.RunAsync(args),
     "metrics" => await MetricsBenchmark.RunAsync(args),
+    "tls-floor" => await TlsFloorBenchmark.RunAsync(args),
+    "tls-floor-server" => await TlsFloorBenchmark.ServeAsync(args),
     "taskdefs" or null => await TaskDefinitionBenchmark.RunAsync(args),
     var other => Fail(other),
 };
 
 static int Fail(string command)
 {
-    Console.Error.WriteLine($"unknown benchmark '{command}': taskdefs, agent-idle, agent-fleet, agent-tasks, placement, runtask, service-pass, failover, security, schedules, schedule-pass, json-api or metrics");
+    Console.Error.WriteLine($"unknown benchmark '{command}': taskdefs, agent-idle, agent-fleet, agent-tasks, placement, runtask, service-pass, failover, security, schedules, schedule-pass, json-api, metrics or tls-floor");
     return 2;
 }
