@@ -80,6 +80,39 @@ internal static class Report
         return 0;
     }
 
+    /// <summary>
+    /// Each caller makes one call (connections and handshakes before the clock), then all call in a loop for
+    /// <paramref name="phase"/>: calls per second, and the CPU <paramref name="cpu"/> reads, per call in µs.
+    /// </summary>
+    public static async Task<(double Rate, double CpuMicroseconds)> CallRateAsync(int callers, TimeSpan phase, Func<TimeSpan> cpu, Func<int, Func<Task>> call)
+    {
+        var calls = 0L;
+        var ready = 0;
+        var start = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var watch = new System.Diagnostics.Stopwatch();
+        var cpuBefore = TimeSpan.Zero;
+        await Task.WhenAll(Enumerable.Range(0, callers).Select(async caller =>
+        {
+            var once = call(caller);
+            await once();
+            if (Interlocked.Increment(ref ready) == callers)
+            {
+                cpuBefore = cpu();
+                watch.Start();
+                start.SetResult();
+            }
+
+            await start.Task;
+            while (watch.Elapsed < phase)
+            {
+                await once();
+                Interlocked.Increment(ref calls);
+            }
+        }));
+        var used = cpu() - cpuBefore;
+        return (calls / watch.Elapsed.TotalSeconds, used.TotalMicroseconds / calls);
+    }
+
     public static void Print(IEnumerable<(string Measure, string Value, string Target)> results)
     {
         Console.WriteLine();

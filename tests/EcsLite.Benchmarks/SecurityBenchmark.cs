@@ -97,33 +97,13 @@ internal static class SecurityBenchmark
         var arns = (await coordinator.Ecs.ListTasksAsync(new ListTasksRequest { DesiredStatus = "STOPPED", MaxResults = 10 })).TaskArns;
         var request = new DescribeTasksRequest { Tasks = { arns } };
         var channels = Enumerable.Range(0, channelCount).Select(_ => coordinator.NewChannel()).ToList();
-        var calls = 0L;
-        var connected = 0;
-        var start = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var watch = new Stopwatch();
-        var cpuBefore = TimeSpan.Zero;
-        await Task.WhenAll(Enumerable.Range(0, callers).Select(async caller =>
+        var result = await Report.CallRateAsync(callers, phase, () => Report.CpuTime(coordinator.ProcessId), caller =>
         {
             var ecs = new Ecs.EcsClient(channels[caller % channelCount]);
-            await ecs.DescribeTasksAsync(request); // the connection (and its handshake) before the clock counts
-            if (Interlocked.Increment(ref connected) == callers)
-            {
-                cpuBefore = Report.CpuTime(coordinator.ProcessId);
-                watch.Start();
-                start.SetResult();
-            }
-
-            await start.Task;
-            while (watch.Elapsed < phase)
-            {
-                await ecs.DescribeTasksAsync(request);
-                Interlocked.Increment(ref calls);
-            }
-        }));
-        var cpu = Report.CpuTime(coordinator.ProcessId) - cpuBefore;
-        var rate = calls / watch.Elapsed.TotalSeconds;
+            return async () => await ecs.DescribeTasksAsync(request);
+        });
         channels.ForEach(c => c.Dispose());
-        return (rate, cpu.TotalMicroseconds / calls);
+        return result;
     }
 
     private static async Task<(TimeSpan Elapsed, TimeSpan CoordinatorCpu, long CoordinatorRssKiB)> JoinAsync(CoordinatorProcess coordinator, int agents, bool secure)

@@ -3,8 +3,8 @@ using System.Globalization;
 using System.Net;
 using System.Net.Security;
 using System.Net.Sockets;
-using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
+using EcsLite.Security;
 using EcsLite.Testing;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
@@ -22,7 +22,8 @@ namespace EcsLite.Benchmarks;
 /// response, each one TLS 1.3 record as the coordinator sends them), 8 callers on 8 connections, phases
 /// alternating: (1) a ping-pong over bare sockets against the same over .NET's SslStream (both ends in this
 /// process); (2) an empty Kestrel HTTP/2 endpoint in a child process, h2c against TLS with the coordinator's
-/// settings (ECDSA P-256, client certificate asked for, ALPN), called by HttpClient: calls/s and the server's CPU a call.
+/// settings and certificates (the cluster CA and server certificate it makes, a client certificate asked for, ALPN),
+/// called by HttpClient: calls/s and the server's CPU a call.
 /// Usage: ... tls-floor [--rounds 3] [--seconds 5] [--callers 8]
 /// </summary>
 internal static class TlsFloorBenchmark
@@ -35,7 +36,8 @@ internal static class TlsFloorBenchmark
         var rounds = Report.Option(args, "--rounds", 3);
         var phase = TimeSpan.FromSeconds(Report.Option(args, "--seconds", 5));
         var callers = Report.Option(args, "--callers", 8);
-        using var certificate = SelfSigned();
+        var directory = CoordinatorProcess.TempDirectory("ecslite-tls-floor");
+        var certificates = Certificates(directory);
 
         var socketPlain = new List<(double Rate, double Cpu)>();
         var socketTls = new List<(double Rate, double Cpu)>();
@@ -44,9 +46,9 @@ internal static class TlsFloorBenchmark
         for (var i = 0; i < rounds; i++)
         {
             socketPlain.Add(await PingPongAsync(null, callers, phase));
-            socketTls.Add(await PingPongAsync(certificate, callers, phase));
-            kestrelPlain.Add(await KestrelAsync(tls: false, callers, phase));
-            kestrelTls.Add(await KestrelAsync(tls: true, callers, phase));
+            socketTls.Add(await PingPongAsync(certificates.Server, callers, phase));
+            kestrelPlain.Add(await KestrelAsync(null, callers, phase));
+            kestrelTls.Add(await KestrelAsync(directory, callers, phase));
         }
 
         Report.Print(
@@ -58,22 +60,28 @@ internal static class TlsFloorBenchmark
             ("the same endpoint over TLS (the coordinator's settings)", Figures(kestrelTls, "µs of server CPU a call"), ""),
             ("difference", Difference(kestrelTls, kestrelPlain), ""),
         ]);
+        Directory.Delete(directory, recursive: true);
         return 0;
     }
 
-    /// <summary>The child process's side: an empty endpoint that reads the request and answers 1,800 bytes.</summary>
+    /// <summary>
+    /// The child process's side (`tls-floor-server PORT [DIRECTORY]`, TLS with the certificates in DIRECTORY):
+    /// an empty endpoint that reads the request and answers 1,800 bytes.
+    /// </summary>
     public static async Task<int> ServeAsync(string[] args)
     {
-        var tls = args[1] == "tls";
-        var port = int.Parse(args[2], CultureInfo.InvariantCulture);
-        using var certificate = SelfSigned();
-        var options = new SslServerAuthenticationOptions
+        var port = int.Parse(args[1], CultureInfo.InvariantCulture);
+        var tls = args.Length > 2;
+        var certificates = tls ? Certificates(args[2]) : null;
+        var options = tls ? new SslServerAuthenticationOptions
         {
-            ServerCertificateContext = SslStreamCertificateContext.Create(certificate, null, offline: true),
+            // as the coordinator's: a client certificate asked for, taken only if the cluster CA issued it
+            ServerCertificateContext = SslStreamCertificateContext.Create(certificates!.Server, certificates.ServerChain, offline: true),
             ClientCertificateRequired = true,
-            RemoteCertificateValidationCallback = (_, _, _, _) => true,
+            RemoteCertificateValidationCallback = (_, certificate, _, _) => certificate is null || certificate is X509Certificate2 presented && certificates.IssuedClient(presented),
+            CertificateRevocationCheckMode = X509RevocationMode.NoCheck,
             ApplicationProtocols = [SslApplicationProtocol.Http2, SslApplicationProtocol.Http11],
-        };
+        } : null;
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
         builder.WebHost.ConfigureKestrel(kestrel => kestrel.Listen(IPAddress.Loopback, port, listen =>
@@ -81,7 +89,7 @@ internal static class TlsFloorBenchmark
             listen.Protocols = tls ? HttpProtocols.Http1AndHttp2 : HttpProtocols.Http2;
             if (tls)
             {
-                listen.UseHttps(new TlsHandshakeCallbackOptions { OnConnection = _ => ValueTask.FromResult(options) });
+                listen.UseHttps(new TlsHandshakeCallbackOptions { OnConnection = _ => ValueTask.FromResult(options!) });
             }
         }));
         await using var app = builder.Build();
@@ -98,12 +106,13 @@ internal static class TlsFloorBenchmark
         return 0;
     }
 
-    private static async Task<(double Rate, double Cpu)> KestrelAsync(bool tls, int callers, TimeSpan phase)
+    /// <summary>Calls to the endpoint in a child process: TLS with the certificates in <paramref name="tls"/>, h2c if null.</summary>
+    private static async Task<(double Rate, double Cpu)> KestrelAsync(string? tls, int callers, TimeSpan phase)
     {
         var port = CoordinatorProcess.FreePort();
-        await using var server = TestProcess.Start([Environment.ProcessPath!, "tls-floor-server", tls ? "tls" : "h2c", port.ToString(CultureInfo.InvariantCulture)]);
+        await using var server = TestProcess.Start([Environment.ProcessPath!, "tls-floor-server", port.ToString(CultureInfo.InvariantCulture), .. tls is null ? Array.Empty<string>() : [tls]]);
         await server.WaitForOutputAsync("serving", TimeSpan.FromSeconds(30));
-        var url = new Uri($"{(tls ? "https" : "http")}://127.0.0.1:{port}/");
+        var url = new Uri($"{(tls is null ? "http" : "https")}://127.0.0.1:{port}/");
         var clients = Enumerable.Range(0, callers).Select(_ => new HttpClient(new SocketsHttpHandler
         {
             SslOptions = { RemoteCertificateValidationCallback = (_, _, _, _) => true },
@@ -113,7 +122,7 @@ internal static class TlsFloorBenchmark
             DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact,
         }).ToList();
         var request = new byte[RequestBytes];
-        var result = await MeasureAsync(callers, phase, () => Report.CpuTime(server.Id), caller => async () =>
+        var result = await Report.CallRateAsync(callers, phase, () => Report.CpuTime(server.Id), caller => async () =>
         {
             using var answer = await clients[caller].PostAsync(url, new ByteArrayContent(request));
             var body = await answer.Content.ReadAsByteArrayAsync();
@@ -155,7 +164,7 @@ internal static class TlsFloorBenchmark
 
         var request = new byte[RequestBytes];
         var responses = Enumerable.Range(0, pairs).Select(_ => new byte[ResponseBytes]).ToList();
-        var result = await MeasureAsync(pairs, phase, () => Process.GetCurrentProcess().TotalProcessorTime, caller => async () =>
+        var result = await Report.CallRateAsync(pairs, phase, () => Process.GetCurrentProcess().TotalProcessorTime, caller => async () =>
         {
             await clients[caller].WriteAsync(request);
             _ = await ReadAsync(clients[caller], responses[caller]);
@@ -198,46 +207,9 @@ internal static class TlsFloorBenchmark
         }
     }
 
-    /// <summary>
-    /// Each caller makes one call (connections and handshakes before the clock), then all call in a loop for
-    /// <paramref name="phase"/>: calls per second, and the CPU <paramref name="cpu"/> counts per call in µs.
-    /// </summary>
-    private static async Task<(double Rate, double Cpu)> MeasureAsync(int callers, TimeSpan phase, Func<TimeSpan> cpu, Func<int, Func<Task>> call)
-    {
-        var calls = 0L;
-        var ready = 0;
-        var start = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var watch = new Stopwatch();
-        var cpuBefore = TimeSpan.Zero;
-        await Task.WhenAll(Enumerable.Range(0, callers).Select(async caller =>
-        {
-            var once = call(caller);
-            await once();
-            if (Interlocked.Increment(ref ready) == callers)
-            {
-                cpuBefore = cpu();
-                watch.Start();
-                start.SetResult();
-            }
-
-            await start.Task;
-            while (watch.Elapsed < phase)
-            {
-                await once();
-                Interlocked.Increment(ref calls);
-            }
-        }));
-        var used = cpu() - cpuBefore;
-        return (calls / watch.Elapsed.TotalSeconds, used.TotalMicroseconds / calls);
-    }
-
-    private static X509Certificate2 SelfSigned()
-    {
-        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
-        var request = new CertificateRequest("CN=localhost", key, HashAlgorithmName.SHA256);
-        using var certificate = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(1));
-        return X509CertificateLoader.LoadPkcs12(certificate.Export(X509ContentType.Pfx), null); // with its key usable by SslStream
-    }
+    /// <summary>The cluster CA and server certificate the coordinator makes (or loads) in its data directory's tls/.</summary>
+    private static ClusterCertificates Certificates(string directory) =>
+        ClusterCertificates.LoadOrCreate(directory, ["localhost", "127.0.0.1"], DateTimeOffset.UtcNow);
 
     private static string Figures(List<(double Rate, double Cpu)> phases, string cpu) =>
         $"{phases.Average(p => p.Rate):N0} calls/s ({string.Join(", ", phases.Select(p => p.Rate.ToString("N0", CultureInfo.InvariantCulture)))}); {phases.Average(p => p.Cpu):N1} {cpu}";
