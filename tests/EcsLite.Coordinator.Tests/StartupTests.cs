@@ -48,9 +48,10 @@ public sealed class StartupTests(ITestOutputHelper output)
     public async Task A_call_that_arrives_while_the_state_loads_waits_for_it_and_is_answered_from_all_of_it()
     {
         // The port opens while the state loads (the first TLS handshakes run meanwhile); a call must not see
-        // a state half loaded. A store of 50,000 revisions, written straight into it as the coordinator keeps
-        // them, takes about a second to load.
-        const int Revisions = 50_000;
+        // a state half loaded. A store of 100,000 revisions, written straight into it as the coordinator keeps
+        // them, takes about two seconds to load: with 50,000 (one second), a CI run busy with other tests
+        // once opened the port only after the load.
+        const int Revisions = 100_000;
         await using var coordinator = await CoordinatorProcess.StartAsync();
         var first = (await coordinator.Ecs.RegisterTaskDefinitionAsync(new RegisterTaskDefinitionRequest
         {
