@@ -51,6 +51,10 @@ internal static class Report
 
     public static long RssKiB(int pid) => FleetSimulator.ScaleRun.Process.RssKiB(pid);
 
+    /// <summary>The bytes a process has sent to storage so far (its page-cache writes, /proc/PID/io's write_bytes).</summary>
+    public static long StorageWriteBytes(int pid) =>
+        long.Parse(File.ReadLines($"/proc/{pid}/io").First(l => l.StartsWith("write_bytes:", StringComparison.Ordinal))["write_bytes:".Length..].Trim(), System.Globalization.CultureInfo.InvariantCulture);
+
     /// <summary>A process's share of one core over <paramref name="window"/>, in percent.</summary>
     public static Task<double> CpuPercentAsync(int pid, TimeSpan window) => FleetSimulator.ScaleRun.Process.CpuPercentAsync(pid, window);
 

@@ -33,7 +33,9 @@ internal static class ScheduleBenchmark
 
         await Task.Delay(TimeSpan.FromSeconds(10));
         var window = TimeSpan.FromMinutes(minutes);
+        var baselineWrites = Report.StorageWriteBytes(coordinator.ProcessId);
         var baseline = await Report.CpuPercentAsync(coordinator.ProcessId, window);
+        baselineWrites = Report.StorageWriteBytes(coordinator.ProcessId) - baselineWrites;
         var baselineRss = Report.RssKiB(coordinator.ProcessId);
 
         // The schedules, created by 16 callers, all within one minute (so their first slots are all the same
@@ -68,7 +70,9 @@ internal static class ScheduleBenchmark
         }
 
         await Task.Delay(boundary - DateTimeOffset.UtcNow - TimeSpan.FromSeconds(1));
+        var loadedWrites = Report.StorageWriteBytes(coordinator.ProcessId);
         var loaded = await Report.CpuPercentAsync(coordinator.ProcessId, window);
+        loadedWrites = Report.StorageWriteBytes(coordinator.ProcessId) - loadedWrites;
         await Task.Delay(TimeSpan.FromSeconds(5));
         var loadedRss = Report.RssKiB(coordinator.ProcessId);
 
@@ -105,8 +109,8 @@ internal static class ScheduleBenchmark
             ($"slot to fire ({fireLateness.Count:N0} fires: the pass placing its task)", ScaleRun.Percentiles(fireLateness), "p99 < 1,000 ms"),
             ("each slot's last fire, the first slot (cold) first", lastFires, ""),
             ("slot to task RUNNING on its host", ScaleRun.Percentiles(lateness), ""),
-            ($"coordinator, {agents} agents, no schedules (baseline)", $"CPU {baseline:N1}% of one core, VmRSS {baselineRss:N0} kB", ""),
-            ($"coordinator, {agents} agents, {schedules:N0} schedules firing", $"CPU {loaded:N1}% of one core, VmRSS {loadedRss:N0} kB", ""),
+            ($"coordinator, {agents} agents, no schedules (baseline)", $"CPU {baseline:N1}% of one core, VmRSS {baselineRss:N0} kB, storage writes {baselineWrites / 1e6:N0} MB", ""),
+            ($"coordinator, {agents} agents, {schedules:N0} schedules firing", $"CPU {loaded:N1}% of one core, VmRSS {loadedRss:N0} kB, storage writes {loadedWrites / 1e6:N0} MB", ""),
         ]);
         return lateness.Count == expected ? 0 : 1;
     }
