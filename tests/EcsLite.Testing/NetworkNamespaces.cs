@@ -11,7 +11,8 @@ namespace EcsLite.Testing;
 public sealed class NetworkNamespaces : IDisposable
 {
     private readonly string _prefix = $"el{Environment.ProcessId % 10000}{Random.Shared.Next(100, 999)}";
-    private readonly int _octet = Random.Shared.Next(100, 250);
+    private static readonly HashSet<int> OctetsTaken = []; // by the instances of this process
+    private readonly int _octet = FreeOctet();
     private readonly List<string> _namespaces = [];
     private readonly List<string> _rootLinks = [];
     private readonly Dictionary<string, string> _hostLinks = [];
@@ -44,6 +45,11 @@ public sealed class NetworkNamespaces : IDisposable
 
     public void Dispose()
     {
+        lock (OctetsTaken)
+        {
+            OctetsTaken.Remove(_octet);
+        }
+
         foreach (var link in _rootLinks)
         {
             Run(["ip", "link", "del", link], check: false);
@@ -52,6 +58,25 @@ public sealed class NetworkNamespaces : IDisposable
         foreach (var ns in _namespaces)
         {
             Run(["ip", "netns", "del", ns], check: false);
+        }
+    }
+
+    /// <summary>
+    /// A 10.X.0.0/16 for this instance's links that no address on the machine is in: not this process's
+    /// other instances, nor links a killed test run left behind, whose route would take the traffic.
+    /// </summary>
+    private static int FreeOctet()
+    {
+        var info = new ProcessStartInfo("ip", ["-o", "-4", "addr", "show"]) { RedirectStandardOutput = true };
+        using var ip = Process.Start(info)!;
+        var addresses = ip.StandardOutput.ReadToEnd();
+        ip.WaitForExit();
+        lock (OctetsTaken)
+        {
+            var free = Enumerable.Range(100, 150).Where(o => !OctetsTaken.Contains(o) && !addresses.Contains($" 10.{o}.", StringComparison.Ordinal)).ToList();
+            var octet = free[Random.Shared.Next(free.Count)];
+            OctetsTaken.Add(octet);
+            return octet;
         }
     }
 
