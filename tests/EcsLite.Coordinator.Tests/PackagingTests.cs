@@ -49,7 +49,7 @@ public class PackagingTests
         try
         {
             var (code, output) = await ProcessRunner.RunAsync(script, [], environment);
-            Assert.True(code == 0, output);
+            Assert.True(code == 0, output + Logs(Path.Combine(root, "run"))); // the directory is deleted below
             Assert.Contains($"serving on 127.0.0.1:{port}", output, StringComparison.Ordinal);
             Assert.Contains("agent        joined as arn:aws:ecs:local:000000000000:container-instance/default/", output, StringComparison.Ordinal);
             Assert.Contains("grpcurl -plaintext", output, StringComparison.Ordinal);
@@ -143,4 +143,8 @@ public class PackagingTests
             Directory.Delete(root, recursive: true);
         }
     }
+
+    /// <summary>The logs install.sh's processes wrote, for a failure's message.</summary>
+    private static string Logs(string runDirectory) =>
+        string.Concat(Directory.Exists(runDirectory) ? Directory.GetFiles(runDirectory, "*.log").Order().Select(f => $"\n--- {f}\n{File.ReadAllText(f)}") : []);
 }
