@@ -51,9 +51,7 @@ internal static class Report
 
     public static long RssKiB(int pid) => FleetSimulator.ScaleRun.Process.RssKiB(pid);
 
-    /// <summary>The bytes a process has sent to storage so far (its page-cache writes, /proc/PID/io's write_bytes).</summary>
-    public static long StorageWriteBytes(int pid) =>
-        long.Parse(File.ReadLines($"/proc/{pid}/io").First(l => l.StartsWith("write_bytes:", StringComparison.Ordinal))["write_bytes:".Length..].Trim(), System.Globalization.CultureInfo.InvariantCulture);
+    public static long StorageWriteBytes(int pid) => FleetSimulator.ScaleRun.Process.StorageWriteBytes(pid);
 
     /// <summary>A process's share of one core over <paramref name="window"/>, in percent.</summary>
     public static Task<double> CpuPercentAsync(int pid, TimeSpan window) => FleetSimulator.ScaleRun.Process.CpuPercentAsync(pid, window);

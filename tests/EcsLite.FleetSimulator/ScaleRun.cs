@@ -222,7 +222,7 @@ public sealed class ScaleRun(CoordinatorProcess coordinator, Fleet fleet)
     public static double At(List<double> sorted, int percent) =>
         sorted.Count == 0 ? double.NaN : sorted[Math.Min(sorted.Count - 1, (int)Math.Ceiling(sorted.Count * percent / 100.0) - 1)];
 
-    /// <summary>CPU time and VmRSS of a process, from /proc.</summary>
+    /// <summary>CPU time, VmRSS and storage writes of a process, from /proc.</summary>
     public static class Process
     {
         public static TimeSpan CpuTime(int pid)
@@ -232,8 +232,14 @@ public sealed class ScaleRun(CoordinatorProcess coordinator, Fleet fleet)
             return TimeSpan.FromSeconds((long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture)) / 100.0);
         }
 
-        public static long RssKiB(int pid) =>
-            long.Parse(File.ReadLines($"/proc/{pid}/status").First(l => l.StartsWith("VmRSS:", StringComparison.Ordinal))
+        public static long RssKiB(int pid) => Field($"/proc/{pid}/status", "VmRSS:");
+
+        /// <summary>The bytes the process has sent to storage so far (its page-cache writes).</summary>
+        public static long StorageWriteBytes(int pid) => Field($"/proc/{pid}/io", "write_bytes:");
+
+        /// <summary>The number after <paramref name="name"/> in a /proc file of "name: value" lines.</summary>
+        private static long Field(string path, string name) =>
+            long.Parse(File.ReadLines(path).First(l => l.StartsWith(name, StringComparison.Ordinal))
                 .Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture);
 
         public static async Task<double> CpuPercentAsync(int pid, TimeSpan window)

@@ -67,10 +67,7 @@ public sealed class NetworkNamespaces : IDisposable
     /// </summary>
     private static int FreeOctet()
     {
-        var info = new ProcessStartInfo("ip", ["-o", "-4", "addr", "show"]) { RedirectStandardOutput = true };
-        using var ip = Process.Start(info)!;
-        var addresses = ip.StandardOutput.ReadToEnd();
-        ip.WaitForExit();
+        var addresses = Run(["ip", "-o", "-4", "addr", "show"]);
         lock (OctetsTaken)
         {
             var free = Enumerable.Range(100, 150).Where(o => !OctetsTaken.Contains(o) && !addresses.Contains($" 10.{o}.", StringComparison.Ordinal)).ToList();
@@ -117,7 +114,8 @@ public sealed class NetworkNamespaces : IDisposable
         return $"{subnet}.1";
     }
 
-    private static void Run(string[] command, bool check = true)
+    /// <summary>Runs a command; returns what it printed.</summary>
+    private static string Run(string[] command, bool check = true)
     {
         var info = new ProcessStartInfo(command[0]) { RedirectStandardError = true, RedirectStandardOutput = true };
         foreach (var arg in command.Skip(1))
@@ -126,11 +124,14 @@ public sealed class NetworkNamespaces : IDisposable
         }
 
         using var process = Process.Start(info)!;
+        var output = process.StandardOutput.ReadToEndAsync();
         var error = process.StandardError.ReadToEnd();
         process.WaitForExit();
         if (check && process.ExitCode != 0)
         {
             throw new InvalidOperationException($"{string.Join(' ', command)} failed: {error}");
         }
+
+        return output.Result;
     }
 }
