@@ -12,6 +12,7 @@ using EcsLite.Benchmarks;
 //   failover      a lost instance's service tasks RUNNING elsewhere, with simulated agents
 //   security      RunTask, DescribeTasks and 1,000 agents joining, with security on and off (InsecureTestMode)
 //   schedules     10,000 rate(1 minute) schedules over 1,000 simulated hosts: slot to fire and to RUNNING, coordinator CPU
+//   store-slots   the embedded store under slots of schedule fires: time to durable, CPU, bytes written
 //   json-api      DescribeTasks and RunTask through the JSON API (SigV4) against the same calls over gRPC
 //   tls-floor     what TLS costs with no EcsLite code on the path: sockets vs SslStream, empty Kestrel h2c vs TLS
 return args.FirstOrDefault() switch
@@ -27,6 +28,7 @@ return args.FirstOrDefault() switch
     "security" => await SecurityBenchmark.RunAsync(args),
     "schedules" => await ScheduleBenchmark.RunAsync(args),
     "schedule-pass" => SchedulePassBenchmark.Run(args),
+    "store-slots" => await StoreSlotsBenchmark.RunAsync(args),
     "json-api" => await JsonApiBenchmark.RunAsync(args),
     "metrics" => await MetricsBenchmark.RunAsync(args),
     "tls-floor" => await TlsFloorBenchmark.RunAsync(args),
@@ -37,6 +39,6 @@ return args.FirstOrDefault() switch
 
 static int Fail(string command)
 {
-    Console.Error.WriteLine($"unknown benchmark '{command}': taskdefs, agent-idle, agent-fleet, agent-tasks, placement, runtask, service-pass, failover, security, schedules, schedule-pass, json-api, metrics or tls-floor");
+    Console.Error.WriteLine($"unknown benchmark '{command}': taskdefs, agent-idle, agent-fleet, agent-tasks, placement, runtask, service-pass, failover, security, schedules, schedule-pass, store-slots, json-api, metrics or tls-floor");
     return 2;
 }

@@ -53,6 +53,8 @@ internal static class Report
 
     public static long StorageWriteBytes(int pid) => FleetSimulator.ScaleRun.Process.StorageWriteBytes(pid);
 
+    public static long WrittenBytes(int pid) => FleetSimulator.ScaleRun.Process.WrittenBytes(pid);
+
     /// <summary>A process's share of one core over <paramref name="window"/>, in percent.</summary>
     public static Task<double> CpuPercentAsync(int pid, TimeSpan window) => FleetSimulator.ScaleRun.Process.CpuPercentAsync(pid, window);
 

@@ -28,30 +28,7 @@ internal static class SchedulePassBenchmark
         using var sampler = args.Contains("--alloc-types") ? new AllocationSampler() : null;
         var ids = 0;
         string NewId() => $"{++ids:D32}";
-        var context = new CommandContext(Start, new ArnFormat());
-        var state = CoordinatorState.Empty.Apply(ClusterCommands.Create(CoordinatorState.Empty, new CreateClusterRequest(), context).Changes);
-        for (var i = 0; i < agents; i++)
-        {
-            var hello = new AgentHello { Cluster = "default", Hostname = $"host-{i}", VersionInfo = new VersionInfo { AgentVersion = "bench" } };
-            hello.RegisteredResources.Add(new Resource { Name = "CPU", Type = "INTEGER", IntegerValue = 4096 });
-            hello.RegisteredResources.Add(new Resource { Name = "MEMORY", Type = "INTEGER", IntegerValue = 8192 });
-            hello.Attributes.Add(new Api.V1.Attribute { Name = "ecs.availability-zone", Value = $"zone-{i % 3}" });
-            state = state.Apply(ContainerInstanceCommands.Join(state, hello, context, $"{i:x8}").Changes);
-        }
-
-        state = state.Apply(TaskDefinitionCommands.Register(state, new RegisterTaskDefinitionRequest
-        {
-            Family = "job", ContainerDefinitions = { new ContainerDefinition { Name = "app", Image = "busybox", Memory = 16, Cpu = 8 } },
-        }, context).Changes);
-        for (var s = 0; s < schedules; s++)
-        {
-            state = state.Apply(ScheduleCommands.Create(state, new CreateScheduleRequest
-            {
-                Name = $"job-{s:D5}", ScheduleExpression = "rate(1 minute)", FlexibleTimeWindow = new FlexibleTimeWindow { Mode = "OFF" },
-                Target = new Target { Arn = "arn:aws:ecs:local:000000000000:cluster/default", EcsParameters = new EcsParameters { TaskDefinitionArn = "job" } },
-            }, context).Changes);
-        }
-
+        var state = Fleet(schedules, agents);
         var initial = state;
         var slot = ScheduleRunner.NextDue(initial)!.Value;
         for (var round = 0; round < rounds; round++)
@@ -92,5 +69,35 @@ internal static class SchedulePassBenchmark
         }
 
         return 0;
+    }
+
+    /// <summary>The state of a fleet of <paramref name="agents"/> instances in 3 zones with <paramref name="schedules"/> rate(1 minute) schedules, each to run one task, made by the real commands.</summary>
+    public static CoordinatorState Fleet(int schedules, int agents)
+    {
+        var context = new CommandContext(Start, new ArnFormat());
+        var state = CoordinatorState.Empty.Apply(ClusterCommands.Create(CoordinatorState.Empty, new CreateClusterRequest(), context).Changes);
+        for (var i = 0; i < agents; i++)
+        {
+            var hello = new AgentHello { Cluster = "default", Hostname = $"host-{i}", VersionInfo = new VersionInfo { AgentVersion = "bench" } };
+            hello.RegisteredResources.Add(new Resource { Name = "CPU", Type = "INTEGER", IntegerValue = 4096 });
+            hello.RegisteredResources.Add(new Resource { Name = "MEMORY", Type = "INTEGER", IntegerValue = 8192 });
+            hello.Attributes.Add(new Api.V1.Attribute { Name = "ecs.availability-zone", Value = $"zone-{i % 3}" });
+            state = state.Apply(ContainerInstanceCommands.Join(state, hello, context, $"{i:x8}").Changes);
+        }
+
+        state = state.Apply(TaskDefinitionCommands.Register(state, new RegisterTaskDefinitionRequest
+        {
+            Family = "job", ContainerDefinitions = { new ContainerDefinition { Name = "app", Image = "busybox", Memory = 16, Cpu = 8 } },
+        }, context).Changes);
+        for (var s = 0; s < schedules; s++)
+        {
+            state = state.Apply(ScheduleCommands.Create(state, new CreateScheduleRequest
+            {
+                Name = $"job-{s:D5}", ScheduleExpression = "rate(1 minute)", FlexibleTimeWindow = new FlexibleTimeWindow { Mode = "OFF" },
+                Target = new Target { Arn = "arn:aws:ecs:local:000000000000:cluster/default", EcsParameters = new EcsParameters { TaskDefinitionArn = "job" } },
+            }, context).Changes);
+        }
+
+        return state;
     }
 }

@@ -237,6 +237,9 @@ public sealed class ScaleRun(CoordinatorProcess coordinator, Fleet fleet)
         /// <summary>The bytes the process has sent to storage so far (its page-cache writes).</summary>
         public static long StorageWriteBytes(int pid) => Field($"/proc/{pid}/io", "write_bytes:");
 
+        /// <summary>The bytes the process has passed to write() and its kin so far, whether or not they reached storage yet.</summary>
+        public static long WrittenBytes(int pid) => Field($"/proc/{pid}/io", "wchar:");
+
         /// <summary>The number after <paramref name="name"/> in a /proc file of "name: value" lines.</summary>
         private static long Field(string path, string name) =>
             long.Parse(File.ReadLines(path).First(l => l.StartsWith(name, StringComparison.Ordinal))
