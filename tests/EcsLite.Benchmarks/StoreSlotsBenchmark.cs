@@ -14,10 +14,11 @@ namespace EcsLite.Benchmarks;
 /// passes of <see cref="SchedulePassBenchmark"/>'s fleet (random task ids, as the coordinator makes), mapped
 /// to store writes by <see cref="StateKeys"/>, all computed before anything is timed. They are written as the
 /// coordinator writes them: each pass one transaction, queued without waiting for the one before; each task's
-/// RUNNING report, then its STOPPED report, one transaction each from 16 callers; and the tasks of two slots
+/// RUNNING report, then its STOPPED report, one transaction each, from one caller per host (each waits for
+/// its last to commit, as a host's stream does); and the tasks of two slots
 /// before deleted (the benchmark coordinator's one-minute retention). Per slot: the time until all is durable,
 /// the process's CPU time (the store's work: nothing else runs), and the bytes it wrote: through write()
-/// (/proc wchar) and to storage (write_bytes).
+/// (/proc wchar) and to storage (write_bytes). At the end, the time to read every record back.
 /// Usage: ... store-slots [--schedules 10000] [--agents 1000] [--slots 4]
 /// </summary>
 internal static class StoreSlotsBenchmark
@@ -78,11 +79,14 @@ internal static class StoreSlotsBenchmark
                 rows.Add(($"slot {slot + 1}: {passes.Count} passes and {running.Count:N0} RUNNING reports", await MeasureAsync(store, async () =>
                 {
                     var committed = passes.Select(p => store.TxnAsync(p, default)).ToList(); // queued in order, as the passes are
-                    await Task.WhenAll(committed.Append(FromCallersAsync(store, running)));
+                    await Task.WhenAll(committed.Append(FromCallersAsync(store, running, agents)));
                 }), ""));
-                rows.Add(($"slot {slot + 1}: {stopped.Count:N0} STOPPED reports, {deleted.Count:N0} tasks deleted", await MeasureAsync(store, () => FromCallersAsync(store, [.. stopped, .. deleted])), ""));
+                rows.Add(($"slot {slot + 1}: {stopped.Count:N0} STOPPED reports, {deleted.Count:N0} tasks deleted", await MeasureAsync(store, () => FromCallersAsync(store, [.. stopped, .. deleted], agents)), ""));
             }
 
+            var read = Stopwatch.StartNew();
+            var records = (await store.RangeAsync("/", default)).Kvs.Count;
+            rows.Add(($"every record read, as a coordinator loads the state", $"{records:N0} in {read.ElapsedMilliseconds:N0} ms", ""));
             rows.Add(("store on disk at the end (database and log)", $"{store.SizeOnDisk / 1e6:N0} MB", ""));
             Report.Print(rows);
         }
@@ -104,11 +108,11 @@ internal static class StoreSlotsBenchmark
     private static List<TxnOp> Ops(IEnumerable<StateChange> changes, CoordinatorState before, CoordinatorState after, DateTimeOffset now) =>
         [.. changes.SelectMany(c => StateKeys.ToOps(c, before, after, now))];
 
-    /// <summary>Transactions from 16 callers, each waiting for its last to commit: agents' reports as the coordinator's streams write them.</summary>
-    private static Task FromCallersAsync(SqliteKeyValueStore store, IReadOnlyList<Txn> txns)
+    /// <summary>Transactions from <paramref name="callers"/> callers, each waiting for its last to commit.</summary>
+    private static Task FromCallersAsync(SqliteKeyValueStore store, IReadOnlyList<Txn> txns, int callers)
     {
         var next = -1;
-        return Task.WhenAll(Enumerable.Range(0, 16).Select(_ => Task.Run(async () =>
+        return Task.WhenAll(Enumerable.Range(0, callers).Select(_ => Task.Run(async () =>
         {
             for (var i = Interlocked.Increment(ref next); i < txns.Count; i = Interlocked.Increment(ref next))
             {

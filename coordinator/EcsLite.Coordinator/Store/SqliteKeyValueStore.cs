@@ -8,9 +8,13 @@ namespace EcsLite.Coordinator.Store;
 /// The embedded cluster store: one SQLite file in WAL mode with synchronous=FULL, so a commit is on
 /// disk before it is acknowledged. One writer loop applies transactions in arrival order and commits
 /// whatever has queued up as one SQLite transaction (group commit: one fsync for many writes).
-/// Every change is also kept in a history table, so a watcher can resume from a revision; the history
-/// is bounded in revisions and in bytes. The file gives back the space of what was deleted (incremental
-/// auto-vacuum), and the write-ahead log is truncated after checkpoints.
+/// Values are stored once, by revision (the history table), so a transaction appends its values in
+/// revision order; the keys table holds only each key's revisions and version. A watcher resumes from the
+/// history, which is bounded in revisions and in bytes: compaction drops values that are neither that recent
+/// nor a key's current one. (Keeping values in the keys table as well wrote each twice, and each changed key
+/// rewrote a whole page of it: a slot of 10,000 schedule fires passed 1-1.5 GB through write().)
+/// The file gives back the space of what was deleted (incremental auto-vacuum), and the write-ahead log is
+/// truncated after checkpoints.
 /// </summary>
 public sealed class SqliteKeyValueStore : IKeyValueStore
 {
@@ -29,6 +33,7 @@ public sealed class SqliteKeyValueStore : IKeyValueStore
     private readonly Task _writerLoop;
     private long _revision;
     private long _compactRevision;
+    private long _compactedUpTo; // the history rows up to here are a key's current value or gone (on disk: compact_revision)
     private long _commitsSinceCompaction;
 
     // The history's size per revision since the last compaction, oldest first: what a compaction by bytes cuts.
@@ -62,9 +67,8 @@ public sealed class SqliteKeyValueStore : IKeyValueStore
             PRAGMA synchronous = FULL;
             PRAGMA wal_autocheckpoint = 256;
             PRAGMA journal_size_limit = 4194304;
-            CREATE TABLE IF NOT EXISTS kv (
-                key TEXT PRIMARY KEY, value BLOB NOT NULL,
-                create_revision INTEGER NOT NULL, mod_revision INTEGER NOT NULL, version INTEGER NOT NULL) WITHOUT ROWID;
+            CREATE TABLE IF NOT EXISTS keys (
+                key TEXT PRIMARY KEY, create_revision INTEGER NOT NULL, mod_revision INTEGER NOT NULL, version INTEGER NOT NULL) WITHOUT ROWID;
             CREATE TABLE IF NOT EXISTS history (
                 revision INTEGER NOT NULL, key TEXT NOT NULL, value BLOB,
                 create_revision INTEGER NOT NULL, version INTEGER NOT NULL,
@@ -72,11 +76,25 @@ public sealed class SqliteKeyValueStore : IKeyValueStore
             CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
             INSERT OR IGNORE INTO meta VALUES ('revision', 0), ('compact_revision', 0);
             """);
+        if (Number(Scalar(_writer, "SELECT COUNT(*) FROM sqlite_schema WHERE name = 'kv'")) > 0)
+        {
+            // A store of an older build kept each current value in its keys table (kv): moved to the history, once.
+            Execute(_writer, """
+                BEGIN IMMEDIATE;
+                INSERT OR REPLACE INTO history (revision, key, value, create_revision, version)
+                    SELECT mod_revision, key, value, create_revision, version FROM kv;
+                INSERT INTO keys SELECT key, create_revision, mod_revision, version FROM kv;
+                DROP TABLE kv;
+                COMMIT;
+                """);
+        }
+
         _revision = ReadMeta(_writer, "revision");
-        _compactRevision = ReadMeta(_writer, "compact_revision");
+        _compactRevision = _compactedUpTo = ReadMeta(_writer, "compact_revision");
         using (var sizes = _writer.CreateCommand())
         {
-            sizes.CommandText = "SELECT revision, SUM(LENGTH(key) + COALESCE(LENGTH(value), 0)) FROM history GROUP BY revision ORDER BY revision";
+            sizes.CommandText = "SELECT revision, SUM(LENGTH(key) + COALESCE(LENGTH(value), 0)) FROM history WHERE revision > $compacted GROUP BY revision ORDER BY revision";
+            sizes.Parameters.AddWithValue("$compacted", _compactRevision);
             using var reader = sizes.ExecuteReader();
             while (reader.Read())
             {
@@ -119,7 +137,10 @@ public sealed class SqliteKeyValueStore : IKeyValueStore
         var revision = ReadMeta(connection, "revision", transaction);
         await using var command = connection.CreateCommand();
         command.Transaction = transaction;
-        command.CommandText = "SELECT key, value, create_revision, mod_revision, version FROM kv WHERE key >= $p AND key < $end ORDER BY key";
+        command.CommandText = """
+            SELECT k.key, h.value, k.create_revision, k.mod_revision, k.version FROM keys k CROSS JOIN history h ON h.revision = k.mod_revision AND h.key = k.key
+            WHERE k.key >= $p AND k.key < $end ORDER BY k.key
+            """;
         command.Parameters.AddWithValue("$p", prefix);
         command.Parameters.AddWithValue("$end", prefix + PrefixEnd);
         var kvs = new List<KeyValue>();
@@ -234,7 +255,7 @@ public sealed class SqliteKeyValueStore : IKeyValueStore
                 for (var i = 0; i < batch.Count; i++)
                 {
                     var before = events.Count;
-                    results[i] = Apply(statements, batch[i].Txn, ref revision, events);
+                    results[i] = Apply(statements, batch[i].Txn, ref revision, _compactRevision, events);
                     if (events.Count > before)
                     {
                         var bytes = events.Skip(before).Sum(e => (long)e.Kv.Key.Length + e.Kv.Value.Length);
@@ -324,7 +345,7 @@ public sealed class SqliteKeyValueStore : IKeyValueStore
         }
     }
 
-    private static TxnResult Apply(Statements statements, Txn txn, ref long revision, List<WatchEvent> events)
+    private static TxnResult Apply(Statements statements, Txn txn, ref long revision, long compactRevision, List<WatchEvent> events)
     {
         var succeeded = txn.Compares.All(statements.Holds);
         var ops = succeeded ? txn.Success : txn.Failure ?? [];
@@ -339,8 +360,8 @@ public sealed class SqliteKeyValueStore : IKeyValueStore
         {
             var change = op switch
             {
-                PutOp put => statements.Put(put.Key, put.Value, next),
-                DeleteOp delete => statements.Delete(delete.Key, next),
+                PutOp put => statements.Put(put.Key, put.Value, next, compactRevision),
+                DeleteOp delete => statements.Delete(delete.Key, next, compactRevision),
                 _ => throw new ArgumentOutOfRangeException(nameof(txn), op, "unknown operation"),
             };
             if (change is not null)
@@ -404,9 +425,10 @@ public sealed class SqliteKeyValueStore : IKeyValueStore
         {
             using var transaction = _writer.BeginTransaction(deferred: false);
             statements.Use(transaction);
-            statements.DeleteHistoryUpTo(upTo);
+            statements.DeleteHistory(_compactedUpTo, upTo);
             statements.SetMeta("compact_revision", upTo);
             transaction.Commit();
+            _compactedUpTo = upTo;
 
             while (_historySizes.TryPeek(out var oldest) && oldest.Revision <= upTo)
             {
@@ -490,27 +512,32 @@ public sealed class SqliteKeyValueStore : IKeyValueStore
         private readonly SqliteCommand _put;
         private readonly SqliteCommand _delete;
         private readonly SqliteCommand _history;
+        private readonly SqliteCommand _forget;
         private readonly SqliteCommand _meta;
         private readonly SqliteCommand _compact;
 
         public Statements(SqliteConnection connection)
         {
-            _read = Command(connection, "SELECT version, mod_revision FROM kv WHERE key = $key", "$key");
+            _read = Command(connection, "SELECT version, mod_revision FROM keys WHERE key = $key", "$key");
             _put = Command(connection, """
-                INSERT INTO kv (key, value, create_revision, mod_revision, version) VALUES ($key, $value, $rev, $rev, 1)
-                ON CONFLICT (key) DO UPDATE SET value = excluded.value, mod_revision = excluded.mod_revision, version = version + 1
+                INSERT INTO keys (key, create_revision, mod_revision, version) VALUES ($key, $rev, $rev, 1)
+                ON CONFLICT (key) DO UPDATE SET mod_revision = excluded.mod_revision, version = version + 1
                 RETURNING create_revision, version
-                """, "$key", "$value", "$rev");
-            _delete = Command(connection, "DELETE FROM kv WHERE key = $key RETURNING create_revision, version", "$key");
+                """, "$key", "$rev");
+            _delete = Command(connection, "DELETE FROM keys WHERE key = $key RETURNING create_revision, version, mod_revision", "$key");
             _history = Command(connection, "INSERT INTO history (revision, key, value, create_revision, version) VALUES ($rev, $key, $value, $create, $version)",
                 "$rev", "$key", "$value", "$create", "$version");
+            _forget = Command(connection, "DELETE FROM history WHERE revision = $rev AND key = $key", "$rev", "$key");
             _meta = Command(connection, "UPDATE meta SET value = $value WHERE name = $name", "$name", "$value");
-            _compact = Command(connection, "DELETE FROM history WHERE revision <= $rev", "$rev");
+            _compact = Command(connection, """
+                DELETE FROM history WHERE revision > $from AND revision <= $to
+                AND NOT EXISTS (SELECT 1 FROM keys WHERE keys.key = history.key AND keys.mod_revision = history.revision)
+                """, "$from", "$to");
         }
 
         public void Use(SqliteTransaction transaction)
         {
-            foreach (var command in new[] { _read, _put, _delete, _history, _meta, _compact })
+            foreach (var command in new[] { _read, _put, _delete, _history, _forget, _meta, _compact })
             {
                 command.Transaction = transaction;
             }
@@ -518,17 +545,7 @@ public sealed class SqliteKeyValueStore : IKeyValueStore
 
         public bool Holds(Compare compare)
         {
-            _read.Parameters[0].Value = compare.Key;
-            long version = 0, modRevision = 0;
-            using (var reader = _read.ExecuteReader())
-            {
-                if (reader.Read())
-                {
-                    version = reader.GetInt64(0);
-                    modRevision = reader.GetInt64(1);
-                }
-            }
-
+            var (version, modRevision) = Read(compare.Key);
             var actual = compare.Target == CompareTarget.Version ? version : modRevision;
             return compare.Result switch
             {
@@ -540,11 +557,15 @@ public sealed class SqliteKeyValueStore : IKeyValueStore
             };
         }
 
-        public WatchEvent Put(string key, byte[] value, long revision)
+        /// <summary>
+        /// Stores <paramref name="key"/>'s new value at <paramref name="revision"/>. The value it replaces stays as
+        /// history until compacted, unless it is from a revision compacted already (kept only as the current one).
+        /// </summary>
+        public WatchEvent Put(string key, byte[] value, long revision, long compactRevision)
         {
+            var (_, replaced) = Read(key);
             _put.Parameters[0].Value = key;
-            _put.Parameters[1].Value = value;
-            _put.Parameters[2].Value = revision;
+            _put.Parameters[1].Value = revision;
             long create, version;
             using (var reader = _put.ExecuteReader())
             {
@@ -554,13 +575,14 @@ public sealed class SqliteKeyValueStore : IKeyValueStore
             }
 
             AddHistory(revision, key, value, create, version);
+            ForgetIfCompacted(replaced, key, compactRevision);
             return new WatchEvent(WatchEventType.Put, new KeyValue(key, value, create, revision, version));
         }
 
-        public WatchEvent? Delete(string key, long revision)
+        public WatchEvent? Delete(string key, long revision, long compactRevision)
         {
             _delete.Parameters[0].Value = key;
-            long create, version;
+            long create, version, replaced;
             using (var reader = _delete.ExecuteReader())
             {
                 if (!reader.Read())
@@ -570,9 +592,11 @@ public sealed class SqliteKeyValueStore : IKeyValueStore
 
                 create = reader.GetInt64(0);
                 version = reader.GetInt64(1);
+                replaced = reader.GetInt64(2);
             }
 
             AddHistory(revision, key, null, create, version);
+            ForgetIfCompacted(replaced, key, compactRevision);
             return new WatchEvent(WatchEventType.Delete, new KeyValue(key, [], create, revision, version));
         }
 
@@ -583,10 +607,30 @@ public sealed class SqliteKeyValueStore : IKeyValueStore
             _meta.ExecuteNonQuery();
         }
 
-        public void DeleteHistoryUpTo(long revision)
+        /// <summary>Drops the history after <paramref name="from"/> up to <paramref name="to"/>, but for keys' current values.</summary>
+        public void DeleteHistory(long from, long to)
         {
-            _compact.Parameters[0].Value = revision;
+            _compact.Parameters[0].Value = from;
+            _compact.Parameters[1].Value = to;
             _compact.ExecuteNonQuery();
+        }
+
+        /// <summary>A key's version and the revision of its value (zeros for a key that does not exist).</summary>
+        private (long Version, long ModRevision) Read(string key)
+        {
+            _read.Parameters[0].Value = key;
+            using var reader = _read.ExecuteReader();
+            return reader.Read() ? (reader.GetInt64(0), reader.GetInt64(1)) : (0, 0);
+        }
+
+        private void ForgetIfCompacted(long revision, string key, long compactRevision)
+        {
+            if (revision > 0 && revision <= compactRevision)
+            {
+                _forget.Parameters[0].Value = revision;
+                _forget.Parameters[1].Value = key;
+                _forget.ExecuteNonQuery();
+            }
         }
 
         private void AddHistory(long revision, string key, byte[]? value, long create, long version)
