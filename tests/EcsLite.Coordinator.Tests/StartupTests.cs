@@ -45,6 +45,26 @@ public sealed class StartupTests(ITestOutputHelper output)
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(3);
 
     [Fact]
+    public async Task The_cluster_command_thread_runs_ahead_of_the_coordinators_other_threads()
+    {
+        // Run as root here, as CI runs: the unit's LimitNICE gives its unprivileged user the same.
+        await using var coordinator = await CoordinatorProcess.StartAsync();
+        var threads = Directory.GetDirectories($"/proc/{coordinator.ProcessId}/task")
+            .Select(task => (Name: File.ReadAllText($"{task}/comm").Trim(), Nice: Nice($"{task}/stat"))).ToList();
+        Assert.Equal(ClusterStateMachine.CommandThreadNice, threads.Single(t => t.Name == "cluster command").Nice); // "cluster commands", cut to 15 characters
+        var process = Nice($"/proc/{coordinator.ProcessId}/stat");
+        Assert.All(threads.Where(t => t.Name != "cluster command"), t => Assert.Equal(process, t.Nice));
+        Assert.DoesNotContain("runs at the process's priority", coordinator.Output, StringComparison.Ordinal);
+    }
+
+    /// <summary>The nice value in a /proc stat file (its 19th field; the name before it, in parentheses, may hold spaces).</summary>
+    private static int Nice(string stat)
+    {
+        var text = File.ReadAllText(stat);
+        return int.Parse(text[(text.LastIndexOf(')') + 2)..].Split(' ')[16], CultureInfo.InvariantCulture);
+    }
+
+    [Fact]
     public async Task A_call_that_arrives_while_the_state_loads_waits_for_it_and_is_answered_from_all_of_it()
     {
         // The port opens while the state loads (the first TLS handshakes run meanwhile); a call must not see
