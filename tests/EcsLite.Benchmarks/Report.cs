@@ -55,6 +55,19 @@ internal static class Report
 
     public static long WrittenBytes(int pid) => FleetSimulator.ScaleRun.Process.WrittenBytes(pid);
 
+    /// <summary>Calls <paramref name="call"/> for 0 to <paramref name="count"/> - 1 from <paramref name="callers"/> callers, each waiting for its last call to end.</summary>
+    public static Task FromCallersAsync(int callers, int count, Func<int, Task> call)
+    {
+        var next = -1;
+        return Task.WhenAll(Enumerable.Range(0, callers).Select(_ => Task.Run(async () =>
+        {
+            for (var i = Interlocked.Increment(ref next); i < count; i = Interlocked.Increment(ref next))
+            {
+                await call(i);
+            }
+        })));
+    }
+
     /// <summary>A process's share of one core over <paramref name="window"/>, in percent.</summary>
     public static Task<double> CpuPercentAsync(int pid, TimeSpan window) => FleetSimulator.ScaleRun.Process.CpuPercentAsync(pid, window);
 

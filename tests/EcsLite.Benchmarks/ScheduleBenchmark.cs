@@ -48,18 +48,11 @@ internal static class ScheduleBenchmark
         var boundary = MinuteOf(DateTimeOffset.UtcNow).AddMinutes(1);
         var scheduler = new Scheduler.SchedulerClient(coordinator.Channel);
         var created = Stopwatch.StartNew();
-        var next = -1;
-        await Task.WhenAll(Enumerable.Range(0, 16).Select(_ => Task.Run(async () =>
+        await Report.FromCallersAsync(16, schedules, i => scheduler.CreateScheduleAsync(new CreateScheduleRequest
         {
-            for (var i = Interlocked.Increment(ref next); i < schedules; i = Interlocked.Increment(ref next))
-            {
-                await scheduler.CreateScheduleAsync(new CreateScheduleRequest
-                {
-                    Name = $"job-{i:D5}", ScheduleExpression = "rate(1 minute)", FlexibleTimeWindow = new FlexibleTimeWindow { Mode = "OFF" },
-                    Target = new Target { Arn = "arn:aws:ecs:local:000000000000:cluster/default", EcsParameters = new EcsParameters { TaskDefinitionArn = "job" } },
-                });
-            }
-        })));
+            Name = $"job-{i:D5}", ScheduleExpression = "rate(1 minute)", FlexibleTimeWindow = new FlexibleTimeWindow { Mode = "OFF" },
+            Target = new Target { Arn = "arn:aws:ecs:local:000000000000:cluster/default", EcsParameters = new EcsParameters { TaskDefinitionArn = "job" } },
+        }).ResponseAsync);
         var createTime = created.Elapsed;
 
         // Measured over whole minutes from the schedules' first slot, for the same window as the baseline.
@@ -86,20 +79,16 @@ internal static class ScheduleBenchmark
 
         // Each fire's lateness, from the schedules' records of their last fires.
         var fires = new System.Collections.Concurrent.ConcurrentBag<(DateTimeOffset Slot, double Late)>();
-        next = -1;
-        await Task.WhenAll(Enumerable.Range(0, 16).Select(_ => Task.Run(async () =>
+        await Report.FromCallersAsync(16, schedules, async i =>
         {
-            for (var i = Interlocked.Increment(ref next); i < schedules; i = Interlocked.Increment(ref next))
+            foreach (var fire in (await scheduler.GetScheduleAsync(new GetScheduleRequest { Name = $"job-{i:D5}" })).LastFires)
             {
-                foreach (var fire in (await scheduler.GetScheduleAsync(new GetScheduleRequest { Name = $"job-{i:D5}" })).LastFires)
+                if (fire.SlotTime.ToDateTimeOffset() >= boundary && fire.SlotTime.ToDateTimeOffset() < boundary + window)
                 {
-                    if (fire.SlotTime.ToDateTimeOffset() >= boundary && fire.SlotTime.ToDateTimeOffset() < boundary + window)
-                    {
-                        fires.Add((fire.SlotTime.ToDateTimeOffset(), (fire.FiredAt.ToDateTimeOffset() - fire.SlotTime.ToDateTimeOffset()).TotalMilliseconds));
-                    }
+                    fires.Add((fire.SlotTime.ToDateTimeOffset(), (fire.FiredAt.ToDateTimeOffset() - fire.SlotTime.ToDateTimeOffset()).TotalMilliseconds));
                 }
             }
-        })));
+        });
         var fireLateness = fires.Select(f => f.Late).Order().ToList();
         var lastFires = string.Join(", ", fires.GroupBy(f => f.Slot).OrderBy(g => g.Key).Select(g => $"{g.Max(f => f.Late):N0} ms"));
         Report.Print(

@@ -76,12 +76,12 @@ internal static class StoreSlotsBenchmark
             for (var slot = 0; slot < slots; slot++)
             {
                 var (passes, running, stopped, deleted) = work[slot];
-                rows.Add(($"slot {slot + 1}: {passes.Count} passes and {running.Count:N0} RUNNING reports", await MeasureAsync(store, async () =>
+                rows.Add(($"slot {slot + 1}: {passes.Count} passes and {running.Count:N0} RUNNING reports", await MeasureAsync(async () =>
                 {
                     var committed = passes.Select(p => store.TxnAsync(p, default)).ToList(); // queued in order, as the passes are
                     await Task.WhenAll(committed.Append(FromCallersAsync(store, running, agents)));
                 }), ""));
-                rows.Add(($"slot {slot + 1}: {stopped.Count:N0} STOPPED reports, {deleted.Count:N0} tasks deleted", await MeasureAsync(store, () => FromCallersAsync(store, [.. stopped, .. deleted], agents)), ""));
+                rows.Add(($"slot {slot + 1}: {stopped.Count:N0} STOPPED reports, {deleted.Count:N0} tasks deleted", await MeasureAsync(() => FromCallersAsync(store, [.. stopped, .. deleted], agents)), ""));
             }
 
             var read = Stopwatch.StartNew();
@@ -109,19 +109,10 @@ internal static class StoreSlotsBenchmark
         [.. changes.SelectMany(c => StateKeys.ToOps(c, before, after, now))];
 
     /// <summary>Transactions from <paramref name="callers"/> callers, each waiting for its last to commit.</summary>
-    private static Task FromCallersAsync(SqliteKeyValueStore store, IReadOnlyList<Txn> txns, int callers)
-    {
-        var next = -1;
-        return Task.WhenAll(Enumerable.Range(0, callers).Select(_ => Task.Run(async () =>
-        {
-            for (var i = Interlocked.Increment(ref next); i < txns.Count; i = Interlocked.Increment(ref next))
-            {
-                await store.TxnAsync(txns[i], default);
-            }
-        })));
-    }
+    private static Task FromCallersAsync(SqliteKeyValueStore store, IReadOnlyList<Txn> txns, int callers) =>
+        Report.FromCallersAsync(callers, txns.Count, i => store.TxnAsync(txns[i], default));
 
-    private static async Task<string> MeasureAsync(SqliteKeyValueStore store, Func<Task> write)
+    private static async Task<string> MeasureAsync(Func<Task> write)
     {
         var pid = Environment.ProcessId;
         var (cpu, written, stored) = (Report.CpuTime(pid), Report.WrittenBytes(pid), Report.StorageWriteBytes(pid));

@@ -4,6 +4,7 @@ using EcsLite.Coordinator.Core.State;
 using EcsLite.Coordinator.State;
 using EcsLite.Coordinator.Store;
 using EcsLite.Store.V1;
+using EcsLite.FleetSimulator;
 using EcsLite.Testing;
 using Xunit.Abstractions;
 
@@ -57,12 +58,7 @@ public sealed class StartupTests(ITestOutputHelper output)
         Assert.DoesNotContain("runs at the process's priority", coordinator.Output, StringComparison.Ordinal);
     }
 
-    /// <summary>The nice value in a /proc stat file (its 19th field; the name before it, in parentheses, may hold spaces).</summary>
-    private static int Nice(string stat)
-    {
-        var text = File.ReadAllText(stat);
-        return int.Parse(text[(text.LastIndexOf(')') + 2)..].Split(' ')[16], CultureInfo.InvariantCulture);
-    }
+    private static int Nice(string stat) => int.Parse(ScaleRun.Process.StatFields(stat)[16], CultureInfo.InvariantCulture);
 
     [Fact]
     public async Task A_call_that_arrives_while_the_state_loads_waits_for_it_and_is_answered_from_all_of_it()

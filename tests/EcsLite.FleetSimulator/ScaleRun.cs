@@ -227,9 +227,18 @@ public sealed class ScaleRun(CoordinatorProcess coordinator, Fleet fleet)
     {
         public static TimeSpan CpuTime(int pid)
         {
-            var stat = File.ReadAllText($"/proc/{pid}/stat");
-            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+            var fields = StatFields($"/proc/{pid}/stat");
             return TimeSpan.FromSeconds((long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture)) / 100.0);
+        }
+
+        /// <summary>
+        /// The fields of a process's or thread's /proc stat file from the third (state) on: the name before them,
+        /// in parentheses, may hold spaces. Index 11 is utime, 16 the nice value.
+        /// </summary>
+        public static string[] StatFields(string path)
+        {
+            var stat = File.ReadAllText(path);
+            return stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
         }
 
         public static long RssKiB(int pid) => Field($"/proc/{pid}/status", "VmRSS:");
