@@ -49,21 +49,21 @@ public static class StateKeys
     /// </summary>
     private static TxnOp? ToOp(StateChange change, CoordinatorState before, CoordinatorState state, DateTimeOffset now) => change switch
     {
-        ContainerInstancePut put => new PutOp($"{ContainerInstances}{put.Instance.Cluster}/{put.Instance.ContainerInstance.ContainerInstanceArn.Split('/')[^1]}", put.Instance.ToByteArray()),
+        ContainerInstancePut put => new PutOp($"{ContainerInstances}{put.Instance.Cluster}/{put.Instance.ContainerInstance.ContainerInstanceArn.Split('/')[^1]}", put.Instance),
         AgentConnectionChanged changed => new PutOp(ConnectionKey(changed.ContainerInstanceArn),
             System.Text.Encoding.UTF8.GetBytes($"{changed.ContainerInstanceArn} {changed.At.ToUnixTimeMilliseconds()} {(changed.Connected ? 1 : 0)} {changed.Holder}".TrimEnd())),
         TaskPut put => new PutOp(
             $"{Tasks}{put.Task.Cluster}/{put.Task.Task.TaskArn.Split('/')[^1]}",
-            (state.RunsRegistered(put.Task) ? put.Task.With(put.Task.Task, null) : put.Task).ToByteArray()),
+            state.RunsRegistered(put.Task) ? put.Task.With(put.Task.Task, null) : put.Task),
         TaskRemoved removed => new DeleteOp($"{Tasks}{removed.Cluster}/{removed.TaskArn.Split('/')[^1]}"),
-        ServicePut put => new PutOp($"{Services}{put.Service.Cluster}/{put.Service.Service.ServiceName}", WithActions(put.Service, before, now).ToByteArray()),
+        ServicePut put => new PutOp($"{Services}{put.Service.Cluster}/{put.Service.Service.ServiceName}", WithActions(put.Service, before, now)),
         ServiceRemoved removed => new DeleteOp($"{Services}{removed.Cluster}/{removed.ServiceName}"),
         ContainerInstanceRemoved removed => new DeleteOp($"{ContainerInstances}{removed.Cluster}/{removed.ContainerInstanceArn.Split('/')[^1]}"),
-        SchedulePut put => new PutOp(Schedules + put.Schedule.Schedule.Name, put.Schedule.ToByteArray()),
+        SchedulePut put => new PutOp(Schedules + put.Schedule.Schedule.Name, put.Schedule),
         ScheduleRemoved removed => new DeleteOp(Schedules + removed.Name),
-        ClusterPut put => new PutOp(Clusters + put.Cluster.ClusterName, put.Cluster.ToByteArray()),
-        FamilyPut put => new PutOp(Families + put.Family, new TaskDefinitionFamilyRecord { Family = put.Family, LastRevision = put.LastRevision }.ToByteArray()),
-        TaskDefinitionPut put => new PutOp(TaskDefinitionKey(put.Definition.TaskDefinition.Family, put.Definition.TaskDefinition.Revision), put.Definition.ToByteArray()),
+        ClusterPut put => new PutOp(Clusters + put.Cluster.ClusterName, put.Cluster),
+        FamilyPut put => new PutOp(Families + put.Family, new TaskDefinitionFamilyRecord { Family = put.Family, LastRevision = put.LastRevision }),
+        TaskDefinitionPut put => new PutOp(TaskDefinitionKey(put.Definition.TaskDefinition.Family, put.Definition.TaskDefinition.Revision), put.Definition),
         TaskDefinitionRemoved removed => new DeleteOp(TaskDefinitionKey(removed.Family, removed.Revision)),
         _ => throw new ArgumentOutOfRangeException(nameof(change), change, "no key for this change"),
     };

@@ -1,3 +1,5 @@
+using Google.Protobuf;
+
 namespace EcsLite.Coordinator.Store;
 
 /// <summary>
@@ -48,7 +50,24 @@ public sealed record Compare(string Key, CompareTarget Target, CompareResult Res
 
 public abstract record TxnOp(string Key);
 
-public sealed record PutOp(string Key, byte[] Value) : TxnOp(Key);
+public sealed record PutOp : TxnOp
+{
+    private readonly IMessage? _record;
+    private byte[]? _value;
+
+    public PutOp(string key, byte[] value)
+        : base(key) => _value = value;
+
+    /// <summary>
+    /// A record serialized when the store writes it, on the store's writer rather than the caller's thread
+    /// (the cluster command thread, whose time decides when a schedule slot's last task is placed). The record
+    /// must not change once handed over, as the cluster state's records never do.
+    /// </summary>
+    public PutOp(string key, IMessage record)
+        : base(key) => _record = record;
+
+    public byte[] Value => _value ??= _record!.ToByteArray();
+}
 
 public sealed record DeleteOp(string Key) : TxnOp(Key);
 
