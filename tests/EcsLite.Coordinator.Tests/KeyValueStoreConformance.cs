@@ -39,6 +39,25 @@ public abstract class KeyValueStoreConformance
     }
 
     [Fact]
+    public async Task A_put_given_a_record_stores_the_records_bytes_serialized_by_the_store()
+    {
+        await using var store = await OpenAsync();
+        var schedule = new EcsLite.Store.V1.StoredSchedule { Schedule = new() { Name = "nightly", ScheduleExpression = "rate(1 minute)" } };
+        var start = await RevisionAsync(store);
+        await store.TxnAsync(Txn.Unconditional([new PutOp("/schedules/nightly", schedule), new PutOp("/b", B("1"))]), default);
+
+        var stored = (await store.RangeAsync("/schedules/", default)).Kvs.Single();
+        Assert.Equal(Google.Protobuf.MessageExtensions.ToByteArray(schedule), stored.Value);
+        Assert.Equal(schedule, EcsLite.Store.V1.StoredSchedule.Parser.ParseFrom(stored.Value));
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        await foreach (var response in store.WatchAsync("/schedules/", start + 1, cts.Token))
+        {
+            Assert.Equal(stored.Value, response.Events.Single().Kv.Value);
+            break;
+        }
+    }
+
+    [Fact]
     public async Task Compare_and_swap_applies_the_success_or_the_failure_branch()
     {
         await using var store = await OpenAsync();
