@@ -13,9 +13,10 @@ namespace EcsLite.Benchmarks;
 /// The embedded cluster store under slots of schedule fires, in process. The records are the real ones: the
 /// passes of <see cref="SchedulePassBenchmark"/>'s fleet (random task ids, as the coordinator makes), mapped
 /// to store writes by <see cref="StateKeys"/>, all computed before anything is timed (the store's writer
-/// serializes each record as it writes it, as in the coordinator). They are written as the coordinator writes them: each pass one transaction, queued without waiting for the one before; each task's
-/// RUNNING report, then its STOPPED report, one transaction each, from one caller per host (each waits for
-/// its last to commit, as a host's stream does); and the tasks of two slots
+/// serializes each record as it writes it, as in the coordinator). They are written as the coordinator
+/// writes them: each pass one transaction, queued without waiting for the one before; each task's RUNNING
+/// report, then its STOPPED report, one transaction each, from one caller per host (each waits for its last
+/// to commit, as a host's stream does); and the tasks of two slots
 /// before deleted (the benchmark coordinator's one-minute retention). Per slot: the time until all is durable,
 /// the process's CPU time (the store's work: nothing else runs), and the bytes it wrote: through write()
 /// (/proc wchar) and to storage (write_bytes). At the end, the time to read every record back.

@@ -1,5 +1,6 @@
 using System.Text;
 using EcsLite.Coordinator.Store;
+using Google.Protobuf;
 
 namespace EcsLite.Coordinator.Tests;
 
@@ -47,7 +48,7 @@ public abstract class KeyValueStoreConformance
         await store.TxnAsync(Txn.Unconditional([new PutOp("/schedules/nightly", schedule), new PutOp("/b", B("1"))]), default);
 
         var stored = (await store.RangeAsync("/schedules/", default)).Kvs.Single();
-        Assert.Equal(Google.Protobuf.MessageExtensions.ToByteArray(schedule), stored.Value);
+        Assert.Equal(schedule.ToByteArray(), stored.Value);
         Assert.Equal(schedule, EcsLite.Store.V1.StoredSchedule.Parser.ParseFrom(stored.Value));
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
         await foreach (var response in store.WatchAsync("/schedules/", start + 1, cts.Token))
