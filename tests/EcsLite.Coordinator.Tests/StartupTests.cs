@@ -3,8 +3,8 @@ using EcsLite.Api.V1;
 using EcsLite.Coordinator.Core.State;
 using EcsLite.Coordinator.State;
 using EcsLite.Coordinator.Store;
-using EcsLite.Store.V1;
 using EcsLite.FleetSimulator;
+using EcsLite.Store.V1;
 using EcsLite.Testing;
 using Xunit.Abstractions;
 
